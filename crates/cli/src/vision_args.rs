@@ -1,0 +1,100 @@
+//! Settings of the face pipeline shared by every subcommand that runs the models.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use facerec_vision::{
+    AnalyzerConfig, DetectorConfig, Device, FaceAnalyzer, IngestLimits, RuntimeConfig,
+};
+
+/// Where `scripts/setup.sh` puts its downloads, relative to the repository root.
+const VENDOR_DIR: &str = "vendor";
+const ORT_LIBRARY: &str = "onnxruntime/libonnxruntime.so.1.32.0";
+
+#[derive(Debug, Clone, Args)]
+pub struct VisionArgs {
+    /// Folder with scrfd_500m_bnkps.onnx and w600k_mbf.onnx [default: vendor/models, found from the
+    /// working directory or beside the binary]
+    #[arg(long, env = "FACEREC_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Path of libonnxruntime.so [default: vendor/onnxruntime/libonnxruntime.so.1.32.0]
+    #[arg(long, env = "FACEREC_ORT_LIB")]
+    pub ort_lib: Option<PathBuf>,
+    /// Inference device: cpu, cuda or cuda:N
+    #[arg(long, env = "FACEREC_DEVICE", default_value = "cpu")]
+    pub device: Device,
+    /// Threads inside one inference
+    #[arg(long, env = "FACEREC_INTRA_THREADS", default_value_t = 1)]
+    pub intra_threads: usize,
+    /// Side of the detector's square input (a multiple of 32)
+    #[arg(long, env = "FACEREC_DET_SIZE", default_value_t = 640)]
+    pub det_size: u32,
+    /// Minimum detection score
+    #[arg(long, env = "FACEREC_DET_THRESHOLD", default_value_t = 0.5)]
+    pub det_threshold: f32,
+    /// Largest accepted image file, in bytes
+    #[arg(long, env = "FACEREC_MAX_IMAGE_BYTES", default_value_t = IngestLimits::default().max_bytes)]
+    pub max_image_bytes: usize,
+    /// Largest accepted image, in pixels (width x height)
+    #[arg(long, env = "FACEREC_MAX_IMAGE_PIXELS", default_value_t = IngestLimits::default().max_pixels)]
+    pub max_image_pixels: u64,
+    /// Largest accepted image side, in pixels
+    #[arg(long, env = "FACEREC_MAX_IMAGE_SIDE", default_value_t = IngestLimits::default().max_side)]
+    pub max_image_side: u32,
+}
+
+impl VisionArgs {
+    pub fn ingest_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_bytes: self.max_image_bytes,
+            max_pixels: self.max_image_pixels,
+            max_side: self.max_image_side,
+        }
+    }
+
+    pub fn analyzer_config(&self) -> anyhow::Result<AnalyzerConfig> {
+        let models_dir = match &self.models_dir {
+            Some(dir) => dir.clone(),
+            None => find_vendored("models")
+                .context("model folder not found: run `make setup` or set FACEREC_MODELS_DIR")?,
+        };
+        let library = match &self.ort_lib {
+            Some(path) => path.clone(),
+            None => find_vendored(ORT_LIBRARY).context(
+                "ONNX Runtime library not found: run `make setup` or set FACEREC_ORT_LIB",
+            )?,
+        };
+        let runtime = RuntimeConfig {
+            library,
+            device: self.device,
+            intra_threads: self.intra_threads,
+        };
+        let mut config = AnalyzerConfig::with_models_dir(&models_dir, runtime);
+        config.detector = DetectorConfig {
+            input_size: self.det_size,
+            score_threshold: self.det_threshold,
+            ..DetectorConfig::default()
+        };
+        Ok(config)
+    }
+
+    pub fn load_analyzer(&self) -> anyhow::Result<FaceAnalyzer> {
+        Ok(FaceAnalyzer::load(&self.analyzer_config()?)?)
+    }
+}
+
+/// Looks for `vendor/<relative>` in the working directory, then beside the binary
+/// (`target/release/facerec` -> `vendor/`).
+fn find_vendored(relative: &str) -> Option<PathBuf> {
+    let from_cwd = Path::new(VENDOR_DIR).join(relative);
+    if from_cwd.exists() {
+        return Some(from_cwd);
+    }
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .take(4)
+        .map(|dir| dir.join(VENDOR_DIR).join(relative))
+        .find(|candidate| candidate.exists())
+}

@@ -1,0 +1,183 @@
+//! The whole face pipeline on one image: detect, align, embed.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use sha2::{Digest, Sha256};
+
+use crate::align::{align_face, FaceChip};
+use crate::detect::{Detection, Detector, DetectorConfig};
+use crate::embed::Embedder;
+use crate::embedding::NormalizedEmbedding;
+use crate::error::{RuntimeError, VisionError};
+use crate::ingest::{decode_image, IngestLimits};
+use crate::quality::FaceQuality;
+use crate::runtime::{open_session, RuntimeConfig};
+
+/// File names of the InsightFace `buffalo_s` models this project ships with (via `scripts/setup.sh`).
+pub const DETECTOR_FILE: &str = "scrfd_500m_bnkps.onnx";
+pub const EMBEDDER_FILE: &str = "w600k_mbf.onnx";
+/// Embeddings from different models are not comparable; stored faces carry this name.
+pub const EMBEDDER_NAME: &str = "buffalo_s/w600k_mbf";
+
+/// Everything needed to load the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyzerConfig {
+    pub detector_model: PathBuf,
+    pub embedder_model: PathBuf,
+    pub runtime: RuntimeConfig,
+    pub detector: DetectorConfig,
+}
+
+impl AnalyzerConfig {
+    /// The standard model files in `models_dir`.
+    pub fn with_models_dir(models_dir: &Path, runtime: RuntimeConfig) -> Self {
+        Self {
+            detector_model: models_dir.join(DETECTOR_FILE),
+            embedder_model: models_dir.join(EMBEDDER_FILE),
+            runtime,
+            detector: DetectorConfig::default(),
+        }
+    }
+}
+
+/// Identifies the embedding model: its name and the sha256 of its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelId {
+    pub name: String,
+    pub sha256: String,
+}
+
+impl std::fmt::Display for ModelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@sha256:{}", self.name, self.sha256)
+    }
+}
+
+/// One face found in an image, with everything the pipeline knows about it.
+#[derive(Debug, Clone)]
+pub struct AnalyzedFace {
+    pub detection: Detection,
+    pub embedding: NormalizedEmbedding,
+    pub quality: FaceQuality,
+}
+
+/// An image's analysis: its upright size and its faces, strongest detection first.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub width: u32,
+    pub height: u32,
+    pub faces: Vec<AnalyzedFace>,
+}
+
+/// Detector and embedder together. Inference needs `&mut self` (ONNX sessions are not shared between
+/// threads here): a server keeps one analyzer per worker thread.
+pub struct FaceAnalyzer {
+    detector: Detector,
+    embedder: Embedder,
+    model_id: ModelId,
+}
+
+impl FaceAnalyzer {
+    pub fn load(config: &AnalyzerConfig) -> Result<Self, RuntimeError> {
+        let detector = Detector::new(
+            open_session(&config.detector_model, &config.runtime)?,
+            config.detector,
+        )?;
+        let embedder = Embedder::new(open_session(&config.embedder_model, &config.runtime)?)?;
+        let sha256 = sha256_file(&config.embedder_model).map_err(|e| RuntimeError::ModelLoad {
+            path: config.embedder_model.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            detector,
+            embedder,
+            model_id: ModelId {
+                name: EMBEDDER_NAME.into(),
+                sha256,
+            },
+        })
+    }
+
+    /// The embedding model's identity, stored beside every embedding.
+    pub fn model_id(&self) -> &ModelId {
+        &self.model_id
+    }
+
+    pub fn embedding_dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// Decodes untrusted bytes and analyzes the image.
+    pub fn analyze_bytes(
+        &mut self,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Analysis, VisionError> {
+        let image = decode_image(bytes, limits)?;
+        Ok(self.analyze(&image)?)
+    }
+
+    /// Detects every face, aligns each and embeds them all in one batch.
+    pub fn analyze(&mut self, image: &RgbImage) -> Result<Analysis, RuntimeError> {
+        let detections = self.detect(image)?;
+        let faces = self.embed_detections(image, detections)?;
+        Ok(Analysis {
+            width: image.width(),
+            height: image.height(),
+            faces,
+        })
+    }
+
+    /// Detection alone.
+    pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>, RuntimeError> {
+        self.detector.detect(image)
+    }
+
+    /// Aligns and embeds already detected faces (for callers that detect more often than they embed,
+    /// such as a tracker on a video stream).
+    pub fn embed_detections(
+        &mut self,
+        image: &RgbImage,
+        detections: Vec<Detection>,
+    ) -> Result<Vec<AnalyzedFace>, RuntimeError> {
+        let chips: Vec<FaceChip> = detections
+            .iter()
+            .map(|d| align_face(image, &d.landmarks))
+            .collect();
+        let embedded = self.embedder.embed(&chips)?;
+        Ok(detections
+            .into_iter()
+            .zip(embedded)
+            .map(|(detection, e)| AnalyzedFace {
+                quality: FaceQuality::measure(&detection, e.raw_norm),
+                detection,
+                embedding: e.embedding,
+            })
+            .collect())
+    }
+
+    /// Embeds aligned chips directly (benchmarks and tests time the stages apart).
+    pub fn embed_chips(
+        &mut self,
+        chips: &[FaceChip],
+    ) -> Result<Vec<crate::embed::Embedded>, RuntimeError> {
+        self.embedder.embed(chips)
+    }
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
