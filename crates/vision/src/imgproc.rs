@@ -5,15 +5,20 @@
 
 use image::RgbImage;
 
-/// One output coordinate's two source taps and the weight of the second.
+/// OpenCV's fixed-point scale for interpolation weights (`INTER_RESIZE_COEF_BITS = 11`).
+const COEF_SCALE: f32 = 2048.0;
+
+/// One output coordinate's two source taps and their fixed-point weights.
 #[derive(Debug, Clone, Copy)]
 struct Tap {
     i0: usize,
     i1: usize,
-    w1: f32,
+    w0: i16,
+    w1: i16,
 }
 
-/// OpenCV's INTER_LINEAR sampling: pixel centres aligned (`(d + 0.5) * scale - 0.5`), edges clamped.
+/// OpenCV's INTER_LINEAR sampling: pixel centres aligned (`(d + 0.5) * scale - 0.5`, computed in f32
+/// as OpenCV does), edges clamped, weights rounded to 11 fractional bits.
 fn linear_taps(src_len: u32, dst_len: u32) -> Vec<Tap> {
     let scale = f64::from(src_len) / f64::from(dst_len);
     let last = src_len as usize - 1;
@@ -21,7 +26,7 @@ fn linear_taps(src_len: u32, dst_len: u32) -> Vec<Tap> {
         .map(|d| {
             let f = ((f64::from(d) + 0.5) * scale - 0.5) as f32;
             let floor = f.floor();
-            let (i0, w1) = if floor < 0.0 {
+            let (i0, frac) = if floor < 0.0 {
                 (0, 0.0)
             } else if floor as usize >= last {
                 (last, 0.0)
@@ -31,35 +36,42 @@ fn linear_taps(src_len: u32, dst_len: u32) -> Vec<Tap> {
             Tap {
                 i0,
                 i1: (i0 + 1).min(last),
-                w1,
+                w0: ((1.0 - frac) * COEF_SCALE).round_ties_even() as i16,
+                w1: (frac * COEF_SCALE).round_ties_even() as i16,
             }
         })
         .collect()
 }
 
-/// Bilinear resize of an RGB image, as `cv2.resize(img, (width, height))` does it.
+/// Bilinear resize of an RGB image, bit-exact with `cv2.resize(img, (width, height))` on x86: integer
+/// horizontal pass, then OpenCV's SIMD vertical blend (`VResizeLinearVec_32s8u`), whose rounding
+/// differs from the textbook formula by up to one level. Exact halving takes OpenCV's INTER_AREA
+/// shortcut, as `cv2.resize` does.
 pub fn resize_bilinear(src: &RgbImage, width: u32, height: u32) -> RgbImage {
     assert!(width > 0 && height > 0, "resize to an empty image");
     if src.dimensions() == (width, height) {
         return src.clone();
     }
+    if src.width() == 2 * width && src.height() == 2 * height {
+        return halve(src);
+    }
     let xs = linear_taps(src.width(), width);
     let ys = linear_taps(src.height(), height);
     let src_stride = src.width() as usize * 3;
     let raw = src.as_raw();
-    let mut out = vec![0u8; width as usize * height as usize * 3];
-    // Horizontal pass into two float rows, then a vertical blend; rows are reused when consecutive
-    // output rows read the same source rows.
-    let mut row0 = vec![0f32; width as usize * 3];
-    let mut row1 = vec![0f32; width as usize * 3];
+    let row_len = width as usize * 3;
+    let mut out = vec![0u8; row_len * height as usize];
+    // Horizontal pass into two integer rows (scaled by 2048), then the vertical blend; rows are reused
+    // while consecutive output rows read the same source rows.
+    let mut row0 = vec![0i32; row_len];
+    let mut row1 = vec![0i32; row_len];
     let mut cached: Option<(usize, usize)> = None;
-    let horizontal = |y: usize, row: &mut [f32]| {
+    let horizontal = |y: usize, row: &mut [i32]| {
         let line = &raw[y * src_stride..(y + 1) * src_stride];
         for (x, t) in xs.iter().enumerate() {
             for c in 0..3 {
-                let a = f32::from(line[t.i0 * 3 + c]);
-                let b = f32::from(line[t.i1 * 3 + c]);
-                row[x * 3 + c] = a + (b - a) * t.w1;
+                row[x * 3 + c] = i32::from(line[t.i0 * 3 + c]) * i32::from(t.w0)
+                    + i32::from(line[t.i1 * 3 + c]) * i32::from(t.w1);
             }
         }
     };
@@ -69,12 +81,38 @@ pub fn resize_bilinear(src: &RgbImage, width: u32, height: u32) -> RgbImage {
             horizontal(t.i1, &mut row1);
             cached = Some((t.i0, t.i1));
         }
-        let dst = &mut out[y * width as usize * 3..(y + 1) * width as usize * 3];
-        for ((d, a), b) in dst.iter_mut().zip(&row0).zip(&row1) {
-            *d = round_u8(a + (b - a) * t.w1);
+        let (b0, b1) = (i32::from(t.w0), i32::from(t.w1));
+        let dst = &mut out[y * row_len..(y + 1) * row_len];
+        for ((d, &s0), &s1) in dst.iter_mut().zip(&row0).zip(&row1) {
+            // v_mul_hi on 16-bit lanes of the >>4 pre-shifted sums, then a rounding shift by 2.
+            let t0 = ((s0 >> 4).clamp(-32768, 32767) * b0) >> 16;
+            let t1 = ((s1 >> 4).clamp(-32768, 32767) * b1) >> 16;
+            *d = ((t0 + t1 + 2) >> 2).clamp(0, 255) as u8;
         }
     }
     RgbImage::from_raw(width, height, out).expect("buffer sized for the image")
+}
+
+/// Exact 2x downscale by 2x2 averaging with rounding (OpenCV's `resizeAreaFast`).
+fn halve(src: &RgbImage) -> RgbImage {
+    let (w, h) = (src.width() / 2, src.height() / 2);
+    let stride = src.width() as usize * 3;
+    let raw = src.as_raw();
+    let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..h as usize {
+        let (top, bottom) = (&raw[2 * y * stride..], &raw[(2 * y + 1) * stride..]);
+        for x in 0..w as usize {
+            for c in 0..3 {
+                let i = 6 * x + c;
+                let sum = u16::from(top[i])
+                    + u16::from(top[i + 3])
+                    + u16::from(bottom[i])
+                    + u16::from(bottom[i + 3]);
+                out.push(((sum + 2) >> 2) as u8);
+            }
+        }
+    }
+    RgbImage::from_raw(w, h, out).expect("buffer sized for the image")
 }
 
 /// 2x3 affine matrix `[[a, b, c], [d, e, f]]` mapping source (x, y) to destination

@@ -90,7 +90,21 @@ pub fn decode_image(bytes: &[u8], limits: &IngestLimits) -> Result<RgbImage, Ing
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    let mut image = match format {
+        ImageFormat::Jpeg => {
+            if !jpeg::has_end_of_image(bytes) {
+                return Err(IngestError::Corrupt(
+                    "truncated JPEG: the end-of-image marker is missing".into(),
+                ));
+            }
+            // libjpeg cannot convert a few rare variants (CMYK/YCCK) to RGB; the image crate can.
+            match jpeg::decode_rgb(bytes) {
+                Ok(rgb) => DynamicImage::ImageRgb8(rgb),
+                Err(_) => DynamicImage::from_decoder(decoder).map_err(classify)?,
+            }
+        }
+        _ => DynamicImage::from_decoder(decoder).map_err(classify)?,
+    };
     image.apply_orientation(orientation);
     Ok(to_rgb8_like_opencv(image))
 }
@@ -143,6 +157,81 @@ fn classify(err: image::ImageError) -> IngestError {
             IngestError::Corrupt(format!("unsupported variant: {e}"))
         }
         other => IngestError::Corrupt(other.to_string()),
+    }
+}
+
+/// JPEG through libjpeg-turbo's decoder (mozjpeg's copy of it), the decoder inside OpenCV.
+mod jpeg {
+    use image::RgbImage;
+
+    /// Decodes to RGB with libjpeg's defaults (accurate integer IDCT, fancy upsampling).
+    pub(super) fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
+        // libjpeg reports fatal errors by unwinding out of the C code (mozjpeg's "unwinding" error
+        // manager); this is the boundary where they become values again.
+        std::panic::catch_unwind(|| -> std::io::Result<RgbImage> {
+            let mut started = mozjpeg::Decompress::new_mem(bytes)?.rgb()?;
+            let (width, height) = (started.width() as u32, started.height() as u32);
+            let pixels = started.read_scanlines::<u8>()?;
+            started.finish()?;
+            RgbImage::from_raw(width, height, pixels).ok_or_else(|| {
+                std::io::Error::other("decoder returned fewer pixels than its header announced")
+            })
+        })
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "libjpeg failed".to_owned())
+        })?
+        .map_err(|e| e.to_string())
+    }
+
+    /// Whether an end-of-image marker follows the first scan. Entropy-coded data cannot contain the
+    /// bytes FF D9 (an FF there is always followed by 00 or a restart marker), so their absence after the
+    /// start of scan means the file was cut short; data appended after the marker (motion photos, vendor
+    /// trailers) is fine. libjpeg itself only warns and pads a truncated image with grey.
+    pub(super) fn has_end_of_image(bytes: &[u8]) -> bool {
+        let Some(scan) = start_of_scan(bytes) else {
+            return false;
+        };
+        bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9])
+    }
+
+    /// Offset of the first SOS marker, found by walking the marker segments from SOI.
+    fn start_of_scan(bytes: &[u8]) -> Option<usize> {
+        let mut i = 2; // after SOI
+        while i + 4 <= bytes.len() {
+            if bytes[i] != 0xFF {
+                return None;
+            }
+            match bytes[i + 1] {
+                0xFF => i += 1, // fill byte
+                0xDA => return Some(i),
+                0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
+                _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn finds_the_end_marker_only_after_the_scan() {
+            // SOI, an APP1 segment whose payload contains FF D9 (a thumbnail), SOS, data, EOI.
+            let complete = [
+                0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x04, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF,
+                0xD9,
+            ];
+            assert!(has_end_of_image(&complete));
+            assert!(
+                !has_end_of_image(&complete[..complete.len() - 2]),
+                "cut before EOI"
+            );
+            assert!(!has_end_of_image(&complete[..8]), "no scan at all");
+        }
     }
 }
 

@@ -1,0 +1,48 @@
+//! Shared by the integration tests: where the fetched models, runtime and photos are.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use facerec_vision::{AnalyzerConfig, Device, FaceAnalyzer, RuntimeConfig};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// Models and ONNX Runtime as `scripts/setup.sh` lays them out (or as FACEREC_* variables say).
+pub fn analyzer() -> FaceAnalyzer {
+    let vendor = workspace_root().join("vendor");
+    let models = std::env::var_os("FACEREC_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(vendor.join("models"));
+    let library = std::env::var_os("FACEREC_ORT_LIB")
+        .map(PathBuf::from)
+        .unwrap_or(vendor.join("onnxruntime/libonnxruntime.so.1.32.0"));
+    let config = AnalyzerConfig::with_models_dir(
+        &models,
+        RuntimeConfig {
+            library,
+            device: Device::Cpu,
+            intra_threads: 1,
+        },
+    );
+    FaceAnalyzer::load(&config).unwrap_or_else(|e| panic!("{e} — run `make setup-test` first"))
+}
+
+/// The photos fetched from registry packages, described by `fixtures/registry_reference.jsonl`.
+pub fn registry_photos() -> (PathBuf, PathBuf) {
+    let root = workspace_root();
+    (
+        root.join("fixtures/registry_reference.jsonl"),
+        root.join("vendor/fixtures/registry"),
+    )
+}
+
+/// `../shared/faces` beside the checkout, when this machine has it.
+pub fn shared_faces() -> Option<PathBuf> {
+    let dir = workspace_root().join("../shared/faces");
+    dir.join("reference.jsonl").is_file().then_some(dir)
+}
