@@ -181,19 +181,33 @@ fn letterbox(image: &RgbImage, side: u32, tensor: &mut [f32]) -> f32 {
     let scale = new_h as f32 / h as f32;
     let resized = resize_bilinear(image, new_w, new_h);
 
-    let plane = (side * side) as usize;
-    tensor.fill((0.0 - INPUT_MEAN) / INPUT_STD);
-    for (y, row) in resized
-        .as_raw()
-        .chunks_exact(new_w as usize * 3)
+    // Planar RGB, normalized through a lookup table; only the padding is filled separately.
+    let lut: [f32; 256] = std::array::from_fn(|v| (v as f32 - INPUT_MEAN) / INPUT_STD);
+    let pad = lut[0];
+    let (side, new_w) = (side as usize, new_w as usize);
+    let plane = side * side;
+    let (r_plane, rest) = tensor.split_at_mut(plane);
+    let (g_plane, b_plane) = rest.split_at_mut(plane);
+    for (y, ((r_row, g_row), b_row)) in r_plane
+        .chunks_exact_mut(side)
+        .zip(g_plane.chunks_exact_mut(side))
+        .zip(b_plane.chunks_exact_mut(side))
         .enumerate()
     {
-        let offset = y * side as usize;
-        for (x, px) in row.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                tensor[c * plane + offset + x] = (f32::from(px[c]) - INPUT_MEAN) / INPUT_STD;
+        let filled = if y < new_h as usize {
+            let src = &resized.as_raw()[y * new_w * 3..(y + 1) * new_w * 3];
+            for (x, px) in src.chunks_exact(3).enumerate() {
+                r_row[x] = lut[usize::from(px[0])];
+                g_row[x] = lut[usize::from(px[1])];
+                b_row[x] = lut[usize::from(px[2])];
             }
-        }
+            new_w
+        } else {
+            0
+        };
+        r_row[filled..].fill(pad);
+        g_row[filled..].fill(pad);
+        b_row[filled..].fill(pad);
     }
     scale
 }

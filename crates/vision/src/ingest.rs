@@ -79,12 +79,17 @@ pub fn decode_image(bytes: &[u8], limits: &IngestLimits) -> Result<RgbImage, Ing
     }
     let format = ImageFormat::sniff(bytes).ok_or(IngestError::UnsupportedFormat)?;
 
+    // The header is read without the decoder's own limits so that an oversized image gets our precise
+    // error; the limits are armed before any pixel is decoded.
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
-    reader.limits(decoder_limits(limits));
+    reader.no_limits();
     let mut decoder = reader.into_decoder().map_err(classify)?;
 
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height, limits)?;
+    decoder
+        .set_limits(decoder_limits(limits))
+        .map_err(classify)?;
 
     // A broken EXIF block is not worth refusing a photo for: it just stays as stored.
     let orientation = decoder

@@ -80,8 +80,9 @@ fn environment(library: &Path) -> Result<&'static Environment, RuntimeError> {
     })
 }
 
-/// Opens one model as an inference session on the configured device.
-pub(crate) fn open_session(model: &Path, config: &RuntimeConfig) -> Result<Session, RuntimeError> {
+/// Opens one model as an inference session on the configured device (public for benchmarks that time
+/// bare model runs with the same settings).
+pub fn open_session(model: &Path, config: &RuntimeConfig) -> Result<Session, RuntimeError> {
     let env = environment(&config.library)?;
     if !model.is_file() {
         return Err(RuntimeError::ModelMissing {
