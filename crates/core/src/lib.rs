@@ -1,0 +1,18 @@
+//! # facerec-core
+//!
+//! The domain of facerec, free of HTTP and SQL: persons and their faces, consent, the [`Store`] trait
+//! that databases implement, the enrollment quality policy and the [`Matcher`], the one place where a
+//! similarity becomes "this is X" or "unknown".
+
+pub mod domain;
+pub mod enrollment;
+pub mod matching;
+pub mod store;
+
+pub use domain::*;
+pub use enrollment::{PoorQuality, QualityPolicy};
+pub use matching::{Candidate, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD};
+pub use store::{Store, StoreError, StoreResult};
+
+/// Length of the embeddings stored and compared (ArcFace: 512).
+pub const EMBEDDING_DIM: usize = 512;

@@ -1,0 +1,174 @@
+//! Matching: the one place where similarities become identities.
+
+use facerec_vision::Similarity;
+use serde::Serialize;
+
+use crate::domain::{FaceId, PersonId};
+
+/// Default decision threshold on cosine similarity for buffalo_s / w600k_mbf.
+///
+/// Chosen on `../shared/faces` (282 single-face photos of 80 people, InsightFace's own embeddings):
+/// at 0.30, 0 of 543 same-person pairs are rejected and 4 of 39,078 different-person pairs are
+/// accepted (0.010%; three are Serena vs Venus Williams). 0.5 would reject 15.8% of genuine pairs,
+/// and the 0.7 of the original design 76%. See README, "Matching threshold".
+pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.30;
+
+/// A similarity threshold, within [-1, 1].
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct Threshold(f32);
+
+impl Threshold {
+    pub fn new(value: f32) -> Result<Self, String> {
+        if !(-1.0..=1.0).contains(&value) {
+            return Err(format!("threshold {value} is outside [-1, 1]"));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn value(self) -> f32 {
+        self.0
+    }
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Self(DEFAULT_MATCH_THRESHOLD)
+    }
+}
+
+impl std::str::FromStr for Threshold {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let v: f32 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number"))?;
+        Self::new(v)
+    }
+}
+
+/// A person considered for a face.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub person_id: PersonId,
+    pub face_id: FaceId,
+    pub name: String,
+    pub similarity: Similarity,
+}
+
+/// The verdict for one face: the best candidate if it clears the threshold, else unknown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recognition {
+    pub threshold: Threshold,
+    /// The best candidate when it clears the threshold; `None` means unknown.
+    #[serde(rename = "match")]
+    pub matched: Option<Candidate>,
+    /// Every candidate considered, best first (the best and the runner-up included).
+    pub candidates: Vec<Candidate>,
+}
+
+impl Recognition {
+    pub fn is_match(&self) -> bool {
+        self.matched.is_some()
+    }
+
+    pub fn best(&self) -> Option<&Candidate> {
+        self.candidates.first()
+    }
+
+    pub fn runner_up(&self) -> Option<&Candidate> {
+        self.candidates.get(1)
+    }
+}
+
+/// Turns ranked candidates into a decision. One threshold, configured once, used everywhere.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Matcher {
+    threshold: Threshold,
+}
+
+impl Matcher {
+    pub fn new(threshold: Threshold) -> Self {
+        Self { threshold }
+    }
+
+    pub fn threshold(&self) -> Threshold {
+        self.threshold
+    }
+
+    /// A matcher for one request that asked for its own threshold.
+    pub fn with_threshold(&self, threshold: Option<Threshold>) -> Self {
+        Self {
+            threshold: threshold.unwrap_or(self.threshold),
+        }
+    }
+
+    /// Whether a similarity means "same person".
+    pub fn accepts(&self, similarity: Similarity) -> bool {
+        similarity.value() >= self.threshold.value()
+    }
+
+    /// Ranks candidates (best first) and decides.
+    pub fn decide(&self, mut candidates: Vec<Candidate>) -> Recognition {
+        candidates.sort_by(|a, b| b.similarity.value().total_cmp(&a.similarity.value()));
+        let matched = candidates
+            .first()
+            .filter(|c| self.accepts(c.similarity))
+            .cloned();
+        Recognition {
+            threshold: self.threshold,
+            matched,
+            candidates,
+        }
+    }
+}
+
+impl Default for Matcher {
+    fn default() -> Self {
+        Self::new(Threshold::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(name: &str, similarity: f32) -> Candidate {
+        Candidate {
+            person_id: PersonId::new(),
+            face_id: FaceId::new(),
+            name: name.into(),
+            similarity: Similarity::new(similarity),
+        }
+    }
+
+    #[test]
+    fn best_candidate_above_threshold_matches_with_runner_up_reported() {
+        let r = Matcher::default().decide(vec![candidate("b", 0.2), candidate("a", 0.61)]);
+        assert_eq!(r.matched.as_ref().unwrap().name, "a");
+        assert_eq!(r.runner_up().unwrap().name, "b");
+        assert_eq!(r.threshold.value(), DEFAULT_MATCH_THRESHOLD);
+    }
+
+    #[test]
+    fn below_threshold_or_nothing_is_unknown() {
+        assert!(!Matcher::default()
+            .decide(vec![candidate("a", 0.29)])
+            .is_match());
+        assert!(!Matcher::default().decide(vec![]).is_match());
+        let strict = Matcher::default().with_threshold(Some(Threshold::new(0.7).unwrap()));
+        assert!(!strict.decide(vec![candidate("a", 0.61)]).is_match());
+        assert!(
+            strict.accepts(Similarity::new(0.7)),
+            "the threshold itself matches"
+        );
+    }
+
+    #[test]
+    fn thresholds_outside_the_cosine_range_are_refused() {
+        assert!(Threshold::new(1.5).is_err());
+        assert!("abc".parse::<Threshold>().is_err());
+        assert_eq!("0.4".parse::<Threshold>().unwrap().value(), 0.4);
+    }
+}

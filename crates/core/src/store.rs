@@ -1,0 +1,145 @@
+//! The storage contract. Implementations: SQLite (embedded default) and PostgreSQL + pgvector
+//! (facerec-store). Every method is one transaction: a failure leaves nothing half-written.
+
+use async_trait::async_trait;
+use facerec_vision::{EmbeddingError, NormalizedEmbedding};
+
+use crate::domain::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("person {0} not found")]
+    PersonNotFound(PersonId),
+    #[error("face {0} not found")]
+    FaceNotFound(FaceId),
+    #[error("another person already has external id '{0}'")]
+    DuplicateExternalId(String),
+    #[error("registration requires recorded consent with a basis")]
+    ConsentRequired,
+    #[error("invalid person: {0}")]
+    InvalidPerson(String),
+    #[error("embedding has {actual} dimensions, expected {expected}")]
+    EmbeddingDimension { expected: usize, actual: usize },
+    #[error("invalid embedding: {0}")]
+    InvalidEmbedding(#[from] EmbeddingError),
+    #[error("the database is in use by another facerec process ({0})")]
+    Locked(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    /// Stable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::PersonNotFound(_) => "person_not_found",
+            Self::FaceNotFound(_) => "face_not_found",
+            Self::DuplicateExternalId(_) => "duplicate_external_id",
+            Self::ConsentRequired => "consent_required",
+            Self::InvalidPerson(_) => "invalid_person",
+            Self::EmbeddingDimension { .. } => "invalid_embedding",
+            Self::InvalidEmbedding(_) => "invalid_embedding",
+            Self::Locked(_) => "database_locked",
+            Self::Database(_) => "database_error",
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap liveness check of the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
+    /// Creates a person together with their first face, atomically: both or neither.
+    async fn register(
+        &self,
+        person: NewPerson,
+        face: NewFace,
+        actor: &Actor,
+    ) -> StoreResult<(Person, Face)>;
+    async fn get_person(&self, id: PersonId) -> StoreResult<Person>;
+    async fn find_person_by_external_id(&self, external_id: &str) -> StoreResult<Option<Person>>;
+    async fn list_persons(&self, page: &PageRequest) -> StoreResult<Page<Person>>;
+    async fn update_person(
+        &self,
+        id: PersonId,
+        patch: PersonPatch,
+        actor: &Actor,
+    ) -> StoreResult<Person>;
+    /// Removes the person and all their faces for good; the audit log keeps only that it happened.
+    async fn delete_person(&self, id: PersonId, actor: &Actor) -> StoreResult<DeletedPerson>;
+
+    /// Adds a face; the same image (by sha256) for the same person and model is stored once.
+    async fn add_face(
+        &self,
+        person: PersonId,
+        face: NewFace,
+        actor: &Actor,
+    ) -> StoreResult<(Face, Added)>;
+    async fn get_face(&self, id: FaceId) -> StoreResult<Face>;
+    async fn list_faces(&self, person: PersonId) -> StoreResult<Vec<Face>>;
+    async fn delete_face(&self, id: FaceId, actor: &Actor) -> StoreResult<Face>;
+    async fn count_faces(&self) -> StoreResult<u64>;
+
+    /// The `k` persons whose best face (of this model) is most similar to the probe, best first.
+    async fn search(
+        &self,
+        probe: &NormalizedEmbedding,
+        model: &ModelRef,
+        k: usize,
+    ) -> StoreResult<Vec<PersonHit>>;
+
+    /// The newest audit events first, optionally only those about one person.
+    async fn audit_events(
+        &self,
+        person: Option<PersonId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Checks an embedding's length before it reaches a database.
+pub fn check_dimension(embedding: &NormalizedEmbedding) -> StoreResult<()> {
+    if embedding.dim() != crate::EMBEDDING_DIM {
+        return Err(StoreError::EmbeddingDimension {
+            expected: crate::EMBEDDING_DIM,
+            actual: embedding.dim(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a new person's fields.
+pub fn check_new_person(person: &NewPerson) -> StoreResult<()> {
+    check_name(&person.name)?;
+    if person.consent.basis.trim().is_empty() {
+        return Err(StoreError::ConsentRequired);
+    }
+    if let Some(ext) = &person.external_id {
+        check_external_id(ext)?;
+    }
+    Ok(())
+}
+
+pub fn check_name(name: &str) -> StoreResult<()> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(StoreError::InvalidPerson(
+            "name must have 1 to 200 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_external_id(external_id: &str) -> StoreResult<()> {
+    if external_id.is_empty() || external_id.len() > 200 {
+        return Err(StoreError::InvalidPerson(
+            "external_id must have 1 to 200 bytes".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,773 @@
+//! One behaviour suite, run against both backends: SQLite (a temporary file) and PostgreSQL (a fresh
+//! database on the server `make test` starts; its URL in FACEREC_TEST_DATABASE_URL).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use facerec_core::*;
+use facerec_store::StoreOptions;
+use facerec_vision::{FaceQuality, NormalizedEmbedding};
+use rand::{Rng, SeedableRng};
+
+/// A store of the given backend, and whatever keeps it alive (the temporary folder).
+struct Backend {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            url: format!("sqlite://{}/facerec.db", dir.path().display()),
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Self {
+        let admin = std::env::var("FACEREC_TEST_DATABASE_URL").expect(
+            "FACEREC_TEST_DATABASE_URL is not set: run the tests with `make test`, which starts PostgreSQL \
+             (or `scripts/pg-test.sh start` and export the URL it prints)",
+        );
+        let name = format!("facerec_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').expect("URL with a database").0;
+        Self {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        facerec_store::open(&self.url, &StoreOptions::default())
+            .await
+            .unwrap()
+    }
+}
+
+fn model() -> ModelRef {
+    ModelRef {
+        name: "buffalo_s/w600k_mbf".into(),
+        sha256: "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f".into(),
+    }
+}
+
+fn random_unit(rng: &mut impl Rng) -> NormalizedEmbedding {
+    let raw: Vec<f32> = (0..EMBEDDING_DIM)
+        .map(|_| rng.random::<f32>() - 0.5)
+        .collect();
+    NormalizedEmbedding::normalize(&raw).unwrap().0
+}
+
+fn new_person(name: &str) -> NewPerson {
+    NewPerson {
+        name: name.into(),
+        external_id: None,
+        metadata: serde_json::json!({"team": "test"}),
+        consent: Consent::given_now("signed form #1").unwrap(),
+    }
+}
+
+fn new_face(embedding: NormalizedEmbedding, image: &str) -> NewFace {
+    NewFace {
+        embedding,
+        det_score: 0.8,
+        bbox: [10.0, 20.0, 110.0, 150.0],
+        quality: FaceQuality {
+            face_size_px: 100.0,
+            interocular_px: 40.0,
+            frontality: 0.9,
+            embedding_norm: 22.0,
+        },
+        model: model(),
+        image_sha256: image.into(),
+    }
+}
+
+fn actor() -> Actor {
+    Actor("test-key".into())
+}
+
+async fn persons_and_pages(store: Arc<dyn Store>) {
+    for name in [
+        "Ada Lovelace",
+        "Alan Turing",
+        "Grace Hopper",
+        "Ada Yonath",
+        "Edsger Dijkstra",
+    ] {
+        store
+            .create_person(new_person(name), &actor())
+            .await
+            .unwrap();
+    }
+    let first = store
+        .list_persons(&PageRequest {
+            limit: 2,
+            offset: 0,
+            name_contains: None,
+        })
+        .await
+        .unwrap();
+    let rest = store
+        .list_persons(&PageRequest {
+            limit: 10,
+            offset: 2,
+            name_contains: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.total, first.items.len(), rest.items.len()),
+        (5, 2, 3)
+    );
+    let names: Vec<String> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Ada Lovelace",
+            "Alan Turing",
+            "Grace Hopper",
+            "Ada Yonath",
+            "Edsger Dijkstra"
+        ],
+        "creation order"
+    );
+    let ada = store
+        .list_persons(&PageRequest {
+            limit: 10,
+            offset: 0,
+            name_contains: Some("ADA".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(ada.total, 2);
+    let literal = store
+        .list_persons(&PageRequest {
+            limit: 10,
+            offset: 0,
+            name_contains: Some("%".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(literal.total, 0, "wildcards match literally");
+
+    let person = &first.items[0];
+    let fetched = store.get_person(person.id).await.unwrap();
+    assert_eq!(&fetched, person);
+    assert_eq!(fetched.consent.basis, "signed form #1");
+    assert_eq!(fetched.metadata["team"], "test");
+
+    let patch = PersonPatch {
+        name: Some("Augusta Ada King".into()),
+        external_id: Some(Some("emp-1".into())),
+        metadata: None,
+    };
+    let updated = store
+        .update_person(person.id, patch, &actor())
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.external_id.as_deref()),
+        ("Augusta Ada King", Some("emp-1"))
+    );
+    assert!(updated.updated_at >= person.updated_at);
+    assert_eq!(
+        store
+            .find_person_by_external_id("emp-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        person.id
+    );
+    assert!(store
+        .find_person_by_external_id("emp-404")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn bad_input_is_typed(store: Arc<dyn Store>) {
+    let mut with_ext = new_person("First");
+    with_ext.external_id = Some("dup".into());
+    store
+        .create_person(with_ext.clone(), &actor())
+        .await
+        .unwrap();
+    with_ext.name = "Second".into();
+    assert!(matches!(
+        store.create_person(with_ext, &actor()).await,
+        Err(StoreError::DuplicateExternalId(id)) if id == "dup"
+    ));
+    let other = store
+        .create_person(new_person("Third"), &actor())
+        .await
+        .unwrap();
+    let steal = PersonPatch {
+        external_id: Some(Some("dup".into())),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_person(other.id, steal, &actor()).await,
+        Err(StoreError::DuplicateExternalId(_))
+    ));
+
+    let mut no_consent = new_person("Nobody");
+    no_consent.consent.basis = "  ".into();
+    assert!(matches!(
+        store.create_person(no_consent, &actor()).await,
+        Err(StoreError::ConsentRequired)
+    ));
+    assert!(matches!(
+        Consent::given_now(""),
+        Err(StoreError::ConsentRequired)
+    ));
+    let mut unnamed = new_person("");
+    unnamed.name = " ".into();
+    assert!(matches!(
+        store.create_person(unnamed, &actor()).await,
+        Err(StoreError::InvalidPerson(_))
+    ));
+
+    let unknown = PersonId::new();
+    assert!(
+        matches!(store.get_person(unknown).await, Err(StoreError::PersonNotFound(id)) if id == unknown)
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    assert!(matches!(
+        store
+            .add_face(unknown, new_face(random_unit(&mut rng), "x"), &actor())
+            .await,
+        Err(StoreError::PersonNotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_person(unknown, &actor()).await,
+        Err(StoreError::PersonNotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_face(FaceId::new(), &actor()).await,
+        Err(StoreError::FaceNotFound(_))
+    ));
+
+    let short = NormalizedEmbedding::normalize(&[1.0; 128]).unwrap().0;
+    let err = store
+        .add_face(other.id, new_face(short.clone(), "y"), &actor())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::EmbeddingDimension {
+                expected: 512,
+                actual: 128
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.code(), "invalid_embedding");
+    assert!(matches!(
+        store.search(&short, &model(), 3).await,
+        Err(StoreError::EmbeddingDimension { .. })
+    ));
+    let mut nan = vec![0.0f32; 512];
+    nan[0] = f32::NAN;
+    let err = StoreError::from(NormalizedEmbedding::from_unit_vector(nan).unwrap_err());
+    assert!(matches!(
+        err,
+        StoreError::InvalidEmbedding(facerec_vision::EmbeddingError::NonFinite)
+    ));
+    assert!(
+        store.list_faces(other.id).await.unwrap().is_empty(),
+        "nothing half-written"
+    );
+}
+
+async fn faces_idempotency_and_deletion(store: Arc<dyn Store>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let (e1, e2) = (random_unit(&mut rng), random_unit(&mut rng));
+    let (alice, first) = store
+        .register(
+            new_person("Alice"),
+            new_face(e1.clone(), "photo-1"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.person_id, alice.id);
+    let (again, added) = store
+        .add_face(alice.id, new_face(e1.clone(), "photo-1"), &actor())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.id, added),
+        (first.id, Added::AlreadyPresent),
+        "same photo, same face"
+    );
+    let (second, added) = store
+        .add_face(alice.id, new_face(e2.clone(), "photo-2"), &actor())
+        .await
+        .unwrap();
+    assert_eq!(added, Added::Created);
+    let faces = store.list_faces(alice.id).await.unwrap();
+    assert_eq!(
+        faces.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![first.id, second.id]
+    );
+    assert_eq!(faces[0].embedding, e1, "embeddings round-trip exactly");
+    assert_eq!(faces[0].model, model());
+    assert_eq!(faces[0].bbox, [10.0, 20.0, 110.0, 150.0]);
+    assert_eq!(store.count_faces().await.unwrap(), 2);
+
+    let hit = store.search(&e2, &model(), 1).await.unwrap();
+    assert_eq!((hit[0].person_id, hit[0].face_id), (alice.id, second.id));
+    assert!((hit[0].similarity.value() - 1.0).abs() < 1e-4);
+    let other_model = ModelRef {
+        name: "other".into(),
+        sha256: "0".into(),
+    };
+    assert!(
+        store.search(&e2, &other_model, 1).await.unwrap().is_empty(),
+        "models are never mixed"
+    );
+
+    let deleted = store.delete_face(second.id, &actor()).await.unwrap();
+    assert_eq!(deleted.id, second.id);
+    assert!(matches!(
+        store.get_face(second.id).await,
+        Err(StoreError::FaceNotFound(_))
+    ));
+    let hit = store.search(&e2, &model(), 1).await.unwrap();
+    assert_eq!(
+        hit[0].face_id, first.id,
+        "the deleted face is no longer searched"
+    );
+
+    let bob = store
+        .create_person(new_person("Bob"), &actor())
+        .await
+        .unwrap();
+    store
+        .add_face(bob.id, new_face(e2.clone(), "photo-2"), &actor())
+        .await
+        .unwrap();
+    let gone = store.delete_person(alice.id, &actor()).await.unwrap();
+    assert_eq!((gone.person.id, gone.faces_deleted), (alice.id, 1));
+    assert!(matches!(
+        store.get_person(alice.id).await,
+        Err(StoreError::PersonNotFound(_))
+    ));
+    assert!(matches!(
+        store.get_face(first.id).await,
+        Err(StoreError::FaceNotFound(_))
+    ));
+    let hits = store.search(&e1, &model(), 5).await.unwrap();
+    assert!(
+        hits.iter().all(|h| h.person_id != alice.id),
+        "a deleted person is never found"
+    );
+    assert_eq!(store.count_faces().await.unwrap(), 1);
+
+    let events = store.audit_events(Some(alice.id), 50).await.unwrap();
+    let actions: Vec<AuditAction> = events.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::PersonDeleted,
+            AuditAction::FaceDeleted,
+            AuditAction::FaceAdded,
+            AuditAction::FaceAdded,
+            AuditAction::PersonCreated
+        ],
+        "newest first; the idempotent re-add recorded nothing"
+    );
+    assert_eq!(events[0].details["faces_deleted"], 1);
+    assert_eq!(events[0].actor, actor());
+    let serialized = serde_json::to_string(&events).unwrap();
+    assert!(
+        !serialized.contains("Alice"),
+        "the audit log keeps no personal data of the deleted person"
+    );
+}
+
+async fn search_matches_brute_force(store: Arc<dyn Store>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut all: Vec<(PersonId, NormalizedEmbedding)> = Vec::new();
+    for p in 0..150 {
+        let base = random_unit(&mut rng);
+        let faces = 1 + p % 3;
+        let (person, _) = store
+            .register(
+                new_person(&format!("P{p}")),
+                new_face(base.clone(), &format!("{p}-0")),
+                &actor(),
+            )
+            .await
+            .unwrap();
+        all.push((person.id, base.clone()));
+        for f in 1..faces {
+            // Variations of one identity: the base plus noise.
+            let raw: Vec<f32> = base
+                .as_slice()
+                .iter()
+                .map(|v| v + 0.03 * (rng.random::<f32>() - 0.5))
+                .collect();
+            let e = NormalizedEmbedding::normalize(&raw).unwrap().0;
+            store
+                .add_face(
+                    person.id,
+                    new_face(e.clone(), &format!("{p}-{f}")),
+                    &actor(),
+                )
+                .await
+                .unwrap();
+            all.push((person.id, e));
+        }
+    }
+    for q in 0..25 {
+        let (_, target) = &all[(q * 13) % all.len()];
+        let raw: Vec<f32> = target
+            .as_slice()
+            .iter()
+            .map(|v| v + 0.05 * (rng.random::<f32>() - 0.5))
+            .collect();
+        let probe = NormalizedEmbedding::normalize(&raw).unwrap().0;
+        let mut best: HashMap<PersonId, f32> = HashMap::new();
+        for (person, e) in &all {
+            let s = probe.similarity(e).value();
+            let b = best.entry(*person).or_insert(f32::MIN);
+            *b = b.max(s);
+        }
+        let mut expected: Vec<(PersonId, f32)> = best.into_iter().collect();
+        expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let hits = store.search(&probe, &model(), 5).await.unwrap();
+        assert_eq!(hits.len(), 5);
+        for (hit, (person, similarity)) in hits.iter().zip(&expected) {
+            assert_eq!(hit.person_id, *person, "probe {q}");
+            assert!(
+                (hit.similarity.value() - similarity).abs() < 1e-4,
+                "probe {q}"
+            );
+        }
+    }
+}
+
+async fn concurrent_registrations(store: Arc<dyn Store>) {
+    let target = store
+        .create_person(new_person("Shared"), &actor())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..12 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(100 + t);
+            let mut ids = Vec::new();
+            for i in 0..5 {
+                let (p, _) = store
+                    .register(
+                        new_person(&format!("T{t}-{i}")),
+                        new_face(random_unit(&mut rng), &format!("{t}-{i}")),
+                        &actor(),
+                    )
+                    .await
+                    .unwrap();
+                ids.push(p.id);
+            }
+            // Everyone also sends the same photo for the same person: exactly one face results.
+            let same = NormalizedEmbedding::normalize(&[1.0; EMBEDDING_DIM])
+                .unwrap()
+                .0;
+            let (_, added) = store
+                .add_face(target.id, new_face(same, "same-photo"), &actor())
+                .await
+                .unwrap();
+            (ids, added)
+        }));
+    }
+    let mut ids = HashSet::new();
+    let mut created = 0;
+    for task in tasks {
+        let (persons, added) = task.await.unwrap();
+        ids.extend(persons);
+        created += usize::from(added == Added::Created);
+    }
+    assert_eq!(ids.len(), 60, "every registration is there once");
+    assert_eq!(created, 1, "one photo, one face, however many senders");
+    assert_eq!(store.list_faces(target.id).await.unwrap().len(), 1);
+    let page = store
+        .list_persons(&PageRequest {
+            limit: 1000,
+            offset: 0,
+            name_contains: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 61);
+    assert_eq!(store.count_faces().await.unwrap(), 61);
+}
+
+async fn persists_across_reopen(backend: &Backend) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let e = random_unit(&mut rng);
+    let person = {
+        let store = backend.open().await;
+        let (person, _) = store
+            .register(new_person("Persistent"), new_face(e.clone(), "p"), &actor())
+            .await
+            .unwrap();
+        person
+    };
+    let store = backend.open().await;
+    assert_eq!(
+        store.get_person(person.id).await.unwrap().name,
+        "Persistent"
+    );
+    let hits = store.search(&e, &model(), 1).await.unwrap();
+    assert_eq!(
+        hits[0].person_id, person.id,
+        "the index is rebuilt from the database"
+    );
+}
+
+/// The reference embeddings of one set of photos, and who is in them.
+struct Labelled {
+    identity: String,
+    path: String,
+    embedding: NormalizedEmbedding,
+}
+
+fn labelled_photos(dir: &Path) -> Vec<Labelled> {
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.csv")).unwrap();
+    let identity: HashMap<&str, &str> = manifest
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?, f.next()?))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(dir.join("reference.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let path = v["path"].as_str().unwrap();
+        if !path.starts_with("images/") || v["n_faces"].as_u64() == Some(0) {
+            continue;
+        }
+        // The photo's subject: the largest face (three photos also show small background faces).
+        let face = v["faces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .max_by(|a, b| {
+                let area = |f: &serde_json::Value| {
+                    let b: Vec<f64> = serde_json::from_value(f["bbox"].clone()).unwrap();
+                    (b[2] - b[0]) * (b[3] - b[1])
+                };
+                area(a).total_cmp(&area(b))
+            })
+            .unwrap();
+        let values: Vec<f32> = serde_json::from_value(face["embedding"].clone()).unwrap();
+        out.push(Labelled {
+            identity: identity[path].to_owned(),
+            path: path.to_owned(),
+            embedding: NormalizedEmbedding::from_unit_vector(values).unwrap(),
+        });
+    }
+    out
+}
+
+/// One photo per identity registered; every other photo of them is found first; every single-photo
+/// identity (a stranger) stays unknown at the default threshold.
+async fn recognition_over_shared_faces(store: Arc<dyn Store>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/faces");
+    if !dir.join("reference.jsonl").is_file() {
+        eprintln!(
+            "../shared/faces absent: the registry-photo recognition test covers this machine"
+        );
+        return;
+    }
+    let photos = labelled_photos(&dir);
+    let mut by_identity: HashMap<&str, Vec<&Labelled>> = HashMap::new();
+    for p in &photos {
+        by_identity.entry(&p.identity).or_default().push(p);
+    }
+    let mut registered: HashMap<PersonId, &str> = HashMap::new();
+    let mut probes = Vec::new();
+    let mut strangers = Vec::new();
+    let mut identities: Vec<_> = by_identity.into_iter().collect();
+    identities.sort_by_key(|(identity, _)| *identity);
+    for (identity, mut list) in identities {
+        list.sort_by_key(|p| p.path.clone());
+        if list.len() == 1 {
+            strangers.push(list[0]);
+            continue;
+        }
+        let (person, _) = store
+            .register(
+                new_person(identity),
+                new_face(list[0].embedding.clone(), &list[0].path),
+                &actor(),
+            )
+            .await
+            .unwrap();
+        registered.insert(person.id, identity);
+        probes.extend(list[1..].iter().copied());
+    }
+    let matcher = Matcher::default();
+    let mut rank1 = 0;
+    let mut failures = Vec::new();
+    for p in &probes {
+        let hits = store.search(&p.embedding, &model(), 2).await.unwrap();
+        if registered[&hits[0].person_id] == p.identity {
+            rank1 += 1;
+        } else {
+            failures.push(format!(
+                "{} -> {} ({:.3})",
+                p.path,
+                registered[&hits[0].person_id],
+                hits[0].similarity.value()
+            ));
+        }
+    }
+    let mut rejected = 0;
+    for s in &strangers {
+        let hits = store.search(&s.embedding, &model(), 1).await.unwrap();
+        if !matcher.accepts(hits[0].similarity) {
+            rejected += 1;
+        } else {
+            failures.push(format!(
+                "stranger {} accepted as {}",
+                s.path, registered[&hits[0].person_id]
+            ));
+        }
+    }
+    eprintln!(
+        "recognition[{}]: {} identities registered, rank-1 {}/{} ({:.1}%), strangers rejected {}/{} ({:.1}%)",
+        store.backend(),
+        registered.len(),
+        rank1,
+        probes.len(),
+        100.0 * rank1 as f64 / probes.len() as f64,
+        rejected,
+        strangers.len(),
+        100.0 * rejected as f64 / strangers.len() as f64
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Always available: the registry photos (`yaoming.jpg` is face 3 of `players.jpg`).
+async fn recognition_over_registry_photos(store: Arc<dyn Store>) {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/registry_reference.jsonl"),
+    )
+    .unwrap();
+    let refs: HashMap<String, Vec<NormalizedEmbedding>> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let faces = v["faces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    NormalizedEmbedding::from_unit_vector(
+                        serde_json::from_value(f["embedding"].clone()).unwrap(),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            (v["path"].as_str().unwrap().to_owned(), faces)
+        })
+        .collect();
+    let (yao, _) = store
+        .register(
+            new_person("Yao Ming"),
+            new_face(refs["vectron/yaoming.jpg"][0].clone(), "yao"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    for (i, face) in refs["insightface/t1.jpg"].iter().enumerate() {
+        store
+            .register(
+                new_person(&format!("t1 face {i}")),
+                new_face(face.clone(), &format!("t1-{i}")),
+                &actor(),
+            )
+            .await
+            .unwrap();
+    }
+    let matcher = Matcher::default();
+    for (i, face) in refs["vectron/players.jpg"].iter().enumerate() {
+        let hit = store.search(face, &model(), 1).await.unwrap()[0];
+        let accepted = matcher.accepts(hit.similarity);
+        if i == 3 {
+            assert!(
+                accepted && hit.person_id == yao.id,
+                "players face 3 is Yao Ming ({:?})",
+                hit.similarity
+            );
+        } else {
+            assert!(
+                !accepted,
+                "players face {i} is nobody registered ({:?})",
+                hit.similarity
+            );
+        }
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(Backend::sqlite().await.open().await).await; })*
+            #[tokio::test]
+            async fn persists_across_reopen() { super::persists_across_reopen(&Backend::sqlite().await).await; }
+        }
+        mod postgres {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(Backend::postgres().await.open().await).await; })*
+            #[tokio::test]
+            async fn persists_across_reopen() { super::persists_across_reopen(&Backend::postgres().await).await; }
+        }
+    };
+}
+
+on_both_backends!(
+    persons_and_pages,
+    bad_input_is_typed,
+    faces_idempotency_and_deletion,
+    search_matches_brute_force,
+    concurrent_registrations,
+    recognition_over_shared_faces,
+    recognition_over_registry_photos,
+);
+
+#[tokio::test]
+async fn a_second_process_on_the_same_sqlite_file_is_refused() {
+    let backend = Backend::sqlite().await;
+    let _first = backend.open().await;
+    let second = facerec_store::open(&backend.url, &StoreOptions::default()).await;
+    let err = second.err().expect("second open refused");
+    assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    assert!(err.to_string().contains("another facerec process"), "{err}");
+}

