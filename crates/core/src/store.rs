@@ -143,3 +143,64 @@ pub fn check_external_id(external_id: &str) -> StoreResult<()> {
     }
     Ok(())
 }
+
+/// A new person as stored: validated, with a fresh id and timestamps.
+pub fn person_from_new(new: &NewPerson, now: chrono::DateTime<chrono::Utc>) -> StoreResult<Person> {
+    check_new_person(new)?;
+    Ok(Person {
+        id: PersonId::new(),
+        name: new.name.trim().to_owned(),
+        external_id: new.external_id.clone(),
+        metadata: new.metadata.clone(),
+        consent: new.consent.clone(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// A new face as stored: dimension checked, with a fresh id.
+pub fn face_from_new(
+    person: PersonId,
+    new: NewFace,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<Face> {
+    check_dimension(&new.embedding)?;
+    Ok(Face {
+        id: FaceId::new(),
+        person_id: person,
+        embedding: new.embedding,
+        det_score: new.det_score,
+        bbox: new.bbox,
+        quality: new.quality,
+        model: new.model,
+        image_sha256: new.image_sha256,
+        created_at: now,
+    })
+}
+
+/// Applies a validated patch; returns the names of the fields it changed (for the audit log).
+pub fn apply_patch(
+    person: &mut Person,
+    patch: PersonPatch,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<Vec<&'static str>> {
+    let mut changed = Vec::new();
+    if let Some(name) = patch.name {
+        check_name(&name)?;
+        person.name = name.trim().to_owned();
+        changed.push("name");
+    }
+    if let Some(external_id) = patch.external_id {
+        if let Some(ext) = &external_id {
+            check_external_id(ext)?;
+        }
+        person.external_id = external_id;
+        changed.push("external_id");
+    }
+    if let Some(metadata) = patch.metadata {
+        person.metadata = metadata;
+        changed.push("metadata");
+    }
+    person.updated_at = now;
+    Ok(changed)
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use facerec_core::store::{
-    check_dimension, check_external_id, check_name, check_new_person, StoreResult,
+    apply_patch, check_dimension, face_from_new, person_from_new, StoreResult,
 };
 use facerec_core::*;
 use facerec_vision::NormalizedEmbedding;
@@ -226,16 +226,7 @@ async fn insert_person(
     new: &NewPerson,
     now: DateTime<Utc>,
 ) -> StoreResult<Person> {
-    check_new_person(new)?;
-    let person = Person {
-        id: PersonId::new(),
-        name: new.name.trim().to_owned(),
-        external_id: new.external_id.clone(),
-        metadata: new.metadata.clone(),
-        consent: new.consent.clone(),
-        created_at: now,
-        updated_at: now,
-    };
+    let person = person_from_new(new, now)?;
     sqlx::query(&format!(
         "INSERT INTO persons ({PERSON_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     ))
@@ -259,18 +250,7 @@ async fn insert_face(
     new: NewFace,
     now: DateTime<Utc>,
 ) -> StoreResult<Face> {
-    check_dimension(&new.embedding)?;
-    let face = Face {
-        id: FaceId::new(),
-        person_id: person,
-        embedding: new.embedding,
-        det_score: new.det_score,
-        bbox: new.bbox,
-        quality: new.quality,
-        model: new.model,
-        image_sha256: new.image_sha256,
-        created_at: now,
-    };
+    let face = face_from_new(person, new, now)?;
     sqlx::query(&format!(
         "INSERT INTO faces ({FACE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
@@ -427,24 +407,7 @@ impl Store for SqliteStore {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await.map_err(db_error)?;
         let mut person = select_person(&mut tx, id).await?;
-        let mut changed = Vec::new();
-        if let Some(name) = patch.name {
-            check_name(&name)?;
-            person.name = name.trim().to_owned();
-            changed.push("name");
-        }
-        if let Some(external_id) = patch.external_id {
-            if let Some(ext) = &external_id {
-                check_external_id(ext)?;
-            }
-            person.external_id = external_id;
-            changed.push("external_id");
-        }
-        if let Some(metadata) = patch.metadata {
-            person.metadata = metadata;
-            changed.push("metadata");
-        }
-        person.updated_at = Utc::now();
+        let changed = apply_patch(&mut person, patch, Utc::now())?;
         sqlx::query("UPDATE persons SET name = ?, external_id = ?, metadata = ?, updated_at = ? WHERE id = ?")
             .bind(&person.name)
             .bind(&person.external_id)
