@@ -16,9 +16,9 @@ setup-test:
 build: setup
 	$(CARGO) build --release --locked -p facerec-cli
 
-## Start the service on its embedded defaults.
+## Start the service on its embedded defaults (SQLite in ./data, http://127.0.0.1:8000).
 run: build
-	./target/release/facerec analyze vendor/fixtures/registry/vectron/yaoming.jpg
+	./target/release/facerec serve
 
 ## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards).
 test: setup-test

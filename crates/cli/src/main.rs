@@ -1,6 +1,9 @@
 //! `facerec`: the face recognition service and its command-line tools.
 
 mod analyze;
+mod local;
+mod serve;
+mod settings;
 mod vision_args;
 
 use std::process::ExitCode;
@@ -11,7 +14,9 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "facerec",
     version,
-    about = "Face registration and recognition with InsightFace models"
+    about = "Face registration and recognition with InsightFace models",
+    after_help = "Settings come from flags, then FACEREC_* environment variables, then a .env file in the \
+                  working directory, then defaults."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,16 +25,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Detect and embed every face in images; one line per image (JSON with --json).
+    /// Run the HTTP service
+    Serve(Box<serve::ServeArgs>),
+    /// Detect and embed every face in images; one line per image (JSON with --json)
     Analyze(analyze::AnalyzeArgs),
+    /// Register a folder of <person name>/<photos> (idempotent)
+    Enroll(Box<local::EnrollArgs>),
+    /// Say who is in each photo
+    Identify(Box<local::IdentifyArgs>),
+    /// Create or upgrade the database schema, then exit
+    Migrate(local::MigrateArgs),
 }
 
 fn main() -> ExitCode {
+    // .env fills only what the environment leaves unset: flags > environment > .env > defaults.
+    let _ = dotenvy::dotenv();
     init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Analyze(args) => analyze::run(args),
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await.map(|()| ExitCode::SUCCESS),
+            Command::Analyze(args) => tokio::task::block_in_place(|| analyze::run(args)),
+            Command::Enroll(args) => local::enroll(*args).await,
+            Command::Identify(args) => local::identify(*args).await,
+            Command::Migrate(args) => local::migrate(args).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -41,9 +66,15 @@ fn main() -> ExitCode {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FACEREC_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_env("FACEREC_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,ort=warn"));
+    let json = std::env::var("FACEREC_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

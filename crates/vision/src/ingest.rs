@@ -78,6 +78,12 @@ pub fn decode_image(bytes: &[u8], limits: &IngestLimits) -> Result<RgbImage, Ing
         });
     }
     let format = ImageFormat::sniff(bytes).ok_or(IngestError::UnsupportedFormat)?;
+    // PNG states its size at a fixed place (IHDR comes first): refuse a bomb before any parsing.
+    if let (ImageFormat::Png, Some(ihdr)) = (format, bytes.get(16..24)) {
+        let width = u32::from_be_bytes([ihdr[0], ihdr[1], ihdr[2], ihdr[3]]);
+        let height = u32::from_be_bytes([ihdr[4], ihdr[5], ihdr[6], ihdr[7]]);
+        check_dimensions(width, height, limits)?;
+    }
 
     // The header is read without the decoder's own limits so that an oversized image gets our precise
     // error; the limits are armed before any pixel is decoded.

@@ -1,0 +1,96 @@
+//! Settings shared by the subcommands that use the database and the matcher.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use facerec_core::{QualityPolicy, Threshold};
+use facerec_store::{HnswOptions, StoreOptions};
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// sqlite://path/to/file.db (embedded, the default) or postgres://user:pass@host/db
+    #[arg(
+        long,
+        env = "FACEREC_DATABASE_URL",
+        default_value = "sqlite://./data/facerec.db"
+    )]
+    pub database_url: String,
+    /// Database connections (PostgreSQL pool size; SQLite readers)
+    #[arg(long, env = "FACEREC_DB_CONNECTIONS")]
+    pub db_connections: Option<u32>,
+    /// PostgreSQL HNSW index: graph degree (applies when the index is built)
+    #[arg(long, env = "FACEREC_HNSW_M", default_value_t = HnswOptions::default().m)]
+    pub hnsw_m: u32,
+    /// PostgreSQL HNSW index: build-time candidate list (applies when the index is built)
+    #[arg(long, env = "FACEREC_HNSW_EF_CONSTRUCTION", default_value_t = HnswOptions::default().ef_construction)]
+    pub hnsw_ef_construction: u32,
+    /// PostgreSQL HNSW index: query-time candidate list (recall vs speed)
+    #[arg(long, env = "FACEREC_HNSW_EF_SEARCH", default_value_t = HnswOptions::default().ef_search)]
+    pub hnsw_ef_search: u32,
+}
+
+impl DatabaseArgs {
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            hnsw: HnswOptions {
+                m: self.hnsw_m,
+                ef_construction: self.hnsw_ef_construction,
+                ef_search: self.hnsw_ef_search,
+                ..HnswOptions::default()
+            },
+            max_connections: self.db_connections,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MatchArgs {
+    /// Cosine similarity at or above which a face is a match (see README for the error rates)
+    #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = Threshold::default().value())]
+    pub match_threshold: f32,
+    /// Enrollment: smallest face accepted (shorter box side, pixels)
+    #[arg(long, env = "FACEREC_MIN_FACE_PX", default_value_t = QualityPolicy::default().min_face_px)]
+    pub min_face_px: f32,
+    /// Enrollment: lowest detector confidence accepted
+    #[arg(long, env = "FACEREC_MIN_DET_SCORE", default_value_t = QualityPolicy::default().min_det_score)]
+    pub min_det_score: f32,
+    /// Enrollment: lowest frontality accepted (0 = profile, 1 = frontal)
+    #[arg(long, env = "FACEREC_MIN_FRONTALITY", default_value_t = QualityPolicy::default().min_frontality)]
+    pub min_frontality: f32,
+    /// Enrollment: lowest raw embedding norm accepted (blur/occlusion)
+    #[arg(long, env = "FACEREC_MIN_EMBEDDING_NORM", default_value_t = QualityPolicy::default().min_embedding_norm)]
+    pub min_embedding_norm: f32,
+}
+
+impl MatchArgs {
+    pub fn threshold(&self) -> anyhow::Result<Threshold> {
+        Threshold::new(self.match_threshold).map_err(anyhow::Error::msg)
+    }
+
+    pub fn quality(&self) -> QualityPolicy {
+        QualityPolicy {
+            min_face_px: self.min_face_px,
+            min_det_score: self.min_det_score,
+            min_frontality: self.min_frontality,
+            min_embedding_norm: self.min_embedding_norm,
+        }
+    }
+}
+
+/// Paths of every file below `dir`, sorted.
+pub fn files_below(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,77 @@
+//! `facerec enroll` and `facerec identify` against a database, as an operator runs them.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::*;
+
+fn facerec(args: &[&str], db: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_facerec"))
+        .args(args)
+        .args(["--database-url", db])
+        .current_dir(workspace())
+        .env("FACEREC_LOG", "warn")
+        .output()
+        .expect("facerec runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn enroll_a_folder_then_identify() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = dir.path().join("people");
+    for (person, photo) in [
+        ("Yao_Ming", "vectron/yaoming.jpg"),
+        ("The_Group", "vectron/gdp.jpg"),
+    ] {
+        std::fs::create_dir_all(people.join(person)).unwrap();
+        std::fs::write(people.join(person).join("photo.jpg"), registry_photo(photo)).unwrap();
+    }
+    std::fs::write(people.join("Yao_Ming").join("notes.txt"), "not a photo").unwrap();
+    let db = format!("sqlite://{}/facerec.db", dir.path().display());
+    let people = people.to_str().unwrap();
+
+    let refused = facerec(&["enroll", people], &db);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--consent"),
+        "consent must be explicit"
+    );
+
+    let first = facerec(&["enroll", people, "--consent"], &db);
+    let text = stdout(&first);
+    assert!(
+        first.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        text.contains("3 photos: 1 faces added, 0 already registered, 2 refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains("multiple_faces") && text.contains("unsupported_format"),
+        "{text}"
+    );
+
+    let again = stdout(&facerec(&["enroll", people, "--consent"], &db));
+    assert!(
+        again.contains("0 faces added, 1 already registered"),
+        "idempotent: {again}"
+    );
+
+    let players = workspace().join("vendor/fixtures/registry/vectron/players.jpg");
+    let identified = facerec(&["identify", players.to_str().unwrap()], &db);
+    let text = stdout(&identified);
+    assert!(identified.status.success(), "{text}");
+    assert_eq!(
+        text.matches("Yao Ming (").count(),
+        1,
+        "one face of players.jpg is Yao Ming: {text}"
+    );
+    assert!(text.contains("unknown"), "{text}");
+}

@@ -1,0 +1,171 @@
+//! Starts the real `facerec` binary on a free port and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn registry_photo(name: &str) -> Vec<u8> {
+    let path = workspace().join("vendor/fixtures/registry").join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} — run `make setup-test`", path.display()))
+}
+
+/// `../shared/faces/images` when this machine has it.
+pub fn shared_images() -> Option<PathBuf> {
+    let dir = workspace().join("../shared/faces/images");
+    dir.is_dir().then_some(dir)
+}
+
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub client: reqwest::Client,
+    pub key: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start(db: Db, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}/facerec.db", dir.path().display()),
+            Db::Postgres => new_postgres_database().await,
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_facerec"));
+        command
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                &database_url,
+            ])
+            .args(extra)
+            .current_dir(workspace())
+            .env_remove("FACEREC_API_KEYS")
+            .env("FACEREC_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("facerec binary");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("facerec listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server starts and says where it listens");
+        let key = extra
+            .windows(2)
+            .find(|w| w[0] == "--api-keys")
+            .map(|w| w[1].split(',').next().unwrap().to_owned());
+        Self {
+            child,
+            url,
+            client: reqwest::Client::new(),
+            key,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.authorized(self.client.get(format!("{}{path}", self.url)))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.authorized(self.client.delete(format!("{}{path}", self.url)))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.authorized(self.client.patch(format!("{}{path}", self.url)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.authorized(self.client.post(format!("{}{path}", self.url)))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn new_postgres_database() -> String {
+    let admin = std::env::var("FACEREC_TEST_DATABASE_URL")
+        .expect("FACEREC_TEST_DATABASE_URL is not set: run `make test`, which starts PostgreSQL");
+    let name = format!("facerec_e2e_{}", uuid_like());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+pub fn image_part(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned())
+}
+
+pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, value)
+}

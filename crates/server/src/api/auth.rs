@@ -1,0 +1,201 @@
+//! API keys: kept only as sha256 hashes, compared in constant time, required on every `/v1` route
+//! (`Authorization: Bearer <key>` or `X-API-Key: <key>`), with a per-key rate limit.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use facerec_core::Actor;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::AppState;
+
+/// The configured keys, as hashes.
+#[derive(Clone, Default)]
+pub struct ApiKeys {
+    hashes: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} configured)", self.hashes.len())
+    }
+}
+
+impl ApiKeys {
+    /// From plain keys (comma-separated in FACEREC_API_KEYS); blank entries are ignored.
+    pub fn from_plain<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            hashes: keys
+                .into_iter()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(hash)
+                .collect(),
+        }
+    }
+
+    /// Adds the keys of a file: one per line, plain or as `sha256:<hex>` (so the file need not hold
+    /// secrets); `#` starts a comment.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let digest = match line.strip_prefix("sha256:") {
+                Some(hexed) => hex::decode(hexed)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        format!("{}:{}: not a sha256 hex digest", path.display(), n + 1)
+                    })?,
+                None => hash(line),
+            };
+            self.hashes.push(digest);
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// The key's id (for logs and the audit trail) when it is one of ours. Every configured hash is
+    /// compared, so timing tells nothing about which or how much matched.
+    pub fn verify(&self, presented: &str) -> Option<Actor> {
+        let digest = hash(presented);
+        let mut found: Option<[u8; 32]> = None;
+        for candidate in &self.hashes {
+            if bool::from(candidate.ct_eq(&digest)) {
+                found = Some(*candidate);
+            }
+        }
+        found.map(|h| key_id(&h))
+    }
+}
+
+fn hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A key's public name: the start of its hash (never the key).
+fn key_id(hash: &[u8; 32]) -> Actor {
+    Actor(format!("key:{}", hex::encode(&hash[..6])))
+}
+
+/// Requests per minute per key.
+pub struct RateLimit(DefaultKeyedRateLimiter<String>);
+
+impl RateLimit {
+    pub fn per_minute(n: u32) -> Option<Self> {
+        NonZeroU32::new(n).map(|n| Self(RateLimiter::keyed(Quota::per_minute(n))))
+    }
+}
+
+/// The key as sent: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+    {
+        return Some(bearer.trim());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Who is calling, or the 401 that says why not.
+pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Actor, ApiError> {
+    if keys.is_empty() {
+        // Without keys the server only listens on loopback (enforced at start).
+        return Ok(Actor::local_operator());
+    }
+    match presented_key(headers) {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        )),
+        Some(key) => keys.verify(key).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "the API key is not valid",
+            )
+        }),
+    }
+}
+
+/// Middleware for `/v1`: authenticates, rate-limits per key, and hands the [`Actor`] to handlers.
+pub async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let actor = match authenticate(&state.keys, request.headers()) {
+        Ok(actor) => actor,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(limit) = &state.rate_limit {
+        if limit.0.check_key(&actor.0).is_err() {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this key",
+            );
+            e.retry_after_secs = Some(1);
+            return e.into_response();
+        }
+    }
+    request.extensions_mut().insert(actor);
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked_by_hash() {
+        let keys = ApiKeys::from_plain("alpha, beta,".split(','));
+        assert!(keys.verify("alpha").is_some());
+        assert!(keys.verify("beta").is_some());
+        assert!(keys.verify("gamma").is_none());
+        assert!(keys.verify("").is_none());
+        assert_ne!(
+            keys.verify("alpha"),
+            keys.verify("beta"),
+            "each key has its own id"
+        );
+        assert!(!format!("{:?}", keys).contains("alpha"));
+    }
+
+    #[test]
+    fn key_files_take_plain_and_hashed_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let hashed = hex::encode(hash("second"));
+        std::fs::write(&path, format!("# ops\nfirst\nsha256:{hashed}  # ci\n")).unwrap();
+        let mut keys = ApiKeys::default();
+        keys.add_file(&path).unwrap();
+        assert!(keys.verify("first").is_some() && keys.verify("second").is_some());
+        std::fs::write(&path, "sha256:abc\n").unwrap();
+        assert!(ApiKeys::default().add_file(&path).is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! The JSON the API speaks. Domain types stay in facerec-core; these are their public shapes.
+
+use chrono::{DateTime, Utc};
+use facerec_core::{Candidate, Face, Person, Recognition};
+use facerec_vision::{AnalyzedFace, FaceQuality};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentDto {
+    pub given_at: DateTime<Utc>,
+    pub basis: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonDto {
+    pub id: Uuid,
+    pub name: String,
+    pub external_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub consent: ConsentDto,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Person> for PersonDto {
+    fn from(p: Person) -> Self {
+        Self {
+            id: p.id.0,
+            name: p.name,
+            external_id: p.external_id,
+            metadata: p.metadata,
+            consent: ConsentDto {
+                given_at: p.consent.given_at,
+                basis: p.consent.basis,
+            },
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QualityDto {
+    /// Shorter side of the face box, pixels.
+    pub face_size_px: f32,
+    pub interocular_px: f32,
+    /// 1 = frontal, 0 = profile.
+    pub frontality: f32,
+    /// Raw ArcFace feature norm (low = blurred or occluded).
+    pub embedding_norm: f32,
+}
+
+impl From<FaceQuality> for QualityDto {
+    fn from(q: FaceQuality) -> Self {
+        Self {
+            face_size_px: q.face_size_px,
+            interocular_px: q.interocular_px,
+            frontality: q.frontality,
+            embedding_norm: q.embedding_norm,
+        }
+    }
+}
+
+/// A stored face. Its embedding is never returned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaceDto {
+    pub id: Uuid,
+    pub person_id: Uuid,
+    pub det_score: f32,
+    /// `[x1, y1, x2, y2]` in the source image's pixels.
+    pub bbox: [f32; 4],
+    pub quality: QualityDto,
+    /// The embedding model, e.g. `buffalo_s/w600k_mbf`.
+    pub model: String,
+    pub model_sha256: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Face> for FaceDto {
+    fn from(f: Face) -> Self {
+        Self {
+            id: f.id.0,
+            person_id: f.person_id.0,
+            det_score: f.det_score,
+            bbox: f.bbox,
+            quality: f.quality.into(),
+            model: f.model.name,
+            model_sha256: f.model.sha256,
+            created_at: f.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredDto {
+    pub person: PersonDto,
+    pub face: FaceDto,
+    /// False when this photo was already registered for this person (nothing changed).
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateDto {
+    pub person_id: Uuid,
+    pub name: String,
+    /// Cosine similarity in [-1, 1].
+    pub similarity: f32,
+}
+
+impl From<&Candidate> for CandidateDto {
+    fn from(c: &Candidate) -> Self {
+        Self {
+            person_id: c.person_id.0,
+            name: c.name.clone(),
+            similarity: c.similarity.value(),
+        }
+    }
+}
+
+/// A detected face's geometry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetectedFaceDto {
+    pub bbox: [f32; 4],
+    /// Left eye, right eye, nose, left and right mouth corners: `[[x, y] x 5]`.
+    pub landmarks: [[f32; 2]; 5],
+    pub det_score: f32,
+    pub quality: QualityDto,
+    /// Only with `embeddings=true`: the L2-normalized 512-d embedding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+}
+
+impl DetectedFaceDto {
+    pub fn new(face: &AnalyzedFace, with_embedding: bool) -> Self {
+        Self {
+            bbox: face.detection.bbox.to_array(),
+            landmarks: face.detection.landmarks,
+            det_score: face.detection.score,
+            quality: face.quality.into(),
+            embedding: with_embedding.then(|| face.embedding.as_slice().to_vec()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecognizedFaceDto {
+    pub bbox: [f32; 4],
+    pub landmarks: [[f32; 2]; 5],
+    pub det_score: f32,
+    pub quality: QualityDto,
+    /// The best candidate if it clears the threshold; null means unknown.
+    #[serde(rename = "match")]
+    pub matched: Option<CandidateDto>,
+    /// Ranked candidates (best first), whether or not they clear the threshold.
+    pub candidates: Vec<CandidateDto>,
+}
+
+impl RecognizedFaceDto {
+    pub fn new(face: &AnalyzedFace, recognition: &Recognition) -> Self {
+        Self {
+            bbox: face.detection.bbox.to_array(),
+            landmarks: face.detection.landmarks,
+            det_score: face.detection.score,
+            quality: face.quality.into(),
+            matched: recognition.matched.as_ref().map(CandidateDto::from),
+            candidates: recognition
+                .candidates
+                .iter()
+                .map(CandidateDto::from)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageSizeDto {
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecognizeResponse {
+    pub faces: Vec<RecognizedFaceDto>,
+    /// The similarity threshold used.
+    pub threshold: f32,
+    pub image: ImageSizeDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetectResponse {
+    pub faces: Vec<DetectedFaceDto>,
+    pub image: ImageSizeDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub similarity: f32,
+    pub threshold: f32,
+    pub same_person: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonsPage {
+    pub items: Vec<PersonDto>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacesList {
+    pub items: Vec<FaceDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedPersonDto {
+    pub person: PersonDto,
+    pub faces_deleted: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedFaceDto {
+    pub face: FaceDto,
+}
+
+/// A partial update: only the fields present change. `external_id: null` clears it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonPatchDto {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Tells "absent" (None) from "null" (Some(None)).
+fn present_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyResponse {
+    pub status: &'static str,
+    pub database: &'static str,
+    pub model: String,
+    pub workers: usize,
+}
+
+/// Multipart fields of `POST /v1/register` (for the API documentation).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct RegisterForm {
+    /// JPEG, PNG, WebP or BMP.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// Name of a new person (or give `person_id`).
+    name: Option<String>,
+    /// Add this photo to an existing person instead.
+    person_id: Option<Uuid>,
+    /// Must be `true`: the person consented to being registered.
+    consent: bool,
+    /// The operator's words on how consent was obtained.
+    consent_basis: Option<String>,
+    external_id: Option<String>,
+    /// A JSON object.
+    metadata: Option<String>,
+    /// `largest` to register the largest face of a group photo.
+    face: Option<String>,
+}
+
+/// Multipart fields of `POST /v1/persons/{id}/faces`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct AddFaceForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    consent: bool,
+    face: Option<String>,
+}
+
+/// Multipart fields of `POST /v1/recognize`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct RecognizeForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    threshold: Option<f32>,
+    top_k: Option<u32>,
+    max_faces: Option<u32>,
+}
+
+/// Multipart fields of `POST /v1/verify`: `image` and `image2`, or `image` and `person_id`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct VerifyForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    image2: Option<Vec<u8>>,
+    person_id: Option<Uuid>,
+    threshold: Option<f32>,
+}
+
+/// Multipart fields of `POST /v1/detect`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct DetectForm {
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// `true` to include each face's embedding.
+    embeddings: Option<bool>,
+}

@@ -1,0 +1,147 @@
+//! Every error the API answers with, mapped to a status and a stable code in this one place.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use facerec_core::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppError;
+use crate::engine::EngineError;
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: clients branch on this.
+    pub code: String,
+    /// For people; wording may change.
+    pub message: String,
+    /// Structured context where there is some (e.g. the quality check that failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Box<serde_json::Value>>,
+    pub retry_after_secs: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after_secs: None,
+        }
+    }
+
+    /// A malformed request: a missing or unparsable field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn busy() -> Self {
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is at capacity; retry shortly",
+            )
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        use facerec_vision::IngestError as I;
+        let message = err.to_string();
+        match err {
+            AppError::Ingest(e) => {
+                let status = match e {
+                    I::Empty | I::Corrupt(_) => StatusCode::BAD_REQUEST,
+                    I::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    I::TooLarge { .. } | I::DimensionsTooLarge { .. } => {
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    }
+                };
+                Self::new(status, e.code(), message)
+            }
+            AppError::Engine(EngineError::Busy) => Self::busy(),
+            AppError::Engine(EngineError::Stopped) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            AppError::Runtime(e) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), message),
+            AppError::NoFace => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "no_face", message),
+            AppError::MultipleFaces(n) => Self {
+                details: Some(Box::new(serde_json::json!({ "faces": n }))),
+                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "multiple_faces", message)
+            },
+            AppError::PoorQuality(reason) => Self {
+                details: serde_json::to_value(&reason).ok().map(Box::new),
+                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "poor_quality", message)
+            },
+            AppError::ConsentRequired => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "consent_required",
+                message,
+            ),
+            AppError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        let status = match &err {
+            StoreError::PersonNotFound(_) | StoreError::FaceNotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::DuplicateExternalId(_) => StatusCode::CONFLICT,
+            StoreError::ConsentRequired | StoreError::InvalidPerson(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            StoreError::EmbeddingDimension { .. } | StoreError::InvalidEmbedding(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            StoreError::Locked(_) | StoreError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %err, "database failure");
+        }
+        Self::new(status, err.code(), err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details.map(|d| *d),
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

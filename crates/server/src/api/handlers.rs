@@ -1,0 +1,369 @@
+//! Thin handlers: parse the request, call the application, shape the answer.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use facerec_core::{Actor, Added, FaceId, PageRequest, PersonId, PersonPatch, Threshold};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::dto::*;
+use super::error::{ApiError, ErrorBody};
+use super::form::{Form, MultipartBody};
+use super::AppState;
+use crate::app::{FacePick, RecognizeOptions, Registration, RegistrationTarget};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+const MAX_TOP_K: usize = 20;
+const DEFAULT_TOP_K: usize = 3;
+const MAX_FACES: usize = 100;
+
+fn face_pick(form: &Form) -> ApiResult<FacePick> {
+    match form.text("face") {
+        None => Ok(FacePick::Only),
+        Some("largest") => Ok(FacePick::Largest),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "field 'face' must be 'largest', not '{other}'"
+        ))),
+    }
+}
+
+fn threshold(form: &Form) -> ApiResult<Option<Threshold>> {
+    form.parse::<f32>("threshold")?
+        .map(|t| Threshold::new(t).map_err(ApiError::bad_request))
+        .transpose()
+}
+
+fn person_id(text: &str) -> ApiResult<PersonId> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("'{text}' is not a person id (UUID)")))
+}
+
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = HealthResponse)))]
+pub async fn health() -> Json<HealthResponse> {
+    Json(HealthResponse { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, description = "Models loaded and database reachable", body = ReadyResponse),
+              (status = 503, description = "Not ready", body = ErrorBody)))]
+pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyResponse>> {
+    state.app.store.ping().await?;
+    Ok(Json(ReadyResponse {
+        status: "ready",
+        database: state.app.store.backend(),
+        model: state.app.engine.model().to_string(),
+        workers: state.app.engine.workers(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/register", tag = "registration",
+    request_body(content = RegisterForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "Registered", body = RegisteredDto),
+              (status = 200, description = "This photo was already registered for this person", body = RegisteredDto),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "external_id taken", body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody),
+              (status = 422, description = "no_face, multiple_faces, poor_quality or consent_required", body = ErrorBody),
+              (status = 503, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    multipart: MultipartBody,
+) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
+    let mut form = Form::read(multipart).await?;
+    let target = match (form.text("person_id"), form.text("name")) {
+        (Some(id), _) => RegistrationTarget::Existing(person_id(id)?),
+        (None, Some(name)) => RegistrationTarget::NewPerson {
+            name: name.to_owned(),
+            external_id: form.text("external_id").map(str::to_owned),
+            metadata: match form.text("metadata") {
+                None => serde_json::json!({}),
+                Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(v @ serde_json::Value::Object(_)) => v,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "field 'metadata' must be a JSON object",
+                        ))
+                    }
+                },
+            },
+        },
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "give 'name' for a new person, or 'person_id'",
+            ))
+        }
+    };
+    let request = Registration {
+        image: form.image("image")?,
+        target,
+        consent: form.flag("consent")?,
+        consent_basis: form.text("consent_basis").map(str::to_owned),
+        pick: face_pick(&form)?,
+    };
+    registered(state.app.register(request, &actor).await?)
+}
+
+#[utoipa::path(post, path = "/v1/persons/{id}/faces", tag = "persons",
+    params(("id" = uuid::Uuid, Path, description = "Person id")),
+    request_body(content = AddFaceForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = RegisteredDto), (status = 200, body = RegisteredDto),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn add_face(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    multipart: MultipartBody,
+) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
+    let person = person_id(&id)?;
+    let mut form = Form::read(multipart).await?;
+    let request = Registration {
+        image: form.image("image")?,
+        target: RegistrationTarget::Existing(person),
+        consent: form.flag("consent")?,
+        consent_basis: None,
+        pick: face_pick(&form)?,
+    };
+    registered(state.app.register(request, &actor).await?)
+}
+
+fn registered(r: crate::app::Registered) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
+    let status = if r.added == Added::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(RegisteredDto {
+            person: r.person.into(),
+            face: r.face.into(),
+            created: r.added == Added::Created,
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/recognize", tag = "recognition",
+    request_body(content = RecognizeForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Every face with its verdict (an image without faces gives an empty list)", body = RecognizeResponse),
+              (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 503, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn recognize(
+    State(state): State<Arc<AppState>>,
+    multipart: MultipartBody,
+) -> ApiResult<Json<RecognizeResponse>> {
+    let mut form = Form::read(multipart).await?;
+    let options = RecognizeOptions {
+        threshold: threshold(&form)?,
+        top_k: form
+            .parse::<usize>("top_k")?
+            .unwrap_or(DEFAULT_TOP_K)
+            .clamp(1, MAX_TOP_K),
+        max_faces: form
+            .parse::<usize>("max_faces")?
+            .unwrap_or(MAX_FACES)
+            .clamp(1, MAX_FACES),
+    };
+    let threshold = state
+        .app
+        .matcher
+        .with_threshold(options.threshold)
+        .threshold();
+    let (analysis, faces) = state.app.recognize(form.image("image")?, &options).await?;
+    Ok(Json(RecognizeResponse {
+        faces: faces
+            .iter()
+            .map(|f| RecognizedFaceDto::new(&f.face, &f.recognition))
+            .collect(),
+        threshold: threshold.value(),
+        image: ImageSizeDto {
+            width: analysis.width,
+            height: analysis.height,
+        },
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/verify", tag = "recognition",
+    request_body(content = VerifyForm, content_type = "multipart/form-data"),
+    responses((status = 200, body = VerifyResponse), (status = 404, body = ErrorBody),
+              (status = 422, description = "no face in an image", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn verify(
+    State(state): State<Arc<AppState>>,
+    multipart: MultipartBody,
+) -> ApiResult<Json<VerifyResponse>> {
+    let mut form = Form::read(multipart).await?;
+    let threshold = threshold(&form)?;
+    let image = form.image("image")?;
+    let verdict = match (form.take_image("image2"), form.text("person_id")) {
+        (Some(second), None) => state.app.verify_images(image, second, threshold).await?,
+        (None, Some(id)) => {
+            state
+                .app
+                .verify_person(image, person_id(id)?, threshold)
+                .await?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either 'image2' or 'person_id' beside 'image'",
+            ))
+        }
+    };
+    Ok(Json(VerifyResponse {
+        similarity: verdict.similarity.value(),
+        threshold: verdict.threshold.value(),
+        same_person: verdict.same_person,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/detect", tag = "recognition",
+    request_body(content = DetectForm, content_type = "multipart/form-data"),
+    responses((status = 200, body = DetectResponse), (status = 400, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn detect(
+    State(state): State<Arc<AppState>>,
+    multipart: MultipartBody,
+) -> ApiResult<Json<DetectResponse>> {
+    let mut form = Form::read(multipart).await?;
+    let with_embeddings = form.flag("embeddings")?;
+    let analysis = state.app.analyze(form.image("image")?).await?;
+    Ok(Json(DetectResponse {
+        faces: analysis
+            .faces
+            .iter()
+            .map(|f| DetectedFaceDto::new(f, with_embeddings))
+            .collect(),
+        image: ImageSizeDto {
+            width: analysis.width,
+            height: analysis.height,
+        },
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+    offset: Option<u64>,
+    /// Case-insensitive part of the name.
+    name: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/persons", tag = "persons", params(ListQuery),
+    responses((status = 200, body = PersonsPage)), security(("api_key" = [])))]
+pub async fn list_persons(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<PersonsPage>> {
+    let page = PageRequest {
+        limit: q.limit.unwrap_or(50).clamp(1, 500),
+        offset: q.offset.unwrap_or(0),
+        name_contains: q.name.filter(|n| !n.trim().is_empty()),
+    };
+    let result = state.app.store.list_persons(&page).await?;
+    Ok(Json(PersonsPage {
+        items: result.items.into_iter().map(Into::into).collect(),
+        total: result.total,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons",
+    params(("id" = uuid::Uuid, Path)), responses((status = 200, body = PersonDto), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_person(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PersonDto>> {
+    Ok(Json(
+        state.app.store.get_person(person_id(&id)?).await?.into(),
+    ))
+}
+
+#[utoipa::path(patch, path = "/v1/persons/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
+    request_body = PersonPatchDto,
+    responses((status = 200, body = PersonDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn update_person(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Result<Json<PersonPatchDto>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<PersonDto>> {
+    let Json(patch) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if matches!(&patch.metadata, Some(m) if !m.is_object()) {
+        return Err(ApiError::bad_request("'metadata' must be a JSON object"));
+    }
+    let patch = PersonPatch {
+        name: patch.name,
+        external_id: patch.external_id,
+        metadata: patch.metadata,
+    };
+    Ok(Json(
+        state
+            .app
+            .store
+            .update_person(person_id(&id)?, patch, &actor)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/persons/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "The person and all their faces are gone for good", body = DeletedPersonDto),
+              (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete_person(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeletedPersonDto>> {
+    let deleted = state
+        .app
+        .store
+        .delete_person(person_id(&id)?, &actor)
+        .await?;
+    Ok(Json(DeletedPersonDto {
+        person: deleted.person.into(),
+        faces_deleted: deleted.faces_deleted,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/persons/{id}/faces", tag = "persons", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = FacesList), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn list_faces(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FacesList>> {
+    let faces = state.app.store.list_faces(person_id(&id)?).await?;
+    Ok(Json(FacesList {
+        items: faces.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/faces/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = DeletedFaceDto), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn delete_face(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeletedFaceDto>> {
+    let face_id: FaceId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("'{id}' is not a face id (UUID)")))?;
+    let face = state.app.store.delete_face(face_id, &actor).await?;
+    Ok(Json(DeletedFaceDto { face: face.into() }))
+}
+
+pub async fn route_not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}

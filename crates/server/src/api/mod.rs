@@ -1,0 +1,212 @@
+//! The HTTP layer: routes, authentication, limits, metrics and the API's documentation.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod form;
+pub mod handlers;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use self::auth::{ApiKeys, RateLimit};
+use self::error::ApiError;
+use crate::app::App;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub app: App,
+    pub keys: ApiKeys,
+    pub rate_limit: Option<RateLimit>,
+    pub metrics: PrometheusHandle,
+}
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Origins allowed to call the API from a browser; empty = CORS off.
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "facerec", description = "Face registration and recognition. Images are sent as multipart/form-data \
+        (field `image`); every /v1 route needs an API key when keys are configured."),
+    paths(
+        handlers::health, handlers::ready, handlers::register, handlers::recognize, handlers::verify,
+        handlers::detect, handlers::list_persons, handlers::get_person, handlers::update_person,
+        handlers::delete_person, handlers::list_faces, handlers::add_face, handlers::delete_face
+    ),
+    modifiers(&SecuritySchemes),
+    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The process-wide Prometheus recorder (a process has one).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+                .expect("static buckets")
+                .install_recorder()
+                .expect("one metrics recorder per process")
+        })
+        .clone()
+}
+
+pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
+    let v1 = Router::new()
+        .route("/v1/register", post(handlers::register))
+        .route("/v1/recognize", post(handlers::recognize))
+        .route("/v1/verify", post(handlers::verify))
+        .route("/v1/detect", post(handlers::detect))
+        .route("/v1/persons", get(handlers::list_persons))
+        .route(
+            "/v1/persons/{id}",
+            get(handlers::get_person)
+                .patch(handlers::update_person)
+                .delete(handlers::delete_person),
+        )
+        .route(
+            "/v1/persons/{id}/faces",
+            get(handlers::list_faces).post(handlers::add_face),
+        )
+        .route("/v1/faces/{id}", delete(handlers::delete_face))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_api_key,
+        ));
+
+    let mut router = Router::new()
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/metrics", get(metrics))
+        .merge(v1)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(handlers::route_not_found)
+        .route_layer(middleware::from_fn(track_request))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits.clone(),
+            guard_request,
+        ));
+    if !limits.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = limits
+            .cors_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    "x-api-key".parse().unwrap(),
+                ]),
+        );
+    }
+    router
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // Method, path and id only: never bodies (images) or query strings.
+                tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Refuses oversized bodies from their declared length before reading them, and bounds the time
+/// a request may take.
+async fn guard_request(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return form::payload_too_large().into_response();
+    }
+    // WebSocket upgrades live on after this returns; only the handshake is timed.
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+async fn track_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("facerec_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("facerec_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    metrics::gauge!("facerec_inference_queue_depth").set(state.app.engine.queue_depth() as f64);
+    metrics::gauge!("facerec_inference_in_flight").set(state.app.engine.in_flight() as f64);
+    if let Ok(n) = state.app.store.count_faces().await {
+        metrics::gauge!("facerec_faces_stored").set(n as f64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

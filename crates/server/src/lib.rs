@@ -1,0 +1,134 @@
+//! # facerec-server
+//!
+//! The service: [`app`] holds the use cases (no HTTP), [`engine`] the inference pool, [`api`] the
+//! thin HTTP layer over both. [`serve`] wires them from a [`ServerConfig`].
+
+pub mod api;
+pub mod app;
+pub mod engine;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use facerec_core::{Matcher, QualityPolicy, StoreError, Threshold};
+use facerec_store::StoreOptions;
+use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
+
+use crate::api::auth::{ApiKeys, RateLimit};
+use crate::api::{AppState, HttpLimits};
+use crate::app::App;
+use crate::engine::Engine;
+
+/// Everything the service needs, read once at start and passed down.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub store: StoreOptions,
+    pub keys: ApiKeys,
+    pub analyzer: AnalyzerConfig,
+    pub ingest: IngestLimits,
+    /// Inference workers, each with its own sessions.
+    pub workers: usize,
+    /// Requests that may wait for a worker before the server answers 503.
+    pub queue: usize,
+    pub http: HttpLimits,
+    /// Requests per minute per API key; 0 = unlimited.
+    pub rate_limit_per_minute: u32,
+    pub threshold: Threshold,
+    pub quality: QualityPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Refuses to expose an unauthenticated API beyond this machine.
+pub fn check_exposure(config: &ServerConfig) -> Result<(), ServeError> {
+    if config.keys.is_empty() && !config.bind.ip().is_loopback() {
+        return Err(ServeError::Config(format!(
+            "refusing to listen on {} without API keys: set FACEREC_API_KEYS (or --api-keys-file), \
+             or bind to 127.0.0.1",
+            config.bind
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the models and the database, then serves until SIGINT/SIGTERM, finishing requests in flight.
+pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
+    check_exposure(&config)?;
+    if config.keys.is_empty() {
+        tracing::warn!(bind = %config.bind, "no API keys configured: accepting unauthenticated requests on loopback only");
+    }
+    let store = facerec_store::open(&config.database_url, &config.store).await?;
+    let analyzer = config.analyzer.clone();
+    let (workers, queue) = (config.workers, config.queue);
+    let engine = tokio::task::spawn_blocking(move || Engine::start(&analyzer, workers, queue))
+        .await
+        .map_err(|e| ServeError::Config(format!("loading models: {e}")))??;
+    tracing::info!(model = %engine.model(), workers, queue, backend = store.backend(), "models loaded");
+    let app = App::new(
+        engine,
+        store,
+        Matcher::new(config.threshold),
+        config.quality,
+        config.ingest,
+    );
+    let state = Arc::new(AppState {
+        app,
+        keys: config.keys.clone(),
+        rate_limit: RateLimit::per_minute(config.rate_limit_per_minute),
+        metrics: api::metrics_handle(),
+    });
+    let router = api::router(state, &config.http);
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    // Printed for people and for tests that bind port 0.
+    println!("facerec listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
