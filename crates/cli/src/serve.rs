@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use facerec_core::tracking::TrackerConfig;
 use facerec_server::api::auth::ApiKeys;
+use facerec_server::api::stream::StreamLimits;
 use facerec_server::api::HttpLimits;
 use facerec_server::ServerConfig;
 
@@ -46,6 +48,18 @@ pub struct ServeArgs {
     /// Origins allowed to call the API from other web pages, comma-separated (default: CORS off)
     #[arg(long, env = "FACEREC_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Largest video frame accepted on /v1/stream, bytes
+    #[arg(long, env = "FACEREC_STREAM_MAX_FRAME_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub stream_max_frame_bytes: usize,
+    /// Frames per second accepted per stream (faster frames are skipped)
+    #[arg(long, env = "FACEREC_STREAM_MAX_FPS", default_value_t = 30.0)]
+    pub stream_max_fps: f32,
+    /// Concurrent streams
+    #[arg(long, env = "FACEREC_STREAM_MAX_STREAMS", default_value_t = 8)]
+    pub stream_max_streams: usize,
+    /// Re-embed a tracked face every N frames
+    #[arg(long, env = "FACEREC_STREAM_REEMBED_EVERY", default_value_t = 10)]
+    pub stream_reembed_every: u32,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -81,6 +95,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_per_minute: args.rate_limit_per_minute,
         threshold: args.matching.threshold()?,
         quality: args.matching.quality(),
+        stream: StreamLimits {
+            max_frame_bytes: args.stream_max_frame_bytes,
+            max_fps: args.stream_max_fps,
+            max_streams: args.stream_max_streams.max(1),
+            tracker: TrackerConfig {
+                reembed_every: args.stream_reembed_every.max(1),
+                ..TrackerConfig::default()
+            },
+        },
     };
     facerec_server::serve(config).await?;
     Ok(())

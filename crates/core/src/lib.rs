@@ -8,6 +8,7 @@ pub mod domain;
 pub mod enrollment;
 pub mod matching;
 pub mod store;
+pub mod tracking;
 
 pub use domain::*;
 pub use enrollment::{PoorQuality, QualityPolicy};

@@ -15,6 +15,7 @@ use facerec_store::StoreOptions;
 use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
 
 use crate::api::auth::{ApiKeys, RateLimit};
+use crate::api::stream::{StreamLimits, Tickets};
 use crate::api::{AppState, HttpLimits};
 use crate::app::App;
 use crate::engine::Engine;
@@ -37,6 +38,7 @@ pub struct ServerConfig {
     pub rate_limit_per_minute: u32,
     pub threshold: Threshold,
     pub quality: QualityPolicy,
+    pub stream: StreamLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,9 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         keys: config.keys.clone(),
         rate_limit: RateLimit::per_minute(config.rate_limit_per_minute),
         metrics: api::metrics_handle(),
+        tickets: Tickets::default(),
+        stream_slots: Arc::new(tokio::sync::Semaphore::new(config.stream.max_streams)),
+        stream_limits: config.stream.clone(),
     });
     let router = api::router(state, &config.http);
     let listener = tokio::net::TcpListener::bind(config.bind)

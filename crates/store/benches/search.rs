@@ -1,1 +1,309 @@
-fn main() {}
+//! Search and registration benchmarks (numbers, not pass/fail).
+//!
+//! `cargo bench -p facerec-store --bench search` — exact in-memory index at 10k, 100k and 1M faces
+//! (random unit vectors), beside this machine's memory bandwidth; with FACEREC_TEST_DATABASE_URL set
+//! (`make bench` starts PostgreSQL), pgvector HNSW at 10k and 100k (FACEREC_BENCH_HNSW_SIZES to change)
+//! with recall@1 against exact search, and registration throughput of both backends.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use facerec_core::*;
+use facerec_store::{ExactIndex, StoreOptions};
+use facerec_vision::{FaceQuality, NormalizedEmbedding};
+use rand::{Rng, SeedableRng};
+
+const DIM: usize = EMBEDDING_DIM;
+const QUERIES: usize = 200;
+
+fn random_unit(rng: &mut impl Rng) -> Vec<f32> {
+    let v: Vec<f32> = (0..DIM).map(|_| rng.random::<f32>() - 0.5).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Sequential read bandwidth: sum a 1 GiB buffer with the same thread layout the index uses.
+fn memory_bandwidth_gib_s() -> f64 {
+    let data = vec![1.0f32; 256 << 20];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let sum: f32 = std::thread::scope(|s| {
+            data.chunks(data.len().div_ceil(threads))
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let mut acc = [0.0f32; 16];
+                        for c in chunk.chunks_exact(16) {
+                            for i in 0..16 {
+                                acc[i] += c[i];
+                            }
+                        }
+                        acc.iter().sum::<f32>()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum()
+        });
+        std::hint::black_box(sum);
+        best = best.max(1.0 / start.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn bench_exact(bandwidth: f64) {
+    println!(
+        "\nexact in-memory index ({DIM}-d f32, {} threads)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "  faces      median ms   p99 ms   scan GiB/s   vs bandwidth   index MiB   process RSS MiB"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for n in [10_000usize, 100_000, 1_000_000] {
+        let mut index = ExactIndex::new();
+        for _ in 0..n {
+            // One face per person: the worst case for the per-person bookkeeping.
+            index.insert("m", FaceId::new(), PersonId::new(), &random_unit(&mut rng));
+        }
+        let probes: Vec<Vec<f32>> = (0..QUERIES.min(if n >= 1_000_000 { 50 } else { QUERIES }))
+            .map(|_| random_unit(&mut rng))
+            .collect();
+        let mut times = Vec::new();
+        for p in &probes {
+            let start = Instant::now();
+            std::hint::black_box(index.search("m", p, 5));
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let median = percentile(&times, 0.5);
+        let gib_s = (n * DIM * 4) as f64 / (1u64 << 30) as f64 / (median / 1e3);
+        println!(
+            "  {n:>9}  {median:>9.2}  {:>7.2}  {gib_s:>10.1}   {:>11.0}%   {:>9.0}   {:>15.0}",
+            percentile(&times, 0.99),
+            100.0 * gib_s / bandwidth,
+            index.vector_bytes() as f64 / (1 << 20) as f64,
+            rss_mib()
+        );
+    }
+}
+
+fn face(embedding: Vec<f32>, i: usize) -> NewFace {
+    NewFace {
+        embedding: NormalizedEmbedding::from_unit_vector(embedding).unwrap(),
+        det_score: 0.8,
+        bbox: [0.0, 0.0, 100.0, 100.0],
+        quality: FaceQuality {
+            face_size_px: 100.0,
+            interocular_px: 40.0,
+            frontality: 1.0,
+            embedding_norm: 20.0,
+        },
+        model: ModelRef {
+            name: "bench".into(),
+            sha256: "0".into(),
+        },
+        image_sha256: format!("{i}"),
+    }
+}
+
+fn person(i: usize) -> NewPerson {
+    NewPerson {
+        name: format!("person {i}"),
+        external_id: None,
+        metadata: serde_json::json!({}),
+        consent: Consent::given_now("benchmark").unwrap(),
+    }
+}
+
+/// Registrations per second with `tasks` concurrent writers.
+async fn registration_throughput(store: Arc<dyn Store>, total: usize, tasks: usize) -> f64 {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
+                for i in (t..total).step_by(tasks) {
+                    store
+                        .register(
+                            person(i),
+                            face(random_unit(&mut rng), i),
+                            &Actor::local_operator(),
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn new_pg_database(admin: &str) -> String {
+    let name = format!("facerec_bench_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+async fn bench_hnsw(admin: &str, sizes: &[usize]) {
+    println!("\npgvector HNSW (m=16, ef_construction=64, ef_search=100), top-1 person, {QUERIES} queries");
+    println!("  faces      build s   median ms   p99 ms   recall@1   table+index MiB");
+    for &n in sizes {
+        let url = new_pg_database(admin).await;
+        let store = facerec_store::PostgresStore::open(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let pool = store.pool().clone();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let vectors: Vec<Vec<f32>> = (0..n).map(|_| random_unit(&mut rng)).collect();
+        // Bulk load without the index (as a migration of existing data would), then build it.
+        sqlx::query("DROP INDEX faces_embedding_hnsw")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let persons: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
+        for (chunk_i, chunk) in vectors.chunks(2000).enumerate() {
+            let mut tx = pool.begin().await.unwrap();
+            let base = chunk_i * 2000;
+            let ids: Vec<uuid::Uuid> = persons[base..base + chunk.len()].to_vec();
+            sqlx::query(
+                "INSERT INTO persons (id, name, metadata, consent_given_at, consent_basis, created_at, updated_at)
+                 SELECT id, 'p', '{}', now(), 'bench', now(), now() FROM unnest($1::uuid[]) AS id",
+            )
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            let embeddings: Vec<pgvector::Vector> = chunk
+                .iter()
+                .map(|v| pgvector::Vector::from(v.clone()))
+                .collect();
+            let face_ids: Vec<uuid::Uuid> =
+                (0..chunk.len()).map(|_| uuid::Uuid::now_v7()).collect();
+            let shas: Vec<String> = (0..chunk.len()).map(|i| format!("{}", base + i)).collect();
+            sqlx::query(
+                "INSERT INTO faces (id, person_id, embedding, det_score, bbox, quality, model_name, model_sha256, image_sha256, created_at)
+                 SELECT f, p, e, 0.8, '[0,0,1,1]', '{}', 'bench', '0', s, now()
+                 FROM unnest($1::uuid[], $2::uuid[], $3::vector[], $4::text[]) AS t(f, p, e, s)",
+            )
+            .bind(&face_ids)
+            .bind(&ids)
+            .bind(&embeddings)
+            .bind(&shas)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let start = Instant::now();
+        sqlx::query("SET maintenance_work_mem = '2GB'")
+            .execute(&pool)
+            .await
+            .ok();
+        sqlx::query("CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let build = start.elapsed().as_secs_f64();
+        let mut exact = ExactIndex::new();
+        for (v, p) in vectors.iter().zip(&persons) {
+            exact.insert("bench@0", FaceId::new(), PersonId(*p), v);
+        }
+        let model = ModelRef {
+            name: "bench".into(),
+            sha256: "0".into(),
+        };
+        let mut times = Vec::new();
+        let mut correct = 0;
+        for _ in 0..QUERIES {
+            // Probes near a stored face, as real probes are near their enrollment photo.
+            let target = &vectors[rng.random_range(0..n)];
+            let noisy: Vec<f32> = target
+                .iter()
+                .map(|x| x + 0.02 * (rng.random::<f32>() - 0.5))
+                .collect();
+            let probe = NormalizedEmbedding::normalize(&noisy).unwrap().0;
+            let truth = exact.search("bench@0", probe.as_slice(), 1)[0].person_id;
+            let start = Instant::now();
+            let hits = store.search(&probe, &model, 1).await.unwrap();
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            correct += usize::from(hits.first().is_some_and(|h| h.person_id == truth));
+        }
+        times.sort_by(f64::total_cmp);
+        let size: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('faces')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        println!(
+            "  {n:>9}  {build:>7.1}  {:>10.2}  {:>7.2}  {:>9.3}   {:>15.0}",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            correct as f64 / QUERIES as f64,
+            size as f64 / (1 << 20) as f64
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bandwidth = memory_bandwidth_gib_s();
+    println!("memory bandwidth (sequential read, all cores): {bandwidth:.1} GiB/s");
+    bench_exact(bandwidth);
+
+    println!("\nregistration throughput (person + face + audit events per transaction)");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = facerec_store::open(
+        &format!("sqlite://{}/bench.db", dir.path().display()),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    println!(
+        "  sqlite      4 writers: {:>7.0} registrations/s",
+        registration_throughput(sqlite, 2000, 4).await
+    );
+    let Ok(admin) = std::env::var("FACEREC_TEST_DATABASE_URL") else {
+        println!(
+            "\nFACEREC_TEST_DATABASE_URL unset: PostgreSQL benchmarks skipped (run `make bench`)"
+        );
+        return;
+    };
+    let postgres = facerec_store::open(&new_pg_database(&admin).await, &StoreOptions::default())
+        .await
+        .unwrap();
+    println!(
+        "  postgres    4 writers: {:>7.0} registrations/s",
+        registration_throughput(postgres, 2000, 4).await
+    );
+    let sizes: Vec<usize> = std::env::var("FACEREC_BENCH_HNSW_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    bench_hnsw(&admin, &sizes).await;
+}

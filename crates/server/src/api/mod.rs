@@ -5,6 +5,8 @@ pub mod dto;
 pub mod error;
 pub mod form;
 pub mod handlers;
+pub mod stream;
+mod web;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -33,6 +35,9 @@ pub struct AppState {
     pub keys: ApiKeys,
     pub rate_limit: Option<RateLimit>,
     pub metrics: PrometheusHandle,
+    pub tickets: stream::Tickets,
+    pub stream_slots: Arc<tokio::sync::Semaphore>,
+    pub stream_limits: stream::StreamLimits,
 }
 
 /// HTTP-level settings.
@@ -51,10 +56,11 @@ pub struct HttpLimits {
     paths(
         handlers::health, handlers::ready, handlers::register, handlers::recognize, handlers::verify,
         handlers::detect, handlers::list_persons, handlers::get_person, handlers::update_person,
-        handlers::delete_person, handlers::list_faces, handlers::add_face, handlers::delete_face
+        handlers::delete_person, handlers::list_faces, handlers::add_face, handlers::delete_face,
+        stream::ticket, stream::stream
     ),
     modifiers(&SecuritySchemes),
-    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "operations"))
+    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -108,6 +114,7 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
             get(handlers::list_faces).post(handlers::add_face),
         )
         .route("/v1/faces/{id}", delete(handlers::delete_face))
+        .route("/v1/stream/ticket", post(stream::ticket))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_api_key,
@@ -117,6 +124,10 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(metrics))
+        // Authenticates itself: by header like /v1, or by a one-time ticket (browsers cannot set headers
+        // on a WebSocket).
+        .route("/v1/stream", get(stream::stream))
+        .merge(web::routes())
         .merge(v1)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(handlers::route_not_found)

@@ -1,0 +1,245 @@
+//! The WebSocket stream, spoken to by a Rust client: names on stable tracks, strangers unknown, bad
+//! frames answered with an error on an open connection, and floods skipped rather than queued.
+
+mod support;
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use support::*;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A 640x480 video frame with the photo in its middle, as a webcam would send it.
+fn frame_from(photo: &[u8]) -> Vec<u8> {
+    let photo = image::load_from_memory(photo).unwrap().to_rgb8();
+    let photo = image::imageops::resize(
+        &photo,
+        300,
+        300 * photo.height() / photo.width(),
+        image::imageops::FilterType::Triangle,
+    );
+    let mut canvas = image::RgbImage::from_pixel(640, 480, image::Rgb([40, 40, 40]));
+    let (x, y) = (
+        (640 - photo.width()) / 2,
+        (480 - photo.height().min(480)) / 2,
+    );
+    image::imageops::overlay(&mut canvas, &photo, x.into(), y.into());
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(canvas)
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+        .unwrap();
+    out
+}
+
+async fn connect(
+    server: &Server,
+    query: &str,
+    key: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let url = format!(
+        "{}/v1/stream{query}",
+        server.url.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    if let Some(key) = key {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+async fn reply(socket: &mut Socket) -> serde_json::Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("an answer")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn register_yao(server: &Server) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            image_part(registry_photo("vectron/yaoming.jpg"), "yao.jpg"),
+        )
+        .text("name", "Yao Ming")
+        .text("consent", "true");
+    assert_eq!(server.post_form("/v1/register", form).await.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_person_is_named_on_a_stable_track() {
+    let server = Server::start(Db::Sqlite, &["--api-keys", "k", "--stream-max-fps", "1000"]).await;
+    register_yao(&server).await;
+    assert!(
+        connect(&server, "", None).await.is_err(),
+        "no key, no stream"
+    );
+    let mut socket = connect(&server, "", Some("k")).await.unwrap();
+    let frame = frame_from(&registry_photo("vectron/yaoming.jpg"));
+    let mut track = None;
+    let mut embedded = 0;
+    for n in 1..=12u64 {
+        socket
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .unwrap();
+        let answer = reply(&mut socket).await;
+        assert_eq!(answer["frame"], n, "{answer}");
+        assert_eq!(answer["skipped"], 0);
+        assert!(answer["took_ms"].as_f64().unwrap() > 0.0);
+        let faces = answer["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), 1, "{answer}");
+        assert_eq!(faces[0]["match"]["name"], "Yao Ming", "frame {n}: {answer}");
+        let id = faces[0]["track_id"].as_u64().unwrap();
+        assert_eq!(*track.get_or_insert(id), id, "one track across frames");
+        embedded += answer["embedded"].as_u64().unwrap();
+    }
+    assert!(
+        embedded <= 3,
+        "a steady face is embedded when it appears and every 10 frames, not {embedded} times"
+    );
+
+    // A stranger stays unknown.
+    socket
+        .send(Message::Binary(
+            frame_from(&registry_photo("insightface/t1.jpg")).into(),
+        ))
+        .await
+        .unwrap();
+    let answer = reply(&mut socket).await;
+    let faces = answer["faces"].as_array().unwrap();
+    assert!(
+        !faces.is_empty() && faces.iter().all(|f| f["match"].is_null()),
+        "{answer}"
+    );
+
+    // Bad input is answered, and the connection stays open.
+    socket
+        .send(Message::Binary(b"this is not a jpeg".to_vec().into()))
+        .await
+        .unwrap();
+    let answer = reply(&mut socket).await;
+    assert_eq!(answer["error"]["code"], "unsupported_format", "{answer}");
+    socket.send(Message::Text("hello".into())).await.unwrap();
+    assert_eq!(reply(&mut socket).await["error"]["code"], "invalid_message");
+    socket
+        .send(Message::Binary(frame.clone().into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply(&mut socket).await["faces"][0]["match"]["name"],
+        "Yao Ming"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_use_one_time_tickets() {
+    let server = Server::start(Db::Sqlite, &["--api-keys", "k"]).await;
+    let (status, body) = json(
+        server
+            .client
+            .post(format!("{}/v1/stream/ticket", server.url))
+            .bearer_auth("k")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let ticket = body["ticket"].as_str().unwrap();
+    assert!(connect(&server, &format!("?ticket={ticket}"), None)
+        .await
+        .is_ok());
+    assert!(
+        connect(&server, &format!("?ticket={ticket}"), None)
+            .await
+            .is_err(),
+        "a ticket works once"
+    );
+    let unauthorized = server
+        .client
+        .post(format!("{}/v1/stream/ticket", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_faster_than_processing_are_skipped_not_queued() {
+    let server = Server::start(Db::Sqlite, &["--stream-max-fps", "10000", "--workers", "1"]).await;
+    register_yao(&server).await;
+    let mut socket = connect(&server, "", None).await.unwrap();
+    let frame = frame_from(&registry_photo("vectron/players.jpg"));
+    let sent = 40u64;
+    for _ in 0..sent {
+        socket
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .unwrap();
+    }
+    let mut answers = 0u64;
+    let mut skipped = 0u64;
+    loop {
+        let answer = reply(&mut socket).await;
+        answers += 1;
+        skipped += answer["skipped"].as_u64().unwrap();
+        if answer["frame"] == sent {
+            break;
+        }
+    }
+    assert_eq!(
+        answers + skipped,
+        sent,
+        "every frame is either answered or counted as skipped"
+    );
+    assert!(
+        skipped > sent / 2,
+        "a flood is mostly skipped ({skipped} of {sent}), so latency stays bounded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_and_too_many_streams_are_refused_politely() {
+    let server = Server::start(
+        Db::Sqlite,
+        &[
+            "--stream-max-frame-bytes",
+            "100000",
+            "--stream-max-streams",
+            "1",
+        ],
+    )
+    .await;
+    let mut socket = connect(&server, "", None).await.unwrap();
+    socket
+        .send(Message::Binary(vec![0xFF; 150_000].into()))
+        .await
+        .unwrap();
+    assert_eq!(reply(&mut socket).await["error"]["code"], "frame_too_large");
+    assert!(
+        connect(&server, "", None).await.is_err(),
+        "the one stream slot is taken"
+    );
+    socket
+        .send(Message::Binary(
+            frame_from(&registry_photo("vectron/yaoming.jpg")).into(),
+        ))
+        .await
+        .unwrap();
+    assert!(reply(&mut socket).await["faces"].is_array(), "still open");
+}

@@ -1,0 +1,266 @@
+// facerec web page: persons, recognition of a photo, and live recognition over a WebSocket.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const KEY = "facerec.apiKey";
+
+function status(text, isError = false) {
+  const el = $("#status");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = body.error || { code: String(response.status), message: response.statusText };
+    throw new Error(`${error.code}: ${error.message}`);
+  }
+  return body;
+}
+
+// ---- tabs and key -----------------------------------------------------------------------------------
+document.querySelectorAll("nav button").forEach((button) =>
+  button.addEventListener("click", () => showTab(button.dataset.tab)));
+
+function showTab(name) {
+  document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.id === name));
+}
+
+$("#api-key").value = sessionStorage.getItem(KEY) || "";
+$("#key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY, $("#api-key").value.trim());
+  status("API key set for this tab.");
+  loadPersons();
+});
+
+// ---- persons ------------------------------------------------------------------------------------------
+async function loadPersons() {
+  const name = $("#person-search").value.trim();
+  try {
+    const page = await api(`/v1/persons?limit=200${name ? `&name=${encodeURIComponent(name)}` : ""}`);
+    const rows = $("#person-rows");
+    rows.replaceChildren();
+    for (const person of page.items) {
+      const tr = document.createElement("tr");
+      tr.dataset.personId = person.id;
+      for (const text of [person.name, person.external_id || "", new Date(person.created_at).toLocaleString()]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      const actions = document.createElement("td");
+      const faces = document.createElement("button");
+      faces.textContent = "Faces";
+      faces.addEventListener("click", () => showFaces(person));
+      const remove = document.createElement("button");
+      remove.textContent = "Delete";
+      remove.addEventListener("click", () => deletePerson(person));
+      actions.append(faces, " ", remove);
+      tr.append(actions);
+      rows.append(tr);
+    }
+    $("#person-count").textContent = `${page.total} registered`;
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function showFaces(person) {
+  try {
+    const faces = await api(`/v1/persons/${person.id}/faces`);
+    $("#person-faces").textContent = `${person.name}: ` + faces.items
+      .map((f) => `face ${f.id.slice(0, 8)} (score ${f.det_score.toFixed(2)}, ${Math.round(f.quality.face_size_px)} px)`)
+      .join(", ");
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function deletePerson(person) {
+  if (!confirm(`Delete ${person.name} and all their faces? This cannot be undone.`)) return;
+  try {
+    const deleted = await api(`/v1/persons/${person.id}`, { method: "DELETE" });
+    status(`Deleted ${deleted.person.name} and ${deleted.faces_deleted} face(s).`);
+    loadPersons();
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+$("#person-search").addEventListener("input", () => loadPersons());
+
+$("#register-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const data = new FormData();
+  data.append("image", form.image.files[0]);
+  data.append("name", form.name.value.trim());
+  data.append("consent", form.consent.checked ? "true" : "false");
+  if (form.external_id.value.trim()) data.append("external_id", form.external_id.value.trim());
+  if (form.consent_basis.value.trim()) data.append("consent_basis", form.consent_basis.value.trim());
+  try {
+    const result = await api("/v1/register", { method: "POST", body: data });
+    status(`Registered ${result.person.name}.`);
+    form.reset();
+    loadPersons();
+  } catch (error) {
+    status(error.message, true);
+  }
+});
+
+// ---- drawing ------------------------------------------------------------------------------------------
+function drawFaces(ctx, faces, scaleX = 1, scaleY = 1) {
+  ctx.lineWidth = 3;
+  ctx.font = "bold 16px system-ui, sans-serif";
+  for (const face of faces) {
+    const [x1, y1, x2, y2] = face.bbox;
+    const known = face.match != null;
+    const color = known ? "#1a7f37" : "#cf222e";
+    const label = known ? `${face.match.name} ${face.match.similarity.toFixed(2)}` : "unknown";
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x1 * scaleX, y1 * scaleY, (x2 - x1) * scaleX, (y2 - y1) * scaleY);
+    const width = ctx.measureText(label).width + 8;
+    ctx.fillStyle = color;
+    ctx.fillRect(x1 * scaleX, Math.max(0, y1 * scaleY - 22), width, 22);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(label, x1 * scaleX + 4, Math.max(16, y1 * scaleY - 5));
+  }
+}
+
+// ---- recognize a photo ----------------------------------------------------------------------------------
+$("#recognize-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (!file) return;
+  const data = new FormData();
+  data.append("image", file);
+  try {
+    const result = await api("/v1/recognize", { method: "POST", body: data });
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const canvas = $("#recognize-canvas");
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(bitmap, 0, 0);
+    drawFaces(ctx, result.faces);
+    const list = $("#recognize-list");
+    list.replaceChildren(...result.faces.map((f) => {
+      const li = document.createElement("li");
+      li.textContent = f.match ? `${f.match.name} (${f.match.similarity.toFixed(2)})` : "unknown";
+      return li;
+    }));
+    status(`${result.faces.length} face(s); threshold ${result.threshold.toFixed(2)}.`);
+  } catch (error) {
+    status(error.message, true);
+  }
+});
+
+// ---- live -------------------------------------------------------------------------------------------------
+const live = { socket: null, stream: null, sentAt: new Map(), timer: null, answers: [], lastNames: "" };
+
+async function startLive() {
+  try {
+    live.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (error) {
+    status(`Camera unavailable: ${error.message}`, true);
+    return;
+  }
+  const video = $("#live-video");
+  video.srcObject = live.stream;
+  await video.play();
+  let query = "";
+  try {
+    const { ticket } = await api("/v1/stream/ticket", { method: "POST" });
+    query = `?ticket=${encodeURIComponent(ticket)}`;
+  } catch (error) {
+    status(error.message, true);
+    return;
+  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/v1/stream${query}`);
+  socket.binaryType = "arraybuffer";
+  live.socket = socket;
+  socket.onmessage = (event) => onLiveMessage(JSON.parse(event.data));
+  socket.onclose = () => stopLive();
+  socket.onopen = () => {
+    status("Live: streaming frames.");
+    $("#live-start").disabled = true;
+    $("#live-stop").disabled = false;
+    const grab = document.createElement("canvas");
+    let frame = 0;
+    let inFlight = 0;
+    // About 15 frames per second; at most two frames on the wire (the server keeps only the newest).
+    live.timer = setInterval(() => {
+      if (socket.readyState !== WebSocket.OPEN || inFlight >= 2 || !video.videoWidth) return;
+      grab.width = video.videoWidth;
+      grab.height = video.videoHeight;
+      grab.getContext("2d").drawImage(video, 0, 0);
+      inFlight += 1;
+      grab.toBlob((blob) => {
+        frame += 1;
+        live.sentAt.set(frame, performance.now());
+        blob.arrayBuffer().then((buffer) => socket.send(buffer));
+      }, "image/jpeg", 0.8);
+    }, 66);
+    live.release = () => { inFlight = Math.max(0, inFlight - 1); };
+  };
+}
+
+function onLiveMessage(message) {
+  if (live.release) live.release();
+  if (message.error) {
+    status(`Frame ${message.frame ?? "?"}: ${message.error.code}: ${message.error.message}`, true);
+    return;
+  }
+  const now = performance.now();
+  const sent = live.sentAt.get(message.frame);
+  for (const key of live.sentAt.keys()) if (key <= message.frame) live.sentAt.delete(key);
+  live.answers.push(now);
+  live.answers = live.answers.filter((t) => now - t < 2000);
+  const video = $("#live-video");
+  const overlay = $("#live-overlay");
+  overlay.width = video.videoWidth;
+  overlay.height = video.videoHeight;
+  const ctx = overlay.getContext("2d");
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  drawFaces(ctx, message.faces);
+  const fps = live.answers.length / 2;
+  const latency = sent ? Math.round(now - sent) : "?";
+  $("#live-stats").textContent =
+    `${fps.toFixed(1)} fps · ${latency} ms round trip · ${message.took_ms.toFixed(0)} ms on the server · ${message.skipped} skipped`;
+  const names = message.faces.map((f) => (f.match ? f.match.name : "unknown")).join(", ") || "nobody";
+  $("#live-names").textContent = names;
+  if (names !== live.lastNames) {
+    live.lastNames = names;
+    console.log(`facerec-live names: ${names}`);
+  }
+}
+
+function stopLive() {
+  clearInterval(live.timer);
+  if (live.socket && live.socket.readyState === WebSocket.OPEN) live.socket.close();
+  if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
+  live.socket = null;
+  $("#live-start").disabled = false;
+  $("#live-stop").disabled = true;
+}
+
+$("#live-start").addEventListener("click", startLive);
+$("#live-stop").addEventListener("click", stopLive);
+
+// ---- start ----------------------------------------------------------------------------------------------
+loadPersons();
+const params = new URLSearchParams(location.search);
+if (params.get("tab")) showTab(params.get("tab"));
+if (params.get("autostart") === "live") {
+  showTab("live");
+  startLive();
+}
