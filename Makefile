@@ -35,3 +35,7 @@ lint:
 ## Benchmarks (numbers, not pass/fail). See docs/BENCHMARKS.md.
 bench: setup-test
 	$(CARGO) bench --locked -p facerec-vision --bench pipeline
+	$(CARGO) bench --locked -p facerec-cli --bench service
+	@url=$$(scripts/pg-test.sh start) || exit 1; \
+	trap 'scripts/pg-test.sh stop' EXIT; \
+	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) bench --locked -p facerec-store --bench search

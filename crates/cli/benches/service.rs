@@ -1,0 +1,304 @@
+//! The service under load (numbers, not pass/fail): `cargo bench -p facerec-cli --bench service`.
+//!
+//! 1. HTTP: `/v1/recognize` on a one-face photo with 10,000 registered faces (SQLite + exact index),
+//!    at 1, 2 and 4 concurrent clients, beside the pipeline's own end-to-end time for the same photo.
+//! 2. Stream: one 640x480 WebSocket stream with one face and with five, tracking on and off.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use facerec_core::*;
+use facerec_store::StoreOptions;
+use facerec_vision::{
+    AnalyzerConfig, Device, FaceAnalyzer, FaceQuality, IngestLimits, NormalizedEmbedding,
+    RuntimeConfig,
+};
+use futures_util::{SinkExt, StreamExt};
+use rand::{Rng, SeedableRng};
+use tokio_tungstenite::tungstenite::Message;
+
+const REGISTERED: usize = 10_000;
+const SECONDS_PER_LEVEL: u64 = 8;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("vendor/fixtures/registry").join(name))
+        .expect("run `make setup-test`")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn analyzer() -> FaceAnalyzer {
+    let vendor = root().join("vendor");
+    FaceAnalyzer::load(&AnalyzerConfig::with_models_dir(
+        &vendor.join("models"),
+        RuntimeConfig {
+            library: vendor.join("onnxruntime/libonnxruntime.so.1.32.0"),
+            device: Device::Cpu,
+            intra_threads: 1,
+        },
+    ))
+    .unwrap()
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(database_url: &str, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_facerec"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+            "--rate-limit-per-minute",
+            "0",
+        ])
+        .args(extra)
+        .current_dir(root())
+        .env("FACEREC_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    while !line.starts_with("facerec listening on ") {
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    }
+    let url = line
+        .trim()
+        .trim_start_matches("facerec listening on ")
+        .to_owned();
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    Server(child, url)
+}
+
+async fn fill(database_url: &str, model: &ModelRef) {
+    let store = facerec_store::open(database_url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    for i in 0..REGISTERED {
+        let raw: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|_| rng.random::<f32>() - 0.5)
+            .collect();
+        let person = NewPerson {
+            name: format!("person {i}"),
+            external_id: None,
+            metadata: serde_json::json!({}),
+            consent: Consent::given_now("benchmark").unwrap(),
+        };
+        let face = NewFace {
+            embedding: NormalizedEmbedding::normalize(&raw).unwrap().0,
+            det_score: 0.8,
+            bbox: [0.0, 0.0, 100.0, 100.0],
+            quality: FaceQuality {
+                face_size_px: 100.0,
+                interocular_px: 40.0,
+                frontality: 1.0,
+                embedding_norm: 20.0,
+            },
+            model: model.clone(),
+            image_sha256: format!("{i}"),
+        };
+        store
+            .register(person, face, &Actor::local_operator())
+            .await
+            .unwrap();
+    }
+}
+
+async fn http_level(url: &str, image: &[u8], clients: usize) -> (f64, Vec<f64>) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(SECONDS_PER_LEVEL);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (client, url, image) = (client.clone(), url.to_owned(), image.to_vec());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let form = reqwest::multipart::Form::new().part(
+                        "image",
+                        reqwest::multipart::Part::bytes(image.clone()).file_name("p.jpg"),
+                    );
+                    let t = Instant::now();
+                    let response = client
+                        .post(format!("{url}/v1/recognize"))
+                        .multipart(form)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.bytes().await.unwrap();
+                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    (all.len() as f64 / elapsed, all)
+}
+
+fn frame(image: &image::RgbImage) -> Vec<u8> {
+    let mut canvas = image::RgbImage::from_pixel(640, 480, image::Rgb([60, 60, 60]));
+    let scale = (640.0 / image.width() as f32)
+        .min(480.0 / image.height() as f32)
+        .min(1.0);
+    let scaled = image::imageops::resize(
+        image,
+        (image.width() as f32 * scale) as u32,
+        (image.height() as f32 * scale) as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    image::imageops::overlay(
+        &mut canvas,
+        &scaled,
+        ((640 - scaled.width()) / 2).into(),
+        ((480 - scaled.height()) / 2).into(),
+    );
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(canvas)
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+        .unwrap();
+    out
+}
+
+async fn stream_run(
+    url: &str,
+    frame: &[u8],
+    tracking: bool,
+    frames: usize,
+) -> (f64, f64, f64, usize) {
+    let query = if tracking { "" } else { "?tracking=off" };
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!(
+        "{}/v1/stream{query}",
+        url.replacen("http", "ws", 1)
+    ))
+    .await
+    .unwrap();
+    let mut latencies = Vec::new();
+    let mut embedded = 0u64;
+    let mut faces = 0;
+    let started = Instant::now();
+    for _ in 0..frames {
+        let t = Instant::now();
+        socket
+            .send(Message::Binary(frame.to_vec().into()))
+            .await
+            .unwrap();
+        loop {
+            if let Some(Ok(Message::Text(text))) = socket.next().await {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                embedded += v["embedded"].as_u64().unwrap_or(0);
+                faces = v["faces"].as_array().map_or(0, Vec::len);
+                break;
+            }
+        }
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let fps = frames as f64 / started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    (
+        fps,
+        percentile(&latencies, 0.5),
+        embedded as f64 / frames as f64,
+        faces,
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let yao = photo("vectron/yaoming.jpg");
+    let mut analyzer = analyzer();
+    let model = ModelRef::from(analyzer.model_id());
+    let limits = IngestLimits::default();
+    let mut pipeline: Vec<f64> = (0..60)
+        .map(|_| {
+            let t = Instant::now();
+            analyzer.analyze_bytes(&yao, &limits).unwrap();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(10)
+        .collect();
+    pipeline.sort_by(f64::total_cmp);
+    let pipeline_ms = percentile(&pipeline, 0.5);
+    drop(analyzer);
+
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/bench.db", dir.path().display());
+    fill(&database_url, &model).await;
+    let server = start_server(
+        &database_url,
+        &[
+            "--workers",
+            "2",
+            "--queue",
+            "64",
+            "--stream-max-fps",
+            "1000",
+        ],
+    );
+    http_level(&server.1, &yao, 1).await; // warm-up
+    println!("POST /v1/recognize, one-face photo (yaoming.jpg, 233x287), {REGISTERED} registered faces, 2 workers");
+    println!("pipeline alone (in process, 1 thread): median {pipeline_ms:.2} ms");
+    println!(
+        "  clients   req/s    p50 ms   p90 ms   p99 ms   p50 / pipeline   speed-up vs 1 client"
+    );
+    let mut single = 0.0;
+    for clients in [1, 2, 4] {
+        let (rps, latencies) = http_level(&server.1, &yao, clients).await;
+        if clients == 1 {
+            single = rps;
+        }
+        println!(
+            "  {clients:>7}  {rps:>6.1}  {:>7.2}  {:>7.2}  {:>7.2}   {:>14.3}x   {:>19.2}x",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.9),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 0.5) / pipeline_ms,
+            rps / single
+        );
+    }
+
+    let one = image::load_from_memory(&yao).unwrap().to_rgb8();
+    let t1 = image::load_from_memory(&photo("insightface/t1.jpg")).unwrap();
+    let five = t1.crop_imm(0, 40, 1060, 460).to_rgb8();
+    println!("\nWebSocket stream, one 640x480 client sending the next frame when the last is answered, 120 frames");
+    println!("  scene        tracking   faces   fps    p50 latency ms   embeddings per frame");
+    for (label, image) in [("one face", &one), ("five faces", &five)] {
+        let frame = frame(image);
+        for tracking in [false, true] {
+            let (fps, p50, per_frame, faces) = stream_run(&server.1, &frame, tracking, 120).await;
+            println!(
+                "  {label:<11}  {:<9}  {faces:>5}  {fps:>5.1}  {p50:>15.1}  {per_frame:>21.2}",
+                if tracking { "on" } else { "off" }
+            );
+        }
+    }
+    drop(server);
+}
