@@ -23,7 +23,6 @@ pub struct Engine {
     sender: crossbeam_channel::Sender<Job>,
     in_flight: Arc<AtomicUsize>,
     workers: usize,
-    capacity: usize,
     model: ModelId,
 }
 
@@ -57,7 +56,6 @@ impl Engine {
             sender,
             in_flight: Arc::new(AtomicUsize::new(0)),
             workers,
-            capacity: queue,
             model,
         })
     }
@@ -96,10 +94,6 @@ impl Engine {
 
     pub fn workers(&self) -> usize {
         self.workers
-    }
-
-    pub fn queue_capacity(&self) -> usize {
-        self.capacity
     }
 
     pub fn model(&self) -> &ModelId {

@@ -120,17 +120,6 @@ pub fn decode_image(bytes: &[u8], limits: &IngestLimits) -> Result<RgbImage, Ing
     Ok(to_rgb8_like_opencv(image))
 }
 
-/// Reads only the header: the format and the stored (pre-orientation) dimensions.
-pub fn probe_image(bytes: &[u8]) -> Result<(ImageFormat, u32, u32), IngestError> {
-    if bytes.is_empty() {
-        return Err(IngestError::Empty);
-    }
-    let format = ImageFormat::sniff(bytes).ok_or(IngestError::UnsupportedFormat)?;
-    let reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
-    let (w, h) = reader.into_dimensions().map_err(classify)?;
-    Ok((format, w, h))
-}
-
 fn check_dimensions(width: u32, height: u32, limits: &IngestLimits) -> Result<(), IngestError> {
     let too_large = width > limits.max_side
         || height > limits.max_side

@@ -106,10 +106,6 @@ impl FaceAnalyzer {
         &self.model_id
     }
 
-    pub fn embedding_dim(&self) -> usize {
-        self.embedder.dim()
-    }
-
     /// Decodes untrusted bytes and analyzes the image.
     pub fn analyze_bytes(
         &mut self,

@@ -47,6 +47,7 @@ impl Default for StreamLimits {
 }
 
 const TICKET_TTL: Duration = Duration::from_secs(60);
+const NAME_REFRESH_FRAMES: u64 = 300;
 
 /// One-time tickets that let a browser open the stream without putting its API key in a URL.
 #[derive(Default)]
@@ -284,6 +285,10 @@ async fn run(
             continue;
         };
         last_start = Some(tokio::time::Instant::now());
+        // Names are cached per stream; refreshing now and then lets renames show on long streams.
+        if number % NAME_REFRESH_FRAMES == 0 {
+            session.names.forget();
+        }
         let reply = match session.process(bytes).await {
             Ok(mut result) => {
                 result.frame = number;
