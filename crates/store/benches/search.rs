@@ -222,15 +222,24 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
             tx.commit().await.unwrap();
         }
         let start = Instant::now();
-        sqlx::query("SET maintenance_work_mem = '2GB'")
-            .execute(&pool)
-            .await
-            .ok();
-        sqlx::query("CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)")
-            .execute(&pool)
+        // One connection for both statements: a SET on a pool could land on another connection.
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("SET maintenance_work_mem = '6GB'")
+            .execute(&mut *conn)
             .await
             .unwrap();
+        sqlx::query(
+            "CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_ip_ops) \
+             WITH (m = 16, ef_construction = 64)",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        drop(conn);
         let build = start.elapsed().as_secs_f64();
+        // What autovacuum would do after a bulk load: without statistics the planner takes the table
+        // for tiny and prefers a sequential scan over the index.
+        sqlx::query("ANALYZE faces").execute(&pool).await.unwrap();
         let mut exact = ExactIndex::new();
         for (v, p) in vectors.iter().zip(&persons) {
             exact.insert("bench@0", FaceId::new(), PersonId(*p), v);
