@@ -3,7 +3,8 @@
 //! `cargo bench -p facerec-store --bench search` — exact in-memory index at 10k, 100k and 1M faces
 //! (random unit vectors), beside this machine's memory bandwidth; with FACEREC_TEST_DATABASE_URL set
 //! (`make bench` starts PostgreSQL), pgvector HNSW at 10k and 100k (FACEREC_BENCH_HNSW_SIZES to change)
-//! with recall@1 against exact search, and registration throughput of both backends.
+//! with recall@1 against exact search (FACEREC_BENCH_HNSW_M and FACEREC_BENCH_HNSW_EF_CONSTRUCTION set the
+//! index), and registration throughput of both backends.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -172,7 +173,17 @@ async fn new_pg_database(admin: &str) -> String {
 }
 
 async fn bench_hnsw(admin: &str, sizes: &[usize]) {
-    println!("\npgvector HNSW (m=16, ef_construction=64), top-1 person, {QUERIES} queries");
+    let env_u32 = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (m, ef_construction) = (
+        env_u32("FACEREC_BENCH_HNSW_M", 16),
+        env_u32("FACEREC_BENCH_HNSW_EF_CONSTRUCTION", 64),
+    );
+    println!("\npgvector HNSW (m={m}, ef_construction={ef_construction}), top-1 person, {QUERIES} queries");
     println!("  faces      build s  ef_search  median ms   p99 ms  recall@1   table+index MiB");
     for &n in sizes {
         let url = new_pg_database(admin).await;
@@ -228,10 +239,10 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
             .execute(&mut *conn)
             .await
             .unwrap();
-        sqlx::query(
+        sqlx::query(&format!(
             "CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_ip_ops) \
-             WITH (m = 16, ef_construction = 64)",
-        )
+             WITH (m = {m}, ef_construction = {ef_construction})"
+        ))
         .execute(&mut *conn)
         .await
         .unwrap();
