@@ -12,14 +12,14 @@ use facerec_server::app::{App, FacePick, RecognizeOptions, Registration, Registr
 use facerec_server::engine::Engine;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::settings::{files_below, DatabaseArgs, MatchArgs};
-use crate::vision_args::VisionArgs;
+use crate::settings::{files_below, DatabaseArgs, ServiceArgs};
 
-async fn local_app(
-    vision: &VisionArgs,
-    database: &DatabaseArgs,
-    matching: &MatchArgs,
-) -> anyhow::Result<App> {
+async fn local_app(service: &ServiceArgs) -> anyhow::Result<App> {
+    let ServiceArgs {
+        database,
+        matching,
+        vision,
+    } = service;
     let store = facerec_store::open(&database.database_url, &database.store_options()).await?;
     let config = vision.analyzer_config()?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -67,11 +67,7 @@ pub struct EnrollArgs {
     #[arg(long)]
     largest_face: bool,
     #[command(flatten)]
-    database: DatabaseArgs,
-    #[command(flatten)]
-    matching: MatchArgs,
-    #[command(flatten)]
-    vision: VisionArgs,
+    service: ServiceArgs,
 }
 
 pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
@@ -101,7 +97,7 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             args.dir.display()
         );
     }
-    let app = local_app(&args.vision, &args.database, &args.matching).await?;
+    let app = local_app(&args.service).await?;
     let actor = Actor::local_operator();
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("static template"),
@@ -143,10 +139,7 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
                     }
                     person = Some(r.person);
                 }
-                Err(e) => {
-                    let code = facerec_server::api::error::ApiError::from(e);
-                    refused.push((photo.clone(), code.code.to_owned(), code.message));
-                }
+                Err(e) => refused.push((photo.clone(), e.code().to_owned(), e.to_string())),
             }
         }
     }
@@ -192,15 +185,11 @@ pub struct IdentifyArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    database: DatabaseArgs,
-    #[command(flatten)]
-    matching: MatchArgs,
-    #[command(flatten)]
-    vision: VisionArgs,
+    service: ServiceArgs,
 }
 
 pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
-    let app = local_app(&args.vision, &args.database, &args.matching).await?;
+    let app = local_app(&args.service).await?;
     let options = RecognizeOptions {
         threshold: None,
         top_k: 2,
@@ -210,14 +199,15 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
     for path in &args.images {
         let shown = path.display().to_string();
         let result = match std::fs::read(path) {
-            Ok(bytes) => app.recognize(bytes, &options).await.map_err(|e| {
-                let e = facerec_server::api::error::ApiError::from(e);
-                (e.code.to_owned(), e.message)
-            }),
+            Ok(bytes) => app
+                .recognize(bytes, &options)
+                .await
+                .map(|r| r.faces)
+                .map_err(|e| (e.code().to_owned(), e.to_string())),
             Err(e) => Err(("unreadable_file".to_owned(), e.to_string())),
         };
         match result {
-            Ok((_, faces)) => {
+            Ok(faces) => {
                 if args.json {
                     let faces: Vec<serde_json::Value> = faces
                         .iter()

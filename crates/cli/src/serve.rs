@@ -11,8 +11,7 @@ use facerec_server::api::stream::StreamLimits;
 use facerec_server::api::HttpLimits;
 use facerec_server::ServerConfig;
 
-use crate::settings::{DatabaseArgs, MatchArgs};
-use crate::vision_args::VisionArgs;
+use crate::settings::ServiceArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -61,11 +60,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FACEREC_STREAM_REEMBED_EVERY", default_value_t = 10)]
     pub stream_reembed_every: u32,
     #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub matching: MatchArgs,
-    #[command(flatten)]
-    pub vision: VisionArgs,
+    pub service: ServiceArgs,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -76,11 +71,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = ServerConfig {
         bind: args.bind,
-        database_url: args.database.database_url.clone(),
-        store: args.database.store_options(),
+        database_url: args.service.database.database_url.clone(),
+        store: args.service.database.store_options(),
         keys,
-        analyzer: args.vision.analyzer_config()?,
-        ingest: args.vision.ingest_limits(),
+        analyzer: args.service.vision.analyzer_config()?,
+        ingest: args.service.vision.ingest_limits(),
         workers: args.workers.unwrap_or(cores),
         queue: args.queue,
         http: HttpLimits {
@@ -93,8 +88,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .collect(),
         },
         rate_limit_per_minute: args.rate_limit_per_minute,
-        threshold: args.matching.threshold()?,
-        quality: args.matching.quality(),
+        threshold: args.service.matching.threshold()?,
+        quality: args.service.matching.quality(),
         stream: StreamLimits {
             max_frame_bytes: args.stream_max_frame_bytes,
             max_fps: args.stream_max_fps,

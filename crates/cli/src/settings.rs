@@ -77,6 +77,17 @@ impl MatchArgs {
     }
 }
 
+/// Everything a subcommand needs to run the service's use cases: database, matching, models.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub matching: MatchArgs,
+    #[command(flatten)]
+    pub vision: crate::vision_args::VisionArgs,
+}
+
 /// Paths of every file below `dir`, sorted.
 pub fn files_below(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();

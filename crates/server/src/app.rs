@@ -34,6 +34,23 @@ pub enum AppError {
     ConsentRequired,
 }
 
+impl AppError {
+    /// Stable code for clients (HTTP and CLI alike); `api::error` adds only the status.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Ingest(e) => e.code(),
+            Self::Runtime(e) => e.code(),
+            Self::Engine(EngineError::Busy) => "overloaded",
+            Self::Engine(EngineError::Stopped) => "unavailable",
+            Self::Store(e) => e.code(),
+            Self::NoFace => "no_face",
+            Self::MultipleFaces(_) => "multiple_faces",
+            Self::PoorQuality(_) => "poor_quality",
+            Self::ConsentRequired => "consent_required",
+        }
+    }
+}
+
 impl From<VisionError> for AppError {
     fn from(err: VisionError) -> Self {
         match err {
@@ -88,6 +105,15 @@ pub struct Registered {
 pub struct RecognizedFace {
     pub face: AnalyzedFace,
     pub recognition: Recognition,
+}
+
+/// A recognized photo: its upright size, the threshold used, and every face with its verdict.
+#[derive(Debug, Clone)]
+pub struct RecognizedImage {
+    pub width: u32,
+    pub height: u32,
+    pub threshold: Threshold,
+    pub faces: Vec<RecognizedFace>,
 }
 
 #[derive(Debug, Clone)]
@@ -207,13 +233,7 @@ impl App {
             (0, _) => return Err(AppError::NoFace),
             (1, _) => faces.remove(0),
             (n, FacePick::Only) => return Err(AppError::MultipleFaces(n)),
-            (_, FacePick::Largest) => {
-                let area = |f: &AnalyzedFace| f.detection.bbox.width() * f.detection.bbox.height();
-                let largest = (0..faces.len())
-                    .max_by(|&a, &b| area(&faces[a]).total_cmp(&area(&faces[b])))
-                    .unwrap_or(0);
-                faces.swap_remove(largest)
-            }
+            (_, FacePick::Largest) => largest(faces).expect("more than one face"),
         };
         self.quality.check(face.detection.score, &face.quality)?;
         Ok(face)
@@ -224,22 +244,23 @@ impl App {
         &self,
         image: Vec<u8>,
         options: &RecognizeOptions,
-    ) -> AppResult<(Analysis, Vec<RecognizedFace>)> {
-        let mut analysis = self.analyze(image).await?;
-        analysis.faces.truncate(options.max_faces);
+    ) -> AppResult<RecognizedImage> {
+        let analysis = self.analyze(image).await?;
         let matcher = self.matcher.with_threshold(options.threshold);
         let mut names = NameCache::default();
-        let mut recognized = Vec::with_capacity(analysis.faces.len());
-        for face in &analysis.faces {
+        let mut faces = Vec::with_capacity(analysis.faces.len().min(options.max_faces));
+        for face in analysis.faces.into_iter().take(options.max_faces) {
             let recognition = self
                 .identify(&face.embedding, &matcher, options.top_k, &mut names)
                 .await?;
-            recognized.push(RecognizedFace {
-                face: face.clone(),
-                recognition,
-            });
+            faces.push(RecognizedFace { face, recognition });
         }
-        Ok((analysis, recognized))
+        Ok(RecognizedImage {
+            width: analysis.width,
+            height: analysis.height,
+            threshold: matcher.threshold(),
+            faces,
+        })
     }
 
     /// Searches one embedding and decides.
@@ -316,13 +337,14 @@ impl App {
     }
 
     async fn largest_face(&self, image: Vec<u8>) -> AppResult<AnalyzedFace> {
-        let faces = self.analyze(image).await?.faces;
-        let area = |f: &AnalyzedFace| f.detection.bbox.width() * f.detection.bbox.height();
-        faces
-            .into_iter()
-            .max_by(|a, b| area(a).total_cmp(&area(b)))
-            .ok_or(AppError::NoFace)
+        largest(self.analyze(image).await?.faces).ok_or(AppError::NoFace)
     }
+}
+
+/// The face with the largest box: the subject of a portrait, the one to enroll from a group photo.
+fn largest(faces: Vec<AnalyzedFace>) -> Option<AnalyzedFace> {
+    let area = |f: &AnalyzedFace| f.detection.bbox.width() * f.detection.bbox.height();
+    faces.into_iter().max_by(|a, b| area(a).total_cmp(&area(b)))
 }
 
 /// Person names looked up once per request (or per video stream).

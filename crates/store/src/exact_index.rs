@@ -152,9 +152,10 @@ impl ModelIndex {
                 .map(|h| h.join().expect("scan thread"))
                 .collect()
         });
-        let mut merged = partials[0].clone();
-        for partial in &partials[1..] {
-            for (m, p) in merged.iter_mut().zip(partial) {
+        let mut partials = partials.into_iter();
+        let mut merged = partials.next().expect("at least one scan thread");
+        for partial in partials {
+            for (m, p) in merged.iter_mut().zip(&partial) {
                 if p.0 > m.0 {
                     *m = *p;
                 }

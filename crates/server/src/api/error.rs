@@ -71,38 +71,32 @@ impl ApiError {
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
         use facerec_vision::IngestError as I;
-        let message = err.to_string();
-        match err {
-            AppError::Ingest(e) => {
-                let status = match e {
-                    I::Empty | I::Corrupt(_) => StatusCode::BAD_REQUEST,
-                    I::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    I::TooLarge { .. } | I::DimensionsTooLarge { .. } => {
-                        StatusCode::PAYLOAD_TOO_LARGE
-                    }
-                };
-                Self::new(status, e.code(), message)
+        let status = match &err {
+            AppError::Store(_) | AppError::Engine(EngineError::Busy) => None,
+            AppError::Ingest(I::Empty | I::Corrupt(_)) => Some(StatusCode::BAD_REQUEST),
+            AppError::Ingest(I::UnsupportedFormat) => Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            AppError::Ingest(I::TooLarge { .. } | I::DimensionsTooLarge { .. }) => {
+                Some(StatusCode::PAYLOAD_TOO_LARGE)
             }
-            AppError::Engine(EngineError::Busy) => Self::busy(),
-            AppError::Engine(EngineError::Stopped) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-            }
-            AppError::Runtime(e) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), message),
-            AppError::NoFace => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "no_face", message),
-            AppError::MultipleFaces(n) => Self {
-                details: Some(Box::new(serde_json::json!({ "faces": n }))),
-                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "multiple_faces", message)
+            AppError::Engine(EngineError::Stopped) => Some(StatusCode::SERVICE_UNAVAILABLE),
+            AppError::Runtime(_) => Some(StatusCode::INTERNAL_SERVER_ERROR),
+            AppError::NoFace
+            | AppError::MultipleFaces(_)
+            | AppError::PoorQuality(_)
+            | AppError::ConsentRequired => Some(StatusCode::UNPROCESSABLE_ENTITY),
+        };
+        let details = match &err {
+            AppError::MultipleFaces(n) => Some(Box::new(serde_json::json!({ "faces": n }))),
+            AppError::PoorQuality(reason) => serde_json::to_value(reason).ok().map(Box::new),
+            _ => None,
+        };
+        match (status, err) {
+            (None, AppError::Store(e)) => e.into(),
+            (None, _) => Self::busy(),
+            (Some(status), err) => Self {
+                details,
+                ..Self::new(status, err.code(), err.to_string())
             },
-            AppError::PoorQuality(reason) => Self {
-                details: serde_json::to_value(&reason).ok().map(Box::new),
-                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "poor_quality", message)
-            },
-            AppError::ConsentRequired => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "consent_required",
-                message,
-            ),
-            AppError::Store(e) => e.into(),
         }
     }
 }

@@ -172,21 +172,17 @@ pub async fn recognize(
             .unwrap_or(MAX_FACES)
             .clamp(1, MAX_FACES),
     };
-    let threshold = state
-        .app
-        .matcher
-        .with_threshold(options.threshold)
-        .threshold();
-    let (analysis, faces) = state.app.recognize(form.image("image")?, &options).await?;
+    let result = state.app.recognize(form.image("image")?, &options).await?;
     Ok(Json(RecognizeResponse {
-        faces: faces
+        faces: result
+            .faces
             .iter()
             .map(|f| RecognizedFaceDto::new(&f.face, &f.recognition))
             .collect(),
-        threshold: threshold.value(),
+        threshold: result.threshold.value(),
         image: ImageSizeDto {
-            width: analysis.width,
-            height: analysis.height,
+            width: result.width,
+            height: result.height,
         },
     }))
 }
