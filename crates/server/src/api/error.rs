@@ -90,6 +90,9 @@ impl From<AppError> for ApiError {
             AppError::PoorQuality(reason) => serde_json::to_value(reason).ok().map(Box::new),
             _ => None,
         };
+        if status == Some(StatusCode::INTERNAL_SERVER_ERROR) {
+            tracing::error!(error = %err, "inference failure");
+        }
         match (status, err) {
             (None, AppError::Store(e)) => e.into(),
             (None, _) => Self::busy(),
