@@ -2,6 +2,7 @@
 # Starts or stops a throwaway PostgreSQL 18 + pgvector (from vendor/postgres, see setup.sh) for tests.
 #   scripts/pg-test.sh start   -> prints the URL to use: postgres://facerec@127.0.0.1:$PORT/postgres
 #   scripts/pg-test.sh stop
+# FACEREC_TEST_PG_OPTIONS adds server settings, e.g. "-c shared_buffers=8GB" for large benchmarks.
 # PostgreSQL refuses to run as root: as root, a system user (facerec-pg) owns the cluster.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ case "${1:-}" in
       || { cat "$data.initdb.log" >&2; exit 1; }
     # Tuned for tests: no durability needed, HNSW builds want memory.
     as_owner "$pg/bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c maintenance_work_mem=1GB -c shared_buffers=512MB" \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c maintenance_work_mem=1GB -c shared_buffers=512MB ${FACEREC_TEST_PG_OPTIONS:-}" \
       start >/dev/null || { cat "$data/server.log" >&2; exit 1; }
     echo "postgres://facerec@127.0.0.1:$port/postgres"
     ;;

@@ -4,7 +4,10 @@
 //! (random unit vectors), beside this machine's memory bandwidth; with FACEREC_TEST_DATABASE_URL set
 //! (`make bench` starts PostgreSQL), pgvector HNSW at 10k and 100k (FACEREC_BENCH_HNSW_SIZES to change)
 //! with recall@1 against exact search (FACEREC_BENCH_HNSW_M and FACEREC_BENCH_HNSW_EF_CONSTRUCTION set the
-//! index), and registration throughput of both backends.
+//! index, default the shipped `HnswOptions`; FACEREC_BENCH_HNSW_EF_SEARCH the comma-separated ef_search
+//! sweep, FACEREC_BENCH_HNSW_QUERIES the probe count; FACEREC_BENCH_HNSW_KEEP=1 keeps each built index
+//! in a database named after it and reuses it in later runs), and registration throughput of both
+//! backends.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,7 +40,8 @@ fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Sequential read bandwidth: sum a 1 GiB buffer with the same thread layout the index uses.
+/// Sequential read bandwidth (best of three): sum a 1 GiB buffer with the same thread layout the
+/// index uses.
 fn memory_bandwidth_gib_s() -> f64 {
     let data = vec![1.0f32; 256 << 20];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -68,13 +72,13 @@ fn memory_bandwidth_gib_s() -> f64 {
     best
 }
 
-fn bench_exact(bandwidth: f64) {
+fn bench_exact() {
     println!(
         "\nexact in-memory index ({DIM}-d f32, {} threads)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "  faces      median ms   p99 ms   scan GiB/s   vs bandwidth   index MiB   process RSS MiB"
+        "  faces      median ms   p99 ms   scan GiB/s   bandwidth GiB/s   ratio   index MiB   process RSS MiB"
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for n in [10_000usize, 100_000, 1_000_000] {
@@ -94,9 +98,11 @@ fn bench_exact(bandwidth: f64) {
         }
         times.sort_by(f64::total_cmp);
         let median = percentile(&times, 0.5);
+        // Measured beside each scan: this shared machine's bandwidth drifts between minutes.
+        let bandwidth = memory_bandwidth_gib_s();
         let gib_s = (n * DIM * 4) as f64 / (1u64 << 30) as f64 / (median / 1e3);
         println!(
-            "  {n:>9}  {median:>9.2}  {:>7.2}  {gib_s:>10.1}   {:>11.0}%   {:>9.0}   {:>15.0}",
+            "  {n:>9}  {median:>9.2}  {:>7.2}  {gib_s:>10.1}   {bandwidth:>15.1}   {:>4.0}%   {:>9.0}   {:>15.0}",
             percentile(&times, 0.99),
             100.0 * gib_s / bandwidth,
             index.vector_bytes() as f64 / (1 << 20) as f64,
@@ -161,7 +167,14 @@ async fn registration_throughput(store: Arc<dyn Store>, total: usize, tasks: usi
 }
 
 async fn new_pg_database(admin: &str) -> String {
-    let name = format!("facerec_bench_{}", uuid::Uuid::now_v7().simple());
+    create_pg_database(
+        admin,
+        &format!("facerec_bench_{}", uuid::Uuid::now_v7().simple()),
+    )
+    .await
+}
+
+async fn create_pg_database(admin: &str, name: &str) -> String {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
         .await
         .unwrap();
@@ -169,7 +182,84 @@ async fn new_pg_database(admin: &str) -> String {
         .execute(&mut conn)
         .await
         .unwrap();
+    pg_database_url(admin, name)
+}
+
+fn pg_database_url(admin: &str, name: &str) -> String {
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+fn env_list<T: std::str::FromStr + Clone>(name: &str, default: &[T]) -> Vec<T> {
+    std::env::var(name)
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Loads `vectors` (one person each, image_sha256 = the vector's position) without the index, as a
+/// migration of existing data would, then builds the index. Returns the build time in seconds.
+async fn load_and_index(
+    pool: &sqlx::PgPool,
+    vectors: &[Vec<f32>],
+    m: u32,
+    ef_construction: u32,
+) -> f64 {
+    sqlx::query("DROP INDEX faces_embedding_hnsw")
+        .execute(pool)
+        .await
+        .unwrap();
+    for (chunk_i, chunk) in vectors.chunks(2000).enumerate() {
+        let mut tx = pool.begin().await.unwrap();
+        let base = chunk_i * 2000;
+        let ids: Vec<uuid::Uuid> = (0..chunk.len()).map(|_| uuid::Uuid::now_v7()).collect();
+        sqlx::query(
+            "INSERT INTO persons (id, name, metadata, consent_given_at, consent_basis, created_at, updated_at)
+             SELECT id, 'p', '{}', now(), 'bench', now(), now() FROM unnest($1::uuid[]) AS id",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let embeddings: Vec<pgvector::Vector> = chunk
+            .iter()
+            .map(|v| pgvector::Vector::from(v.clone()))
+            .collect();
+        let face_ids: Vec<uuid::Uuid> = (0..chunk.len()).map(|_| uuid::Uuid::now_v7()).collect();
+        let shas: Vec<String> = (0..chunk.len()).map(|i| format!("{}", base + i)).collect();
+        sqlx::query(
+            "INSERT INTO faces (id, person_id, embedding, det_score, bbox, quality, model_name, model_sha256, image_sha256, created_at)
+             SELECT f, p, e, 0.8, '[0,0,1,1]', '{}', 'bench', '0', s, now()
+             FROM unnest($1::uuid[], $2::uuid[], $3::vector[], $4::text[]) AS t(f, p, e, s)",
+        )
+        .bind(&face_ids)
+        .bind(&ids)
+        .bind(&embeddings)
+        .bind(&shas)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let start = Instant::now();
+    // One connection for both statements: a SET on a pool could land on another connection.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET maintenance_work_mem = '6GB'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_ip_ops) \
+         WITH (m = {m}, ef_construction = {ef_construction})"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let build = start.elapsed().as_secs_f64();
+    // What autovacuum would do after a bulk load: without statistics the planner takes the table
+    // for tiny and prefers a sequential scan over the index.
+    sqlx::query("ANALYZE faces").execute(pool).await.unwrap();
+    build
 }
 
 async fn bench_hnsw(admin: &str, sizes: &[usize]) {
@@ -179,78 +269,57 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    // The shipped defaults unless overridden, so the numbers describe what users get.
+    let defaults = facerec_store::HnswOptions::default();
     let (m, ef_construction) = (
-        env_u32("FACEREC_BENCH_HNSW_M", 16),
-        env_u32("FACEREC_BENCH_HNSW_EF_CONSTRUCTION", 64),
+        env_u32("FACEREC_BENCH_HNSW_M", defaults.m),
+        env_u32(
+            "FACEREC_BENCH_HNSW_EF_CONSTRUCTION",
+            defaults.ef_construction,
+        ),
     );
-    println!("\npgvector HNSW (m={m}, ef_construction={ef_construction}), top-1 person, {QUERIES} queries");
+    let ef_searches: Vec<u32> = env_list("FACEREC_BENCH_HNSW_EF_SEARCH", &[40, 100, 200, 400]);
+    let queries = env_u32("FACEREC_BENCH_HNSW_QUERIES", 200) as usize;
+    // A 1M-face index takes ~40 minutes to build here: KEEP names the database after its contents
+    // and leaves it in place, and a later run with KEEP measures it again without rebuilding.
+    let keep = std::env::var_os("FACEREC_BENCH_HNSW_KEEP").is_some();
+    println!("\npgvector HNSW (m={m}, ef_construction={ef_construction}), top-1 person, {queries} queries");
     println!("  faces      build s  ef_search  median ms   p99 ms  recall@1   table+index MiB");
     for &n in sizes {
-        let url = new_pg_database(admin).await;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let vectors: Vec<Vec<f32>> = (0..n).map(|_| random_unit(&mut rng)).collect();
+        let kept_name = format!("facerec_bench_hnsw_{n}_m{m}_efc{ef_construction}");
+        let kept: bool = keep
+            && sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&kept_name)
+                .fetch_one(
+                    &mut <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+                        .await
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+        let url = match (keep, kept) {
+            (true, true) => pg_database_url(admin, &kept_name),
+            (true, false) => create_pg_database(admin, &kept_name).await,
+            (false, _) => new_pg_database(admin).await,
+        };
         let store = facerec_store::PostgresStore::open(&url, &StoreOptions::default())
             .await
             .unwrap();
         let pool = store.pool().clone();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        let vectors: Vec<Vec<f32>> = (0..n).map(|_| random_unit(&mut rng)).collect();
-        // Bulk load without the index (as a migration of existing data would), then build it.
-        sqlx::query("DROP INDEX faces_embedding_hnsw")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let persons: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
-        for (chunk_i, chunk) in vectors.chunks(2000).enumerate() {
-            let mut tx = pool.begin().await.unwrap();
-            let base = chunk_i * 2000;
-            let ids: Vec<uuid::Uuid> = persons[base..base + chunk.len()].to_vec();
-            sqlx::query(
-                "INSERT INTO persons (id, name, metadata, consent_given_at, consent_basis, created_at, updated_at)
-                 SELECT id, 'p', '{}', now(), 'bench', now(), now() FROM unnest($1::uuid[]) AS id",
-            )
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-            let embeddings: Vec<pgvector::Vector> = chunk
-                .iter()
-                .map(|v| pgvector::Vector::from(v.clone()))
-                .collect();
-            let face_ids: Vec<uuid::Uuid> =
-                (0..chunk.len()).map(|_| uuid::Uuid::now_v7()).collect();
-            let shas: Vec<String> = (0..chunk.len()).map(|i| format!("{}", base + i)).collect();
-            sqlx::query(
-                "INSERT INTO faces (id, person_id, embedding, det_score, bbox, quality, model_name, model_sha256, image_sha256, created_at)
-                 SELECT f, p, e, 0.8, '[0,0,1,1]', '{}', 'bench', '0', s, now()
-                 FROM unnest($1::uuid[], $2::uuid[], $3::vector[], $4::text[]) AS t(f, p, e, s)",
-            )
-            .bind(&face_ids)
-            .bind(&ids)
-            .bind(&embeddings)
-            .bind(&shas)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-            tx.commit().await.unwrap();
-        }
-        let start = Instant::now();
-        // One connection for both statements: a SET on a pool could land on another connection.
-        let mut conn = pool.acquire().await.unwrap();
-        sqlx::query("SET maintenance_work_mem = '6GB'")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        sqlx::query(&format!(
-            "CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_ip_ops) \
-             WITH (m = {m}, ef_construction = {ef_construction})"
-        ))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        drop(conn);
-        let build = start.elapsed().as_secs_f64();
-        // What autovacuum would do after a bulk load: without statistics the planner takes the table
-        // for tiny and prefers a sequential scan over the index.
-        sqlx::query("ANALYZE faces").execute(&pool).await.unwrap();
+        let build = if kept {
+            f64::NAN
+        } else {
+            load_and_index(&pool, &vectors, m, ef_construction).await
+        };
+        // Persons by vector position, read back so that a kept database is described correctly.
+        let persons: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT person_id FROM faces ORDER BY image_sha256::bigint")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(persons.len(), n, "{kept_name} holds another data set");
         let mut exact = ExactIndex::new();
         for (v, p) in vectors.iter().zip(&persons) {
             exact.insert("bench@0", FaceId::new(), PersonId(*p), v);
@@ -260,8 +329,8 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
             sha256: "0".into(),
         };
         // Probes near a stored face, as real probes are near their enrollment photo; the same probes for
-        // every ef_search.
-        let probes: Vec<(NormalizedEmbedding, PersonId)> = (0..QUERIES)
+        // every ef_search (and the first ones the same for every probe count).
+        let probes: Vec<(NormalizedEmbedding, PersonId)> = (0..queries)
             .map(|_| {
                 let target = &vectors[rng.random_range(0..n)];
                 let noisy: Vec<f32> = target
@@ -277,9 +346,11 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
             .fetch_one(&pool)
             .await
             .unwrap();
-        for ef_search in [40, 100, 200, 400] {
+        for &ef_search in &ef_searches {
             let options = StoreOptions {
                 hnsw: facerec_store::HnswOptions {
+                    m,
+                    ef_construction,
                     ef_search,
                     ..Default::default()
                 },
@@ -305,7 +376,7 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
                 "  {n:>9}  {build:>7.1}  {ef_search:>9}  {:>9.2}  {:>7.2}  {:>8.3}   {:>15.0}",
                 percentile(&times, 0.5),
                 percentile(&times, 0.99),
-                correct as f64 / QUERIES as f64,
+                correct as f64 / queries as f64,
                 size as f64 / (1 << 20) as f64
             );
         }
@@ -314,9 +385,7 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let bandwidth = memory_bandwidth_gib_s();
-    println!("memory bandwidth (sequential read, all cores): {bandwidth:.1} GiB/s");
-    bench_exact(bandwidth);
+    bench_exact();
 
     println!("\nregistration throughput (person + face + audit events per transaction)");
     let dir = tempfile::tempdir().unwrap();
@@ -343,9 +412,6 @@ async fn main() {
         "  postgres    4 writers: {:>7.0} registrations/s",
         registration_throughput(postgres, 2000, 4).await
     );
-    let sizes: Vec<usize> = std::env::var("FACEREC_BENCH_HNSW_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![10_000, 100_000]);
+    let sizes: Vec<usize> = env_list("FACEREC_BENCH_HNSW_SIZES", &[10_000, 100_000]);
     bench_hnsw(&admin, &sizes).await;
 }

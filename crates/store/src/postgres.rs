@@ -42,9 +42,10 @@ pub struct HnswOptions {
 
 impl Default for HnswOptions {
     fn default() -> Self {
-        // Measured on 100k random 512-d vectors (docs/BENCHMARKS.md): m 32 / ef_construction 128 gives
-        // recall@1 1.000 from ef_search 40 (4 ms), where pgvector's defaults (16 / 64) need ef_search 200
-        // for 0.995 (9 ms). The build takes ~3.5x longer; ef_search 100 leaves margin for larger sets.
+        // Measured on random 512-d vectors (docs/BENCHMARKS.md): m 32 / ef_construction 128 gives
+        // recall@1 1.000 at 100k from ef_search 100 (9 ms) and 0.994 at 1M with ef_search 400 (43 ms);
+        // pgvector's defaults (16 / 64) stay at 0.81 at 1M. ef_search 100 is the default because most
+        // deployments hold far fewer than 1M faces; larger ones raise it (README, Limits).
         Self {
             m: 32,
             ef_construction: 128,
@@ -53,6 +54,11 @@ impl Default for HnswOptions {
         }
     }
 }
+
+/// From docs/BENCHMARKS.md: past ~300k faces the default ef_search loses recall; 400 keeps recall@1
+/// at 0.994 with 1M faces.
+const LARGE_INDEX_FACES: u64 = 300_000;
+const LARGE_INDEX_EF_SEARCH: u32 = 400;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -125,6 +131,21 @@ impl PostgresStore {
                 );
             }
             Some(_) => {}
+        }
+        // The planner's row estimate is enough here, and free (no count over a large table).
+        let faces: f32 = sqlx::query_scalar(
+            "SELECT greatest(reltuples, 0) FROM pg_class WHERE relname = 'faces'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if faces >= LARGE_INDEX_FACES as f32 && self.hnsw.ef_search < LARGE_INDEX_EF_SEARCH {
+            tracing::warn!(
+                faces,
+                ef_search = self.hnsw.ef_search,
+                "recall drops at this size: consider --hnsw-ef-search {LARGE_INDEX_EF_SEARCH} \
+                 (recall@1 0.994 at 1M faces, docs/BENCHMARKS.md)"
+            );
         }
         Ok(())
     }
