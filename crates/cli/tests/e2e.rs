@@ -505,6 +505,13 @@ async fn every_error_code_from_a_real_request() {
     .await;
     expect((status, body.clone()), 422, "multiple_faces");
     assert_eq!(body["error"]["details"]["faces"], 5);
+    let two = photo_form(group.clone()).text("max_faces", "2");
+    let (status, body) = json(server.post_form("/v1/recognize", two).await).await;
+    assert_eq!(
+        (status, body["faces"].as_array().map(Vec::len)),
+        (200, Some(2)),
+        "max_faces bounds the faces analyzed: {body}"
+    );
     // The largest face of gdp.jpg is in profile: refused for enrollment, with the reason.
     let largest = register_form(group, "Largest").text("face", "largest");
     let (status, body) = json(server.post_form("/v1/register", largest).await).await;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use facerec_core::*;
 use facerec_vision::{
-    Analysis, AnalyzedFace, IngestError, IngestLimits, NormalizedEmbedding, RuntimeError,
-    VisionError,
+    Analysis, AnalyzedFace, Detection, IngestError, IngestLimits, NormalizedEmbedding,
+    RuntimeError, VisionError,
 };
 use sha2::{Digest, Sha256};
 
@@ -167,13 +167,20 @@ impl App {
         &self.model
     }
 
-    /// Decodes and analyzes an image on the inference pool.
+    /// Decodes and analyzes an image on the inference pool: every face.
     pub async fn analyze(&self, image: Vec<u8>) -> AppResult<Analysis> {
+        self.analyze_selecting(image, Selection::Strongest(usize::MAX))
+            .await
+    }
+
+    /// Decodes and analyzes an image on the inference pool, embedding only the selected faces.
+    async fn analyze_selecting(&self, image: Vec<u8>, selection: Selection) -> AppResult<Analysis> {
         let limits = self.limits;
-        Ok(self
-            .engine
-            .run(move |analyzer| analyzer.analyze_bytes(&image, &limits))
-            .await??)
+        self.engine
+            .run(move |analyzer| {
+                analyzer.analyze_bytes_selecting(&image, &limits, |d| selection.apply(d))
+            })
+            .await?
     }
 
     /// Registers a person from a photo, or adds the photo's face to an existing person.
@@ -182,8 +189,11 @@ impl App {
             return Err(AppError::ConsentRequired);
         }
         let image_sha256 = hex::encode(Sha256::digest(&request.image));
-        let analysis = self.analyze(request.image).await?;
-        let face = self.enrollable_face(analysis, request.pick)?;
+        let analysis = self
+            .analyze_selecting(request.image, Selection::Pick(request.pick))
+            .await?;
+        let face = analysis.faces.into_iter().next().ok_or(AppError::NoFace)?;
+        self.quality.check(face.detection.score, &face.quality)?;
         let new_face = NewFace {
             embedding: face.embedding,
             det_score: face.detection.score,
@@ -226,30 +236,19 @@ impl App {
         }
     }
 
-    /// The one face of a photo that may be enrolled, or why none may.
-    fn enrollable_face(&self, analysis: Analysis, pick: FacePick) -> AppResult<AnalyzedFace> {
-        let mut faces = analysis.faces;
-        let face = match (faces.len(), pick) {
-            (0, _) => return Err(AppError::NoFace),
-            (1, _) => faces.remove(0),
-            (n, FacePick::Only) => return Err(AppError::MultipleFaces(n)),
-            (_, FacePick::Largest) => largest(faces).expect("more than one face"),
-        };
-        self.quality.check(face.detection.score, &face.quality)?;
-        Ok(face)
-    }
-
     /// Every face of a photo, each with its ranked candidates and verdict.
     pub async fn recognize(
         &self,
         image: Vec<u8>,
         options: &RecognizeOptions,
     ) -> AppResult<RecognizedImage> {
-        let analysis = self.analyze(image).await?;
+        let analysis = self
+            .analyze_selecting(image, Selection::Strongest(options.max_faces))
+            .await?;
         let matcher = self.matcher.with_threshold(options.threshold);
         let mut names = NameCache::default();
-        let mut faces = Vec::with_capacity(analysis.faces.len().min(options.max_faces));
-        for face in analysis.faces.into_iter().take(options.max_faces) {
+        let mut faces = Vec::with_capacity(analysis.faces.len());
+        for face in analysis.faces {
             let recognition = self
                 .identify(&face.embedding, &matcher, options.top_k, &mut names)
                 .await?;
@@ -298,8 +297,8 @@ impl App {
         second: Vec<u8>,
         threshold: Option<Threshold>,
     ) -> AppResult<Verification> {
-        let a = self.largest_face(first).await?;
-        let b = self.largest_face(second).await?;
+        // Both photos at once: the pool has a worker for each.
+        let (a, b) = tokio::try_join!(self.largest_face(first), self.largest_face(second))?;
         Ok(self.verdict(a.embedding.similarity(&b.embedding), threshold))
     }
 
@@ -337,14 +336,45 @@ impl App {
     }
 
     async fn largest_face(&self, image: Vec<u8>) -> AppResult<AnalyzedFace> {
-        largest(self.analyze(image).await?.faces).ok_or(AppError::NoFace)
+        let analysis = self
+            .analyze_selecting(image, Selection::Pick(FacePick::Largest))
+            .await?;
+        analysis.faces.into_iter().next().ok_or(AppError::NoFace)
+    }
+}
+
+/// Which detected faces a use case embeds. The choice is made on detections, before the embedder
+/// runs, so faces a use case would discard cost nothing.
+#[derive(Debug, Clone, Copy)]
+enum Selection {
+    /// At most this many faces, strongest detections first.
+    Strongest(usize),
+    /// The face to enroll or verify.
+    Pick(FacePick),
+}
+
+impl Selection {
+    fn apply(self, mut detections: Vec<Detection>) -> AppResult<Vec<Detection>> {
+        match self {
+            Self::Strongest(max) => {
+                detections.truncate(max);
+                Ok(detections)
+            }
+            Self::Pick(FacePick::Only) if detections.len() > 1 => {
+                Err(AppError::MultipleFaces(detections.len()))
+            }
+            Self::Pick(FacePick::Only) => Ok(detections),
+            Self::Pick(FacePick::Largest) => Ok(largest(detections).into_iter().collect()),
+        }
     }
 }
 
 /// The face with the largest box: the subject of a portrait, the one to enroll from a group photo.
-fn largest(faces: Vec<AnalyzedFace>) -> Option<AnalyzedFace> {
-    let area = |f: &AnalyzedFace| f.detection.bbox.width() * f.detection.bbox.height();
-    faces.into_iter().max_by(|a, b| area(a).total_cmp(&area(b)))
+fn largest(detections: Vec<Detection>) -> Option<Detection> {
+    let area = |d: &Detection| d.bbox.width() * d.bbox.height();
+    detections
+        .into_iter()
+        .max_by(|a, b| area(a).total_cmp(&area(b)))
 }
 
 /// Person names looked up once per request (or per video stream).
