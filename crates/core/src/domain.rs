@@ -250,6 +250,54 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
+/// An audit entry about to be written (the store adds its id, time and actor). Built only by the
+/// constructors below, so both backends record the same facts for the same change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEvent {
+    pub action: AuditAction,
+    pub person_id: Option<PersonId>,
+    pub face_id: Option<FaceId>,
+    pub details: serde_json::Value,
+}
+
+impl NewAuditEvent {
+    fn new(action: AuditAction, person: PersonId, face: Option<FaceId>) -> Self {
+        Self {
+            action,
+            person_id: Some(person),
+            face_id: face,
+            details: serde_json::json!({}),
+        }
+    }
+
+    pub fn person_created(person: PersonId) -> Self {
+        Self::new(AuditAction::PersonCreated, person, None)
+    }
+
+    /// `fields`: the names of the changed fields, never their values.
+    pub fn person_updated(person: PersonId, fields: &[&str]) -> Self {
+        Self {
+            details: serde_json::json!({ "fields": fields }),
+            ..Self::new(AuditAction::PersonUpdated, person, None)
+        }
+    }
+
+    pub fn person_deleted(person: PersonId, faces_deleted: u64) -> Self {
+        Self {
+            details: serde_json::json!({ "faces_deleted": faces_deleted }),
+            ..Self::new(AuditAction::PersonDeleted, person, None)
+        }
+    }
+
+    pub fn face_added(person: PersonId, face: FaceId) -> Self {
+        Self::new(AuditAction::FaceAdded, person, Some(face))
+    }
+
+    pub fn face_deleted(person: PersonId, face: FaceId) -> Self {
+        Self::new(AuditAction::FaceDeleted, person, Some(face))
+    }
+}
+
 /// What a deletion removed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletedPerson {

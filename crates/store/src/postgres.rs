@@ -199,19 +199,16 @@ fn write_error(err: sqlx::Error, external_id: Option<&str>) -> StoreError {
 
 async fn insert_audit(
     conn: &mut PgConnection,
-    action: AuditAction,
-    person: Option<PersonId>,
-    face: Option<FaceId>,
+    event: NewAuditEvent,
     actor: &Actor,
-    details: serde_json::Value,
 ) -> StoreResult<()> {
     sqlx::query("INSERT INTO audit_events (at, action, person_id, face_id, actor, details) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(Utc::now())
-        .bind(action.as_str())
-        .bind(person.map(|p| p.0))
-        .bind(face.map(|f| f.0))
+        .bind(event.action.as_str())
+        .bind(event.person_id.map(|p| p.0))
+        .bind(event.face_id.map(|f| f.0))
         .bind(&actor.0)
-        .bind(details)
+        .bind(event.details)
         .execute(conn)
         .await
         .map_err(db_error)?;
@@ -299,15 +296,7 @@ impl Store for PostgresStore {
     async fn create_person(&self, new: NewPerson, actor: &Actor) -> StoreResult<Person> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let person = insert_person(&mut tx, &new, Utc::now()).await?;
-        insert_audit(
-            &mut tx,
-            AuditAction::PersonCreated,
-            Some(person.id),
-            None,
-            actor,
-            serde_json::json!({}),
-        )
-        .await?;
+        insert_audit(&mut tx, NewAuditEvent::person_created(person.id), actor).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(person)
     }
@@ -323,22 +312,11 @@ impl Store for PostgresStore {
         let now = Utc::now();
         let person = insert_person(&mut tx, &new, now).await?;
         let face = insert_face(&mut tx, person.id, face, now).await?;
+        insert_audit(&mut tx, NewAuditEvent::person_created(person.id), actor).await?;
         insert_audit(
             &mut tx,
-            AuditAction::PersonCreated,
-            Some(person.id),
-            None,
+            NewAuditEvent::face_added(person.id, face.id),
             actor,
-            serde_json::json!({}),
-        )
-        .await?;
-        insert_audit(
-            &mut tx,
-            AuditAction::FaceAdded,
-            Some(person.id),
-            Some(face.id),
-            actor,
-            serde_json::json!({}),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
@@ -406,15 +384,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| write_error(e, person.external_id.as_deref()))?;
-        insert_audit(
-            &mut tx,
-            AuditAction::PersonUpdated,
-            Some(id),
-            None,
-            actor,
-            serde_json::json!({ "fields": changed }),
-        )
-        .await?;
+        insert_audit(&mut tx, NewAuditEvent::person_updated(id, &changed), actor).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(person)
     }
@@ -435,11 +405,8 @@ impl Store for PostgresStore {
             .map_err(db_error)?;
         insert_audit(
             &mut tx,
-            AuditAction::PersonDeleted,
-            Some(id),
-            None,
+            NewAuditEvent::person_deleted(id, faces_deleted),
             actor,
-            serde_json::json!({ "faces_deleted": faces_deleted }),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
@@ -474,15 +441,7 @@ impl Store for PostgresStore {
             return Ok((face_from_row(&row)?, Added::AlreadyPresent));
         }
         let face = insert_face(&mut tx, person, new, Utc::now()).await?;
-        insert_audit(
-            &mut tx,
-            AuditAction::FaceAdded,
-            Some(person),
-            Some(face.id),
-            actor,
-            serde_json::json!({}),
-        )
-        .await?;
+        insert_audit(&mut tx, NewAuditEvent::face_added(person, face.id), actor).await?;
         tx.commit().await.map_err(db_error)?;
         Ok((face, Added::Created))
     }
@@ -528,11 +487,8 @@ impl Store for PostgresStore {
             .ok_or(StoreError::FaceNotFound(id))?;
         insert_audit(
             &mut tx,
-            AuditAction::FaceDeleted,
-            Some(face.person_id),
-            Some(id),
+            NewAuditEvent::face_deleted(face.person_id, id),
             actor,
-            serde_json::json!({}),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;

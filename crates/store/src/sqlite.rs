@@ -202,19 +202,16 @@ fn write_error(err: sqlx::Error, external_id: Option<&str>) -> StoreError {
 
 async fn insert_audit(
     conn: &mut SqliteConnection,
-    action: AuditAction,
-    person: Option<PersonId>,
-    face: Option<FaceId>,
+    event: NewAuditEvent,
     actor: &Actor,
-    details: serde_json::Value,
 ) -> StoreResult<()> {
     sqlx::query("INSERT INTO audit_events (at, action, person_id, face_id, actor, details) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(Utc::now())
-        .bind(action.as_str())
-        .bind(person.map(|p| p.to_string()))
-        .bind(face.map(|f| f.to_string()))
+        .bind(event.action.as_str())
+        .bind(event.person_id.map(|p| p.to_string()))
+        .bind(event.face_id.map(|f| f.to_string()))
         .bind(&actor.0)
-        .bind(details.to_string())
+        .bind(event.details.to_string())
         .execute(conn)
         .await
         .map_err(db_error)?;
@@ -302,15 +299,7 @@ impl Store for SqliteStore {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await.map_err(db_error)?;
         let person = insert_person(&mut tx, &new, Utc::now()).await?;
-        insert_audit(
-            &mut tx,
-            AuditAction::PersonCreated,
-            Some(person.id),
-            None,
-            actor,
-            serde_json::json!({}),
-        )
-        .await?;
+        insert_audit(&mut tx, NewAuditEvent::person_created(person.id), actor).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(person)
     }
@@ -327,22 +316,11 @@ impl Store for SqliteStore {
         let now = Utc::now();
         let person = insert_person(&mut tx, &new, now).await?;
         let face = insert_face(&mut tx, person.id, face, now).await?;
+        insert_audit(&mut tx, NewAuditEvent::person_created(person.id), actor).await?;
         insert_audit(
             &mut tx,
-            AuditAction::PersonCreated,
-            Some(person.id),
-            None,
+            NewAuditEvent::face_added(person.id, face.id),
             actor,
-            serde_json::json!({}),
-        )
-        .await?;
-        insert_audit(
-            &mut tx,
-            AuditAction::FaceAdded,
-            Some(person.id),
-            Some(face.id),
-            actor,
-            serde_json::json!({}),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
@@ -417,15 +395,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| write_error(e, person.external_id.as_deref()))?;
-        insert_audit(
-            &mut tx,
-            AuditAction::PersonUpdated,
-            Some(id),
-            None,
-            actor,
-            serde_json::json!({ "fields": changed }),
-        )
-        .await?;
+        insert_audit(&mut tx, NewAuditEvent::person_updated(id, &changed), actor).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(person)
     }
@@ -446,11 +416,8 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         insert_audit(
             &mut tx,
-            AuditAction::PersonDeleted,
-            Some(id),
-            None,
+            NewAuditEvent::person_deleted(id, face_ids.len() as u64),
             actor,
-            serde_json::json!({ "faces_deleted": face_ids.len() }),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
@@ -491,15 +458,7 @@ impl Store for SqliteStore {
             return Ok((face_from_row(&row)?, Added::AlreadyPresent));
         }
         let face = insert_face(&mut tx, person, new, Utc::now()).await?;
-        insert_audit(
-            &mut tx,
-            AuditAction::FaceAdded,
-            Some(person),
-            Some(face.id),
-            actor,
-            serde_json::json!({}),
-        )
-        .await?;
+        insert_audit(&mut tx, NewAuditEvent::face_added(person, face.id), actor).await?;
         tx.commit().await.map_err(db_error)?;
         self.index_write().insert(
             &face.model.key(),
@@ -555,11 +514,8 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         insert_audit(
             &mut tx,
-            AuditAction::FaceDeleted,
-            Some(face.person_id),
-            Some(id),
+            NewAuditEvent::face_deleted(face.person_id, id),
             actor,
-            serde_json::json!({}),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
