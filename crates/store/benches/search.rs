@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use facerec_core::*;
-use facerec_store::{ExactIndex, StoreOptions};
+use facerec_store::{testing, ExactIndex, StoreOptions};
 use facerec_vision::{FaceQuality, NormalizedEmbedding};
 use rand::{Rng, SeedableRng};
 
@@ -166,29 +166,6 @@ async fn registration_throughput(store: Arc<dyn Store>, total: usize, tasks: usi
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn new_pg_database(admin: &str) -> String {
-    create_pg_database(
-        admin,
-        &format!("facerec_bench_{}", uuid::Uuid::now_v7().simple()),
-    )
-    .await
-}
-
-async fn create_pg_database(admin: &str, name: &str) -> String {
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    pg_database_url(admin, name)
-}
-
-fn pg_database_url(admin: &str, name: &str) -> String {
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-}
-
 fn env_list<T: std::str::FromStr + Clone>(name: &str, default: &[T]) -> Vec<T> {
     std::env::var(name)
         .ok()
@@ -300,9 +277,13 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
                 .await
                 .unwrap();
         let url = match (keep, kept) {
-            (true, true) => pg_database_url(admin, &kept_name),
-            (true, false) => create_pg_database(admin, &kept_name).await,
-            (false, _) => new_pg_database(admin).await,
+            (true, true) => testing::database_url(admin, &kept_name),
+            (true, false) => testing::create_named_database(admin, &kept_name)
+                .await
+                .unwrap(),
+            (false, _) => testing::create_database(admin, "facerec_bench")
+                .await
+                .unwrap(),
         };
         let store = facerec_store::PostgresStore::open(&url, &StoreOptions::default())
             .await
@@ -405,9 +386,14 @@ async fn main() {
         );
         return;
     };
-    let postgres = facerec_store::open(&new_pg_database(&admin).await, &StoreOptions::default())
-        .await
-        .unwrap();
+    let postgres = facerec_store::open(
+        &testing::create_database(&admin, "facerec_bench")
+            .await
+            .unwrap(),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
     println!(
         "  postgres    4 writers: {:>7.0} registrations/s",
         registration_throughput(postgres, 2000, 4).await

@@ -13,6 +13,7 @@ mod codec;
 pub mod exact_index;
 pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 use std::sync::Arc;
 

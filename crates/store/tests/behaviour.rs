@@ -30,17 +30,10 @@ impl Backend {
             "FACEREC_TEST_DATABASE_URL is not set: run the tests with `make test`, which starts PostgreSQL \
              (or `scripts/pg-test.sh start` and export the URL it prints)",
         );
-        let name = format!("facerec_test_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("PostgreSQL reachable");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').expect("URL with a database").0;
         Self {
-            url: format!("{base}/{name}"),
+            url: facerec_store::testing::create_database(&admin, "facerec_test")
+                .await
+                .expect("PostgreSQL reachable"),
             _dir: None,
         }
     }

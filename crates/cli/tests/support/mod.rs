@@ -142,24 +142,9 @@ impl Drop for Server {
 async fn new_postgres_database() -> String {
     let admin = std::env::var("FACEREC_TEST_DATABASE_URL")
         .expect("FACEREC_TEST_DATABASE_URL is not set: run `make test`, which starts PostgreSQL");
-    let name = format!("facerec_e2e_{}", uuid_like());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+    facerec_store::testing::create_database(&admin, "facerec_e2e")
         .await
-        .expect("PostgreSQL reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{nanos:x}{:x}", std::process::id())
+        .expect("PostgreSQL reachable")
 }
 
 pub fn image_part(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Part {
