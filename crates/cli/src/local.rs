@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facerec_core::{Actor, Added, Matcher, PageRequest, Person};
-use facerec_server::app::{App, FacePick, RecognizeOptions, Registration, RegistrationTarget};
-use facerec_server::engine::Engine;
+use facerec_core::{Actor, Added, Matcher};
+use facerec_service::{App, Engine, FacePick, RecognizeOptions, Registration, RegistrationTarget};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::settings::{files_below, DatabaseArgs, ServiceArgs};
@@ -106,11 +105,12 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     let mut refused: Vec<(PathBuf, String, String)> = Vec::new();
     for (name, photos) in &people {
         bar.set_message(name.clone());
-        let mut person = find_by_name(&app, name).await?;
+        let mut person = app.person_named(name).await?;
         for photo in photos {
             bar.inc(1);
-            let image =
-                std::fs::read(photo).with_context(|| format!("reading {}", photo.display()))?;
+            let image = std::fs::read(photo)
+                .with_context(|| format!("reading {}", photo.display()))?
+                .into();
             let target = match &person {
                 Some(p) => RegistrationTarget::Existing(p.id),
                 None => RegistrationTarget::NewPerson {
@@ -160,22 +160,6 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The person enrolled under exactly this name, if any (so re-runs add to them).
-async fn find_by_name(app: &App, name: &str) -> anyhow::Result<Option<Person>> {
-    let page = PageRequest {
-        limit: 100,
-        offset: 0,
-        name_contains: Some(name.to_owned()),
-    };
-    Ok(app
-        .store
-        .list_persons(&page)
-        .await?
-        .items
-        .into_iter()
-        .find(|p| p.name == name))
-}
-
 #[derive(Debug, Args)]
 pub struct IdentifyArgs {
     /// Photos to identify
@@ -200,7 +184,7 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
         let shown = path.display().to_string();
         let result = match std::fs::read(path) {
             Ok(bytes) => app
-                .recognize(bytes, &options)
+                .recognize(bytes.into(), &options)
                 .await
                 .map(|r| r.faces)
                 .map_err(|e| (e.code().to_owned(), e.to_string())),

@@ -88,20 +88,13 @@ pub struct ServiceArgs {
     pub vision: crate::vision_args::VisionArgs,
 }
 
-/// Paths of every file below `dir`, sorted.
-pub fn files_below(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+/// Paths of every file below `dir` (following links), sorted.
+pub fn files_below(dir: &Path) -> Result<Vec<PathBuf>, walkdir::Error> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter(|entry| entry.as_ref().map_or(true, |e| !e.file_type().is_dir()))
+        .map(|entry| entry.map(walkdir::DirEntry::into_path))
+        .collect()
 }

@@ -159,14 +159,6 @@ pub enum Added {
     AlreadyPresent,
 }
 
-/// A person's best face for a probe, as returned by a search (highest similarity first).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PersonHit {
-    pub person_id: PersonId,
-    pub face_id: FaceId,
-    pub similarity: facerec_vision::Similarity,
-}
-
 /// Which slice of a listing to return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {

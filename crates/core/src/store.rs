@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use facerec_vision::{EmbeddingError, NormalizedEmbedding};
 
 use crate::domain::*;
+use crate::matching::Candidate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,7 +56,6 @@ pub trait Store: Send + Sync {
     /// Cheap liveness check of the database.
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
     /// Creates a person together with their first face, atomically: both or neither.
     async fn register(
         &self,
@@ -64,7 +64,6 @@ pub trait Store: Send + Sync {
         actor: &Actor,
     ) -> StoreResult<(Person, Face)>;
     async fn get_person(&self, id: PersonId) -> StoreResult<Person>;
-    async fn find_person_by_external_id(&self, external_id: &str) -> StoreResult<Option<Person>>;
     async fn list_persons(&self, page: &PageRequest) -> StoreResult<Page<Person>>;
     async fn update_person(
         &self,
@@ -82,25 +81,18 @@ pub trait Store: Send + Sync {
         face: NewFace,
         actor: &Actor,
     ) -> StoreResult<(Face, Added)>;
-    async fn get_face(&self, id: FaceId) -> StoreResult<Face>;
     async fn list_faces(&self, person: PersonId) -> StoreResult<Vec<Face>>;
     async fn delete_face(&self, id: FaceId, actor: &Actor) -> StoreResult<Face>;
     async fn count_faces(&self) -> StoreResult<u64>;
 
-    /// The `k` persons whose best face (of this model) is most similar to the probe, best first.
+    /// The `k` persons whose best face (of this model) is most similar to the probe, best first,
+    /// each with their name (one search answers a recognition without further lookups).
     async fn search(
         &self,
         probe: &NormalizedEmbedding,
         model: &ModelRef,
         k: usize,
-    ) -> StoreResult<Vec<PersonHit>>;
-
-    /// The newest audit events first, optionally only those about one person.
-    async fn audit_events(
-        &self,
-        person: Option<PersonId>,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditEvent>>;
+    ) -> StoreResult<Vec<Candidate>>;
 }
 
 /// Checks an embedding's length before it reaches a database.

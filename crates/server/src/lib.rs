@@ -1,11 +1,10 @@
 //! # facerec-server
 //!
-//! The service: [`app`] holds the use cases (no HTTP), [`engine`] the inference pool, [`api`] the
-//! thin HTTP layer over both. [`serve`] wires them from a [`ServerConfig`].
+//! The HTTP layer of facerec: [`api`] translates between HTTP and the use cases of
+//! `facerec-service`; [`serve`] wires the database, the inference pool and the routes from a
+//! [`ServerConfig`].
 
 pub mod api;
-pub mod app;
-pub mod engine;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,11 +13,12 @@ use facerec_core::{Matcher, QualityPolicy, StoreError, Threshold};
 use facerec_store::StoreOptions;
 use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
 
+use facerec_service::{App, Engine};
+
 use crate::api::auth::{ApiKeys, RateLimit};
+use crate::api::form::FormLimits;
 use crate::api::stream::{StreamLimits, Tickets};
 use crate::api::{AppState, HttpLimits};
-use crate::app::App;
-use crate::engine::Engine;
 
 /// Everything the service needs, read once at start and passed down.
 #[derive(Debug, Clone)]
@@ -92,6 +92,9 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
     );
     let state = Arc::new(AppState {
         app,
+        form_limits: FormLimits {
+            max_image_bytes: config.ingest.max_bytes,
+        },
         keys: config.keys.clone(),
         rate_limit: RateLimit::per_minute(config.rate_limit_per_minute),
         metrics: api::metrics_handle(),

@@ -4,12 +4,20 @@
 
 use std::collections::HashMap;
 
-use facerec_core::{FaceId, PersonHit, PersonId};
+use facerec_core::{FaceId, PersonId};
 use facerec_vision::embedding::dot;
 use facerec_vision::Similarity;
 
 /// Below this many rows one thread scans faster than several can be started.
 const PARALLEL_MIN_ROWS: usize = 32_768;
+
+/// A person's best face for a probe (highest similarity first); the store adds the name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PersonHit {
+    pub person_id: PersonId,
+    pub face_id: FaceId,
+    pub similarity: Similarity,
+}
 
 #[derive(Debug, Default)]
 pub struct ExactIndex {

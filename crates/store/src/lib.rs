@@ -7,12 +7,17 @@
 //! - [`PostgresStore`]: PostgreSQL with pgvector. Search runs in SQL over an HNSW index, so any number
 //!   of API processes can share one database.
 //!
-//! Both apply their versioned migrations (`migrations/<backend>/`) when opened.
+//! What both do the same way (statements, row mapping, the statements of each change) is written once
+//! in `sql`; each backend keeps only what its dialect does differently. Both apply their versioned
+//! migrations (`migrations/<backend>/`) when opened.
 
-mod codec;
+mod columns;
 pub mod exact_index;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
+mod store_impl;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::sync::Arc;
@@ -44,18 +49,38 @@ pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, S
     }
 }
 
-/// A URL without its password, for messages.
+/// A URL without its password, for messages. A URL that does not parse is hidden whole: it may
+/// still hold a secret.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
         }
-        _ => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
     }
 }
 
-pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
-    StoreError::Database(err.to_string())
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_hidden_even_with_an_at_sign() {
+        assert_eq!(
+            redact("postgres://face:p@ss:w0rd@db.example:5432/facerec"),
+            "postgres://face:***@db.example:5432/facerec"
+        );
+        assert_eq!(
+            redact("postgres://face@db/facerec"),
+            "postgres://face@db/facerec"
+        );
+        assert_eq!(
+            redact("sqlite://./data/facerec.db"),
+            "sqlite://./data/facerec.db"
+        );
+        assert!(!redact("postgres://a:secret@[bad").contains("secret"));
+    }
 }

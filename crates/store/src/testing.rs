@@ -1,10 +1,139 @@
-//! Throwaway PostgreSQL databases for tests and benchmarks (they share one server, each with a
-//! database of its own, so they can run in parallel).
+//! For tests and benchmarks only (feature `testing`, off in the service): throwaway PostgreSQL
+//! databases, and [`Inspect`], the reads and writes that tests need but no use case does.
 
-use facerec_core::{StoreError, StoreResult};
-use sqlx::Connection;
+use std::sync::Arc;
 
-use crate::{db_error, redact};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use facerec_core::store::person_from_new;
+use facerec_core::*;
+use sqlx::types::Json;
+use sqlx::{Connection, FromRow, Postgres, Sqlite};
+
+use crate::columns::Id;
+use crate::sql::{db_error, face_columns, Backend, FaceRow, PersonRow};
+use crate::store_impl::execute;
+use crate::{redact, PostgresStore, SqliteStore, StoreOptions};
+
+/// A store with the test-only operations.
+#[async_trait]
+pub trait Inspect: Store {
+    /// A person without faces.
+    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
+    async fn find_person_by_external_id(&self, external_id: &str) -> StoreResult<Option<Person>>;
+    async fn get_face(&self, id: FaceId) -> StoreResult<Face>;
+    /// The newest audit events first, optionally only those about one person.
+    async fn audit_events(
+        &self,
+        person: Option<PersonId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Opens a store like [`crate::open`], with the test-only operations.
+pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Inspect>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, options).await?))
+    } else {
+        Ok(Arc::new(PostgresStore::open(url, options).await?))
+    }
+}
+
+const SELECT_PERSON_BY_EXTERNAL_ID: &str = concat!(
+    "SELECT ",
+    crate::sql::person_columns!(),
+    " FROM persons WHERE external_id = $1"
+);
+const SELECT_FACE: &str = concat!("SELECT ", face_columns!(), " FROM faces WHERE id = $1");
+const SELECT_AUDIT: &str = "SELECT id, at, action, person_id, face_id, actor, details FROM audit_events \
+                            WHERE (CAST($1 AS TEXT) IS NULL OR person_id = $1) ORDER BY id DESC LIMIT $2";
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    at: DateTime<Utc>,
+    action: String,
+    person_id: Option<Id>,
+    face_id: Option<Id>,
+    actor: String,
+    details: Json<serde_json::Value>,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(row: AuditRow) -> StoreResult<Self> {
+        Ok(AuditEvent {
+            id: row.id,
+            at: row.at,
+            action: AuditAction::parse(&row.action).ok_or_else(|| {
+                StoreError::Database(format!("unknown audit action {}", row.action))
+            })?,
+            person_id: row.person_id.map(PersonId::from),
+            face_id: row.face_id.map(FaceId::from),
+            actor: Actor(row.actor),
+            details: row.details.0,
+        })
+    }
+}
+
+/// The same four operations on both backends, over the hooks `impl_store!` uses.
+macro_rules! impl_inspect {
+    ($store:ty, $db:ty) => {
+        #[async_trait]
+        impl Inspect for $store {
+            async fn create_person(&self, new: NewPerson, actor: &Actor) -> StoreResult<Person> {
+                let person = person_from_new(&new, Utc::now())?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let statements = [
+                    <$db>::insert_person(&person),
+                    <$db>::audit(NewAuditEvent::person_created(person.id), actor),
+                ];
+                execute!(tx, statements, person.external_id.as_deref());
+                tx.commit().await.map_err(db_error)?;
+                Ok(person)
+            }
+
+            async fn find_person_by_external_id(
+                &self,
+                external_id: &str,
+            ) -> StoreResult<Option<Person>> {
+                let row: Option<PersonRow> = sqlx::query_as(SELECT_PERSON_BY_EXTERNAL_ID)
+                    .bind(external_id.to_owned())
+                    .fetch_optional(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                Ok(row.map(Person::from))
+            }
+
+            async fn get_face(&self, id: FaceId) -> StoreResult<Face> {
+                let row: Option<FaceRow> = sqlx::query_as(SELECT_FACE)
+                    .bind(Id::from(id))
+                    .fetch_optional(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                row.map(Face::from).ok_or(StoreError::FaceNotFound(id))
+            }
+
+            async fn audit_events(
+                &self,
+                person: Option<PersonId>,
+                limit: u32,
+            ) -> StoreResult<Vec<AuditEvent>> {
+                let rows: Vec<AuditRow> = sqlx::query_as(SELECT_AUDIT)
+                    .bind(person.map(Id::from))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                rows.into_iter().map(AuditEvent::try_from).collect()
+            }
+        }
+    };
+}
+
+impl_inspect!(SqliteStore, Sqlite);
+impl_inspect!(PostgresStore, Postgres);
 
 /// Creates an empty database, named `{prefix}_{unique suffix}`, on the server `admin_url` points
 /// to, and returns its URL.

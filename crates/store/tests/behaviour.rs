@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use facerec_core::*;
+use facerec_store::testing::Inspect;
 use facerec_store::StoreOptions;
 use facerec_vision::{FaceQuality, NormalizedEmbedding};
 use rand::{Rng, SeedableRng};
@@ -38,8 +39,8 @@ impl Backend {
         }
     }
 
-    async fn open(&self) -> Arc<dyn Store> {
-        facerec_store::open(&self.url, &StoreOptions::default())
+    async fn open(&self) -> Arc<dyn Inspect> {
+        facerec_store::testing::open(&self.url, &StoreOptions::default())
             .await
             .unwrap()
     }
@@ -88,7 +89,7 @@ fn actor() -> Actor {
     Actor("test-key".into())
 }
 
-async fn persons_and_pages(store: Arc<dyn Store>) {
+async fn persons_and_pages(store: Arc<dyn Inspect>) {
     for name in [
         "Ada Lovelace",
         "Alan Turing",
@@ -193,7 +194,7 @@ async fn persons_and_pages(store: Arc<dyn Store>) {
         .is_none());
 }
 
-async fn bad_input_is_typed(store: Arc<dyn Store>) {
+async fn bad_input_is_typed(store: Arc<dyn Inspect>) {
     let mut with_ext = new_person("First");
     with_ext.external_id = Some("dup".into());
     store
@@ -288,7 +289,7 @@ async fn bad_input_is_typed(store: Arc<dyn Store>) {
     );
 }
 
-async fn faces_idempotency_and_deletion(store: Arc<dyn Store>) {
+async fn faces_idempotency_and_deletion(store: Arc<dyn Inspect>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
     let (e1, e2) = (random_unit(&mut rng), random_unit(&mut rng));
     let (alice, first) = store
@@ -395,7 +396,7 @@ async fn faces_idempotency_and_deletion(store: Arc<dyn Store>) {
     );
 }
 
-async fn search_matches_brute_force(store: Arc<dyn Store>) {
+async fn search_matches_brute_force(store: Arc<dyn Inspect>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let mut all: Vec<(PersonId, NormalizedEmbedding)> = Vec::new();
     for p in 0..150 {
@@ -457,7 +458,7 @@ async fn search_matches_brute_force(store: Arc<dyn Store>) {
     }
 }
 
-async fn concurrent_registrations(store: Arc<dyn Store>) {
+async fn concurrent_registrations(store: Arc<dyn Inspect>) {
     let target = store
         .create_person(new_person("Shared"), &actor())
         .await
@@ -587,7 +588,7 @@ fn labelled_photos(dir: &Path) -> Vec<Labelled> {
 
 /// One photo per identity registered; every other photo of them is found first; every single-photo
 /// identity (a stranger) stays unknown at the default threshold.
-async fn recognition_over_shared_faces(store: Arc<dyn Store>) {
+async fn recognition_over_shared_faces(store: Arc<dyn Inspect>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/faces");
     if !dir.join("reference.jsonl").is_file() {
         eprintln!(
@@ -665,7 +666,7 @@ async fn recognition_over_shared_faces(store: Arc<dyn Store>) {
 }
 
 /// Always available: the registry photos (`yaoming.jpg` is face 3 of `players.jpg`).
-async fn recognition_over_registry_photos(store: Arc<dyn Store>) {
+async fn recognition_over_registry_photos(store: Arc<dyn Inspect>) {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/registry_reference.jsonl"),
     )
@@ -708,7 +709,7 @@ async fn recognition_over_registry_photos(store: Arc<dyn Store>) {
     }
     let matcher = Matcher::default();
     for (i, face) in refs["vectron/players.jpg"].iter().enumerate() {
-        let hit = store.search(face, &model(), 1).await.unwrap()[0];
+        let hit = store.search(face, &model(), 1).await.unwrap().remove(0);
         let accepted = matcher.accepts(hit.similarity);
         if i == 3 {
             assert!(

@@ -1,14 +1,16 @@
 //! Every error the API answers with, mapped to a status and a stable code in this one place.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facerec_core::StoreError;
+use facerec_service::{AppError, EngineError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppError;
-use crate::engine::EngineError;
+use super::form::payload_too_large;
 
 /// `{"error": {"code": "...", "message": "..."}}`
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,4 +143,61 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The status of a request that ran past the timeout (tower-http's `TimeoutLayer` answers it
+/// without a body; [`envelope`] names it).
+pub const TIMEOUT_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+/// Puts every error response that is not already ours into the envelope: axum's rejections (unknown
+/// route, wrong method, bad path or query, failed WebSocket upgrade) and the body-limit and timeout
+/// layers answer in plain text or with no body at all.
+pub async fn envelope(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // axum's rejection texts are short and say what was wrong (which parameter, which header).
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this route does not take this method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+        TIMEOUT_STATUS => ApiError::new(status, "request_timeout", "the request took too long"),
+        s if s.is_client_error() => ApiError::new(
+            s,
+            "invalid_request",
+            if text.is_empty() {
+                s.canonical_reason().unwrap_or("invalid request").to_owned()
+            } else {
+                text
+            },
+        ),
+        s => {
+            tracing::error!(status = %s, body = %text, "an error answered outside the envelope");
+            ApiError::new(
+                s,
+                "internal_error",
+                "the server failed to answer this request",
+            )
+        }
+    };
+    let mut answer = error.into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }

@@ -1,39 +1,64 @@
-//! Reading `multipart/form-data`: images by field name, everything else as text.
+//! Reading `multipart/form-data` with `multer`'s per-field limits: an image field may hold at most
+//! the image byte limit, a text field 64 KiB, so nothing larger is ever buffered. Image bytes are
+//! kept as they arrived (`Bytes`), never copied.
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use bytes::Bytes;
+use multer::{Constraints, SizeLimit};
 
 use super::error::ApiError;
+use super::AppState;
 
 /// Fields that carry image bytes; every other field is text.
 const FILE_FIELDS: [&str; 2] = ["image", "image2"];
+/// Longest text field (names, metadata, consent basis, numbers).
+const MAX_TEXT_FIELD_BYTES: u64 = 64 * 1024;
 
-/// The multipart extractor, with its rejection kept so that it becomes our JSON error.
-pub type MultipartBody = Result<Multipart, MultipartRejection>;
+/// Per-field limits of an upload form.
+#[derive(Debug, Clone, Copy)]
+pub struct FormLimits {
+    pub max_image_bytes: usize,
+}
 
 #[derive(Debug, Default)]
 pub struct Form {
-    files: HashMap<String, Vec<u8>>,
+    files: HashMap<String, Bytes>,
     fields: HashMap<String, String>,
 }
 
-impl Form {
-    pub async fn read(multipart: MultipartBody) -> Result<Self, ApiError> {
-        let mut multipart = multipart.map_err(|e| {
-            ApiError::bad_request(format!(
-                "expected a multipart/form-data body: {}",
-                e.body_text()
-            ))
-        })?;
+impl FromRequest<Arc<AppState>> for Form {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let boundary = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "expected a multipart/form-data body (Content-Type with a boundary)",
+                )
+            })?;
+        let image_limit = state.form_limits.max_image_bytes as u64;
+        let mut per_field = SizeLimit::new().per_field(MAX_TEXT_FIELD_BYTES);
+        for name in FILE_FIELDS {
+            per_field = per_field.for_field(name, image_limit);
+        }
+        let constraints = Constraints::new().size_limit(per_field);
+        let stream = request.into_body().into_data_stream();
+        let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
         let mut form = Form::default();
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
             let name = field.name().unwrap_or_default().to_owned();
             if FILE_FIELDS.contains(&name.as_str()) {
                 let bytes = field.bytes().await.map_err(multipart_error)?;
-                form.files.insert(name, bytes.to_vec());
+                form.files.insert(name, bytes);
             } else {
                 let text = field.text().await.map_err(multipart_error)?;
                 form.fields.insert(name, text);
@@ -41,9 +66,11 @@ impl Form {
         }
         Ok(form)
     }
+}
 
+impl Form {
     /// The image under `name`; a missing one is a malformed request.
-    pub fn image(&mut self, name: &str) -> Result<Vec<u8>, ApiError> {
+    pub fn image(&mut self, name: &str) -> Result<Bytes, ApiError> {
         self.files.remove(name).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "the multipart field '{name}' (an image file) is missing"
@@ -51,7 +78,7 @@ impl Form {
         })
     }
 
-    pub fn take_image(&mut self, name: &str) -> Option<Vec<u8>> {
+    pub fn take_image(&mut self, name: &str) -> Option<Bytes> {
         self.files.remove(name)
     }
 
@@ -84,11 +111,41 @@ impl Form {
     }
 }
 
-fn multipart_error(err: MultipartError) -> ApiError {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return payload_too_large();
+fn multipart_error(err: multer::Error) -> ApiError {
+    match err {
+        multer::Error::FieldSizeExceeded { limit, field_name }
+            if field_name
+                .as_deref()
+                .is_some_and(|name| FILE_FIELDS.contains(&name)) =>
+        {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "image_too_large",
+                format!("the image is more than the limit of {limit} bytes"),
+            )
+        }
+        multer::Error::FieldSizeExceeded { limit, field_name } => ApiError::bad_request(format!(
+            "field '{}' is longer than {limit} bytes",
+            field_name.unwrap_or_default()
+        )),
+        multer::Error::StreamReadFailed(source) if is_length_limit(source.as_ref()) => {
+            payload_too_large()
+        }
+        other => ApiError::bad_request(format!("malformed multipart body: {other}")),
     }
-    ApiError::bad_request(format!("malformed multipart body: {}", err.body_text()))
+}
+
+/// Whether a body error is the body-size limit (tower-http's `RequestBodyLimitLayer`).
+fn is_length_limit(mut error: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        match error.source() {
+            Some(source) => error = source,
+            None => return false,
+        }
+    }
 }
 
 pub fn payload_too_large() -> ApiError {

@@ -11,9 +11,9 @@ use utoipa::IntoParams;
 
 use super::dto::*;
 use super::error::{ApiError, ErrorBody};
-use super::form::{Form, MultipartBody};
+use super::form::Form;
 use super::AppState;
-use crate::app::{FacePick, RecognizeOptions, Registration, RegistrationTarget};
+use facerec_service::{FacePick, RecognizeOptions, Registered, Registration, RegistrationTarget};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -52,12 +52,12 @@ pub async fn health() -> Json<HealthResponse> {
     responses((status = 200, description = "Models loaded and database reachable", body = ReadyResponse),
               (status = 503, description = "Not ready", body = ErrorBody)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyResponse>> {
-    state.app.store.ping().await?;
+    let readiness = state.app.readiness().await?;
     Ok(Json(ReadyResponse {
         status: "ready",
-        database: state.app.store.backend(),
-        model: state.app.engine.model().to_string(),
-        workers: state.app.engine.workers(),
+        database: readiness.database,
+        model: readiness.model,
+        workers: readiness.workers,
     }))
 }
 
@@ -74,9 +74,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyRe
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Extension(actor): Extension<Actor>,
-    multipart: MultipartBody,
+    mut form: Form,
 ) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
-    let mut form = Form::read(multipart).await?;
     let target = match (form.text("person_id"), form.text("name")) {
         (Some(id), _) => RegistrationTarget::Existing(person_id(id)?),
         (None, Some(name)) => RegistrationTarget::NewPerson {
@@ -120,10 +119,9 @@ pub async fn add_face(
     State(state): State<Arc<AppState>>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    multipart: MultipartBody,
+    mut form: Form,
 ) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
     let person = person_id(&id)?;
-    let mut form = Form::read(multipart).await?;
     let request = Registration {
         image: form.image("image")?,
         target: RegistrationTarget::Existing(person),
@@ -134,7 +132,7 @@ pub async fn add_face(
     registered(state.app.register(request, &actor).await?)
 }
 
-fn registered(r: crate::app::Registered) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
+fn registered(r: Registered) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
     let status = if r.added == Added::Created {
         StatusCode::CREATED
     } else {
@@ -158,9 +156,8 @@ fn registered(r: crate::app::Registered) -> ApiResult<(StatusCode, Json<Register
     security(("api_key" = [])))]
 pub async fn recognize(
     State(state): State<Arc<AppState>>,
-    multipart: MultipartBody,
+    mut form: Form,
 ) -> ApiResult<Json<RecognizeResponse>> {
-    let mut form = Form::read(multipart).await?;
     let options = RecognizeOptions {
         threshold: threshold(&form)?,
         top_k: form
@@ -194,9 +191,8 @@ pub async fn recognize(
     security(("api_key" = [])))]
 pub async fn verify(
     State(state): State<Arc<AppState>>,
-    multipart: MultipartBody,
+    mut form: Form,
 ) -> ApiResult<Json<VerifyResponse>> {
-    let mut form = Form::read(multipart).await?;
     let threshold = threshold(&form)?;
     let image = form.image("image")?;
     let verdict = match (form.take_image("image2"), form.text("person_id")) {
@@ -226,11 +222,10 @@ pub async fn verify(
     security(("api_key" = [])))]
 pub async fn detect(
     State(state): State<Arc<AppState>>,
-    multipart: MultipartBody,
+    mut form: Form,
 ) -> ApiResult<Json<DetectResponse>> {
-    let mut form = Form::read(multipart).await?;
     let with_embeddings = form.flag("embeddings")?;
-    let analysis = state.app.analyze(form.image("image")?).await?;
+    let analysis = state.app.detect(form.image("image")?).await?;
     Ok(Json(DetectResponse {
         faces: analysis
             .faces
@@ -264,7 +259,7 @@ pub async fn list_persons(
         offset: q.offset.unwrap_or(0),
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
     };
-    let result = state.app.store.list_persons(&page).await?;
+    let result = state.app.persons(&page).await?;
     Ok(Json(PersonsPage {
         items: result.items.into_iter().map(Into::into).collect(),
         total: result.total,
@@ -280,9 +275,7 @@ pub async fn get_person(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PersonDto>> {
-    Ok(Json(
-        state.app.store.get_person(person_id(&id)?).await?.into(),
-    ))
+    Ok(Json(state.app.person(person_id(&id)?).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/v1/persons/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
@@ -307,7 +300,6 @@ pub async fn update_person(
     Ok(Json(
         state
             .app
-            .store
             .update_person(person_id(&id)?, patch, &actor)
             .await?
             .into(),
@@ -323,11 +315,7 @@ pub async fn delete_person(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeletedPersonDto>> {
-    let deleted = state
-        .app
-        .store
-        .delete_person(person_id(&id)?, &actor)
-        .await?;
+    let deleted = state.app.delete_person(person_id(&id)?, &actor).await?;
     Ok(Json(DeletedPersonDto {
         person: deleted.person.into(),
         faces_deleted: deleted.faces_deleted,
@@ -340,7 +328,7 @@ pub async fn list_faces(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FacesList>> {
-    let faces = state.app.store.list_faces(person_id(&id)?).await?;
+    let faces = state.app.faces(person_id(&id)?).await?;
     Ok(Json(FacesList {
         items: faces.into_iter().map(Into::into).collect(),
     }))
@@ -356,7 +344,7 @@ pub async fn delete_face(
     let face_id: FaceId = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("'{id}' is not a face id (UUID)")))?;
-    let face = state.app.store.delete_face(face_id, &actor).await?;
+    let face = state.app.delete_face(face_id, &actor).await?;
     Ok(Json(DeletedFaceDto { face: face.into() }))
 }
 

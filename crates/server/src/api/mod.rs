@@ -12,26 +12,29 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use facerec_service::App;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::auth::{ApiKeys, RateLimit};
-use self::error::ApiError;
-use crate::app::App;
+use self::form::FormLimits;
 
-/// What every handler can reach.
+/// What every handler can reach. Handlers reach the core only through `app`'s use cases.
 pub struct AppState {
     pub app: App,
+    pub form_limits: FormLimits,
     pub keys: ApiKeys,
     pub rate_limit: Option<RateLimit>,
     pub metrics: PrometheusHandle,
@@ -132,11 +135,18 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(handlers::route_not_found)
         .route_layer(middleware::from_fn(track_request))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            limits.clone(),
-            guard_request,
-        ));
+        // The body limit: a declared length above it is refused before reading (413), a longer
+        // chunked body fails while read; axum's own default limit gives way to this one.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        // WebSocket upgrades live on after the response; only the handshake is timed.
+        .layer(TimeoutLayer::with_status_code(
+            error::TIMEOUT_STATUS,
+            limits.request_timeout,
+        ))
+        // Last on the way out: whatever answered an error without our JSON (a layer above, or one
+        // of axum's own rejections) answers it in the envelope.
+        .layer(middleware::from_fn(error::envelope));
     if !limits.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = limits
             .cors_origins
@@ -171,29 +181,6 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
         .with_state(state)
 }
 
-/// Refuses oversized bodies from their declared length before reading them, and bounds the time
-/// a request may take.
-async fn guard_request(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes) {
-        return form::payload_too_large().into_response();
-    }
-    // WebSocket upgrades live on after this returns; only the handshake is timed.
-    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "request_timeout",
-            "the request took too long",
-        )
-        .into_response(),
-    }
-}
-
 async fn track_request(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -211,9 +198,10 @@ async fn track_request(request: Request, next: Next) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    metrics::gauge!("facerec_inference_queue_depth").set(state.app.engine.queue_depth() as f64);
-    metrics::gauge!("facerec_inference_in_flight").set(state.app.engine.in_flight() as f64);
-    if let Ok(n) = state.app.store.count_faces().await {
+    let load = state.app.load();
+    metrics::gauge!("facerec_inference_queue_depth").set(load.queued as f64);
+    metrics::gauge!("facerec_inference_in_flight").set(load.in_flight as f64);
+    if let Ok(n) = state.app.faces_stored().await {
         metrics::gauge!("facerec_faces_stored").set(n as f64);
     }
     (

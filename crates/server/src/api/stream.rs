@@ -12,18 +12,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
-use facerec_core::tracking::{Tracker, TrackerConfig};
+use facerec_core::tracking::TrackerConfig;
 use facerec_core::Actor;
-use facerec_vision::{decode_image, Detection};
+use facerec_service::{LiveFrame, LiveSession};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::authenticate;
 use super::error::ApiError;
 use super::AppState;
-use crate::app::{AppError, NameCache};
 
 /// Limits of the stream endpoint.
 #[derive(Debug, Clone)]
@@ -47,7 +47,8 @@ impl Default for StreamLimits {
 }
 
 const TICKET_TTL: Duration = Duration::from_secs(60);
-const NAME_REFRESH_FRAMES: u64 = 300;
+/// Answers waiting to be written to a slow client before the processing loop waits for it.
+const OUTBOX: usize = 32;
 
 /// One-time tickets that let a browser open the stream without putting its API key in a URL.
 #[derive(Default)]
@@ -158,12 +159,13 @@ pub async fn stream(
         .on_upgrade(move |socket| run(socket, state, tracker, threshold, permit))
 }
 
-/// The frame waiting to be processed; newer frames replace it.
-#[derive(Default)]
-struct Pending {
-    frame: Option<(u64, Bytes)>,
-    skipped: u64,
-    closed: bool,
+/// A received frame: its number among the binary messages, and among the frames accepted (so the
+/// processing side can tell how many were replaced before it took this one).
+#[derive(Clone)]
+struct Frame {
+    number: u64,
+    accepted: u64,
+    bytes: Bytes,
 }
 
 #[derive(Serialize)]
@@ -192,11 +194,40 @@ struct StreamMatch {
     similarity: f32,
 }
 
+impl FrameResult {
+    fn new(frame: &Frame, skipped: u64, live: LiveFrame) -> Self {
+        Self {
+            frame: frame.number,
+            skipped,
+            took_ms: live.took.as_secs_f64() * 1e3,
+            embedded: live.embedded,
+            faces: live
+                .faces
+                .into_iter()
+                .map(|face| StreamFace {
+                    bbox: face.detection.bbox.to_array(),
+                    landmarks: face.detection.landmarks,
+                    det_score: face.detection.score,
+                    track_id: face.track_id,
+                    matched: face.identity.map(|id| StreamMatch {
+                        person_id: id.person_id.0,
+                        name: id.name,
+                        similarity: id.similarity,
+                    }),
+                })
+                .collect(),
+        }
+    }
+}
+
 fn error_message(frame: Option<u64>, code: &str, message: &str) -> Message {
     let body = serde_json::json!({ "frame": frame, "error": { "code": code, "message": message } });
     Message::Text(body.to_string().into())
 }
 
+/// One connection: a reader task puts frames into a `watch` channel (the newest replaces one still
+/// waiting), the processing loop takes the newest at the paced rate, and a writer task sends the
+/// answers. The stream slot is held until all three are done.
 async fn run(
     socket: WebSocket,
     state: Arc<AppState>,
@@ -204,176 +235,115 @@ async fn run(
     threshold: Option<facerec_core::Threshold>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let (mut sink, mut source) = socket.split();
-    let (outgoing, mut outbox) = mpsc::channel::<Message>(32);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = outbox.recv().await {
-            if sink.send(message).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-
-    let pending = Arc::new(Mutex::new(Pending::default()));
-    let wake = Arc::new(Notify::new());
+    let (sink, source) = socket.split();
+    let (outgoing, outbox) = mpsc::channel::<Message>(OUTBOX);
+    let writer = tokio::spawn(write_answers(sink, outbox));
+    let (latest, frames) = watch::channel(None);
     let limits = state.stream_limits.clone();
-    let reader = {
-        let (pending, wake, outgoing) = (Arc::clone(&pending), Arc::clone(&wake), outgoing.clone());
-        tokio::spawn(async move {
-            let mut number = 0u64;
-            while let Some(Ok(message)) = source.next().await {
-                let bytes = match message {
-                    Message::Binary(bytes) => bytes,
-                    Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Text(_) => {
-                        let _ = outgoing
-                            .send(error_message(
-                                None,
-                                "invalid_message",
-                                "send frames as binary JPEG messages",
-                            ))
-                            .await;
-                        continue;
-                    }
-                };
-                number += 1;
-                if bytes.len() > limits.max_frame_bytes {
-                    let text = format!("frames are limited to {} bytes", limits.max_frame_bytes);
-                    let _ = outgoing
-                        .send(error_message(Some(number), "frame_too_large", &text))
-                        .await;
-                    continue;
-                }
-                let mut slot = pending.lock().expect("pending lock");
-                if slot.frame.replace((number, bytes)).is_some() {
-                    slot.skipped += 1;
-                }
-                drop(slot);
-                wake.notify_one();
-            }
-            pending.lock().expect("pending lock").closed = true;
-            wake.notify_one();
-        })
-    };
-
-    let mut session = Session {
-        state: &state,
-        tracker: Tracker::new(tracker),
-        matcher: state.app.matcher.with_threshold(threshold),
-        names: NameCache::default(),
-    };
-    // The frame-rate limit paces processing; frames arriving meanwhile replace the waiting one.
-    let min_interval = Duration::from_secs_f32(1.0 / state.stream_limits.max_fps.max(0.1));
-    let mut last_start: Option<tokio::time::Instant> = None;
-    loop {
-        if let Some(start) = last_start {
-            tokio::time::sleep_until(start + min_interval).await;
-        }
-        let next = {
-            let mut slot = pending.lock().expect("pending lock");
-            if slot.closed {
-                break;
-            }
-            slot.frame
-                .take()
-                .map(|frame| (frame, std::mem::take(&mut slot.skipped)))
-        };
-        let Some(((number, bytes), skipped)) = next else {
-            wake.notified().await;
-            continue;
-        };
-        last_start = Some(tokio::time::Instant::now());
-        // Names are cached per stream; refreshing now and then lets renames show on long streams.
-        if number % NAME_REFRESH_FRAMES == 0 {
-            session.names.forget();
-        }
-        let reply = match session.process(bytes).await {
-            Ok(mut result) => {
-                result.frame = number;
-                result.skipped = skipped;
-                Message::Text(serde_json::to_string(&result).expect("plain data").into())
-            }
-            Err(e) => {
-                let e = ApiError::from(e);
-                error_message(Some(number), e.code, &e.message)
-            }
-        };
-        if outgoing.send(reply).await.is_err() {
-            break;
-        }
-    }
+    let reader = tokio::spawn(read_frames(
+        source,
+        latest,
+        outgoing.clone(),
+        limits.max_frame_bytes,
+    ));
+    let session = state.app.live_session(tracker, threshold);
+    let min_interval = Duration::from_secs_f32(1.0 / limits.max_fps.max(0.1));
+    process_frames(session, frames, &outgoing, min_interval).await;
     reader.abort();
     drop(outgoing);
     let _ = writer.await;
     tracing::info!("stream closed");
 }
 
-/// One connection's state: its tracks and the names it has looked up.
-struct Session<'a> {
-    state: &'a AppState,
-    tracker: Tracker,
-    matcher: facerec_core::Matcher,
-    names: NameCache,
+/// Reads the client's messages until it closes: binary frames go to `latest`, anything else is
+/// answered with an error and the connection stays open.
+async fn read_frames(
+    mut source: SplitStream<WebSocket>,
+    latest: watch::Sender<Option<Frame>>,
+    outgoing: mpsc::Sender<Message>,
+    max_frame_bytes: usize,
+) {
+    let (mut number, mut accepted) = (0u64, 0u64);
+    while let Some(Ok(message)) = source.next().await {
+        let bytes = match message {
+            Message::Binary(bytes) => bytes,
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Text(_) => {
+                let reply = error_message(
+                    None,
+                    "invalid_message",
+                    "send frames as binary JPEG messages",
+                );
+                let _ = outgoing.send(reply).await;
+                continue;
+            }
+        };
+        number += 1;
+        if bytes.len() > max_frame_bytes {
+            let text = format!("frames are limited to {max_frame_bytes} bytes");
+            let _ = outgoing
+                .send(error_message(Some(number), "frame_too_large", &text))
+                .await;
+            continue;
+        }
+        accepted += 1;
+        latest.send_replace(Some(Frame {
+            number,
+            accepted,
+            bytes,
+        }));
+    }
+    // Dropping `latest` tells the processing loop that no frame will come.
 }
 
-impl Session<'_> {
-    async fn process(&mut self, bytes: Bytes) -> Result<FrameResult, AppError> {
-        let started = Instant::now();
-        let app = &self.state.app;
-        let limits = app.limits;
-        let (image, detections) = app
-            .engine
-            .run(move |analyzer| -> Result<_, AppError> {
-                let image = decode_image(&bytes, &limits)?;
-                let detections = analyzer.detect(&image)?;
-                Ok((image, detections))
-            })
-            .await??;
-        let boxes: Vec<_> = detections.iter().map(|d| d.bbox).collect();
-        let assignments = self.tracker.update(&boxes);
-        let to_embed: Vec<(u64, Detection)> = assignments
-            .iter()
-            .zip(&detections)
-            .filter(|(a, _)| a.needs_embedding)
-            .map(|(a, d)| (a.track_id, d.clone()))
-            .collect();
-        let embedded = to_embed.len();
-        if !to_embed.is_empty() {
-            let (tracks, chosen): (Vec<u64>, Vec<Detection>) = to_embed.into_iter().unzip();
-            let faces = app
-                .engine
-                .run(move |analyzer| analyzer.embed_detections(&image, chosen))
-                .await??;
-            for (track, face) in tracks.into_iter().zip(faces) {
-                let recognition = app
-                    .identify(&face.embedding, &self.matcher, 1, &mut self.names)
-                    .await?;
-                self.tracker.record(track, &recognition);
-            }
+/// Processes the newest frame, at most `max_fps` a second, until the reader is done.
+async fn process_frames(
+    mut session: LiveSession<'_>,
+    mut frames: watch::Receiver<Option<Frame>>,
+    outgoing: &mpsc::Sender<Message>,
+    min_interval: Duration,
+) {
+    let mut last_accepted = 0;
+    let mut last_start: Option<tokio::time::Instant> = None;
+    loop {
+        if let Some(start) = last_start {
+            tokio::time::sleep_until(start + min_interval).await;
         }
-        let faces = detections
-            .iter()
-            .zip(&assignments)
-            .map(|(d, a)| StreamFace {
-                bbox: d.bbox.to_array(),
-                landmarks: d.landmarks,
-                det_score: d.score,
-                track_id: a.track_id,
-                matched: self.tracker.identity(a.track_id).map(|id| StreamMatch {
-                    person_id: id.person_id.0,
-                    name: id.name,
-                    similarity: id.similarity,
-                }),
-            })
-            .collect();
-        Ok(FrameResult {
-            frame: 0,
-            skipped: 0,
-            took_ms: started.elapsed().as_secs_f64() * 1e3,
-            embedded,
-            faces,
-        })
+        if frames.changed().await.is_err() {
+            break;
+        }
+        let Some(frame) = frames.borrow_and_update().clone() else {
+            continue;
+        };
+        let skipped = frame.accepted - last_accepted - 1;
+        last_accepted = frame.accepted;
+        last_start = Some(tokio::time::Instant::now());
+        let reply = match session.process(frame.bytes.clone()).await {
+            Ok(live) => {
+                let result = FrameResult::new(&frame, skipped, live);
+                Message::Text(serde_json::to_string(&result).expect("plain data").into())
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                error_message(Some(frame.number), e.code, &e.message)
+            }
+        };
+        if outgoing.send(reply).await.is_err() {
+            break;
+        }
     }
+}
+
+/// Sends the answers in order; ends when every sender is gone or the client stops reading.
+async fn write_answers(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Message>,
+) {
+    while let Some(message) = outbox.recv().await {
+        if sink.send(message).await.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
 }

@@ -1,0 +1,137 @@
+//! [`App`]: the inference pool, the store and the policies, behind the use cases (the other modules
+//! of this crate each add one group of them).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use facerec_core::{Matcher, ModelRef, QualityPolicy, Store};
+use facerec_vision::{Analysis, Detection, IngestLimits};
+
+use crate::engine::Engine;
+use crate::error::AppResult;
+use crate::registration::FacePick;
+
+pub struct App {
+    pub(crate) engine: Engine,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) matcher: Matcher,
+    pub(crate) quality: QualityPolicy,
+    pub(crate) limits: IngestLimits,
+    pub(crate) model: ModelRef,
+}
+
+/// What `/ready` reports: the models are loaded and the database answers.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub database: &'static str,
+    pub model: String,
+    pub workers: usize,
+}
+
+/// The inference pool's load, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Requests waiting for a worker.
+    pub queued: usize,
+    /// Requests queued or being processed.
+    pub in_flight: usize,
+}
+
+impl App {
+    pub fn new(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        matcher: Matcher,
+        quality: QualityPolicy,
+        limits: IngestLimits,
+    ) -> Self {
+        let model = ModelRef::from(engine.model());
+        Self {
+            engine,
+            store,
+            matcher,
+            quality,
+            limits,
+            model,
+        }
+    }
+
+    /// The embedding model every stored face is compared under.
+    pub fn model(&self) -> &ModelRef {
+        &self.model
+    }
+
+    /// The database backend's name (`sqlite` or `postgres`).
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    pub fn matcher(&self) -> Matcher {
+        self.matcher
+    }
+
+    /// Ready when the database answers (the models were loaded when the pool started).
+    pub async fn readiness(&self) -> AppResult<Readiness> {
+        self.store.ping().await?;
+        Ok(Readiness {
+            database: self.store.backend(),
+            model: self.engine.model().to_string(),
+            workers: self.engine.workers(),
+        })
+    }
+
+    pub fn load(&self) -> Load {
+        Load {
+            queued: self.engine.queue_depth(),
+            in_flight: self.engine.in_flight(),
+        }
+    }
+
+    /// Decodes and analyzes an image on the inference pool, embedding only the selected faces.
+    pub(crate) async fn analyze_selecting(
+        &self,
+        image: Bytes,
+        selection: Selection,
+    ) -> AppResult<Analysis> {
+        let limits = self.limits;
+        self.engine
+            .run(move |analyzer| {
+                analyzer.analyze_bytes_selecting(&image, &limits, |d| selection.apply(d))
+            })
+            .await?
+    }
+}
+
+/// Which detected faces a use case embeds. The choice is made on detections, before the embedder
+/// runs, so faces a use case would discard cost nothing (~10 ms each on CPU).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection {
+    /// At most this many faces, strongest detections first.
+    Strongest(usize),
+    /// The face to enroll or verify.
+    Pick(FacePick),
+}
+
+impl Selection {
+    fn apply(self, mut detections: Vec<Detection>) -> AppResult<Vec<Detection>> {
+        match self {
+            Self::Strongest(max) => {
+                detections.truncate(max);
+                Ok(detections)
+            }
+            Self::Pick(FacePick::Only) if detections.len() > 1 => {
+                Err(crate::error::AppError::MultipleFaces(detections.len()))
+            }
+            Self::Pick(FacePick::Only) => Ok(detections),
+            Self::Pick(FacePick::Largest) => Ok(largest(detections).into_iter().collect()),
+        }
+    }
+}
+
+/// The face with the largest box: the subject of a portrait, the one to enroll from a group photo.
+fn largest(detections: Vec<Detection>) -> Option<Detection> {
+    let area = |d: &Detection| d.bbox.width() * d.bbox.height();
+    detections
+        .into_iter()
+        .max_by(|a, b| area(a).total_cmp(&area(b)))
+}

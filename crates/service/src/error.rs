@@ -1,0 +1,55 @@
+//! Failures of a use case, each with a stable code. The HTTP layer maps them to statuses once
+//! (`facerec_server::api::error`); the CLI prints the code.
+
+use facerec_core::{PoorQuality, StoreError};
+use facerec_vision::{IngestError, RuntimeError, VisionError};
+
+use crate::engine::EngineError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no face was found in the image")]
+    NoFace,
+    #[error("the image shows {0} faces; send a photo of one person, or ask for face=largest")]
+    MultipleFaces(usize),
+    #[error("the face is not good enough to enroll: {0}")]
+    PoorQuality(#[from] PoorQuality),
+    #[error("registration requires explicit consent (consent=true)")]
+    ConsentRequired,
+}
+
+impl AppError {
+    /// Stable code for clients (HTTP and CLI alike).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Ingest(e) => e.code(),
+            Self::Runtime(e) => e.code(),
+            Self::Engine(EngineError::Busy) => "overloaded",
+            Self::Engine(EngineError::Stopped) => "unavailable",
+            Self::Store(e) => e.code(),
+            Self::NoFace => "no_face",
+            Self::MultipleFaces(_) => "multiple_faces",
+            Self::PoorQuality(_) => "poor_quality",
+            Self::ConsentRequired => "consent_required",
+        }
+    }
+}
+
+impl From<VisionError> for AppError {
+    fn from(err: VisionError) -> Self {
+        match err {
+            VisionError::Ingest(e) => Self::Ingest(e),
+            VisionError::Runtime(e) => Self::Runtime(e),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

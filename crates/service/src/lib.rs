@@ -1,0 +1,24 @@
+//! # facerec-service
+//!
+//! The use cases of facerec — register, recognize, verify, detect, manage persons and faces, follow a
+//! live stream — on top of the inference pool ([`engine`]), the [`Store`](facerec_core::Store) trait
+//! and the [`Matcher`](facerec_core::Matcher). The HTTP server and the command-line tools both drive
+//! facerec through [`App`] and nothing else: no HTTP here, no SQL, and no caller reaches past it to
+//! the store or the models.
+
+mod app;
+pub mod engine;
+mod error;
+mod live;
+mod persons;
+mod recognition;
+mod registration;
+
+pub use app::{App, Load, Readiness};
+pub use engine::{Engine, EngineError};
+pub use error::{AppError, AppResult};
+pub use live::{LiveFace, LiveFrame, LiveSession};
+pub use recognition::{RecognizeOptions, RecognizedFace, RecognizedImage, Verification};
+pub use registration::{
+    FacePick, Registered, Registration, RegistrationTarget, DEFAULT_CONSENT_BASIS,
+};

@@ -1,0 +1,104 @@
+//! Live recognition of a video stream: faces are tracked from frame to frame, embedded when they
+//! appear and then only now and then (or while their match is uncertain), and named by a vote over
+//! their recent matches. One [`LiveSession`] per stream; the transport (a WebSocket) lives elsewhere.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use facerec_core::tracking::{TrackIdentity, Tracker, TrackerConfig};
+use facerec_core::{Matcher, Threshold};
+use facerec_vision::{decode_image, Detection};
+
+use crate::app::App;
+use crate::error::{AppError, AppResult};
+
+/// One stream's state: its tracks and its threshold.
+pub struct LiveSession<'a> {
+    app: &'a App,
+    tracker: Tracker,
+    matcher: Matcher,
+}
+
+/// What one frame showed.
+#[derive(Debug, Clone)]
+pub struct LiveFrame {
+    pub took: Duration,
+    /// Faces embedded for this frame (the others kept their track's identity).
+    pub embedded: usize,
+    pub faces: Vec<LiveFace>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveFace {
+    pub detection: Detection,
+    pub track_id: u64,
+    /// The identity the track shows; `None` is unknown.
+    pub identity: Option<TrackIdentity>,
+}
+
+impl App {
+    /// A session for one stream; `threshold` overrides the configured one for this stream.
+    pub fn live_session(
+        &self,
+        tracker: TrackerConfig,
+        threshold: Option<Threshold>,
+    ) -> LiveSession<'_> {
+        LiveSession {
+            app: self,
+            tracker: Tracker::new(tracker),
+            matcher: self.matcher.with_threshold(threshold),
+        }
+    }
+}
+
+impl LiveSession<'_> {
+    /// Decodes and detects on the pool, updates the tracks, embeds and identifies the faces the
+    /// tracker asks for (a second pool job, so a frame without such faces costs one detection).
+    pub async fn process(&mut self, frame: Bytes) -> AppResult<LiveFrame> {
+        let started = Instant::now();
+        let app = self.app;
+        let limits = app.limits;
+        let (image, detections) = app
+            .engine
+            .run(move |analyzer| -> AppResult<_> {
+                let image = decode_image(&frame, &limits)?;
+                let detections = analyzer.detect(&image)?;
+                Ok((image, detections))
+            })
+            .await??;
+        let boxes: Vec<_> = detections.iter().map(|d| d.bbox).collect();
+        let assignments = self.tracker.update(&boxes);
+        let (tracks, chosen): (Vec<u64>, Vec<Detection>) = assignments
+            .iter()
+            .zip(&detections)
+            .filter(|(a, _)| a.needs_embedding)
+            .map(|(a, d)| (a.track_id, d.clone()))
+            .unzip();
+        let embedded = chosen.len();
+        if !chosen.is_empty() {
+            let faces = app
+                .engine
+                .run(move |analyzer| analyzer.embed_detections(&image, chosen))
+                .await?
+                .map_err(AppError::from)?;
+            for (track, face) in tracks.into_iter().zip(faces) {
+                let recognition = app.identify(&face.embedding, &self.matcher, 1).await?;
+                self.tracker.record(track, &recognition);
+            }
+        }
+        let faces = detections
+            .into_iter()
+            .zip(&assignments)
+            .map(|(detection, a)| LiveFace {
+                detection,
+                track_id: a.track_id,
+                identity: self.tracker.identity(a.track_id),
+            })
+            .collect();
+        Ok(LiveFrame {
+            took: started.elapsed(),
+            embedded,
+            faces,
+        })
+    }
+}

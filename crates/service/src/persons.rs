@@ -1,0 +1,71 @@
+//! Managing what is stored: persons and their faces. Every deletion is for good; the audit log keeps
+//! only that it happened.
+
+use facerec_core::{
+    Actor, DeletedPerson, Face, FaceId, Page, PageRequest, Person, PersonId, PersonPatch,
+};
+
+use crate::app::App;
+use crate::error::AppResult;
+
+/// Page size used to walk every match of a name.
+const NAME_PAGE: u32 = 500;
+
+impl App {
+    pub async fn persons(&self, page: &PageRequest) -> AppResult<Page<Person>> {
+        Ok(self.store.list_persons(page).await?)
+    }
+
+    pub async fn person(&self, id: PersonId) -> AppResult<Person> {
+        Ok(self.store.get_person(id).await?)
+    }
+
+    /// The person registered under exactly this name, if any (so that `facerec enroll` re-runs add
+    /// to them). Walks every person whose name contains it, however many there are.
+    pub async fn person_named(&self, name: &str) -> AppResult<Option<Person>> {
+        let mut page = PageRequest {
+            limit: NAME_PAGE,
+            offset: 0,
+            name_contains: Some(name.to_owned()),
+        };
+        loop {
+            let found = self.store.list_persons(&page).await?;
+            let count = found.items.len() as u64;
+            if let Some(person) = found.items.into_iter().find(|p| p.name == name) {
+                return Ok(Some(person));
+            }
+            page.offset += count;
+            if count < u64::from(NAME_PAGE) || page.offset >= found.total {
+                return Ok(None);
+            }
+        }
+    }
+
+    pub async fn update_person(
+        &self,
+        id: PersonId,
+        patch: PersonPatch,
+        actor: &Actor,
+    ) -> AppResult<Person> {
+        Ok(self.store.update_person(id, patch, actor).await?)
+    }
+
+    /// Deletes the person and every face of theirs.
+    pub async fn delete_person(&self, id: PersonId, actor: &Actor) -> AppResult<DeletedPerson> {
+        Ok(self.store.delete_person(id, actor).await?)
+    }
+
+    /// A person's faces (their embeddings stay inside the service unless a caller asks).
+    pub async fn faces(&self, person: PersonId) -> AppResult<Vec<Face>> {
+        Ok(self.store.list_faces(person).await?)
+    }
+
+    pub async fn delete_face(&self, id: FaceId, actor: &Actor) -> AppResult<Face> {
+        Ok(self.store.delete_face(id, actor).await?)
+    }
+
+    /// How many faces are stored, for metrics.
+    pub async fn faces_stored(&self) -> AppResult<u64> {
+        Ok(self.store.count_faces().await?)
+    }
+}

@@ -1,0 +1,136 @@
+//! Recognition (1:N), verification (1:1) and detection.
+
+use bytes::Bytes;
+use facerec_core::{Matcher, PersonId, Recognition, StoreError, Threshold};
+use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
+
+use crate::app::{App, Selection};
+use crate::error::{AppError, AppResult};
+use crate::registration::FacePick;
+
+/// One face of a recognized image.
+#[derive(Debug, Clone)]
+pub struct RecognizedFace {
+    pub face: AnalyzedFace,
+    pub recognition: Recognition,
+}
+
+/// A recognized photo: its upright size, the threshold used, and every face with its verdict.
+#[derive(Debug, Clone)]
+pub struct RecognizedImage {
+    pub width: u32,
+    pub height: u32,
+    pub threshold: Threshold,
+    pub faces: Vec<RecognizedFace>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecognizeOptions {
+    pub threshold: Option<Threshold>,
+    pub top_k: usize,
+    pub max_faces: usize,
+}
+
+/// The verdict of a 1:1 comparison.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub similarity: Similarity,
+    pub threshold: Threshold,
+    pub same_person: bool,
+}
+
+impl App {
+    /// Every face of a photo (at most `max_faces`, strongest first), each with its ranked
+    /// candidates and verdict.
+    pub async fn recognize(
+        &self,
+        image: Bytes,
+        options: &RecognizeOptions,
+    ) -> AppResult<RecognizedImage> {
+        let analysis = self
+            .analyze_selecting(image, Selection::Strongest(options.max_faces))
+            .await?;
+        let matcher = self.matcher.with_threshold(options.threshold);
+        let mut faces = Vec::with_capacity(analysis.faces.len());
+        for face in analysis.faces {
+            let recognition = self
+                .identify(&face.embedding, &matcher, options.top_k)
+                .await?;
+            faces.push(RecognizedFace { face, recognition });
+        }
+        Ok(RecognizedImage {
+            width: analysis.width,
+            height: analysis.height,
+            threshold: matcher.threshold(),
+            faces,
+        })
+    }
+
+    /// Searches one embedding and decides. The store answers candidates with their names.
+    pub(crate) async fn identify(
+        &self,
+        embedding: &NormalizedEmbedding,
+        matcher: &Matcher,
+        top_k: usize,
+    ) -> AppResult<Recognition> {
+        let candidates = self
+            .store
+            .search(embedding, &self.model, top_k.max(1))
+            .await?;
+        Ok(matcher.decide(candidates))
+    }
+
+    /// Every face of a photo, embedded, without matching.
+    pub async fn detect(&self, image: Bytes) -> AppResult<Analysis> {
+        self.analyze_selecting(image, Selection::Strongest(usize::MAX))
+            .await
+    }
+
+    /// 1:1 — two photos (largest face of each).
+    pub async fn verify_images(
+        &self,
+        first: Bytes,
+        second: Bytes,
+        threshold: Option<Threshold>,
+    ) -> AppResult<Verification> {
+        // Both photos at once: the pool has a worker for each.
+        let (a, b) = tokio::try_join!(self.largest_face(first), self.largest_face(second))?;
+        Ok(self.verdict(a.embedding.similarity(&b.embedding), threshold))
+    }
+
+    /// 1:1 — a photo against a registered person (their most similar face).
+    pub async fn verify_person(
+        &self,
+        image: Bytes,
+        person: PersonId,
+        threshold: Option<Threshold>,
+    ) -> AppResult<Verification> {
+        let faces = self.store.list_faces(person).await?;
+        let probe = self.largest_face(image).await?;
+        let best = faces
+            .iter()
+            .filter(|f| f.model == self.model)
+            .map(|f| probe.embedding.similarity(&f.embedding))
+            .max_by(|a, b| a.value().total_cmp(&b.value()))
+            .ok_or(AppError::Store(StoreError::InvalidPerson(format!(
+                "person {person} has no face from the current model"
+            ))))?;
+        Ok(self.verdict(best, threshold))
+    }
+
+    fn verdict(&self, similarity: Similarity, threshold: Option<Threshold>) -> Verification {
+        let matcher = self.matcher.with_threshold(threshold);
+        Verification {
+            similarity,
+            threshold: matcher.threshold(),
+            same_person: matcher.accepts(similarity),
+        }
+    }
+
+    async fn largest_face(&self, image: Bytes) -> AppResult<AnalyzedFace> {
+        let analysis = self
+            .analyze_selecting(image, Selection::Pick(FacePick::Largest))
+            .await?;
+        analysis.faces.into_iter().next().ok_or(AppError::NoFace)
+    }
+}

@@ -1,0 +1,106 @@
+//! Registration: a person from a photo, or one more photo of a registered person. Consent first,
+//! then the face (one face, good enough to enroll), then one transaction in the store.
+
+use bytes::Bytes;
+use facerec_core::{Actor, Added, Consent, Face, NewFace, NewPerson, Person, PersonId};
+use sha2::{Digest, Sha256};
+
+use crate::app::{App, Selection};
+use crate::error::{AppError, AppResult};
+
+/// Which face of a multi-face photo to enroll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FacePick {
+    /// Refuse photos with more than one face.
+    #[default]
+    Only,
+    /// Take the largest face.
+    Largest,
+}
+
+/// A registration request, as the HTTP layer or the CLI parsed it.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub image: Bytes,
+    pub target: RegistrationTarget,
+    /// The caller's explicit statement that the person consented.
+    pub consent: bool,
+    pub consent_basis: Option<String>,
+    pub pick: FacePick,
+}
+
+#[derive(Debug, Clone)]
+pub enum RegistrationTarget {
+    NewPerson {
+        name: String,
+        external_id: Option<String>,
+        metadata: serde_json::Value,
+    },
+    Existing(PersonId),
+}
+
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub person: Person,
+    pub face: Face,
+    pub added: Added,
+}
+
+/// What consent basis is recorded when the caller gives none beyond `consent=true`.
+pub const DEFAULT_CONSENT_BASIS: &str =
+    "explicit consent confirmed by the registering client (consent=true)";
+
+impl App {
+    /// Registers a person from a photo, or adds the photo's face to an existing person.
+    pub async fn register(&self, request: Registration, actor: &Actor) -> AppResult<Registered> {
+        if !request.consent {
+            return Err(AppError::ConsentRequired);
+        }
+        let image_sha256 = hex::encode(Sha256::digest(&request.image));
+        let analysis = self
+            .analyze_selecting(request.image, Selection::Pick(request.pick))
+            .await?;
+        let face = analysis.faces.into_iter().next().ok_or(AppError::NoFace)?;
+        self.quality.check(face.detection.score, &face.quality)?;
+        let new_face = NewFace {
+            embedding: face.embedding,
+            det_score: face.detection.score,
+            bbox: face.detection.bbox.to_array(),
+            quality: face.quality,
+            model: self.model.clone(),
+            image_sha256,
+        };
+        match request.target {
+            RegistrationTarget::Existing(person_id) => {
+                let person = self.store.get_person(person_id).await?;
+                let (face, added) = self.store.add_face(person_id, new_face, actor).await?;
+                Ok(Registered {
+                    person,
+                    face,
+                    added,
+                })
+            }
+            RegistrationTarget::NewPerson {
+                name,
+                external_id,
+                metadata,
+            } => {
+                let basis = request.consent_basis.filter(|b| !b.trim().is_empty());
+                let consent =
+                    Consent::given_now(basis.unwrap_or_else(|| DEFAULT_CONSENT_BASIS.to_owned()))?;
+                let new_person = NewPerson {
+                    name,
+                    external_id,
+                    metadata,
+                    consent,
+                };
+                let (person, face) = self.store.register(new_person, new_face, actor).await?;
+                Ok(Registered {
+                    person,
+                    face,
+                    added: Added::Created,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! What both SQL backends do the same way, written once: the statements, how domain values are
+//! bound, how rows become domain values, and which statements make up each change.
+//!
+//! SQLite accepts PostgreSQL's `$n` placeholders, and [`Id`] and [`Embedding`] know how each backend
+//! stores them, so one statement text and one row type serve both. The backends keep only what their
+//! dialects do differently: connections and locking, search, and the in-memory index of SQLite.
+
+use chrono::{DateTime, Utc};
+use facerec_core::{
+    Actor, Consent, Face, ModelRef, NewAuditEvent, PageRequest, Person, PersonId, StoreError,
+};
+use facerec_vision::FaceQuality;
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::types::Json;
+use sqlx::{Database, Decode, Encode, FromRow, IntoArguments, Type};
+
+use crate::columns::{Embedding, Id};
+
+macro_rules! person_columns {
+    () => {
+        "id, name, external_id, metadata, consent_given_at, consent_basis, created_at, updated_at"
+    };
+}
+macro_rules! face_columns {
+    () => {
+        "id, person_id, embedding, det_score, bbox, quality, model_name, model_sha256, image_sha256, \
+         created_at"
+    };
+}
+/// `$1`: a LIKE pattern, or NULL for every person.
+macro_rules! name_filter {
+    () => {
+        "(CAST($1 AS TEXT) IS NULL OR lower(name) LIKE $1 ESCAPE '\\')"
+    };
+}
+pub(crate) use {face_columns, person_columns};
+
+pub(crate) const SELECT_PERSON: &str =
+    concat!("SELECT ", person_columns!(), " FROM persons WHERE id = $1");
+const INSERT_PERSON: &str = concat!(
+    "INSERT INTO persons (",
+    person_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+);
+const UPDATE_PERSON: &str =
+    "UPDATE persons SET name = $1, external_id = $2, metadata = $3, updated_at = $4 WHERE id = $5";
+const DELETE_PERSON: &str = "DELETE FROM persons WHERE id = $1";
+const COUNT_PERSONS: &str = concat!("SELECT count(*) FROM persons WHERE ", name_filter!());
+const LIST_PERSONS: &str = concat!(
+    "SELECT ",
+    person_columns!(),
+    " FROM persons WHERE ",
+    name_filter!(),
+    " ORDER BY created_at, id LIMIT $2 OFFSET $3"
+);
+
+const INSERT_FACE: &str = concat!(
+    "INSERT INTO faces (",
+    face_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+);
+const SELECT_FACE_OF_IMAGE: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE person_id = $1 AND model_name = $2 AND model_sha256 = $3 AND image_sha256 = $4"
+);
+const SELECT_FACES_OF_PERSON: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE person_id = $1 ORDER BY created_at, id"
+);
+const DELETE_FACE: &str = concat!(
+    "DELETE FROM faces WHERE id = $1 RETURNING ",
+    face_columns!()
+);
+const DELETE_FACES_OF_PERSON: &str = "DELETE FROM faces WHERE person_id = $1 RETURNING id";
+const COUNT_FACES: &str = "SELECT count(*) FROM faces";
+
+const INSERT_AUDIT: &str =
+    "INSERT INTO audit_events (at, action, person_id, face_id, actor, details) \
+                            VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// A statement with its values bound, ready to run on either backend.
+pub(crate) type Statement<DB> = Query<'static, DB, <DB as Database>::Arguments<'static>>;
+/// A query whose rows map onto `R`.
+pub(crate) type Select<DB, R> = QueryAs<'static, DB, R, <DB as Database>::Arguments<'static>>;
+/// A query answering one value per row.
+pub(crate) type Scalar<DB, T> = QueryScalar<'static, DB, T, <DB as Database>::Arguments<'static>>;
+
+/// A column value both backends can bind and read.
+pub(crate) trait Column<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + 'static
+{
+}
+impl<DB: Database, T> Column<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + 'static
+{
+}
+
+#[derive(FromRow)]
+pub(crate) struct PersonRow {
+    id: Id,
+    name: String,
+    external_id: Option<String>,
+    metadata: Json<serde_json::Value>,
+    consent_given_at: DateTime<Utc>,
+    consent_basis: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<PersonRow> for Person {
+    fn from(row: PersonRow) -> Self {
+        Person {
+            id: row.id.into(),
+            name: row.name,
+            external_id: row.external_id,
+            metadata: row.metadata.0,
+            consent: Consent {
+                given_at: row.consent_given_at,
+                basis: row.consent_basis,
+            },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct FaceRow {
+    id: Id,
+    person_id: Id,
+    embedding: Embedding,
+    det_score: f32,
+    bbox: Json<[f32; 4]>,
+    quality: Json<FaceQuality>,
+    model_name: String,
+    model_sha256: String,
+    image_sha256: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<FaceRow> for Face {
+    fn from(row: FaceRow) -> Self {
+        Face {
+            id: row.id.into(),
+            person_id: row.person_id.into(),
+            embedding: row.embedding.0,
+            det_score: row.det_score,
+            bbox: row.bbox.0,
+            quality: row.quality.0,
+            model: ModelRef {
+                name: row.model_name,
+                sha256: row.model_sha256,
+            },
+            image_sha256: row.image_sha256,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// The statements of both backends. Implemented for `Sqlite` and `Postgres`; only the constants differ.
+pub(crate) trait Backend: Database
+where
+    for<'q> Self::Arguments<'q>: IntoArguments<'q, Self>,
+    Id: Column<Self>,
+    Option<Id>: Column<Self>,
+    Embedding: Column<Self>,
+    String: Column<Self>,
+    Option<String>: Column<Self>,
+    f32: Column<Self>,
+    i64: Column<Self>,
+    DateTime<Utc>: Column<Self>,
+    Json<serde_json::Value>: Column<Self>,
+    Json<[f32; 4]>: Column<Self>,
+    Json<FaceQuality>: Column<Self>,
+    PersonRow: for<'r> FromRow<'r, Self::Row>,
+    FaceRow: for<'r> FromRow<'r, Self::Row>,
+    (Id,): for<'r> FromRow<'r, Self::Row>,
+    (i64,): for<'r> FromRow<'r, Self::Row>,
+{
+    /// Reads a person inside a write transaction and holds their row until it ends, so that
+    /// concurrent changes to one person are serialized (idempotent face adds rely on it).
+    const SELECT_PERSON_FOR_WRITE: &'static str;
+
+    fn select_person(id: PersonId) -> Select<Self, PersonRow> {
+        sqlx::query_as(SELECT_PERSON).bind(Id::from(id))
+    }
+
+    fn select_person_for_write(id: PersonId) -> Select<Self, PersonRow> {
+        sqlx::query_as(Self::SELECT_PERSON_FOR_WRITE).bind(Id::from(id))
+    }
+
+    fn count_persons(page: &PageRequest) -> Scalar<Self, i64> {
+        sqlx::query_scalar(COUNT_PERSONS).bind(name_pattern(page))
+    }
+
+    fn list_persons(page: &PageRequest) -> Select<Self, PersonRow> {
+        sqlx::query_as(LIST_PERSONS)
+            .bind(name_pattern(page))
+            .bind(i64::from(page.limit))
+            // Validated by the caller; a larger offset than i64 can hold finds nothing anyway.
+            .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+    }
+
+    fn insert_person(person: &Person) -> Statement<Self> {
+        sqlx::query(INSERT_PERSON)
+            .bind(Id::from(person.id))
+            .bind(person.name.clone())
+            .bind(person.external_id.clone())
+            .bind(Json(person.metadata.clone()))
+            .bind(person.consent.given_at)
+            .bind(person.consent.basis.clone())
+            .bind(person.created_at)
+            .bind(person.updated_at)
+    }
+
+    fn update_person(person: &Person) -> Statement<Self> {
+        sqlx::query(UPDATE_PERSON)
+            .bind(person.name.clone())
+            .bind(person.external_id.clone())
+            .bind(Json(person.metadata.clone()))
+            .bind(person.updated_at)
+            .bind(Id::from(person.id))
+    }
+
+    fn delete_person(id: PersonId) -> Statement<Self> {
+        sqlx::query(DELETE_PERSON).bind(Id::from(id))
+    }
+
+    fn insert_face(face: &Face) -> Statement<Self> {
+        sqlx::query(INSERT_FACE)
+            .bind(Id::from(face.id))
+            .bind(Id::from(face.person_id))
+            .bind(Embedding(face.embedding.clone()))
+            .bind(face.det_score)
+            .bind(Json(face.bbox))
+            .bind(Json(face.quality))
+            .bind(face.model.name.clone())
+            .bind(face.model.sha256.clone())
+            .bind(face.image_sha256.clone())
+            .bind(face.created_at)
+    }
+
+    /// The face already stored for this photo of this person with this model (idempotency).
+    fn select_face_of_image(
+        person: PersonId,
+        face: &facerec_core::NewFace,
+    ) -> Select<Self, FaceRow> {
+        sqlx::query_as(SELECT_FACE_OF_IMAGE)
+            .bind(Id::from(person))
+            .bind(face.model.name.clone())
+            .bind(face.model.sha256.clone())
+            .bind(face.image_sha256.clone())
+    }
+
+    fn select_faces_of_person(person: PersonId) -> Select<Self, FaceRow> {
+        sqlx::query_as(SELECT_FACES_OF_PERSON).bind(Id::from(person))
+    }
+
+    fn delete_face(id: facerec_core::FaceId) -> Select<Self, FaceRow> {
+        sqlx::query_as(DELETE_FACE).bind(Id::from(id))
+    }
+
+    /// Deletes a person's faces explicitly (not by cascade), answering their ids, so that both
+    /// backends count them the same way and SQLite can drop them from its index.
+    fn delete_faces_of_person(person: PersonId) -> Scalar<Self, Id> {
+        sqlx::query_scalar(DELETE_FACES_OF_PERSON).bind(Id::from(person))
+    }
+
+    fn count_faces() -> Scalar<Self, i64> {
+        sqlx::query_scalar(COUNT_FACES)
+    }
+
+    fn audit(event: NewAuditEvent, actor: &Actor) -> Statement<Self> {
+        sqlx::query(INSERT_AUDIT)
+            .bind(Utc::now())
+            .bind(event.action.as_str().to_owned())
+            .bind(event.person_id.map(Id::from))
+            .bind(event.face_id.map(Id::from))
+            .bind(actor.0.clone())
+            .bind(Json(event.details))
+    }
+
+    /// A new person with their first face: both rows and both audit events, or nothing.
+    fn register(person: &Person, face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
+        vec![
+            Self::insert_person(person),
+            Self::insert_face(face),
+            Self::audit(NewAuditEvent::person_created(person.id), actor),
+            Self::audit(NewAuditEvent::face_added(person.id, face.id), actor),
+        ]
+    }
+
+    fn add_face(face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
+        vec![
+            Self::insert_face(face),
+            Self::audit(NewAuditEvent::face_added(face.person_id, face.id), actor),
+        ]
+    }
+
+    fn update(person: &Person, changed: &[&str], actor: &Actor) -> Vec<Statement<Self>> {
+        vec![
+            Self::update_person(person),
+            Self::audit(NewAuditEvent::person_updated(person.id, changed), actor),
+        ]
+    }
+}
+
+/// The listing's name filter as a LIKE pattern (wildcards in the name match literally).
+fn name_pattern(page: &PageRequest) -> Option<String> {
+    page.name_contains.as_deref().map(|contains| {
+        let escaped = contains
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    })
+}
+
+pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
+    StoreError::Database(err.to_string())
+}
+
+/// A failed write; a unique violation on `external_id` becomes its own error.
+pub(crate) fn write_error(err: sqlx::Error, external_id: Option<&str>) -> StoreError {
+    if let (Some(db), Some(ext)) = (err.as_database_error(), external_id) {
+        // PostgreSQL names the constraint; SQLite names the column in its message.
+        let names_external_id = db.constraint().is_some_and(|c| c.contains("external_id"))
+            || db.message().contains("external_id");
+        if db.is_unique_violation() && names_external_id {
+            return StoreError::DuplicateExternalId(ext.to_owned());
+        }
+    }
+    db_error(err)
+}

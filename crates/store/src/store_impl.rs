@@ -1,0 +1,232 @@
+//! The one implementation of [`facerec_core::Store`] for both SQL backends. The steps of every
+//! operation are the same on SQLite and PostgreSQL; only the types differ, so the implementation is
+//! written once here and expanded for each backend (`impl_store!(SqliteStore, Sqlite, "sqlite")`).
+//! A macro rather than generic code: sqlx's executor bounds over a generic database do not survive
+//! `async_trait`'s `Send` futures.
+//!
+//! A backend store provides these inherent methods:
+//! - `writer(&self) -> StoreResult<impl DerefMut<Target = <DB as Database>::Connection>>`: the
+//!   connection a write transaction begins on (SQLite: its one writer, held until the end of the
+//!   write; PostgreSQL: a pooled connection);
+//! - `readers(&self) -> &Pool<DB>`: where reads run;
+//! - `committed(&self, Committed)`: called after each commit, while the writer is still held (SQLite
+//!   updates its in-memory index; PostgreSQL has nothing to do);
+//! - `candidates(&self, probe, model, k)` and `face_count(&self)`: search and the face count, which
+//!   each backend answers its own way.
+
+use facerec_core::{Face, FaceId};
+
+/// What a committed write changed, for a backend that keeps state beside the database.
+pub(crate) enum Committed<'a> {
+    FaceAdded(&'a Face),
+    FacesRemoved(&'a [FaceId]),
+}
+
+/// Runs a change's statements on an open transaction; a unique violation on `external_id` becomes
+/// its own error.
+macro_rules! execute {
+    ($tx:expr, $statements:expr, $external_id:expr) => {
+        for statement in $statements {
+            statement
+                .execute(&mut *$tx)
+                .await
+                .map_err(|e| $crate::sql::write_error(e, $external_id))?;
+        }
+    };
+}
+pub(crate) use execute;
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        #[async_trait::async_trait]
+        impl facerec_core::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1")
+                    .execute(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn register(
+                &self,
+                new: NewPerson,
+                face: NewFace,
+                actor: &Actor,
+            ) -> StoreResult<(Person, Face)> {
+                let now = chrono::Utc::now();
+                let person = facerec_core::store::person_from_new(&new, now)?;
+                let face = facerec_core::store::face_from_new(person.id, face, now)?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let statements = <$db>::register(&person, &face, actor);
+                $crate::store_impl::execute!(tx, statements, person.external_id.as_deref());
+                tx.commit().await.map_err(db_error)?;
+                self.committed($crate::store_impl::Committed::FaceAdded(&face));
+                Ok((person, face))
+            }
+
+            async fn get_person(&self, id: PersonId) -> StoreResult<Person> {
+                let row = <$db>::select_person(id)
+                    .fetch_optional(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                row.map(Person::from).ok_or(StoreError::PersonNotFound(id))
+            }
+
+            async fn list_persons(&self, page: &PageRequest) -> StoreResult<Page<Person>> {
+                let total = <$db>::count_persons(page)
+                    .fetch_one(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                let rows = <$db>::list_persons(page)
+                    .fetch_all(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                Ok(Page {
+                    items: rows.into_iter().map(Person::from).collect(),
+                    total: total as u64,
+                })
+            }
+
+            async fn update_person(
+                &self,
+                id: PersonId,
+                patch: PersonPatch,
+                actor: &Actor,
+            ) -> StoreResult<Person> {
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let row = <$db>::select_person_for_write(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let mut person = row
+                    .map(Person::from)
+                    .ok_or(StoreError::PersonNotFound(id))?;
+                let changed =
+                    facerec_core::store::apply_patch(&mut person, patch, chrono::Utc::now())?;
+                let statements = <$db>::update(&person, &changed, actor);
+                $crate::store_impl::execute!(tx, statements, person.external_id.as_deref());
+                tx.commit().await.map_err(db_error)?;
+                Ok(person)
+            }
+
+            async fn delete_person(
+                &self,
+                id: PersonId,
+                actor: &Actor,
+            ) -> StoreResult<DeletedPerson> {
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let row = <$db>::select_person_for_write(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let person = row
+                    .map(Person::from)
+                    .ok_or(StoreError::PersonNotFound(id))?;
+                let faces: Vec<FaceId> = <$db>::delete_faces_of_person(id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .into_iter()
+                    .map(FaceId::from)
+                    .collect();
+                let faces_deleted = faces.len() as u64;
+                let statements = [
+                    <$db>::delete_person(id),
+                    <$db>::audit(NewAuditEvent::person_deleted(id, faces_deleted), actor),
+                ];
+                $crate::store_impl::execute!(tx, statements, None);
+                tx.commit().await.map_err(db_error)?;
+                self.committed($crate::store_impl::Committed::FacesRemoved(&faces));
+                Ok(DeletedPerson {
+                    person,
+                    faces_deleted,
+                })
+            }
+
+            async fn add_face(
+                &self,
+                person: PersonId,
+                new: NewFace,
+                actor: &Actor,
+            ) -> StoreResult<(Face, Added)> {
+                facerec_core::store::check_dimension(&new.embedding)?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                // Holding the person's row serializes concurrent adds for them, so the idempotency
+                // check below holds.
+                <$db>::select_person_for_write(person)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or(StoreError::PersonNotFound(person))?;
+                let existing = <$db>::select_face_of_image(person, &new)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if let Some(row) = existing {
+                    return Ok((row.into(), Added::AlreadyPresent));
+                }
+                let face = facerec_core::store::face_from_new(person, new, chrono::Utc::now())?;
+                $crate::store_impl::execute!(tx, <$db>::add_face(&face, actor), None);
+                tx.commit().await.map_err(db_error)?;
+                self.committed($crate::store_impl::Committed::FaceAdded(&face));
+                Ok((face, Added::Created))
+            }
+
+            async fn list_faces(&self, person: PersonId) -> StoreResult<Vec<Face>> {
+                let mut conn = self.readers().acquire().await.map_err(db_error)?;
+                <$db>::select_person(person)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or(StoreError::PersonNotFound(person))?;
+                let rows = <$db>::select_faces_of_person(person)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                Ok(rows.into_iter().map(Face::from).collect())
+            }
+
+            async fn delete_face(&self, id: FaceId, actor: &Actor) -> StoreResult<Face> {
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let row = <$db>::delete_face(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let face = row.map(Face::from).ok_or(StoreError::FaceNotFound(id))?;
+                let event = NewAuditEvent::face_deleted(face.person_id, id);
+                $crate::store_impl::execute!(tx, [<$db>::audit(event, actor)], None);
+                tx.commit().await.map_err(db_error)?;
+                self.committed($crate::store_impl::Committed::FacesRemoved(&[id]));
+                Ok(face)
+            }
+
+            async fn count_faces(&self) -> StoreResult<u64> {
+                self.face_count().await
+            }
+
+            async fn search(
+                &self,
+                probe: &NormalizedEmbedding,
+                model: &ModelRef,
+                k: usize,
+            ) -> StoreResult<Vec<Candidate>> {
+                facerec_core::store::check_dimension(probe)?;
+                if k == 0 {
+                    return Ok(Vec::new());
+                }
+                self.candidates(probe, model, k).await
+            }
+        }
+    };
+}
+pub(crate) use impl_store;
