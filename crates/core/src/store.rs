@@ -118,6 +118,13 @@ pub fn check_new_person(person: &NewPerson) -> StoreResult<()> {
     Ok(())
 }
 
+/// A name as case-insensitive search compares it: Unicode lowercase (`str::to_lowercase`, no locale),
+/// so "ÉMILE", "Émile" and "émile" are one. Both backends store it beside the name and fold the
+/// search text the same way (a database's own `lower()` may fold ASCII only).
+pub fn fold_name(name: &str) -> String {
+    name.to_lowercase()
+}
+
 pub fn check_name(name: &str) -> StoreResult<()> {
     if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(StoreError::InvalidPerson(

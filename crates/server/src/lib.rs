@@ -17,7 +17,7 @@ use facerec_service::{App, Engine};
 
 use crate::api::auth::{ApiKeys, RateLimit};
 use crate::api::form::FormLimits;
-use crate::api::stream::{StreamLimits, Tickets};
+use crate::api::stream::{StreamLimits, StreamSlots, Tickets};
 use crate::api::{AppState, HttpLimits};
 
 /// Everything the service needs, read once at start and passed down.
@@ -97,12 +97,16 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         },
         keys: config.keys.clone(),
         rate_limit: RateLimit::per_minute(config.rate_limit_per_minute),
+        frame_limit: RateLimit::per_second(config.stream.max_frames_per_sec_per_key),
         metrics: api::metrics_handle(),
         tickets: Tickets::default(),
-        stream_slots: Arc::new(tokio::sync::Semaphore::new(config.stream.max_streams)),
+        stream_slots: StreamSlots::new(
+            config.stream.max_streams,
+            config.stream.max_streams_per_key,
+        ),
         stream_limits: config.stream.clone(),
     });
-    let router = api::router(state, &config.http);
+    let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| ServeError::Bind {

@@ -18,6 +18,8 @@ pub struct App {
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
     pub(crate) model: ModelRef,
+    /// The last face count and when it was taken (metrics).
+    pub(crate) face_count: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 /// What `/ready` reports: the models are loaded and the database answers.
@@ -53,6 +55,7 @@ impl App {
             quality,
             limits,
             model,
+            face_count: std::sync::Mutex::new(None),
         }
     }
 

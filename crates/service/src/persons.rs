@@ -5,8 +5,13 @@ use facerec_core::{
     Actor, DeletedPerson, Face, FaceId, Page, PageRequest, Person, PersonId, PersonPatch,
 };
 
+use std::time::{Duration, Instant};
+
 use crate::app::App;
 use crate::error::AppResult;
+
+/// How long the face count for metrics is reused.
+pub const FACE_COUNT_TTL: Duration = Duration::from_secs(60);
 
 /// Page size used to walk every match of a name.
 const NAME_PAGE: u32 = 500;
@@ -64,8 +69,16 @@ impl App {
         Ok(self.store.delete_face(id, actor).await?)
     }
 
-    /// How many faces are stored, for metrics.
+    /// How many faces are stored, for metrics: counted at most once per [`FACE_COUNT_TTL`], so a
+    /// scrape costs nothing (a count over a large PostgreSQL table is a scan).
     pub async fn faces_stored(&self) -> AppResult<u64> {
-        Ok(self.store.count_faces().await?)
+        if let Some((at, n)) = *self.face_count.lock().expect("face count lock") {
+            if at.elapsed() < FACE_COUNT_TTL {
+                return Ok(n);
+            }
+        }
+        let n = self.store.count_faces().await?;
+        *self.face_count.lock().expect("face count lock") = Some((Instant::now(), n));
+        Ok(n)
     }
 }

@@ -3,14 +3,16 @@
 //! replicas can share one database.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use facerec_core::store::StoreResult;
 use facerec_core::*;
 use facerec_vision::{NormalizedEmbedding, Similarity};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
+use tokio::sync::Notify;
 
 use crate::columns::{Embedding, Id};
 use crate::sql::{db_error, person_columns, Backend};
@@ -61,6 +63,8 @@ const LARGE_INDEX_EF_SEARCH: u32 = 400;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Wakes the task that vacuums after deletions.
+    vacuum: Arc<Notify>,
     hnsw: HnswOptions,
 }
 
@@ -90,10 +94,14 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
+        let vacuum = Arc::new(Notify::new());
+        tokio::spawn(vacuum_after_deletions(pool.clone(), Arc::clone(&vacuum)));
         let store = Self {
             pool,
+            vacuum,
             hnsw: options.hnsw,
         };
+        store.fold_missing_names().await?;
         store.ensure_hnsw_index().await?;
         Ok(store)
     }
@@ -169,6 +177,12 @@ impl PostgresStore {
     /// Nothing is kept beside the database.
     fn committed(&self, _change: Committed<'_>) {}
 
+    /// A deleted row stays in the table's pages (a dead tuple) until VACUUM; the vacuum task runs it
+    /// soon after, for all deletions of that moment at once.
+    async fn erase(&self, _conn: &mut PgConnection) {
+        self.vacuum.notify_one();
+    }
+
     async fn face_count(&self) -> StoreResult<u64> {
         let n = Postgres::count_faces()
             .fetch_one(&self.pool)
@@ -230,6 +244,28 @@ impl PostgresStore {
         hits.sort_by(|a, b| b.similarity.value().total_cmp(&a.similarity.value()));
         hits.truncate(k);
         Ok(hits)
+    }
+}
+
+/// Pause before a VACUUM, so that a burst of deletions is vacuumed once.
+const VACUUM_BATCH: Duration = Duration::from_secs(2);
+
+/// VACUUMs `faces` and `persons` after deletions, so that deleted embeddings and names leave the
+/// table pages (dead tuples) and the HNSW graph. Ends when the pool is closed.
+async fn vacuum_after_deletions(pool: PgPool, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        tokio::time::sleep(VACUUM_BATCH).await;
+        if pool.is_closed() {
+            return;
+        }
+        // Not in a transaction: VACUUM refuses to run inside one.
+        match sqlx::query("VACUUM faces, persons").execute(&pool).await {
+            Ok(_) => tracing::debug!("vacuumed after deletions"),
+            Err(e) => {
+                tracing::warn!(error = %e, "VACUUM after deletions failed; autovacuum will follow")
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! dialects do differently: connections and locking, search, and the in-memory index of SQLite.
 
 use chrono::{DateTime, Utc};
+use facerec_core::store::fold_name;
 use facerec_core::{
     Actor, Consent, Face, ModelRef, NewAuditEvent, PageRequest, Person, PersonId, StoreError,
 };
@@ -27,10 +28,10 @@ macro_rules! face_columns {
          created_at"
     };
 }
-/// `$1`: a LIKE pattern, or NULL for every person.
+/// `$1`: a LIKE pattern over the folded name, or NULL for every person.
 macro_rules! name_filter {
     () => {
-        "(CAST($1 AS TEXT) IS NULL OR lower(name) LIKE $1 ESCAPE '\\')"
+        "(CAST($1 AS TEXT) IS NULL OR name_folded LIKE $1 ESCAPE '\\')"
     };
 }
 pub(crate) use {face_columns, person_columns};
@@ -40,10 +41,12 @@ pub(crate) const SELECT_PERSON: &str =
 const INSERT_PERSON: &str = concat!(
     "INSERT INTO persons (",
     person_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ", name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
-const UPDATE_PERSON: &str =
-    "UPDATE persons SET name = $1, external_id = $2, metadata = $3, updated_at = $4 WHERE id = $5";
+const UPDATE_PERSON: &str = "UPDATE persons SET name = $1, external_id = $2, metadata = $3, \
+                             updated_at = $4, name_folded = $6 WHERE id = $5";
+const SELECT_UNFOLDED_NAMES: &str = "SELECT id, name FROM persons WHERE name_folded IS NULL";
+const SET_FOLDED_NAME: &str = "UPDATE persons SET name_folded = $1 WHERE id = $2";
 const DELETE_PERSON: &str = "DELETE FROM persons WHERE id = $1";
 const COUNT_PERSONS: &str = concat!("SELECT count(*) FROM persons WHERE ", name_filter!());
 const LIST_PERSONS: &str = concat!(
@@ -177,6 +180,7 @@ where
     PersonRow: for<'r> FromRow<'r, Self::Row>,
     FaceRow: for<'r> FromRow<'r, Self::Row>,
     (Id,): for<'r> FromRow<'r, Self::Row>,
+    (Id, String): for<'r> FromRow<'r, Self::Row>,
     (i64,): for<'r> FromRow<'r, Self::Row>,
 {
     /// Reads a person inside a write transaction and holds their row until it ends, so that
@@ -213,6 +217,7 @@ where
             .bind(person.consent.basis.clone())
             .bind(person.created_at)
             .bind(person.updated_at)
+            .bind(fold_name(&person.name))
     }
 
     fn update_person(person: &Person) -> Statement<Self> {
@@ -222,6 +227,16 @@ where
             .bind(Json(person.metadata.clone()))
             .bind(person.updated_at)
             .bind(Id::from(person.id))
+            .bind(fold_name(&person.name))
+    }
+
+    /// Persons whose folded name is missing (rows from before migration 0002).
+    fn select_unfolded_names() -> Select<Self, (Id, String)> {
+        sqlx::query_as(SELECT_UNFOLDED_NAMES)
+    }
+
+    fn set_folded_name(id: Id, name: &str) -> Statement<Self> {
+        sqlx::query(SET_FOLDED_NAME).bind(fold_name(name)).bind(id)
     }
 
     fn delete_person(id: PersonId) -> Statement<Self> {
@@ -310,8 +325,7 @@ where
 /// The listing's name filter as a LIKE pattern (wildcards in the name match literally).
 fn name_pattern(page: &PageRequest) -> Option<String> {
     page.name_contains.as_deref().map(|contains| {
-        let escaped = contains
-            .to_lowercase()
+        let escaped = fold_name(contains)
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");

@@ -49,6 +49,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted rows are overwritten with zeros, not just unlinked: a deleted person's
+            // embedding must not stay readable in the file.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let path = connect.get_filename().to_path_buf();
         if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
@@ -83,6 +86,7 @@ impl SqliteStore {
             index: Arc::new(RwLock::new(ExactIndex::new())),
             _lock: lock,
         };
+        store.fold_missing_names().await?;
         store.load_index().await?;
         Ok(store)
     }
@@ -141,6 +145,23 @@ impl SqliteStore {
                     index.remove_face(*face);
                 }
             }
+        }
+    }
+
+    /// After a deletion: the WAL still holds the pages as they were before (the embedding with
+    /// them), so it is checkpointed into the (zeroed) database file and truncated to nothing.
+    async fn erase(&self, writer: &mut SqliteConnection) {
+        let checkpoint: Result<(i64, i64, i64), _> =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(writer)
+                .await;
+        match checkpoint {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::warn!(
+                "the WAL could not be checkpointed after a deletion (a reader held it); it will be \
+                 at the next deletion or checkpoint"
+            ),
+            Err(e) => tracing::error!(error = %e, "checkpointing the WAL after a deletion failed"),
         }
     }
 

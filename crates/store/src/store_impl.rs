@@ -11,6 +11,8 @@
 //! - `readers(&self) -> &Pool<DB>`: where reads run;
 //! - `committed(&self, Committed)`: called after each commit, while the writer is still held (SQLite
 //!   updates its in-memory index; PostgreSQL has nothing to do);
+//! - `erase(&self, conn)`: called after a deletion commits, so that the deleted rows become
+//!   unreadable in the database files too (SQLite: a WAL checkpoint; PostgreSQL: a batched VACUUM);
 //! - `candidates(&self, probe, model, k)` and `face_count(&self)`: search and the face count, which
 //!   each backend answers its own way.
 
@@ -38,6 +40,29 @@ pub(crate) use execute;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
+        impl $store {
+            /// Fills in the folded names that migration 0002 could not compute (SQL's `lower()`
+            /// folds differently); a no-op once done.
+            async fn fold_missing_names(&self) -> StoreResult<()> {
+                let rows = <$db>::select_unfolded_names()
+                    .fetch_all(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let statements = rows
+                    .iter()
+                    .map(|(id, name)| <$db>::set_folded_name(*id, name));
+                $crate::store_impl::execute!(tx, statements, None);
+                tx.commit().await.map_err(db_error)?;
+                tracing::info!(persons = rows.len(), "folded the names of existing persons");
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl facerec_core::Store for $store {
             fn backend(&self) -> &'static str {
@@ -145,6 +170,7 @@ macro_rules! impl_store {
                 $crate::store_impl::execute!(tx, statements, None);
                 tx.commit().await.map_err(db_error)?;
                 self.committed($crate::store_impl::Committed::FacesRemoved(&faces));
+                self.erase(&mut *writer).await;
                 Ok(DeletedPerson {
                     person,
                     faces_deleted,
@@ -207,6 +233,7 @@ macro_rules! impl_store {
                 $crate::store_impl::execute!(tx, [<$db>::audit(event, actor)], None);
                 tx.commit().await.map_err(db_error)?;
                 self.committed($crate::store_impl::Committed::FacesRemoved(&[id]));
+                self.erase(&mut *writer).await;
                 Ok(face)
             }
 

@@ -147,9 +147,7 @@ pub async fn create_database(admin_url: &str, prefix: &str) -> StoreResult<Strin
 
 /// Creates an empty database with exactly this name and returns its URL.
 pub async fn create_named_database(admin_url: &str, name: &str) -> StoreResult<String> {
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .map_err(|e| StoreError::Database(format!("connecting to {}: {e}", redact(admin_url))))?;
+    let mut conn = admin(admin_url).await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -161,4 +159,21 @@ pub async fn create_named_database(admin_url: &str, name: &str) -> StoreResult<S
 pub fn database_url(admin_url: &str, name: &str) -> String {
     let server = admin_url.rsplit_once('/').map_or(admin_url, |(s, _)| s);
     format!("{server}/{name}")
+}
+
+/// Drops the database `url` names (its connections are ended), as an outage would take it away.
+pub async fn drop_database(admin_url: &str, url: &str) -> StoreResult<()> {
+    let name = url.rsplit_once('/').map_or(url, |(_, n)| n);
+    let mut conn = admin(admin_url).await?;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+async fn admin(admin_url: &str) -> StoreResult<sqlx::PgConnection> {
+    sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| StoreError::Database(format!("connecting to {}: {e}", redact(admin_url))))
 }

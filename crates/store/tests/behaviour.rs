@@ -727,6 +727,52 @@ async fn recognition_over_registry_photos(store: Arc<dyn Inspect>) {
     }
 }
 
+/// Case-insensitive search folds names the same way on both backends, in any script; a rename
+/// refolds.
+async fn names_in_any_script(store: Arc<dyn Inspect>) {
+    let emile = store
+        .create_person(new_person("Émile Zola"), &actor())
+        .await
+        .unwrap();
+    store
+        .create_person(new_person("Ωmega Ölund"), &actor())
+        .await
+        .unwrap();
+    let find = |text: &str| PageRequest {
+        limit: 10,
+        offset: 0,
+        name_contains: Some(text.into()),
+    };
+    for text in ["émile", "ÉMILE", "Émile Zola", "zola"] {
+        let page = store.list_persons(&find(text)).await.unwrap();
+        assert_eq!(page.total, 1, "'{text}' finds Émile Zola once");
+        assert_eq!(page.items[0].id, emile.id);
+    }
+    for text in ["ωmega", "ÖLUND"] {
+        assert_eq!(
+            store.list_persons(&find(text)).await.unwrap().total,
+            1,
+            "{text}"
+        );
+    }
+    assert_eq!(
+        store.list_persons(&find("emile")).await.unwrap().total,
+        0,
+        "accents are kept"
+    );
+    let patch = PersonPatch {
+        name: Some("ÉLODIE Zola".into()),
+        external_id: None,
+        metadata: None,
+    };
+    store
+        .update_person(emile.id, patch, &actor())
+        .await
+        .unwrap();
+    assert_eq!(store.list_persons(&find("élodie")).await.unwrap().total, 1);
+    assert_eq!(store.list_persons(&find("émile")).await.unwrap().total, 0);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -754,7 +800,59 @@ on_both_backends!(
     concurrent_registrations,
     recognition_over_shared_faces,
     recognition_over_registry_photos,
+    names_in_any_script,
 );
+
+/// Whether `needle` occurs in the file (a missing file holds nothing).
+fn file_contains(path: &Path, needle: &[u8]) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+/// "Deleted for good": after a person is deleted, the bytes of their embedding occur neither in the
+/// SQLite file nor in its WAL (secure_delete zeroes the rows, the WAL is checkpointed and truncated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_embeddings_leave_the_sqlite_files() {
+    let backend = Backend::sqlite().await;
+    let dir = backend._dir.as_ref().unwrap().path().to_path_buf();
+    let files = [dir.join("facerec.db"), dir.join("facerec.db-wal")];
+    let store = backend.open().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let kept = random_unit(&mut rng);
+    let deleted = random_unit(&mut rng);
+    // 64 bytes from the middle of each stored vector: any surviving copy of the row would hold them.
+    let needle = |e: &NormalizedEmbedding| -> Vec<u8> {
+        e.as_slice()[200..216]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    };
+    let (kept_needle, deleted_needle) = (needle(&kept), needle(&deleted));
+    let (gone, _) = store
+        .register(new_person("To Delete"), new_face(deleted, "a"), &actor())
+        .await
+        .unwrap();
+    store
+        .register(new_person("To Keep"), new_face(kept, "b"), &actor())
+        .await
+        .unwrap();
+    assert!(
+        files.iter().any(|f| file_contains(f, &deleted_needle)),
+        "the check can see a stored embedding"
+    );
+    store.delete_person(gone.id, &actor()).await.unwrap();
+    for file in &files {
+        assert!(
+            !file_contains(file, &deleted_needle),
+            "{} still holds the deleted embedding",
+            file.display()
+        );
+    }
+    assert!(
+        files.iter().any(|f| file_contains(f, &kept_needle)),
+        "the other person's embedding is still stored"
+    );
+}
 
 #[tokio::test]
 async fn a_second_process_on_the_same_sqlite_file_is_refused() {

@@ -32,6 +32,9 @@ pub fn shared_images() -> Option<PathBuf> {
 pub enum Db {
     Sqlite,
     Postgres,
+    /// A database the test made itself.
+    #[allow(dead_code)]
+    Url(String),
 }
 
 pub struct Server {
@@ -48,6 +51,7 @@ impl Server {
         let database_url = match db {
             Db::Sqlite => format!("sqlite://{}/facerec.db", dir.path().display()),
             Db::Postgres => new_postgres_database().await,
+            Db::Url(url) => url,
         };
         let mut command = Command::new(env!("CARGO_BIN_EXE_facerec"));
         command
@@ -139,7 +143,7 @@ impl Drop for Server {
     }
 }
 
-async fn new_postgres_database() -> String {
+pub async fn new_postgres_database() -> String {
     let admin = std::env::var("FACEREC_TEST_DATABASE_URL")
         .expect("FACEREC_TEST_DATABASE_URL is not set: run `make test`, which starts PostgreSQL");
     facerec_store::testing::create_database(&admin, "facerec_e2e")

@@ -4,12 +4,14 @@
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use facerec_core::Actor;
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -93,13 +95,33 @@ fn key_id(hash: &[u8; 32]) -> Actor {
     Actor(format!("key:{}", hex::encode(&hash[..6])))
 }
 
-/// Requests per minute per key.
+/// A budget per key (requests per minute, or stream frames per second). Memory: one entry per key
+/// seen, and keys are the configured ones (or `local`), so the map is bounded.
 pub struct RateLimit(DefaultKeyedRateLimiter<String>);
 
 impl RateLimit {
     pub fn per_minute(n: u32) -> Option<Self> {
         NonZeroU32::new(n).map(|n| Self(RateLimiter::keyed(Quota::per_minute(n))))
     }
+
+    pub fn per_second(n: u32) -> Option<Self> {
+        NonZeroU32::new(n).map(|n| Self(RateLimiter::keyed(Quota::per_second(n))))
+    }
+
+    /// `Err(wait)` when the key has spent its budget: how long until the next unit is available.
+    pub fn check(&self, actor: &Actor) -> Result<(), Duration> {
+        self.0
+            .check_key(&actor.0)
+            .map_err(|not_until| not_until.wait_time_from(self.0.clock().now()))
+    }
+}
+
+/// The 429 for a spent budget, with the limiter's own wait in `Retry-After` (whole seconds, at
+/// least one).
+pub fn rate_limited(wait: Duration, message: &str) -> ApiError {
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+    e.retry_after_secs = Some(wait.as_secs_f64().ceil().max(1.0) as u32);
+    e
 }
 
 /// The key as sent: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
@@ -153,14 +175,8 @@ pub async fn require_api_key(
         Err(e) => return e.into_response(),
     };
     if let Some(limit) = &state.rate_limit {
-        if limit.0.check_key(&actor.0).is_err() {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests for this key",
-            );
-            e.retry_after_secs = Some(1);
-            return e.into_response();
+        if let Err(wait) = limit.check(&actor) {
+            return rate_limited(wait, "too many requests for this key").into_response();
         }
     }
     request.extensions_mut().insert(actor);

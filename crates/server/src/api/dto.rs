@@ -296,8 +296,13 @@ pub struct AddFaceForm {
 pub struct RecognizeForm {
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
+    #[schema(minimum = -1.0, maximum = 1.0)]
     threshold: Option<f32>,
+    /// Candidates per face (default 3).
+    #[schema(minimum = 1, maximum = 20)]
     top_k: Option<u32>,
+    /// Faces recognized, strongest first (default 100).
+    #[schema(minimum = 1, maximum = 100)]
     max_faces: Option<u32>,
 }
 
@@ -310,6 +315,7 @@ pub struct VerifyForm {
     #[schema(value_type = Option<String>, format = Binary)]
     image2: Option<Vec<u8>>,
     person_id: Option<Uuid>,
+    #[schema(minimum = -1.0, maximum = 1.0)]
     threshold: Option<f32>,
 }
 

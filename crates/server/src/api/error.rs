@@ -27,6 +27,10 @@ pub struct ErrorDetail {
     /// Structured context where there is some (e.g. the quality check that failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// On server-side failures: the request's id (also in `x-request-id`), under which the server
+    /// log holds what happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -120,7 +124,14 @@ impl From<StoreError> for ApiError {
             StoreError::Locked(_) | StoreError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The driver's words (SQL, host names, paths) go to the log only.
             tracing::error!(error = %err, "database failure");
+            return Self::new(
+                status,
+                err.code(),
+                "the database did not answer as expected; the server log has the details under \
+                 this request's id",
+            );
         }
         Self::new(status, err.code(), err.to_string())
     }
@@ -133,6 +144,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_owned(),
                 message: self.message,
                 details: self.details.map(|d| *d),
+                request_id: None,
             },
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -153,14 +165,25 @@ pub const TIMEOUT_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 /// route, wrong method, bad path or query, failed WebSocket upgrade) and the body-limit and timeout
 /// layers answer in plain text or with no body at all.
 pub async fn envelope(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
+    }
+    if is_json {
+        return match request_id {
+            Some(id) if status.is_server_error() => with_request_id(response, id).await,
+            _ => response,
+        };
     }
     let (parts, body) = response.into_parts();
     // axum's rejection texts are short and say what was wrong (which parameter, which header).
@@ -199,5 +222,27 @@ pub async fn envelope(request: Request, next: Next) -> Response {
     if let Some(allow) = parts.headers.get(header::ALLOW) {
         answer.headers_mut().insert(header::ALLOW, allow.clone());
     }
-    answer
+    match request_id {
+        Some(id) if status.is_server_error() => with_request_id(answer, id).await,
+        _ => answer,
+    }
+}
+
+/// Adds the request id to an error envelope (server-side failures only: the id is what an
+/// operator looks up in the log).
+async fn with_request_id(response: Response, id: String) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (parts.status, "").into_response();
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    if let Some(error) = value.get_mut("error").and_then(|e| e.as_object_mut()) {
+        error.insert("request_id".into(), serde_json::Value::String(id));
+    }
+    let body = serde_json::to_vec(&value).expect("JSON serializes");
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }

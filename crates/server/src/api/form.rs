@@ -99,11 +99,12 @@ impl Form {
             .transpose()
     }
 
+    /// A boolean field: `true` or `false`, as the API document says (consent in particular is an
+    /// explicit `true`, not anything that might be read as one). Absent is `false`.
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.text(name).map(|v| v.trim().to_ascii_lowercase()) {
-            None => Ok(false),
-            Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(true),
-            Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
+        match self.text(name).map(str::trim) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
             Some(v) => Err(ApiError::bad_request(format!(
                 "field '{name}' must be true or false, not '{v}'"
             ))),

@@ -17,9 +17,24 @@ use facerec_service::{FacePick, RecognizeOptions, Registered, Registration, Regi
 
 type ApiResult<T> = Result<T, ApiError>;
 
-const MAX_TOP_K: usize = 20;
-const DEFAULT_TOP_K: usize = 3;
-const MAX_FACES: usize = 100;
+pub const MAX_TOP_K: u64 = 20;
+const DEFAULT_TOP_K: u64 = 3;
+pub const MAX_FACES: u64 = 100;
+pub const MAX_PAGE: u64 = 500;
+const DEFAULT_PAGE: u64 = 50;
+/// Listings go no deeper than this (a larger offset is a client's mistake, not a page).
+pub const MAX_OFFSET: u64 = 1_000_000_000;
+
+/// A number within its documented range, or a 400 that says the range.
+fn in_range(name: &str, value: Option<u64>, default: u64, min: u64, max: u64) -> ApiResult<u64> {
+    match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "'{name}' must be from {min} to {max}, not {v}"
+        ))),
+    }
+}
 
 fn face_pick(form: &Form) -> ApiResult<FacePick> {
     match form.text("face") {
@@ -160,14 +175,14 @@ pub async fn recognize(
 ) -> ApiResult<Json<RecognizeResponse>> {
     let options = RecognizeOptions {
         threshold: threshold(&form)?,
-        top_k: form
-            .parse::<usize>("top_k")?
-            .unwrap_or(DEFAULT_TOP_K)
-            .clamp(1, MAX_TOP_K),
-        max_faces: form
-            .parse::<usize>("max_faces")?
-            .unwrap_or(MAX_FACES)
-            .clamp(1, MAX_FACES),
+        top_k: in_range("top_k", form.parse("top_k")?, DEFAULT_TOP_K, 1, MAX_TOP_K)? as usize,
+        max_faces: in_range(
+            "max_faces",
+            form.parse("max_faces")?,
+            MAX_FACES,
+            1,
+            MAX_FACES,
+        )? as usize,
     };
     let result = state.app.recognize(form.image("image")?, &options).await?;
     Ok(Json(RecognizeResponse {
@@ -242,7 +257,9 @@ pub async fn detect(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    #[param(minimum = 0, maximum = 1_000_000_000)]
     offset: Option<u64>,
     /// Case-insensitive part of the name.
     name: Option<String>,
@@ -255,8 +272,8 @@ pub async fn list_persons(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<PersonsPage>> {
     let page = PageRequest {
-        limit: q.limit.unwrap_or(50).clamp(1, 500),
-        offset: q.offset.unwrap_or(0),
+        limit: in_range("limit", q.limit.map(u64::from), DEFAULT_PAGE, 1, MAX_PAGE)? as u32,
+        offset: in_range("offset", q.offset, 0, 0, MAX_OFFSET)?,
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
     };
     let result = state.app.persons(&page).await?;

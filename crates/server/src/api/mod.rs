@@ -4,6 +4,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod form;
+pub mod guard;
 pub mod handlers;
 pub mod stream;
 mod web;
@@ -37,9 +38,11 @@ pub struct AppState {
     pub form_limits: FormLimits,
     pub keys: ApiKeys,
     pub rate_limit: Option<RateLimit>,
+    /// Stream frames per second per key.
+    pub frame_limit: Option<RateLimit>,
     pub metrics: PrometheusHandle,
     pub tickets: stream::Tickets,
-    pub stream_slots: Arc<tokio::sync::Semaphore>,
+    pub stream_slots: Arc<stream::StreamSlots>,
     pub stream_limits: stream::StreamLimits,
 }
 
@@ -50,6 +53,10 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Origins allowed to call the API from a browser; empty = CORS off.
     pub cors_origins: Vec<String>,
+    /// Host names served besides loopback (for a reverse proxy); see `guard`.
+    pub allowed_hosts: Vec<String>,
+    /// Serve `/metrics` without a key even when keys are configured.
+    pub metrics_public: bool,
 }
 
 #[derive(OpenApi)]
@@ -80,7 +87,86 @@ impl Modify for SecuritySchemes {
             "api_key_header",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                document_refusals(path, operation);
+            }
+        }
     }
+}
+
+/// What any operation can answer besides its own results, written once instead of on every
+/// handler: the access guard, the envelope of malformed requests, timeouts, and — on keyed routes —
+/// both ways of sending a key and the key's refusals.
+fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let keyed = path.starts_with("/v1/");
+    let mut refusals = vec![
+        (
+            "400",
+            "invalid_request: a malformed field, body or parameter",
+        ),
+        (
+            "403",
+            "forbidden_origin or forbidden_host: another web page or host name",
+        ),
+        ("503", "overloaded, request_timeout, database_error"),
+    ];
+    if keyed {
+        operation.security = Some(vec![
+            SecurityRequirement::new("api_key", Vec::<String>::new()),
+            SecurityRequirement::new("api_key_header", Vec::<String>::new()),
+        ]);
+        refusals.push(("401", "missing_api_key, invalid_api_key or invalid_ticket"));
+        refusals.push(("429", "rate_limited (Retry-After says when to retry)"));
+    }
+    if path.contains('{') {
+        refusals.push(("404", "the person or face does not exist"));
+    }
+    if operation.request_body.is_some() {
+        refusals.push((
+            "413",
+            "payload_too_large, image_too_large, image_dimensions_too_large",
+        ));
+        refusals.push((
+            "415",
+            "unsupported_format, or a body of the wrong content type",
+        ));
+        refusals.push((
+            "422",
+            "no_face, multiple_faces, poor_quality, consent_required, invalid_person",
+        ));
+    }
+    for (status, description) in refusals {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(description));
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
 }
 
 /// The process-wide Prometheus recorder (a process has one).
@@ -99,7 +185,22 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
+/// The whole service. `bind` is the listening address (always a valid `Host`).
+pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketAddr) -> Router {
+    let access = Arc::new(guard::AccessPolicy {
+        allowed_hosts: limits.allowed_hosts.clone(),
+        any_host_by_default: !state.keys.is_empty(),
+        bind,
+        cors_origins: limits.cors_origins.clone(),
+    });
+    let require_key = middleware::from_fn_with_state(Arc::clone(&state), auth::require_api_key);
+    let metrics_route = if limits.metrics_public || state.keys.is_empty() {
+        Router::new().route("/metrics", get(metrics))
+    } else {
+        Router::new()
+            .route("/metrics", get(metrics))
+            .route_layer(require_key.clone())
+    };
     let v1 = Router::new()
         .route("/v1/register", post(handlers::register))
         .route("/v1/recognize", post(handlers::recognize))
@@ -118,15 +219,12 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
         )
         .route("/v1/faces/{id}", delete(handlers::delete_face))
         .route("/v1/stream/ticket", post(stream::ticket))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            auth::require_api_key,
-        ));
+        .route_layer(require_key);
 
     let mut router = Router::new()
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
-        .route("/metrics", get(metrics))
+        .merge(metrics_route)
         // Authenticates itself: by header like /v1, or by a one-time ticket (browsers cannot set headers
         // on a WebSocket).
         .route("/v1/stream", get(stream::stream))
@@ -146,7 +244,11 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
         ))
         // Last on the way out: whatever answered an error without our JSON (a layer above, or one
         // of axum's own rejections) answers it in the envelope.
-        .layer(middleware::from_fn(error::envelope));
+        .layer(middleware::from_fn(error::envelope))
+        // First on the way in: foreign host names and foreign web pages are refused before anything
+        // else runs (the body is not read). CORS preflights from allowed origins are answered
+        // outside it.
+        .layer(middleware::from_fn_with_state(access, guard::check_access));
     if !limits.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = limits
             .cors_origins

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use facerec_service::{LiveFrame, LiveSession};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, watch};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::authenticate;
@@ -31,7 +31,16 @@ pub struct StreamLimits {
     pub max_frame_bytes: usize,
     /// Frames processed per second per connection; frames arriving faster replace the waiting one.
     pub max_fps: f32,
+    /// Streams open at once, over all keys.
     pub max_streams: usize,
+    /// Streams one API key may hold at once, so that one client cannot take every slot.
+    pub max_streams_per_key: usize,
+    /// Frames one API key may send per second over all its streams; more are refused on the socket.
+    pub max_frames_per_sec_per_key: u32,
+    /// A stream that sends no frame for this long is closed, and its slot freed.
+    pub idle_timeout: Duration,
+    /// An answer the client does not take within this long ends the stream.
+    pub send_timeout: Duration,
     pub tracker: TrackerConfig,
 }
 
@@ -41,7 +50,74 @@ impl Default for StreamLimits {
             max_frame_bytes: 2 * 1024 * 1024,
             max_fps: 30.0,
             max_streams: 8,
+            max_streams_per_key: 4,
+            max_frames_per_sec_per_key: 60,
+            idle_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(10),
             tracker: TrackerConfig::default(),
+        }
+    }
+}
+
+/// The stream slots: a total, and a share per key.
+pub struct StreamSlots {
+    total: usize,
+    per_key: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+/// One held slot; dropping it frees the slot.
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    key: String,
+}
+
+impl StreamSlots {
+    pub fn new(total: usize, per_key: usize) -> Arc<Self> {
+        Arc::new(Self {
+            total: total.max(1),
+            per_key: per_key.max(1),
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn acquire(self: &Arc<Self>, actor: &Actor) -> Result<StreamSlot, ApiError> {
+        let mut held = self.held.lock().expect("stream slots lock");
+        if held.values().sum::<usize>() >= self.total {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                "all stream slots are in use",
+            );
+            e.retry_after_secs = Some(5);
+            return Err(e);
+        }
+        let mine = held.entry(actor.0.clone()).or_default();
+        if *mine >= self.per_key {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams_for_key",
+                format!("this key already holds {} streams", self.per_key),
+            );
+            e.retry_after_secs = Some(5);
+            return Err(e);
+        }
+        *mine += 1;
+        Ok(StreamSlot {
+            slots: Arc::clone(self),
+            key: actor.0.clone(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().expect("stream slots lock");
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
         }
     }
 }
@@ -67,10 +143,18 @@ impl Tickets {
         ticket
     }
 
-    /// The ticket's holder, once: a ticket is gone after its first use or after a minute.
-    pub fn redeem(&self, ticket: &str) -> Option<Actor> {
-        let (actor, issued) = self.0.lock().expect("tickets lock").remove(ticket)?;
-        (issued.elapsed() < TICKET_TTL).then_some(actor)
+    /// The ticket's holder, if the ticket is valid; it stays valid.
+    pub fn holder(&self, ticket: &str) -> Option<Actor> {
+        let map = self.0.lock().expect("tickets lock");
+        let (actor, issued) = map.get(ticket)?;
+        (issued.elapsed() < TICKET_TTL).then(|| actor.clone())
+    }
+
+    /// Spends the ticket: it is gone after its first use (or after a minute). `false` when it was
+    /// already spent.
+    pub fn redeem(&self, ticket: &str) -> bool {
+        let removed = self.0.lock().expect("tickets lock").remove(ticket);
+        removed.is_some_and(|(_, issued)| issued.elapsed() < TICKET_TTL)
     }
 }
 
@@ -115,31 +199,22 @@ pub async fn stream(
     Query(query): Query<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let invalid_ticket = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_ticket",
+            "the ticket is unknown, used or expired",
+        )
+    };
     let actor = match &query.ticket {
-        Some(ticket) => match state.tickets.redeem(ticket) {
+        Some(ticket) => match state.tickets.holder(ticket) {
             Some(actor) => actor,
-            None => {
-                return ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_ticket",
-                    "the ticket is unknown, used or expired",
-                )
-                .into_response()
-            }
+            None => return invalid_ticket().into_response(),
         },
         None => match authenticate(&state.keys, &headers) {
             Ok(actor) => actor,
             Err(e) => return e.into_response(),
         },
-    };
-    let Ok(permit) = Arc::clone(&state.stream_slots).try_acquire_owned() else {
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            "all stream slots are in use",
-        );
-        e.retry_after_secs = Some(5);
-        return e.into_response();
     };
     let threshold = match query
         .threshold
@@ -149,6 +224,16 @@ pub async fn stream(
         Ok(t) => t,
         Err(message) => return ApiError::bad_request(message).into_response(),
     };
+    let slot = match state.stream_slots.acquire(&actor) {
+        Ok(slot) => slot,
+        Err(e) => return e.into_response(),
+    };
+    // A ticket is spent only once a slot is granted: a refused client may retry with it.
+    if let Some(ticket) = &query.ticket {
+        if !state.tickets.redeem(ticket) {
+            return invalid_ticket().into_response();
+        }
+    }
     let mut tracker = state.stream_limits.tracker;
     tracker.enabled = query.tracking.as_deref() != Some("off");
     tracing::info!(actor = %actor.0, tracking = tracker.enabled, "stream opened");
@@ -156,7 +241,7 @@ pub async fn stream(
     // message instead of a dropped connection.
     upgrade
         .max_message_size(state.stream_limits.max_frame_bytes.saturating_mul(4))
-        .on_upgrade(move |socket| run(socket, state, tracker, threshold, permit))
+        .on_upgrade(move |socket| run(socket, state, actor, tracker, threshold, slot))
 }
 
 /// A received frame: its number among the binary messages, and among the frames accepted (so the
@@ -231,20 +316,22 @@ fn error_message(frame: Option<u64>, code: &str, message: &str) -> Message {
 async fn run(
     socket: WebSocket,
     state: Arc<AppState>,
+    actor: Actor,
     tracker: TrackerConfig,
     threshold: Option<facerec_core::Threshold>,
-    _permit: OwnedSemaphorePermit,
+    _slot: StreamSlot,
 ) {
     let (sink, source) = socket.split();
     let (outgoing, outbox) = mpsc::channel::<Message>(OUTBOX);
-    let writer = tokio::spawn(write_answers(sink, outbox));
-    let (latest, frames) = watch::channel(None);
     let limits = state.stream_limits.clone();
+    let writer = tokio::spawn(write_answers(sink, outbox, limits.send_timeout));
+    let (latest, frames) = watch::channel(None);
     let reader = tokio::spawn(read_frames(
         source,
         latest,
         outgoing.clone(),
-        limits.max_frame_bytes,
+        Arc::clone(&state),
+        actor,
     ));
     let session = state.app.live_session(tracker, threshold);
     let min_interval = Duration::from_secs_f32(1.0 / limits.max_fps.max(0.1));
@@ -255,16 +342,37 @@ async fn run(
     tracing::info!("stream closed");
 }
 
-/// Reads the client's messages until it closes: binary frames go to `latest`, anything else is
-/// answered with an error and the connection stays open.
+/// Reads the client's messages until it closes or sends no frame for the idle timeout: binary
+/// frames within the key's frame budget go to `latest`; anything else is answered with an error and
+/// the connection stays open.
 async fn read_frames(
     mut source: SplitStream<WebSocket>,
     latest: watch::Sender<Option<Frame>>,
     outgoing: mpsc::Sender<Message>,
-    max_frame_bytes: usize,
+    state: Arc<AppState>,
+    actor: Actor,
 ) {
+    let limits = &state.stream_limits;
+    let max_frame_bytes = limits.max_frame_bytes;
     let (mut number, mut accepted) = (0u64, 0u64);
-    while let Some(Ok(message)) = source.next().await {
+    let mut idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
+    loop {
+        let message = match tokio::time::timeout_at(idle_deadline, source.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(_) => break,
+            Err(_) => {
+                let reason = format!(
+                    "no frame for {} s: closing the idle stream",
+                    limits.idle_timeout.as_secs()
+                );
+                let close = CloseFrame {
+                    code: close_code::POLICY,
+                    reason: reason.into(),
+                };
+                let _ = outgoing.send(Message::Close(Some(close))).await;
+                break;
+            }
+        };
         let bytes = match message {
             Message::Binary(bytes) => bytes,
             Message::Close(_) => break,
@@ -280,6 +388,18 @@ async fn read_frames(
             }
         };
         number += 1;
+        idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
+        if let Some(Err(wait)) = state.frame_limit.as_ref().map(|l| l.check(&actor)) {
+            let text = format!(
+                "this key sends more than {} frames a second; retry in {} ms",
+                limits.max_frames_per_sec_per_key,
+                wait.as_millis()
+            );
+            let _ = outgoing
+                .send(error_message(Some(number), "rate_limited", &text))
+                .await;
+            continue;
+        }
         if bytes.len() > max_frame_bytes {
             let text = format!("frames are limited to {max_frame_bytes} bytes");
             let _ = outgoing
@@ -335,15 +455,19 @@ async fn process_frames(
     }
 }
 
-/// Sends the answers in order; ends when every sender is gone or the client stops reading.
+/// Sends the answers in order; ends when every sender is gone, or the client stops reading (an
+/// answer not taken within `send_timeout`).
 async fn write_answers(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: mpsc::Receiver<Message>,
+    send_timeout: Duration,
 ) {
     while let Some(message) = outbox.recv().await {
-        if sink.send(message).await.is_err() {
-            break;
+        let closing = matches!(message, Message::Close(_));
+        match tokio::time::timeout(send_timeout, sink.send(message)).await {
+            Ok(Ok(())) if !closing => {}
+            _ => break,
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(send_timeout, sink.close()).await;
 }

@@ -1,0 +1,229 @@
+//! Who may address the server at all, decided from the headers before anything else is read.
+//!
+//! - **Hosts.** A DNS-rebinding page reaches a loopback server under a hostile name that resolves to
+//!   127.0.0.1; its requests carry that name in `Host`. Without API keys only loopback names and the
+//!   bound address are served; `--allowed-hosts` adds names (a reverse proxy's). With API keys the
+//!   same list applies when it is set.
+//! - **Origins.** Browsers attach `Origin` to cross-origin requests (and to every POST and WebSocket
+//!   handshake); a page of another origin may *send* requests even when CORS keeps it from reading
+//!   the answers, so such requests are refused outright, before the body is read: only the server's
+//!   own origin (the page it serves) and `--cors-origins` pass. `Sec-Fetch-Site` catches the
+//!   cross-site requests that carry no `Origin` (a no-cors GET, an image tag). Clients that send
+//!   neither header (curl, SDKs, servers) are unaffected.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// Which hosts and origins are served.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    /// Host names served besides the loopback ones (`*.example.com` matches subdomains).
+    pub allowed_hosts: Vec<String>,
+    /// Whether any host is served when `allowed_hosts` is empty (API keys are configured).
+    pub any_host_by_default: bool,
+    /// The address the server listens on; its IP is always a valid `Host`.
+    pub bind: SocketAddr,
+    /// Origins of other web pages allowed to call the API (`--cors-origins`).
+    pub cors_origins: Vec<String>,
+}
+
+impl AccessPolicy {
+    fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let listed = self.allowed_hosts.iter().any(|allowed| {
+            let allowed = allowed.to_ascii_lowercase();
+            match allowed.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host == allowed,
+            }
+        });
+        if listed {
+            return true;
+        }
+        if self.allowed_hosts.is_empty() && self.any_host_by_default {
+            return true;
+        }
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>();
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || ip.is_ok_and(|ip| ip.is_loopback() || ip == self.bind.ip())
+    }
+
+    fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim_end_matches('/');
+        if self
+            .cors_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        {
+            return true;
+        }
+        // The server's own origin: the page it served, addressed by the same host and port.
+        match (split_origin(origin), host) {
+            (Some((scheme, authority)), Some(host)) => {
+                same_authority(&authority, scheme, &host.to_ascii_lowercase())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `scheme://host[:port]` → (scheme, `host[:port]`), lowercased. `null` and anything else → None.
+fn split_origin(origin: &str) -> Option<(&'static str, String)> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "http",
+        "https" => "https",
+        _ => return None,
+    };
+    (!authority.is_empty() && !authority.contains('/'))
+        .then(|| (scheme, authority.to_ascii_lowercase()))
+}
+
+/// Whether an origin's authority names the same host and port as the request's `Host`. A `Host`
+/// without a port stands for the scheme's default port (behind a TLS proxy it is the public one).
+fn same_authority(origin: &str, scheme: &str, host: &str) -> bool {
+    let default_port = if scheme == "https" { "443" } else { "80" };
+    let (origin_host, origin_port) = split_port(origin);
+    let (host_name, host_port) = split_port(host);
+    origin_host == host_name
+        && origin_port.unwrap_or(default_port) == host_port.unwrap_or(default_port)
+}
+
+/// `name:port`, `[v6]:port`, `name` → (name, port).
+fn split_port(authority: &str) -> (&str, Option<&str>) {
+    if authority.starts_with('[') {
+        return match authority.split_once("]:") {
+            Some((name, port)) => (&authority[..name.len() + 1], Some(port)),
+            None => (authority, None),
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (authority, None),
+    }
+}
+
+/// The host the client addressed: `Host` (HTTP/1.1), else the URI's authority (HTTP/2).
+fn addressed_host(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The middleware: refuses a request addressed to a foreign host name or sent by a foreign page.
+pub async fn check_access(
+    State(policy): State<Arc<AccessPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = addressed_host(&request);
+    if let Some(host) = &host {
+        let (name, _) = split_port(host);
+        if !policy.host_allowed(name) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                format!(
+                    "this server does not answer to the host name '{name}'; \
+                     add it with --allowed-hosts if a proxy serves it under that name"
+                ),
+            )
+            .into_response();
+        }
+    }
+    let headers = request.headers();
+    let refused_origin = match header(headers, "origin") {
+        Some(origin) => !policy.origin_allowed(origin, host.as_deref()),
+        // No Origin: only a browser's cross-site request that is not a plain navigation (a link the
+        // person followed) is refused; non-browser clients send no Sec-Fetch-Site at all.
+        None => {
+            let cross_site = matches!(
+                header(headers, "sec-fetch-site"),
+                Some("cross-site" | "same-site")
+            );
+            let navigation = header(headers, "sec-fetch-mode") == Some("navigate")
+                && request.method() == Method::GET;
+            cross_site && !navigation
+        }
+    };
+    if refused_origin {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "requests from other web pages are refused; add the page's origin with --cors-origins \
+             to allow it",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed_hosts: &[&str], any_host_by_default: bool) -> AccessPolicy {
+        AccessPolicy {
+            allowed_hosts: allowed_hosts.iter().map(|s| s.to_string()).collect(),
+            any_host_by_default,
+            bind: "127.0.0.1:8000".parse().unwrap(),
+            cors_origins: vec!["https://app.example".into()],
+        }
+    }
+
+    #[test]
+    fn loopback_names_are_served_and_others_only_when_listed() {
+        let p = policy(&[], false);
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "a.localhost",
+            "127.0.0.1",
+            "127.3.2.1",
+            "[::1]",
+        ] {
+            assert!(p.host_allowed(host), "{host}");
+        }
+        for host in ["attacker.example", "localhost.attacker.example", "10.0.0.1"] {
+            assert!(!p.host_allowed(host), "{host}");
+        }
+        let listed = policy(&["face.example", "*.corp.example"], false);
+        assert!(listed.host_allowed("face.example"));
+        assert!(listed.host_allowed("cam.corp.example"));
+        assert!(!listed.host_allowed("corp.example.evil"));
+        assert!(policy(&[], true).host_allowed("anything.example"));
+        assert!(!policy(&["face.example"], true).host_allowed("anything.example"));
+    }
+
+    #[test]
+    fn only_the_own_origin_and_listed_origins_pass() {
+        let p = policy(&[], false);
+        assert!(p.origin_allowed("http://127.0.0.1:8000", Some("127.0.0.1:8000")));
+        assert!(p.origin_allowed("http://localhost:8000/", Some("localhost:8000")));
+        assert!(p.origin_allowed("https://face.example", Some("face.example")));
+        assert!(p.origin_allowed("https://app.example", Some("127.0.0.1:8000")));
+        assert!(!p.origin_allowed("http://127.0.0.1:9000", Some("127.0.0.1:8000")));
+        assert!(!p.origin_allowed("http://evil.example", Some("127.0.0.1:8000")));
+        assert!(!p.origin_allowed("null", Some("127.0.0.1:8000")));
+        assert!(!p.origin_allowed("http://[::1]:9000", Some("[::1]:8000")));
+        assert!(p.origin_allowed("http://[::1]:8000", Some("[::1]:8000")));
+    }
+}
