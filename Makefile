@@ -38,6 +38,8 @@ lint:
 
 ## Benchmarks (numbers, not pass/fail). See docs/BENCHMARKS.md.
 bench: setup-test
+	$(CARGO) build --release --locked -p facerec-cli
+	scripts/bench-upload-flood.sh target/release/facerec
 	$(CARGO) bench --locked -p facerec-vision --bench pipeline
 	$(CARGO) bench --locked -p facerec-cli --bench service
 	@url=$$(scripts/pg-test.sh start) || exit 1; \

@@ -104,6 +104,9 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
             config.stream.max_streams,
             config.stream.max_streams_per_key,
         ),
+        // Each upload needs one inference job (verify with two photos, two): as many as the pool
+        // can run or hold.
+        uploads: Arc::new(tokio::sync::Semaphore::new(workers + queue)),
         stream_limits: config.stream.clone(),
     });
     let router = api::router(state, &config.http, config.bind);

@@ -73,13 +73,17 @@ impl App {
         self.matcher
     }
 
-    /// Ready when the database answers (the models were loaded when the pool started).
+    /// Ready when the database answers and at least one inference worker runs.
     pub async fn readiness(&self) -> AppResult<Readiness> {
         self.store.ping().await?;
+        let workers = self.engine.workers_alive();
+        if workers == 0 {
+            return Err(crate::engine::EngineError::Stopped.into());
+        }
         Ok(Readiness {
             database: self.store.backend(),
             model: self.engine.model().to_string(),
-            workers: self.engine.workers(),
+            workers,
         })
     }
 
@@ -99,6 +103,10 @@ impl App {
         let limits = self.limits;
         self.engine
             .run(move |analyzer| {
+                #[cfg(feature = "fault-injection")]
+                if image.starts_with(b"facerec:test:panic") {
+                    panic!("a fault injected by a test");
+                }
                 analyzer.analyze_bytes_selecting(&image, &limits, |d| selection.apply(d))
             })
             .await?

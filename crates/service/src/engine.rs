@@ -1,7 +1,12 @@
 //! The inference pool: a fixed number of worker threads, each owning its own ONNX sessions, fed by a
 //! bounded queue. Heavy work (decode, detect, embed) never runs on the async runtime; when the queue is
 //! full the caller is told at once (and answers 503) instead of piling up latency.
+//!
+//! A job whose caller has gone (timed out, disconnected) is skipped, not run. A job that panics fails
+//! its own request (`Failed`), and its worker replaces its sessions before taking the next job: state
+//! left half-updated by the panic is never used again.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -9,7 +14,15 @@ use std::thread;
 use facerec_vision::{AnalyzerConfig, FaceAnalyzer, ModelId, RuntimeError};
 use tokio::sync::oneshot;
 
-type Job = Box<dyn FnOnce(&mut FaceAnalyzer) + Send>;
+/// A job tells its worker whether it left the analyzer usable.
+type Job = Box<dyn FnOnce(&mut FaceAnalyzer) -> Outcome + Send>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Abandoned,
+    Panicked,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
@@ -17,11 +30,14 @@ pub enum EngineError {
     Busy,
     #[error("the inference workers have stopped")]
     Stopped,
+    #[error("inference failed on this request (the worker was restarted)")]
+    Failed,
 }
 
 pub struct Engine {
     sender: crossbeam_channel::Sender<Job>,
     in_flight: Arc<AtomicUsize>,
+    alive: Arc<AtomicUsize>,
     workers: usize,
     model: ModelId,
 }
@@ -40,21 +56,18 @@ impl Engine {
             .collect::<Result<Vec<_>, _>>()?;
         let model = analyzers[0].model_id().clone();
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(queue);
-        for (i, mut analyzer) in analyzers.into_iter().enumerate() {
-            let receiver = receiver.clone();
+        let alive = Arc::new(AtomicUsize::new(workers));
+        for (i, analyzer) in analyzers.into_iter().enumerate() {
+            let (receiver, config, alive) = (receiver.clone(), config.clone(), Arc::clone(&alive));
             thread::Builder::new()
                 .name(format!("inference-{i}"))
-                .spawn(move || {
-                    // Ends when every sender is gone (the engine was dropped).
-                    while let Ok(job) = receiver.recv() {
-                        job(&mut analyzer);
-                    }
-                })
+                .spawn(move || work_loop(analyzer, &receiver, &config, &alive))
                 .expect("spawning an inference thread");
         }
         Ok(Self {
             sender,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            alive,
             workers,
             model,
         })
@@ -72,11 +85,23 @@ impl Engine {
         let guard = InFlight(Arc::clone(&in_flight));
         let job: Job = Box::new(move |analyzer| {
             let _guard = guard;
-            // The requester may have gone (timeout, disconnect); the result is then dropped.
-            let _ = reply.send(work(analyzer));
+            // The requester has gone (timeout, disconnect): nobody would read the result.
+            if reply.is_closed() {
+                return Outcome::Abandoned;
+            }
+            match catch_unwind(AssertUnwindSafe(|| work(analyzer))) {
+                Ok(value) => {
+                    let _ = reply.send(Ok(value));
+                    Outcome::Done
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(EngineError::Failed));
+                    Outcome::Panicked
+                }
+            }
         });
         match self.sender.try_send(job) {
-            Ok(()) => result.await.map_err(|_| EngineError::Stopped),
+            Ok(()) => result.await.map_err(|_| EngineError::Stopped)?,
             Err(crossbeam_channel::TrySendError::Full(_)) => Err(EngineError::Busy),
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
         }
@@ -96,8 +121,43 @@ impl Engine {
         self.workers
     }
 
+    /// Workers running now: fewer than `workers` only if replacing a failed one failed too.
+    pub fn workers_alive(&self) -> usize {
+        self.alive.load(Ordering::SeqCst)
+    }
+
     pub fn model(&self) -> &ModelId {
         &self.model
+    }
+}
+
+/// One worker: runs jobs until the engine is dropped. After a job panicked, its sessions are
+/// replaced with fresh ones; if that fails the worker ends (and `/ready` shows one fewer).
+fn work_loop(
+    mut analyzer: FaceAnalyzer,
+    jobs: &crossbeam_channel::Receiver<Job>,
+    config: &AnalyzerConfig,
+    alive: &AtomicUsize,
+) {
+    while let Ok(job) = jobs.recv() {
+        match job(&mut analyzer) {
+            Outcome::Done => {}
+            Outcome::Abandoned => {
+                metrics::counter!("facerec_inference_abandoned_total").increment(1);
+            }
+            Outcome::Panicked => {
+                metrics::counter!("facerec_inference_worker_restarts_total").increment(1);
+                tracing::error!("an inference job panicked; replacing this worker's sessions");
+                match FaceAnalyzer::load(config) {
+                    Ok(fresh) => analyzer = fresh,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reload the models; this worker stops");
+                        alive.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -34,6 +34,7 @@ impl AppError {
             Self::Runtime(e) => e.code(),
             Self::Engine(EngineError::Busy) => "overloaded",
             Self::Engine(EngineError::Stopped) => "unavailable",
+            Self::Engine(EngineError::Failed) => "inference_failed",
             Self::Store(e) => e.code(),
             Self::NoFace => "no_face",
             Self::MultipleFaces(_) => "multiple_faces",

@@ -80,9 +80,9 @@ impl App {
         Ok(matcher.decide(candidates))
     }
 
-    /// Every face of a photo, embedded, without matching.
-    pub async fn detect(&self, image: Bytes) -> AppResult<Analysis> {
-        self.analyze_selecting(image, Selection::Strongest(usize::MAX))
+    /// The faces of a photo (at most `max_faces`, strongest first), embedded, without matching.
+    pub async fn detect(&self, image: Bytes, max_faces: usize) -> AppResult<Analysis> {
+        self.analyze_selecting(image, Selection::Strongest(max_faces))
             .await
     }
 

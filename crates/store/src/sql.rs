@@ -34,7 +34,9 @@ macro_rules! name_filter {
         "(CAST($1 AS TEXT) IS NULL OR name_folded LIKE $1 ESCAPE '\\')"
     };
 }
-pub(crate) use {face_columns, person_columns};
+#[cfg(feature = "testing")]
+pub(crate) use face_columns;
+pub(crate) use person_columns;
 
 pub(crate) const SELECT_PERSON: &str =
     concat!("SELECT ", person_columns!(), " FROM persons WHERE id = $1");

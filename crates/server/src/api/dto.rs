@@ -327,4 +327,7 @@ pub struct DetectForm {
     image: Vec<u8>,
     /// `true` to include each face's embedding.
     embeddings: Option<bool>,
+    /// Faces returned, strongest first (default 100).
+    #[schema(minimum = 1, maximum = 100)]
+    max_faces: Option<u32>,
 }

@@ -85,6 +85,7 @@ impl From<AppError> for ApiError {
                 Some(StatusCode::PAYLOAD_TOO_LARGE)
             }
             AppError::Engine(EngineError::Stopped) => Some(StatusCode::SERVICE_UNAVAILABLE),
+            AppError::Engine(EngineError::Failed) => Some(StatusCode::INTERNAL_SERVER_ERROR),
             AppError::Runtime(_) => Some(StatusCode::INTERNAL_SERVER_ERROR),
             AppError::NoFace
             | AppError::MultipleFaces(_)

@@ -240,7 +240,17 @@ pub async fn detect(
     mut form: Form,
 ) -> ApiResult<Json<DetectResponse>> {
     let with_embeddings = form.flag("embeddings")?;
-    let analysis = state.app.detect(form.image("image")?).await?;
+    let max_faces = in_range(
+        "max_faces",
+        form.parse("max_faces")?,
+        MAX_FACES,
+        1,
+        MAX_FACES,
+    )?;
+    let analysis = state
+        .app
+        .detect(form.image("image")?, max_faces as usize)
+        .await?;
     Ok(Json(DetectResponse {
         faces: analysis
             .faces

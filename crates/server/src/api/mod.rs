@@ -44,6 +44,8 @@ pub struct AppState {
     pub tickets: stream::Tickets,
     pub stream_slots: Arc<stream::StreamSlots>,
     pub stream_limits: stream::StreamLimits,
+    /// Uploads being received or processed at once (see [`admit_upload`]).
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// HTTP-level settings.
@@ -219,6 +221,10 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
         )
         .route("/v1/faces/{id}", delete(handlers::delete_face))
         .route("/v1/stream/ticket", post(stream::ticket))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            admit_upload,
+        ))
         .route_layer(require_key);
 
     let mut router = Router::new()
@@ -281,6 +287,50 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Admission before reading: an upload (a multipart POST) needs a permit, taken before its body is
+/// read and held until it is answered. There are as many as the inference pool can hold (workers +
+/// queue), so at most that many bodies are ever in memory; beyond them the client gets 503
+/// `overloaded` with `Retry-After` at once, and its body is never read.
+async fn admit_upload(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let is_upload = request.method() == axum::http::Method::POST
+        && request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"multipart/"));
+    if !is_upload {
+        return next.run(request).await;
+    }
+    match Arc::clone(&state.uploads).try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            metrics::counter!("facerec_uploads_shed_total").increment(1);
+            discard_body(request.into_body());
+            error::ApiError::busy().into_response()
+        }
+    }
+}
+
+/// How long a refused upload's body is read and thrown away.
+const DISCARD_BODY_FOR: Duration = Duration::from_secs(10);
+
+/// Reads a refused request's body in the background and throws each chunk away, for a bounded
+/// time ("lingering close"): closing the connection while the client is still sending would reset
+/// it, and the client would never see the 503. Nothing is kept, so memory stays flat.
+fn discard_body(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    tokio::spawn(async move {
+        let mut chunks = body.into_data_stream();
+        let _ = tokio::time::timeout(DISCARD_BODY_FOR, async {
+            while let Some(Ok(_)) = chunks.next().await {}
+        })
+        .await;
+    });
 }
 
 async fn track_request(request: Request, next: Next) -> Response {

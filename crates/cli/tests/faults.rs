@@ -1,0 +1,152 @@
+//! Bounded under load and faults: uploads beyond what the pool can hold are refused before their body
+//! is read, work whose caller has gone is skipped, a panicking worker is replaced, detection is capped.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A metric's value from /metrics (0 when it was never recorded).
+async fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// Opens an upload that declares a large multipart body and sends only its first bytes.
+async fn stalled_upload(server: &Server) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = "POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 8000000\r\n\r\n\
+                --XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[0xFF, 0xD8, 0xFF]).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_beyond_the_pool_are_refused_before_their_body_is_read() {
+    let server = Server::start(Db::Sqlite, &["--workers", "1", "--queue", "1"]).await;
+    // Two uploads hold the two permits (one worker + one queue place) while their bodies trickle.
+    let held = [stalled_upload(&server).await, stalled_upload(&server).await];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let mut third = stalled_upload(&server).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("}}") {
+        let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+            .await
+            .expect("answered without its body")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 503"), "{text}");
+    assert!(
+        text.contains("retry-after") && text.contains("\"overloaded\""),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(held);
+    // The stalled uploads are gone; normal traffic is served again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+    );
+    let (status, body) = json(server.post_form("/v1/recognize", form).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(metric(&server, "facerec_uploads_shed_total").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_whose_caller_has_gone_is_skipped() {
+    let server = Server::start(Db::Sqlite, &["--workers", "1", "--queue", "8"]).await;
+    let photo = registry_photo("vectron/gdp.jpg");
+    // Impatient clients: each gives up long before one worker reaches the last of them.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let requests = (0..6).map(|_| {
+        let form =
+            reqwest::multipart::Form::new().part("image", image_part(photo.clone(), "g.jpg"));
+        impatient
+            .post(format!("{}/v1/recognize", server.url))
+            .multipart(form)
+            .send()
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    assert!(answers.iter().any(|a| a.is_err()), "some clients gave up");
+    let mut skipped = 0.0;
+    for _ in 0..50 {
+        skipped = metric(&server, "facerec_inference_abandoned_total").await;
+        if skipped >= 1.0
+            && server
+                .get("/metrics")
+                .await
+                .text()
+                .await
+                .unwrap()
+                .contains("facerec_inference_in_flight 0")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(skipped >= 1.0, "abandoned jobs are counted, not run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_worker_fails_its_request_and_is_replaced() {
+    let server = Server::start(Db::Sqlite, &["--workers", "1"]).await;
+    let fault = b"facerec:test:panic".to_vec();
+    let form = reqwest::multipart::Form::new().part("image", image_part(fault, "p.jpg"));
+    let (status, body) = json(server.post_form("/v1/detect", form).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("inference_failed")),
+        "{body}"
+    );
+    let (status, ready) = json(server.get("/ready").await).await;
+    assert_eq!(
+        (status, ready["workers"].as_u64()),
+        (200, Some(1)),
+        "{ready}"
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+    );
+    let (status, body) = json(server.post_form("/v1/detect", form).await).await;
+    assert_eq!(status, 200, "the replaced worker serves: {body}");
+    assert_eq!(body["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        metric(&server, "facerec_inference_worker_restarts_total").await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_honours_max_faces() {
+    let server = Server::start(Db::Sqlite, &[]).await;
+    let group = registry_photo("vectron/gdp.jpg");
+    let all = reqwest::multipart::Form::new().part("image", image_part(group.clone(), "g.jpg"));
+    let (_, body) = json(server.post_form("/v1/detect", all).await).await;
+    assert!(body["faces"].as_array().unwrap().len() > 2, "{body}");
+    let capped = reqwest::multipart::Form::new()
+        .part("image", image_part(group, "g.jpg"))
+        .text("max_faces", "2");
+    let (status, body) = json(server.post_form("/v1/detect", capped).await).await;
+    assert_eq!((status, body["faces"].as_array().unwrap().len()), (200, 2));
+}
