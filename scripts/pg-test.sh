@@ -2,6 +2,7 @@
 # Starts or stops a throwaway PostgreSQL 18 + pgvector (from vendor/postgres, see setup.sh) for tests.
 #   scripts/pg-test.sh start   -> prints the URL to use: postgres://facerec@127.0.0.1:$PORT/postgres
 #   scripts/pg-test.sh stop
+#   scripts/pg-test.sh pause|resume   (stop and start the server, keeping its data: outage tests)
 # FACEREC_TEST_PG_OPTIONS adds server settings, e.g. "-c shared_buffers=8GB" for large benchmarks.
 # PostgreSQL refuses to run as root: as root, a system user (facerec-pg) owns the cluster.
 set -euo pipefail
@@ -41,6 +42,14 @@ use_reachable_install() {
   fi
 }
 
+# Starts the server on the cluster in $data. Tuned for tests: no durability needed, HNSW builds want
+# memory.
+launch() {
+  as_owner "$pg/bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c maintenance_work_mem=1GB -c shared_buffers=512MB ${FACEREC_TEST_PG_OPTIONS:-}" \
+    start >/dev/null || { cat "$data/server.log" >&2; exit 1; }
+}
+
 case "${1:-}" in
   start)
     [ -x "$pg/bin/postgres" ] || { echo "pg-test: $pg/bin/postgres missing: run scripts/setup.sh --with-postgres" >&2; exit 1; }
@@ -57,11 +66,16 @@ case "${1:-}" in
     [ "$(id -u)" = 0 ] && chown "$user" "$data"
     as_owner "$pg/bin/initdb" -D "$data" -U facerec --auth=trust --encoding=UTF8 --no-sync >"$data.initdb.log" 2>&1 \
       || { cat "$data.initdb.log" >&2; exit 1; }
-    # Tuned for tests: no durability needed, HNSW builds want memory.
-    as_owner "$pg/bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c maintenance_work_mem=1GB -c shared_buffers=512MB ${FACEREC_TEST_PG_OPTIONS:-}" \
-      start >/dev/null || { cat "$data/server.log" >&2; exit 1; }
+    launch
     echo "postgres://facerec@127.0.0.1:$port/postgres"
+    ;;
+  pause) # stops the server and keeps its data (an outage, for tests)
+    use_reachable_install
+    as_owner "$pg/bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+    ;;
+  resume) # starts a paused server again
+    use_reachable_install
+    launch
     ;;
   stop)
     use_reachable_install
@@ -71,7 +85,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|stop|pause|resume" >&2
     exit 2
     ;;
 esac

@@ -150,3 +150,89 @@ async fn detection_honours_max_faces() {
     let (status, body) = json(server.post_form("/v1/detect", capped).await).await;
     assert_eq!((status, body["faces"].as_array().unwrap().len()), (200, 2));
 }
+
+/// A PostgreSQL server of this test's own (so that stopping it disturbs no other test), stopped with
+/// the test.
+struct OwnPostgres {
+    env: [(&'static str, String); 2],
+}
+
+impl OwnPostgres {
+    fn command(&self, action: &str) -> String {
+        let output = std::process::Command::new(workspace().join("scripts/pg-test.sh"))
+            .arg(action)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pg-test.sh {action}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.command("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_fails_fast_and_recovery_needs_no_restart() {
+    let postgres = OwnPostgres {
+        env: [
+            ("FACEREC_TEST_PG_PORT", "54397".to_owned()),
+            (
+                "FACEREC_TEST_PG_DIR",
+                format!("/tmp/facerec-pg-outage-{}", std::process::id()),
+            ),
+        ],
+    };
+    let url = postgres.command("start");
+    let server = Server::start(Db::Url(url), &[]).await;
+    assert_eq!(server.get("/v1/persons").await.status(), 200);
+
+    postgres.command("pause");
+    let started = Instant::now();
+    let response = server.get("/v1/persons").await;
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, body) = json(response).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "failed in {:?}",
+        started.elapsed()
+    );
+    let (status, body) = json(server.get("/ready").await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+
+    postgres.command("resume");
+    let mut recovered = false;
+    for _ in 0..50 {
+        if server.get("/v1/persons").await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "served again without a restart");
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+        )
+        .text("name", "After The Outage")
+        .text("consent", "true");
+    assert_eq!(server.post_form("/v1/register", form).await.status(), 201);
+    assert_eq!(server.get("/ready").await.status(), 200);
+}

@@ -25,6 +25,8 @@ pub enum StoreError {
     InvalidEmbedding(#[from] EmbeddingError),
     #[error("the database is in use by another facerec process ({0})")]
     Locked(String),
+    #[error("the database cannot be reached: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
 }
@@ -41,6 +43,7 @@ impl StoreError {
             Self::EmbeddingDimension { .. } => "invalid_embedding",
             Self::InvalidEmbedding(_) => "invalid_embedding",
             Self::Locked(_) => "database_locked",
+            Self::Unavailable(_) => "database_unavailable",
             Self::Database(_) => "database_error",
         }
     }

@@ -3,6 +3,7 @@
 //! replicas can share one database.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use facerec_core::store::StoreResult;
 use facerec_core::*;
 use facerec_vision::{NormalizedEmbedding, Similarity};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use tokio::sync::Notify;
 
@@ -61,6 +62,12 @@ impl Default for HnswOptions {
 const LARGE_INDEX_FACES: u64 = 300_000;
 const LARGE_INDEX_EF_SEARCH: u32 = 400;
 
+/// How long a request waits for a database connection: while PostgreSQL is unreachable, requests
+/// fail this fast (503 `database_unavailable`) instead of piling up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest a request's statement may run.
+const STATEMENT_TIMEOUT: &str = "10s";
+
 pub struct PostgresStore {
     pool: PgPool,
     /// Wakes the task that vacuums after deletions.
@@ -71,48 +78,57 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Self> {
         let ef_search = options.hnsw.ef_search.max(1);
+        let connect = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Database(format!("invalid PostgreSQL URL {}: {e}", redact(url)))
+        })?;
+        // Maintenance (migrations, building the HNSW index) runs on its own connection, without the
+        // statement timeout that bounds requests: building a large index takes minutes.
+        let mut maintenance = PgConnection::connect_with(&connect)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("connecting to {}: {e}", redact(url))))?;
+        MIGRATOR
+            .run(&mut maintenance)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(8))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // Search settings live on the connection, so a search is one statement (one round trip).
             // Iterative scans keep walking the graph when the model filter leaves too few rows.
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    sqlx::query(&format!("SET hnsw.ef_search = {ef_search}"))
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("SET hnsw.iterative_scan = relaxed_order")
-                        .execute(&mut *conn)
-                        .await?;
+                    for setting in [
+                        format!("SET hnsw.ef_search = {ef_search}"),
+                        "SET hnsw.iterative_scan = relaxed_order".to_owned(),
+                        format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"),
+                    ] {
+                        sqlx::query(&setting).execute(&mut *conn).await?;
+                    }
                     Ok(())
                 })
             })
-            .connect(url)
+            .connect_with(connect.clone())
             .await
-            .map_err(|e| StoreError::Database(format!("connecting to {}: {e}", redact(url))))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("connecting to {}: {e}", redact(url))))?;
         let vacuum = Arc::new(Notify::new());
-        tokio::spawn(vacuum_after_deletions(pool.clone(), Arc::clone(&vacuum)));
+        tokio::spawn(vacuum_after_deletions(connect, Arc::clone(&vacuum)));
         let store = Self {
             pool,
             vacuum,
             hnsw: options.hnsw,
         };
         store.fold_missing_names().await?;
-        store.ensure_hnsw_index().await?;
+        store.ensure_hnsw_index(&mut maintenance).await?;
         Ok(store)
     }
 
     /// Builds the HNSW index with the configured parameters when it is missing; warns when the
     /// existing one was built with others (rebuilding a large index is an operator's decision).
-    async fn ensure_hnsw_index(&self) -> StoreResult<()> {
+    async fn ensure_hnsw_index(&self, maintenance: &mut PgConnection) -> StoreResult<()> {
         let existing: Option<Vec<String>> = sqlx::query_scalar(
             "SELECT coalesce(c.reloptions, '{}') FROM pg_class c WHERE c.relname = 'faces_embedding_hnsw'",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *maintenance)
         .await
         .map_err(db_error)?;
         let wanted = vec![
@@ -126,7 +142,7 @@ impl PostgresStore {
                      USING hnsw (embedding vector_ip_ops) WITH (m = {}, ef_construction = {})",
                     self.hnsw.m, self.hnsw.ef_construction
                 ))
-                .execute(&self.pool)
+                .execute(&mut *maintenance)
                 .await
                 .map_err(db_error)?;
             }
@@ -143,7 +159,7 @@ impl PostgresStore {
         let faces: f32 = sqlx::query_scalar(
             "SELECT greatest(reltuples, 0) FROM pg_class WHERE relname = 'faces'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *maintenance)
         .await
         .map_err(db_error)?;
         if faces >= LARGE_INDEX_FACES as f32 && self.hnsw.ef_search < LARGE_INDEX_EF_SEARCH {
@@ -251,21 +267,36 @@ impl PostgresStore {
 const VACUUM_BATCH: Duration = Duration::from_secs(2);
 
 /// VACUUMs `faces` and `persons` after deletions, so that deleted embeddings and names leave the
-/// table pages (dead tuples) and the HNSW graph. Ends when the pool is closed.
-async fn vacuum_after_deletions(pool: PgPool, wake: Arc<Notify>) {
+/// table pages (dead tuples) and the HNSW graph. On a connection of its own (VACUUM refuses to run in
+/// a transaction, and may outlast the requests' statement timeout); ends with the store.
+async fn vacuum_after_deletions(connect: PgConnectOptions, wake: Arc<Notify>) {
     loop {
         wake.notified().await;
-        tokio::time::sleep(VACUUM_BATCH).await;
-        if pool.is_closed() {
+        // The store is gone when only this task holds the notifier.
+        if Arc::strong_count(&wake) == 1 {
             return;
         }
-        // Not in a transaction: VACUUM refuses to run inside one.
-        match sqlx::query("VACUUM faces, persons").execute(&pool).await {
-            Ok(_) => tracing::debug!("vacuumed after deletions"),
+        tokio::time::sleep(VACUUM_BATCH).await;
+        let vacuumed = match PgConnection::connect_with(&connect).await {
+            Ok(mut conn) => sqlx::query("VACUUM faces, persons")
+                .execute(&mut conn)
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        match vacuumed {
+            Ok(()) => tracing::debug!("vacuumed after deletions"),
             Err(e) => {
                 tracing::warn!(error = %e, "VACUUM after deletions failed; autovacuum will follow")
             }
         }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Lets the vacuum task see that the store is gone.
+        self.vacuum.notify_one();
     }
 }
 

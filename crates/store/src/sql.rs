@@ -335,8 +335,23 @@ fn name_pattern(page: &PageRequest) -> Option<String> {
     })
 }
 
+/// A database failure, told apart: the database could not be reached (no connection in time, the
+/// connection broke, the server is shutting down or starting) or it failed a statement.
 pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
-    StoreError::Database(err.to_string())
+    let unreachable = match &err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08: connection exceptions; 57P01-57P03: shut down, crashed, starting.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&&*c)),
+        _ => false,
+    };
+    if unreachable {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Database(err.to_string())
+    }
 }
 
 /// A failed write; a unique violation on `external_id` becomes its own error.

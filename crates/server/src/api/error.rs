@@ -122,17 +122,23 @@ impl From<StoreError> for ApiError {
             StoreError::EmbeddingDimension { .. } | StoreError::InvalidEmbedding(_) => {
                 StatusCode::BAD_REQUEST
             }
-            StoreError::Locked(_) | StoreError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Locked(_) | StoreError::Database(_) | StoreError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // The driver's words (SQL, host names, paths) go to the log only.
             tracing::error!(error = %err, "database failure");
-            return Self::new(
+            let mut answer = Self::new(
                 status,
                 err.code(),
                 "the database did not answer as expected; the server log has the details under \
                  this request's id",
             );
+            if matches!(err, StoreError::Unavailable(_)) {
+                answer.retry_after_secs = Some(2);
+            }
+            return answer;
         }
         Self::new(status, err.code(), err.to_string())
     }
