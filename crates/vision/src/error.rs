@@ -23,6 +23,11 @@ pub enum IngestError {
     },
     #[error("the image could not be decoded: {0}")]
     Corrupt(String),
+    #[error(
+        "the JPEG has {scans} scans, more than the limit of {limit}: a progressive JPEG needs about \
+         10; thousands only make decoding slow"
+    )]
+    TooManyScans { scans: usize, limit: usize },
 }
 
 impl IngestError {
@@ -34,6 +39,7 @@ impl IngestError {
             Self::TooLarge { .. } => "image_too_large",
             Self::DimensionsTooLarge { .. } => "image_dimensions_too_large",
             Self::Corrupt(_) => "corrupt_image",
+            Self::TooManyScans { .. } => "too_many_scans",
         }
     }
 }

@@ -108,6 +108,15 @@ pub fn decode_image(bytes: &[u8], limits: &IngestLimits) -> Result<RgbImage, Ing
                     "truncated JPEG: the end-of-image marker is missing".into(),
                 ));
             }
+            // libjpeg decodes a progressive JPEG scan by scan, each over the whole image: a file
+            // of thousands of tiny scans takes minutes within the byte and pixel limits.
+            let scans = jpeg::count_scans(bytes);
+            if scans > jpeg::MAX_SCANS {
+                return Err(IngestError::TooManyScans {
+                    scans,
+                    limit: jpeg::MAX_SCANS,
+                });
+            }
             // libjpeg cannot convert a few rare variants (CMYK/YCCK) to RGB; the image crate can.
             match jpeg::decode_rgb(bytes) {
                 Ok(rgb) => DynamicImage::ImageRgb8(rgb),
@@ -197,6 +206,43 @@ mod jpeg {
         bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9])
     }
 
+    /// Scans accepted in one JPEG. libjpeg's default progression has 10, mozjpeg's optimized ones a
+    /// few dozen; libjpeg-turbo advises a limit of a few hundred against the many-scans attack.
+    pub(super) const MAX_SCANS: usize = 128;
+
+    /// Number of scans (SOS markers), found by walking the marker segments, and through each scan's
+    /// entropy-coded data to the next real marker (there, FF is only ever followed by 00 or a restart
+    /// marker). Stops at EOI, at the end of the bytes, or once past `MAX_SCANS`.
+    pub(super) fn count_scans(bytes: &[u8]) -> usize {
+        let Some(mut i) = start_of_scan(bytes) else {
+            return 0;
+        };
+        let mut scans = 0;
+        while i + 4 <= bytes.len() && scans <= MAX_SCANS {
+            match bytes[i + 1] {
+                0xD9 => break,
+                0xDA => {
+                    scans += 1;
+                    i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+                    // Entropy-coded data up to the next marker that is not a stuffed byte or a restart.
+                    while i + 1 < bytes.len() && !marker_at(bytes, i) {
+                        i += 1;
+                    }
+                }
+                0xFF => i += 1,
+                0x01 | 0xD0..=0xD7 => i += 2,
+                _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+            }
+        }
+        scans
+    }
+
+    /// Whether a marker starts at `i` inside entropy-coded data: FF followed by anything but a
+    /// stuffed 00, a restart marker or another FF (fill).
+    fn marker_at(bytes: &[u8], i: usize) -> bool {
+        bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7 | 0xFF)
+    }
+
     /// Offset of the first SOS marker, found by walking the marker segments from SOI.
     fn start_of_scan(bytes: &[u8]) -> Option<usize> {
         let mut i = 2; // after SOI
@@ -231,6 +277,27 @@ mod jpeg {
                 "cut before EOI"
             );
             assert!(!has_end_of_image(&complete[..8]), "no scan at all");
+        }
+
+        #[test]
+        fn counts_scans_past_stuffed_bytes_restarts_and_tables() {
+            // SOI, SOS + data with a stuffed FF 00 and a restart marker, a DHT whose payload holds
+            // FF DA, a second SOS + data, EOI.
+            let two = [
+                0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF,
+                0xC4, 0x00, 0x04, 0xFF, 0xDA, 0xFF, 0xDA, 0x00, 0x02, 0x78, 0xFF, 0xD9,
+            ];
+            assert_eq!(count_scans(&two), 2);
+            let mut many = vec![0xFF, 0xD8];
+            for _ in 0..1000 {
+                many.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11]);
+            }
+            many.extend_from_slice(&[0xFF, 0xD9]);
+            assert_eq!(
+                count_scans(&many),
+                MAX_SCANS + 1,
+                "counting stops past the limit"
+            );
         }
     }
 }

@@ -260,3 +260,26 @@ fn every_error_has_its_code() {
     ));
     assert!(err.to_string().contains("32x16"), "{err}");
 }
+
+/// A JPEG with thousands of extra scans (the many-scans attack on progressive decoding) is refused
+/// before libjpeg decodes it; the same JPEG without them decodes.
+#[test]
+fn a_jpeg_with_too_many_scans_is_refused_before_decoding() {
+    let plain = jpeg(&quadrants());
+    assert!(decode_image(&plain, &IngestLimits::default()).is_ok());
+    let end = plain.len() - 2;
+    assert_eq!(&plain[end..], [0xFF, 0xD9]);
+    let mut hostile = plain[..end].to_vec();
+    for _ in 0..5000 {
+        // An SOS for component 1 (spectral selection 0..0, successive approximation 0) and one byte.
+        hostile.extend_from_slice(&[
+            0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x5A,
+        ]);
+    }
+    hostile.extend_from_slice(&[0xFF, 0xD9]);
+    let started = std::time::Instant::now();
+    let err = decode_image(&hostile, &IngestLimits::default()).unwrap_err();
+    assert!(matches!(err, IngestError::TooManyScans { .. }), "{err}");
+    assert_eq!(err.code(), "too_many_scans");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}

@@ -79,7 +79,9 @@ impl From<AppError> for ApiError {
         use facerec_vision::IngestError as I;
         let status = match &err {
             AppError::Store(_) | AppError::Engine(EngineError::Busy) => None,
-            AppError::Ingest(I::Empty | I::Corrupt(_)) => Some(StatusCode::BAD_REQUEST),
+            AppError::Ingest(I::Empty | I::Corrupt(_) | I::TooManyScans { .. }) => {
+                Some(StatusCode::BAD_REQUEST)
+            }
             AppError::Ingest(I::UnsupportedFormat) => Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             AppError::Ingest(I::TooLarge { .. } | I::DimensionsTooLarge { .. }) => {
                 Some(StatusCode::PAYLOAD_TOO_LARGE)
