@@ -18,6 +18,9 @@ pub struct Embedded {
     pub raw_norm: f32,
 }
 
+/// Faces whose input buffer an embedder keeps between batches (a larger batch's is given back).
+const KEPT_BATCH: usize = 8;
+
 /// The ArcFace embedder: one ONNX session.
 pub struct Embedder {
     session: Session,
@@ -83,8 +86,11 @@ impl Embedder {
 
     fn embed_batch(&mut self, chips: &[FaceChip]) -> Result<Vec<Embedded>, RuntimeError> {
         let plane = (CHIP_SIZE * CHIP_SIZE) as usize;
+        let needed = chips.len() * 3 * plane;
         self.input.clear();
-        self.input.resize(chips.len() * 3 * plane, 0.0);
+        // One group photo of 100 faces needs 15 MB here; later, smaller batches give it back.
+        self.input.shrink_to(needed.max(KEPT_BATCH * 3 * plane));
+        self.input.resize(needed, 0.0);
         for (chip, slot) in chips.iter().zip(self.input.chunks_exact_mut(3 * plane)) {
             for (i, px) in chip.image().as_raw().chunks_exact(3).enumerate() {
                 for c in 0..3 {
