@@ -343,11 +343,6 @@ async fn every_error_code_from_a_real_request() {
     )
     .await;
     let yao = registry_photo("vectron/yaoming.jpg");
-    let expect = |(status, body): (u16, serde_json::Value), want_status: u16, want_code: &str| {
-        assert_eq!(status, want_status, "{body}");
-        assert_eq!(body["error"]["code"], want_code, "{body}");
-        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
-    };
 
     // Keys: missing, wrong; both header styles work.
     let url = format!("{}/v1/persons", server.url);

@@ -7,19 +7,6 @@ mod support;
 use support::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-fn expect(answer: (u16, serde_json::Value), status: u16, code: &str) -> serde_json::Value {
-    assert_eq!(answer.0, status, "{}", answer.1);
-    assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
-    assert!(
-        answer.1["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{}",
-        answer.1
-    );
-    answer.1
-}
-
 async fn get_with(
     server: &Server,
     path: &str,

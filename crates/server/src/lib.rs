@@ -16,7 +16,6 @@ use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
 use facerec_service::{App, Engine};
 
 use crate::api::auth::{ApiKeys, RateLimit};
-use crate::api::form::FormLimits;
 use crate::api::stream::{StreamLimits, StreamSlots, Tickets};
 use crate::api::{AppState, HttpLimits};
 
@@ -92,9 +91,6 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
     );
     let state = Arc::new(AppState {
         app,
-        form_limits: FormLimits {
-            max_image_bytes: config.ingest.max_bytes,
-        },
         keys: config.keys.clone(),
         rate_limit: RateLimit::per_minute(config.rate_limit_per_minute),
         frame_limit: RateLimit::per_second(config.stream.max_frames_per_sec_per_key),

@@ -69,10 +69,6 @@ impl App {
         self.store.backend()
     }
 
-    pub fn matcher(&self) -> Matcher {
-        self.matcher
-    }
-
     /// Ready when the database answers and at least one inference worker runs.
     pub async fn readiness(&self) -> AppResult<Readiness> {
         self.store.ping().await?;
@@ -85,6 +81,11 @@ impl App {
             model: self.engine.model().to_string(),
             workers,
         })
+    }
+
+    /// The largest encoded image accepted, so that an upload can be refused while it arrives.
+    pub fn max_image_bytes(&self) -> usize {
+        self.limits.max_bytes
     }
 
     pub fn load(&self) -> Load {

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use tokio::sync::Notify;
 
-use crate::columns::{Embedding, Id};
+use crate::columns::Id;
 use crate::sql::{db_error, person_columns, Backend};
 use crate::store_impl::{impl_store, Committed};
 use crate::{redact, StoreOptions};
@@ -227,7 +227,7 @@ impl PostgresStore {
                    ORDER BY embedding <#> $1 LIMIT {limit}) AS nearest
              JOIN persons ON persons.id = nearest.person_id"
         ))
-        .bind(Embedding(probe.clone()))
+        .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
         .bind(&model.name)
         .bind(&model.sha256)
         .fetch_all(&self.pool)

@@ -41,6 +41,19 @@ pub(crate) use execute;
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         impl $store {
+            /// The person, read (and, where the dialect can, locked) inside a write transaction.
+            async fn person_for_write(
+                tx: &mut <$db as sqlx::Database>::Connection,
+                id: PersonId,
+            ) -> StoreResult<Person> {
+                <$db>::select_person_for_write(id)
+                    .fetch_optional(tx)
+                    .await
+                    .map_err(db_error)?
+                    .map(Person::from)
+                    .ok_or(StoreError::PersonNotFound(id))
+            }
+
             /// Fills in the folded names that migration 0002 could not compute (SQL's `lower()`
             /// folds differently); a no-op once done.
             async fn fold_missing_names(&self) -> StoreResult<()> {
@@ -126,13 +139,7 @@ macro_rules! impl_store {
             ) -> StoreResult<Person> {
                 let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(db_error)?;
-                let row = <$db>::select_person_for_write(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                let mut person = row
-                    .map(Person::from)
-                    .ok_or(StoreError::PersonNotFound(id))?;
+                let mut person = Self::person_for_write(&mut tx, id).await?;
                 let changed =
                     facerec_core::store::apply_patch(&mut person, patch, chrono::Utc::now())?;
                 let statements = <$db>::update(&person, &changed, actor);
@@ -148,13 +155,7 @@ macro_rules! impl_store {
             ) -> StoreResult<DeletedPerson> {
                 let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(db_error)?;
-                let row = <$db>::select_person_for_write(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                let person = row
-                    .map(Person::from)
-                    .ok_or(StoreError::PersonNotFound(id))?;
+                let person = Self::person_for_write(&mut tx, id).await?;
                 let faces: Vec<FaceId> = <$db>::delete_faces_of_person(id)
                     .fetch_all(&mut *tx)
                     .await
@@ -188,11 +189,7 @@ macro_rules! impl_store {
                 let mut tx = writer.begin().await.map_err(db_error)?;
                 // Holding the person's row serializes concurrent adds for them, so the idempotency
                 // check below holds.
-                <$db>::select_person_for_write(person)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?
-                    .ok_or(StoreError::PersonNotFound(person))?;
+                Self::person_for_write(&mut tx, person).await?;
                 let existing = <$db>::select_face_of_image(person, &new)
                     .fetch_optional(&mut *tx)
                     .await

@@ -223,15 +223,13 @@ mod jpeg {
                 0xD9 => break,
                 0xDA => {
                     scans += 1;
-                    i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+                    i = after_marker(bytes, i);
                     // Entropy-coded data up to the next marker that is not a stuffed byte or a restart.
                     while i + 1 < bytes.len() && !marker_at(bytes, i) {
                         i += 1;
                     }
                 }
-                0xFF => i += 1,
-                0x01 | 0xD0..=0xD7 => i += 2,
-                _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+                _ => i = after_marker(bytes, i),
             }
         }
         scans
@@ -243,6 +241,16 @@ mod jpeg {
         bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7 | 0xFF)
     }
 
+    /// Where the segment of the marker at `i` ends (needs 4 bytes from `i`): a fill byte, a marker
+    /// without a length, or a marker with its length-prefixed payload.
+    fn after_marker(bytes: &[u8], i: usize) -> usize {
+        match bytes[i + 1] {
+            0xFF => i + 1,
+            0x01 | 0xD0..=0xD7 => i + 2,
+            _ => i + 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+        }
+    }
+
     /// Offset of the first SOS marker, found by walking the marker segments from SOI.
     fn start_of_scan(bytes: &[u8]) -> Option<usize> {
         let mut i = 2; // after SOI
@@ -250,12 +258,10 @@ mod jpeg {
             if bytes[i] != 0xFF {
                 return None;
             }
-            match bytes[i + 1] {
-                0xFF => i += 1, // fill byte
-                0xDA => return Some(i),
-                0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
-                _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+            if bytes[i + 1] == 0xDA {
+                return Some(i);
             }
+            i = after_marker(bytes, i);
         }
         None
     }

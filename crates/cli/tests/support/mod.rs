@@ -162,3 +162,17 @@ pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, value)
 }
+
+/// Asserts an error answer: its status, its stable code, a message for people. Returns the body.
+pub fn expect(answer: (u16, serde_json::Value), status: u16, code: &str) -> serde_json::Value {
+    let (actual, body) = answer;
+    assert_eq!(actual, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}

@@ -19,12 +19,6 @@ const FILE_FIELDS: [&str; 2] = ["image", "image2"];
 /// Longest text field (names, metadata, consent basis, numbers).
 const MAX_TEXT_FIELD_BYTES: u64 = 64 * 1024;
 
-/// Per-field limits of an upload form.
-#[derive(Debug, Clone, Copy)]
-pub struct FormLimits {
-    pub max_image_bytes: usize,
-}
-
 #[derive(Debug, Default)]
 pub struct Form {
     files: HashMap<String, Bytes>,
@@ -45,7 +39,7 @@ impl FromRequest<Arc<AppState>> for Form {
                     "expected a multipart/form-data body (Content-Type with a boundary)",
                 )
             })?;
-        let image_limit = state.form_limits.max_image_bytes as u64;
+        let image_limit = state.app.max_image_bytes() as u64;
         let mut per_field = SizeLimit::new().per_field(MAX_TEXT_FIELD_BYTES);
         for name in FILE_FIELDS {
             per_field = per_field.for_field(name, image_limit);

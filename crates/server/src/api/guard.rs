@@ -24,7 +24,7 @@ use super::error::ApiError;
 /// Which hosts and origins are served.
 #[derive(Debug, Clone)]
 pub struct AccessPolicy {
-    /// Host names served besides the loopback ones (`*.example.com` matches subdomains).
+    /// Host names served besides the loopback ones, lowercase (`*.example.com` matches subdomains).
     pub allowed_hosts: Vec<String>,
     /// Whether any host is served when `allowed_hosts` is empty (API keys are configured).
     pub any_host_by_default: bool,
@@ -37,13 +37,13 @@ pub struct AccessPolicy {
 impl AccessPolicy {
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let listed = self.allowed_hosts.iter().any(|allowed| {
-            let allowed = allowed.to_ascii_lowercase();
-            match allowed.strip_prefix("*.") {
+        let listed = self
+            .allowed_hosts
+            .iter()
+            .any(|allowed| match allowed.strip_prefix("*.") {
                 Some(domain) => host.ends_with(&format!(".{domain}")),
-                None => host == allowed,
-            }
-        });
+                None => host == *allowed,
+            });
         if listed {
             return true;
         }

@@ -30,12 +30,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use self::auth::{ApiKeys, RateLimit};
-use self::form::FormLimits;
 
 /// What every handler can reach. Handlers reach the core only through `app`'s use cases.
 pub struct AppState {
     pub app: App,
-    pub form_limits: FormLimits,
     pub keys: ApiKeys,
     pub rate_limit: Option<RateLimit>,
     /// Stream frames per second per key.
@@ -190,7 +188,11 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// The whole service. `bind` is the listening address (always a valid `Host`).
 pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketAddr) -> Router {
     let access = Arc::new(guard::AccessPolicy {
-        allowed_hosts: limits.allowed_hosts.clone(),
+        allowed_hosts: limits
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
         any_host_by_default: !state.keys.is_empty(),
         bind,
         cors_origins: limits.cors_origins.clone(),
