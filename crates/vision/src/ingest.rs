@@ -6,6 +6,7 @@
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::error::IngestError;
@@ -85,6 +86,60 @@ pub fn decode_image(bytes: &[u8], limits: &IngestLimits) -> Result<RgbImage, Ing
         check_dimensions(width, height, limits)?;
     }
 
+    let (mut image, orientation) = match format {
+        ImageFormat::Jpeg => decode_jpeg(bytes, limits)?,
+        other => decode_with_image_crate(bytes, other, limits)?,
+    };
+    image.apply_orientation(orientation);
+    Ok(to_rgb8_like_opencv(image))
+}
+
+/// JPEG through libjpeg (header, dimensions, Exif and pixels), after the cheap structural checks.
+fn decode_jpeg(
+    bytes: &[u8],
+    limits: &IngestLimits,
+) -> Result<(DynamicImage, Orientation), IngestError> {
+    if !jpeg::has_end_of_image(bytes) {
+        return Err(IngestError::Corrupt(
+            "truncated JPEG: the end-of-image marker is missing".into(),
+        ));
+    }
+    // libjpeg decodes a progressive JPEG scan by scan, each over the whole image: a file of
+    // thousands of tiny scans takes minutes within the byte and pixel limits.
+    let scans = jpeg::count_scans(bytes);
+    if scans > jpeg::MAX_SCANS {
+        return Err(IngestError::TooManyScans {
+            scans,
+            limit: jpeg::MAX_SCANS,
+        });
+    }
+    match jpeg::decode_rgb(bytes, |width, height| {
+        check_dimensions(width, height, limits)
+    }) {
+        Ok((rgb, exif)) => {
+            // A broken Exif block is not worth refusing a photo for: it just stays as stored.
+            let orientation = exif
+                .and_then(|tiff| Orientation::from_exif_chunk(&tiff))
+                .unwrap_or(Orientation::NoTransforms);
+            Ok((DynamicImage::ImageRgb8(rgb), orientation))
+        }
+        Err(jpeg::Failure::Refused(err)) => Err(err),
+        // libjpeg cannot convert a few rare variants (CMYK/YCCK) to RGB; the image crate can.
+        // Where neither can, libjpeg's reason is the one to report.
+        Err(jpeg::Failure::Libjpeg(reason)) => {
+            decode_with_image_crate(bytes, ImageFormat::Jpeg, limits).map_err(|err| match err {
+                IngestError::Corrupt(_) => IngestError::Corrupt(reason),
+                other => other,
+            })
+        }
+    }
+}
+
+fn decode_with_image_crate(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &IngestLimits,
+) -> Result<(DynamicImage, Orientation), IngestError> {
     // The header is read without the decoder's own limits so that an oversized image gets our precise
     // error; the limits are armed before any pixel is decoded.
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
@@ -98,35 +153,9 @@ pub fn decode_image(bytes: &[u8], limits: &IngestLimits) -> Result<RgbImage, Ing
         .map_err(classify)?;
 
     // A broken EXIF block is not worth refusing a photo for: it just stays as stored.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = match format {
-        ImageFormat::Jpeg => {
-            if !jpeg::has_end_of_image(bytes) {
-                return Err(IngestError::Corrupt(
-                    "truncated JPEG: the end-of-image marker is missing".into(),
-                ));
-            }
-            // libjpeg decodes a progressive JPEG scan by scan, each over the whole image: a file
-            // of thousands of tiny scans takes minutes within the byte and pixel limits.
-            let scans = jpeg::count_scans(bytes);
-            if scans > jpeg::MAX_SCANS {
-                return Err(IngestError::TooManyScans {
-                    scans,
-                    limit: jpeg::MAX_SCANS,
-                });
-            }
-            // libjpeg cannot convert a few rare variants (CMYK/YCCK) to RGB; the image crate can.
-            match jpeg::decode_rgb(bytes) {
-                Ok(rgb) => DynamicImage::ImageRgb8(rgb),
-                Err(_) => DynamicImage::from_decoder(decoder).map_err(classify)?,
-            }
-        }
-        _ => DynamicImage::from_decoder(decoder).map_err(classify)?,
-    };
-    image.apply_orientation(orientation);
-    Ok(to_rgb8_like_opencv(image))
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    Ok((image, orientation))
 }
 
 fn check_dimensions(width: u32, height: u32, limits: &IngestLimits) -> Result<(), IngestError> {
@@ -173,26 +202,54 @@ fn classify(err: image::ImageError) -> IngestError {
 mod jpeg {
     use image::RgbImage;
 
-    /// Decodes to RGB with libjpeg's defaults (accurate integer IDCT, fancy upsampling).
-    pub(super) fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
+    use crate::error::IngestError;
+
+    pub(super) enum Failure {
+        /// Our own limits refused the image (its header announced too many pixels).
+        Refused(IngestError),
+        /// libjpeg could not decode it (corrupt, or a colour conversion it lacks).
+        Libjpeg(String),
+    }
+
+    /// Decodes to RGB with libjpeg's defaults (accurate integer IDCT, fancy upsampling), after
+    /// `check` has accepted the dimensions of the header; also returns the TIFF data of the first
+    /// Exif block, for the orientation.
+    pub(super) fn decode_rgb(
+        bytes: &[u8],
+        check: impl FnOnce(u32, u32) -> Result<(), IngestError>,
+    ) -> Result<(RgbImage, Option<Vec<u8>>), Failure> {
         // libjpeg reports fatal errors by unwinding out of the C code (mozjpeg's "unwinding" error
         // manager); this is the boundary where they become values again.
-        std::panic::catch_unwind(|| -> std::io::Result<RgbImage> {
-            let mut started = mozjpeg::Decompress::new_mem(bytes)?.rgb()?;
-            let (width, height) = (started.width() as u32, started.height() as u32);
-            let pixels = started.read_scanlines::<u8>()?;
-            started.finish()?;
-            RgbImage::from_raw(width, height, pixels).ok_or_else(|| {
-                std::io::Error::other("decoder returned fewer pixels than its header announced")
-            })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let header = mozjpeg::Decompress::with_markers(&[mozjpeg::Marker::APP(1)])
+                .from_mem(bytes)
+                .map_err(|e| Failure::Libjpeg(e.to_string()))?;
+            let (width, height) = (header.width() as u32, header.height() as u32);
+            check(width, height).map_err(Failure::Refused)?;
+            let exif = header
+                .markers()
+                .find_map(|m| m.data.strip_prefix(b"Exif\0\0"))
+                .map(<[u8]>::to_vec);
+            let pixels = (|| -> std::io::Result<Vec<u8>> {
+                let mut started = header.rgb()?;
+                let pixels = started.read_scanlines::<u8>()?;
+                started.finish()?;
+                Ok(pixels)
+            })()
+            .map_err(|e| Failure::Libjpeg(e.to_string()))?;
+            let rgb = RgbImage::from_raw(width, height, pixels).ok_or_else(|| {
+                Failure::Libjpeg("decoder returned fewer pixels than its header announced".into())
+            })?;
+            Ok((rgb, exif))
+        }))
+        .unwrap_or_else(|panic| {
+            Err(Failure::Libjpeg(
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "libjpeg failed".to_owned()),
+            ))
         })
-        .map_err(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_else(|| "libjpeg failed".to_owned())
-        })?
-        .map_err(|e| e.to_string())
     }
 
     /// Whether an end-of-image marker follows the first scan. Entropy-coded data cannot contain the

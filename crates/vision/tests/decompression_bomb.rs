@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use facerec_vision::{decode_image, IngestError, IngestLimits};
+use support::png_chunk;
+
+mod support;
 
 struct PeakCounting;
 
@@ -28,17 +31,6 @@ unsafe impl GlobalAlloc for PeakCounting {
 #[global_allocator]
 static ALLOCATOR: PeakCounting = PeakCounting;
 
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
-    out
-}
-
 #[test]
 fn png_bomb_header_is_refused_fast_without_allocating() {
     let mut ihdr = Vec::new();
@@ -46,12 +38,12 @@ fn png_bomb_header_is_refused_fast_without_allocating() {
     ihdr.extend_from_slice(&100_000u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
     let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
-    bomb.extend(chunk(b"IHDR", &ihdr));
-    bomb.extend(chunk(
+    bomb.extend(png_chunk(b"IHDR", &ihdr));
+    bomb.extend(png_chunk(
         b"IDAT",
         &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
     ));
-    bomb.extend(chunk(b"IEND", &[]));
+    bomb.extend(png_chunk(b"IEND", &[]));
 
     let before = CURRENT.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);

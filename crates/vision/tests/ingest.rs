@@ -4,6 +4,9 @@ use std::io::Cursor;
 
 use facerec_vision::{decode_image, IngestError, IngestLimits, RgbImage};
 use image::{DynamicImage, ImageBuffer, ImageEncoder, Luma, LumaA, Rgb, Rgba};
+use support::jpeg;
+
+mod support;
 
 const RED: [u8; 3] = [230, 20, 20];
 const GREEN: [u8; 3] = [20, 230, 20];
@@ -20,14 +23,6 @@ fn quadrants() -> RgbImage {
             (false, false) => WHITE,
         })
     })
-}
-
-fn jpeg(image: &RgbImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
-        .encode_image(image)
-        .unwrap();
-    out
 }
 
 /// Inserts an APP1 Exif segment holding only the orientation tag right after SOI.

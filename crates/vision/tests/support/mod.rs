@@ -46,3 +46,30 @@ pub fn shared_faces() -> Option<PathBuf> {
     let dir = workspace_root().join("../shared/faces");
     dir.join("reference.jsonl").is_file().then_some(dir)
 }
+
+/// A baseline JPEG of `image` at quality 95 (the image crate's encoder).
+pub fn jpeg(image: &image::RgbImage) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    out
+}
+
+/// One PNG chunk: length, type, data, CRC.
+pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+    out
+}
