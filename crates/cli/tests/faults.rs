@@ -236,3 +236,143 @@ async fn a_postgres_outage_fails_fast_and_recovery_needs_no_restart() {
     assert_eq!(server.post_form("/v1/register", form).await.status(), 201);
     assert_eq!(server.get("/ready").await.status(), 200);
 }
+
+/// `unshare` arguments that give the server a private tmpfs of `size` over `dir`, in a user and mount
+/// namespace of its own: a real small disk without privileges, gone with the process.
+fn on_private_tmpfs<'a>(dir: &'a str, size: &'a str) -> Vec<String> {
+    [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        &format!("mount -t tmpfs -o size={size} tmpfs \"$0\" && exec \"$@\""),
+        dir,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Runs a shell command in the server's namespaces, where its private tmpfs is mounted.
+fn in_namespaces_of(server: &Server, command: &str) {
+    let status = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &server.pid().to_string(),
+            "--user",
+            "--mount",
+            "--preserve-credentials",
+        ])
+        .args(["sh", "-c", command])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{command}");
+}
+
+async fn register(server: &Server, name: &str, photo: Vec<u8>) -> (u16, serde_json::Value) {
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(photo, "photo.jpg"))
+        .text("name", name.to_owned())
+        .text("consent", "true");
+    json(server.post_form("/v1/register", form).await).await
+}
+
+async fn person_names(server: &Server) -> Vec<String> {
+    let (status, body) = json(server.get("/v1/persons?limit=100").await).await;
+    assert_eq!(status, 200, "{body}");
+    let mut names: Vec<String> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_registrations_whole_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().display().to_string();
+    let wrapper = on_private_tmpfs(&mount, "16m");
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let database = Db::Url(format!("sqlite://{mount}/facerec.db"));
+    let server = Server::start_in(&wrapper, database, &[]).await;
+    let photo = registry_photo("vectron/yaoming.jpg");
+    let (status, body) = register(&server, "Before", photo.clone()).await;
+    assert_eq!(status, 201, "{body}");
+
+    // dd writes until the disk is full (and then fails, which is the point).
+    in_namespaces_of(
+        &server,
+        &format!("dd if=/dev/zero of={mount}/filler bs=64k 2>/dev/null; true"),
+    );
+    for attempt in ["During 1", "During 2"] {
+        let body = expect(
+            register(&server, attempt, photo.clone()).await,
+            507,
+            "storage_full",
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written"));
+    }
+    assert_eq!(person_names(&server).await, ["Before"], "no partial person");
+    let form = reqwest::multipart::Form::new().part("image", image_part(photo.clone(), "p.jpg"));
+    let (status, body) = json(server.post_form("/v1/recognize", form).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["faces"][0]["match"]["name"], "Before",
+        "reads still work: {body}"
+    );
+    assert_eq!(server.get("/ready").await.status(), 200);
+
+    in_namespaces_of(&server, &format!("rm {mount}/filler"));
+    // Every 201 is stored: the writer connection is not left in a transaction SQLite had ended.
+    for name in ["After 1", "After 2"] {
+        let (status, body) = register(&server, name, photo.clone()).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(
+        person_names(&server).await,
+        ["After 1", "After 2", "Before"]
+    );
+}
+
+#[test]
+fn a_read_only_database_is_refused_at_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().display().to_string();
+    let url = format!("sqlite://{folder}/facerec.db");
+    let binary = env!("CARGO_BIN_EXE_facerec");
+    let migrated = std::process::Command::new(binary)
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success());
+    // The same folder, bound read-only in a namespace of the server's own.
+    let output = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg("mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\" && exec \"$@\"")
+        .args([
+            &folder,
+            binary,
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+        ])
+        .env_remove("FACEREC_API_KEYS")
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("read-only") && stderr.contains("facerec writes to its database"),
+        "{stderr}"
+    );
+}

@@ -27,6 +27,12 @@ pub enum StoreError {
     Locked(String),
     #[error("the database cannot be reached: {0}")]
     Unavailable(String),
+    /// The disk (or the database's own size limit) is full: nothing was written.
+    #[error("the database's storage is full: {0}")]
+    StorageFull(String),
+    /// The database refuses writes (a read-only file or mount, a hot standby): nothing was written.
+    #[error("the database is read-only: {0}")]
+    ReadOnly(String),
     #[error("database error: {0}")]
     Database(String),
 }
@@ -44,6 +50,8 @@ impl StoreError {
             Self::InvalidEmbedding(_) => "invalid_embedding",
             Self::Locked(_) => "database_locked",
             Self::Unavailable(_) => "database_unavailable",
+            Self::StorageFull(_) => "storage_full",
+            Self::ReadOnly(_) => "database_read_only",
             Self::Database(_) => "database_error",
         }
     }

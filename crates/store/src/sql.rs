@@ -347,8 +347,20 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
             .is_some_and(|c| c.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&&*c)),
         _ => false,
     };
+    // SQLite reports its (extended) result code, PostgreSQL its SQLSTATE.
+    let code = err
+        .as_database_error()
+        .and_then(|db| db.code())
+        .unwrap_or_default();
+    let full = code == "13" || code == "53100"; // SQLITE_FULL; disk_full
+                                                // SQLITE_READONLY and its extended codes (8 + n*256); read_only_sql_transaction (a standby).
+    let read_only = code.parse::<u32>().is_ok_and(|c| c & 0xFF == 8) || code == "25006";
     if unreachable {
         StoreError::Unavailable(err.to_string())
+    } else if full {
+        StoreError::StorageFull(err.to_string())
+    } else if read_only {
+        StoreError::ReadOnly(err.to_string())
     } else {
         StoreError::Database(err.to_string())
     }

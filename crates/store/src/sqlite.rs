@@ -34,6 +34,8 @@ impl Backend for Sqlite {
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<SqliteConnection>,
+    /// How the writer connects, to replace it after a transaction SQLite ended on its own.
+    connect: SqliteConnectOptions,
     readers: SqlitePool,
     index: Arc<RwLock<ExactIndex>>,
     /// Held for the store's lifetime: a second process on the same file is refused.
@@ -60,11 +62,17 @@ impl SqliteStore {
             ));
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Database(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
         }
         let lock = acquire_lock(&path)?;
+        // SQLite would quietly open a file it cannot write read-only, and the first registration
+        // would fail; say so at start instead.
+        if path.exists() {
+            File::options()
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_error("cannot write to", &path, e))?;
+        }
 
         let mut writer = SqliteConnection::connect_with(&connect)
             .await
@@ -75,13 +83,14 @@ impl SqliteStore {
             .map_err(|e| StoreError::Database(format!("migrating {}: {e}", path.display())))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(4))
-            .connect_with(connect.read_only(true))
+            .connect_with(connect.clone().read_only(true))
             .await
             .map_err(db_error)?;
 
         let store = Self {
             path,
             writer: Mutex::new(writer),
+            connect,
             readers,
             index: Arc::new(RwLock::new(ExactIndex::new())),
             _lock: lock,
@@ -122,7 +131,22 @@ impl SqliteStore {
     pub(crate) async fn writer(
         &self,
     ) -> StoreResult<tokio::sync::MutexGuard<'_, SqliteConnection>> {
-        Ok(self.writer.lock().await)
+        let mut writer = self.writer.lock().await;
+        if writer.is_in_transaction() {
+            // The rollback of a transaction dropped on an error is queued on the connection; a
+            // statement runs after it.
+            let _ = sqlx::query("SELECT 1").execute(&mut *writer).await;
+        }
+        if writer.is_in_transaction() {
+            // SQLite ended the transaction itself (a full disk, an I/O error), so the rollback
+            // failed and sqlx still counts it open: the next BEGIN would become a SAVEPOINT that
+            // never commits. A new connection starts clean.
+            tracing::warn!("replacing the SQLite writer connection after a failed transaction");
+            *writer = SqliteConnection::connect_with(&self.connect)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(writer)
     }
 
     pub(crate) fn readers(&self) -> &SqlitePool {
@@ -234,7 +258,7 @@ fn acquire_lock(path: &Path) -> StoreResult<File> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", lock_path.display())))?;
+        .map_err(|e| io_error("cannot open", &lock_path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(format!(
@@ -245,6 +269,21 @@ fn acquire_lock(path: &Path) -> StoreResult<File> {
             "cannot lock {}: {e}",
             lock_path.display()
         ))),
+    }
+}
+
+/// A failed file operation on the database or its folder; a read-only file system or a missing
+/// permission is `ReadOnly`, with what to fix.
+fn io_error(what: &str, path: &Path, err: std::io::Error) -> StoreError {
+    use std::io::ErrorKind;
+    let message = format!("{what} {}: {err}", path.display());
+    match err.kind() {
+        ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => {
+            StoreError::ReadOnly(format!(
+                "{message}; facerec writes to its database file and to the folder that holds it"
+            ))
+        }
+        _ => StoreError::Database(message),
     }
 }
 

@@ -47,13 +47,27 @@ pub struct Server {
 
 impl Server {
     pub async fn start(db: Db, extra: &[&str]) -> Self {
+        Self::start_in(&[], db, extra).await
+    }
+
+    /// Starts the server through `wrapper` (a command that ends by running its arguments, such as
+    /// `unshare … sh -c '…; exec "$@"' sh`).
+    pub async fn start_in(wrapper: &[&str], db: Db, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match db {
             Db::Sqlite => format!("sqlite://{}/facerec.db", dir.path().display()),
             Db::Postgres => new_postgres_database().await,
             Db::Url(url) => url,
         };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_facerec"));
+        let binary = env!("CARGO_BIN_EXE_facerec");
+        let mut command = match wrapper {
+            [] => Command::new(binary),
+            [program, args @ ..] => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+        };
         command
             .args([
                 "serve",

@@ -124,19 +124,32 @@ impl From<StoreError> for ApiError {
             StoreError::EmbeddingDimension { .. } | StoreError::InvalidEmbedding(_) => {
                 StatusCode::BAD_REQUEST
             }
-            StoreError::Locked(_) | StoreError::Database(_) | StoreError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            StoreError::Locked(_)
+            | StoreError::Database(_)
+            | StoreError::Unavailable(_)
+            | StoreError::ReadOnly(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE
+        ) {
             // The driver's words (SQL, host names, paths) go to the log only.
             tracing::error!(error = %err, "database failure");
-            let mut answer = Self::new(
-                status,
-                err.code(),
-                "the database did not answer as expected; the server log has the details under \
-                 this request's id",
-            );
+            let message = match err {
+                StoreError::StorageFull(_) => {
+                    "the database's storage is full: nothing was written; reads still work"
+                }
+                StoreError::ReadOnly(_) => {
+                    "the database refuses writes (a read-only file or mount, or a standby): \
+                     nothing was written; reads still work"
+                }
+                _ => {
+                    "the database did not answer as expected; the server log has the details \
+                     under this request's id"
+                }
+            };
+            let mut answer = Self::new(status, err.code(), message);
             if matches!(err, StoreError::Unavailable(_)) {
                 answer.retry_after_secs = Some(2);
             }

@@ -88,17 +88,17 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            for operation in [
-                &mut item.get,
+            let writes = [
                 &mut item.post,
                 &mut item.put,
                 &mut item.patch,
                 &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                document_refusals(path, operation);
+            ];
+            for operation in writes.into_iter().flatten() {
+                document_refusals(path, operation, true);
+            }
+            if let Some(operation) = &mut item.get {
+                document_refusals(path, operation, false);
             }
         }
     }
@@ -107,7 +107,7 @@ impl Modify for SecuritySchemes {
 /// What any operation can answer besides its own results, written once instead of on every
 /// handler: the access guard, the envelope of malformed requests, timeouts, and — on keyed routes —
 /// both ways of sending a key and the key's refusals.
-fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operation) {
+fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operation, writes: bool) {
     use utoipa::openapi::security::SecurityRequirement;
     let keyed = path.starts_with("/v1/");
     let mut refusals = vec![
@@ -119,8 +119,18 @@ fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operatio
             "403",
             "forbidden_origin or forbidden_host: another web page or host name",
         ),
-        ("503", "overloaded, request_timeout, database_error"),
+        (
+            "503",
+            "overloaded, request_timeout, database_unavailable, database_error, \
+             database_read_only",
+        ),
     ];
+    if writes {
+        refusals.push((
+            "507",
+            "storage_full: the database's disk is full; nothing was written",
+        ));
+    }
     if keyed {
         operation.security = Some(vec![
             SecurityRequirement::new("api_key", Vec::<String>::new()),
