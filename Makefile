@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup setup-test build run test lint bench
+.PHONY: setup setup-test build run test lint bench fuzz soak
 
 ## Fetch models and ONNX Runtime into vendor/ (only what is missing; sha256-verified).
 setup:
@@ -45,3 +45,8 @@ bench: setup-test
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
 	trap 'scripts/pg-test.sh stop' EXIT; \
 	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) bench --locked -p facerec-store --bench search
+
+## Fuzz every cargo-fuzz target for FUZZ_SECONDS each (nightly; see fuzz/README.md).
+FUZZ_SECONDS ?= 300
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)

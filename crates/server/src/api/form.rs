@@ -1,6 +1,5 @@
-//! Reading `multipart/form-data` with `multer`'s per-field limits: an image field may hold at most
-//! the image byte limit, a text field 64 KiB, so nothing larger is ever buffered. Image bytes are
-//! kept as they arrived (`Bytes`), never copied.
+//! The upload form of `/v1` routes, read by `facerec-upload` (per-field limits while the body streams
+//! in, image bytes never copied); this module maps its errors and values to the API's.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -9,15 +8,13 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use bytes::Bytes;
-use multer::{Constraints, SizeLimit};
+use facerec_upload::{UploadError, UploadSpec};
 
 use super::error::ApiError;
 use super::AppState;
 
 /// Fields that carry image bytes; every other field is text.
 const FILE_FIELDS: [&str; 2] = ["image", "image2"];
-/// Longest text field (names, metadata, consent basis, numbers).
-const MAX_TEXT_FIELD_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Form {
@@ -33,32 +30,24 @@ impl FromRequest<Arc<AppState>> for Form {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| multer::parse_boundary(v).ok())
+            .and_then(facerec_upload::boundary)
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "expected a multipart/form-data body (Content-Type with a boundary)",
                 )
             })?;
-        let image_limit = state.app.max_image_bytes() as u64;
-        let mut per_field = SizeLimit::new().per_field(MAX_TEXT_FIELD_BYTES);
-        for name in FILE_FIELDS {
-            per_field = per_field.for_field(name, image_limit);
-        }
-        let constraints = Constraints::new().size_limit(per_field);
-        let stream = request.into_body().into_data_stream();
-        let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
-        let mut form = Form::default();
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-            let name = field.name().unwrap_or_default().to_owned();
-            if FILE_FIELDS.contains(&name.as_str()) {
-                let bytes = field.bytes().await.map_err(multipart_error)?;
-                form.files.insert(name, bytes);
-            } else {
-                let text = field.text().await.map_err(multipart_error)?;
-                form.fields.insert(name, text);
-            }
-        }
-        Ok(form)
+        let spec = UploadSpec {
+            file_fields: &FILE_FIELDS,
+            max_file_bytes: state.app.max_image_bytes() as u64,
+        };
+        let body = request.into_body().into_data_stream();
+        let upload = facerec_upload::read_multipart(body, boundary, spec)
+            .await
+            .map_err(upload_error)?;
+        Ok(Form {
+            files: upload.files,
+            fields: upload.fields,
+        })
     }
 }
 
@@ -106,27 +95,15 @@ impl Form {
     }
 }
 
-fn multipart_error(err: multer::Error) -> ApiError {
+pub fn upload_error(err: UploadError) -> ApiError {
     match err {
-        multer::Error::FieldSizeExceeded { limit, field_name }
-            if field_name
-                .as_deref()
-                .is_some_and(|name| FILE_FIELDS.contains(&name)) =>
-        {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "image_too_large",
-                format!("the image is more than the limit of {limit} bytes"),
-            )
-        }
-        multer::Error::FieldSizeExceeded { limit, field_name } => ApiError::bad_request(format!(
-            "field '{}' is longer than {limit} bytes",
-            field_name.unwrap_or_default()
-        )),
-        multer::Error::StreamReadFailed(source) if is_length_limit(source.as_ref()) => {
-            payload_too_large()
-        }
-        other => ApiError::bad_request(format!("malformed multipart body: {other}")),
+        UploadError::FileTooLarge { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "image_too_large",
+            format!("the image is more than the limit of {limit} bytes"),
+        ),
+        UploadError::Body(source) if is_length_limit(source.as_ref()) => payload_too_large(),
+        other => ApiError::bad_request(other.to_string()),
     }
 }
 

@@ -1,0 +1,158 @@
+//! Reading upload forms (`multipart/form-data`) from untrusted clients.
+//!
+//! Every field has a byte limit that `multer` enforces while the body streams in: a file field at
+//! most the image limit, a text field 64 KiB, so nothing larger is ever buffered. File bytes are kept
+//! as they arrived (`Bytes`), never copied. This crate knows nothing of any HTTP framework: the server
+//! hands it the body as a stream and maps [`UploadError`] to responses; the fuzz target hands it
+//! arbitrary bytes.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use multer::{Constraints, SizeLimit};
+
+/// Longest text field (names, metadata, consent basis, numbers).
+pub const MAX_TEXT_FIELD_BYTES: u64 = 64 * 1024;
+
+/// Which fields carry files and how large a file may be; every other field is text.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadSpec<'a> {
+    pub file_fields: &'a [&'a str],
+    pub max_file_bytes: u64,
+}
+
+/// A parsed form: files by field name, text fields by name. A repeated field keeps its last value.
+#[derive(Debug, Default)]
+pub struct Upload {
+    pub files: HashMap<String, Bytes>,
+    pub fields: HashMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the file in field '{field}' is more than the limit of {limit} bytes")]
+    FileTooLarge { field: String, limit: u64 },
+    #[error("field '{field}' is longer than {limit} bytes")]
+    TextTooLarge { field: String, limit: u64 },
+    /// Reading the body itself failed; the source says why (a body-size limit, a dropped connection).
+    #[error("the request body could not be read: {0}")]
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("malformed multipart body: {0}")]
+    Malformed(String),
+}
+
+/// The boundary of a `multipart/form-data` content type, if it is one.
+pub fn boundary(content_type: &str) -> Option<String> {
+    multer::parse_boundary(content_type).ok()
+}
+
+/// Reads a whole form, enforcing the per-field limits as the bytes arrive.
+pub async fn read_multipart<S, E>(
+    body: S,
+    boundary: String,
+    spec: UploadSpec<'_>,
+) -> Result<Upload, UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let mut per_field = SizeLimit::new().per_field(MAX_TEXT_FIELD_BYTES);
+    for name in spec.file_fields {
+        per_field = per_field.for_field(*name, spec.max_file_bytes);
+    }
+    let constraints = Constraints::new().size_limit(per_field);
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
+    let mut upload = Upload::default();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| classify(e, &spec))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if spec.file_fields.contains(&name.as_str()) {
+            let bytes = field.bytes().await.map_err(|e| classify(e, &spec))?;
+            upload.files.insert(name, bytes);
+        } else {
+            let text = field.text().await.map_err(|e| classify(e, &spec))?;
+            upload.fields.insert(name, text);
+        }
+    }
+    Ok(upload)
+}
+
+fn classify(err: multer::Error, spec: &UploadSpec<'_>) -> UploadError {
+    match err {
+        multer::Error::FieldSizeExceeded { limit, field_name } => {
+            let field = field_name.unwrap_or_default();
+            if spec.file_fields.contains(&field.as_str()) {
+                UploadError::FileTooLarge { field, limit }
+            } else {
+                UploadError::TextTooLarge { field, limit }
+            }
+        }
+        multer::Error::StreamReadFailed(source) => UploadError::Body(source),
+        other => UploadError::Malformed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: UploadSpec<'static> = UploadSpec {
+        file_fields: &["image"],
+        max_file_bytes: 8,
+    };
+
+    fn body(parts: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in parts {
+            out.extend_from_slice(
+                format!("--B\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"--B--\r\n");
+        out
+    }
+
+    async fn read(bytes: Vec<u8>) -> Result<Upload, UploadError> {
+        // One byte per chunk: every boundary and header straddles chunks.
+        let chunks: Vec<Result<Bytes, std::convert::Infallible>> = bytes
+            .into_iter()
+            .map(|b| Ok(Bytes::from(vec![b])))
+            .collect();
+        read_multipart(futures_util::stream::iter(chunks), "B".into(), SPEC).await
+    }
+
+    #[tokio::test]
+    async fn files_and_text_fields_by_name() {
+        let upload = read(body(&[("image", b"\xFF\xD8bytes"), ("name", b"Ann")]))
+            .await
+            .unwrap();
+        assert_eq!(upload.files["image"].as_ref(), b"\xFF\xD8bytes");
+        assert_eq!(upload.fields["name"], "Ann");
+        assert_eq!(
+            boundary("multipart/form-data; boundary=B").as_deref(),
+            Some("B")
+        );
+        assert_eq!(boundary("application/json"), None);
+    }
+
+    #[tokio::test]
+    async fn each_field_has_its_limit() {
+        let err = read(body(&[("image", b"123456789")])).await.unwrap_err();
+        assert!(
+            matches!(err, UploadError::FileTooLarge { ref field, limit: 8 } if field == "image"),
+            "{err}"
+        );
+        let long = vec![b'a'; MAX_TEXT_FIELD_BYTES as usize + 1];
+        let err = read(body(&[("name", &long)])).await.unwrap_err();
+        assert!(matches!(err, UploadError::TextTooLarge { .. }), "{err}");
+        let err = read(b"--B\r\nno headers end".to_vec()).await.unwrap_err();
+        assert!(matches!(err, UploadError::Malformed(_)), "{err}");
+    }
+}
