@@ -50,3 +50,11 @@ bench: setup-test
 FUZZ_SECONDS ?= 300
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## Soak: the release binary at about twice its capacity for SOAK_MINUTES with a hostile mix; prints a
+## table every 30 s and a verdict (crates/cli/examples/soak.rs).
+SOAK_MINUTES ?= 10
+soak: setup-test
+	$(CARGO) build --release --locked -p facerec-cli --bin facerec
+	$(CARGO) build --release --locked -p facerec-cli --example soak
+	target/release/examples/soak target/release/facerec $(SOAK_MINUTES)

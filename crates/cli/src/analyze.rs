@@ -1,10 +1,12 @@
 //! `facerec analyze`: the pipeline on image files, in the format of InsightFace's reference outputs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use facerec_vision::{Analysis, FaceAnalyzer, IngestLimits};
+use facerec_service::Engine;
+use facerec_vision::{Analysis, IngestLimits};
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::vision_args::VisionArgs;
@@ -17,6 +19,9 @@ pub struct AnalyzeArgs {
     /// Image files (JPEG, PNG, WebP or BMP)
     #[arg(required = true)]
     images: Vec<PathBuf>,
+    /// Images analyzed at once, each on a one-thread model session [default: one per core]
+    #[arg(long, env = "FACEREC_WORKERS")]
+    workers: Option<usize>,
     #[command(flatten)]
     vision: VisionArgs,
 }
@@ -51,13 +56,28 @@ struct ErrorBody {
     message: String,
 }
 
-pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let mut analyzer = args.vision.load_analyzer()?;
+/// Analyzes the images on the inference pool the server uses (one worker per core by default:
+/// the models are small, so images split across cores far better than one image across threads),
+/// and prints the results in the order of the arguments.
+pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.vision.analyzer_config()?;
+    let workers = args
+        .workers
+        .unwrap_or_else(crate::settings::default_workers);
+    // At most two images per worker are read and in flight, and the queue holds them all (the
+    // engine refuses work beyond its queue); `buffered` yields them in input order.
+    let in_flight = 2 * workers;
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::start(&config, workers, in_flight)).await??;
     let limits = args.vision.ingest_limits();
+    let engine = &engine;
+    let mut results = futures_util::stream::iter(&args.images)
+        .map(|path| async move { (path, analyze_file(engine, path, limits).await) })
+        .buffered(in_flight);
     let mut failures = 0usize;
-    for path in &args.images {
+    while let Some((path, result)) = results.next().await {
         let shown = path.to_string_lossy();
-        match analyze_file(&mut analyzer, path, &limits) {
+        match result {
             Ok(analysis) => print_analysis(&shown, &analysis, args.json),
             Err(error) => {
                 failures += 1;
@@ -80,17 +100,22 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn analyze_file(
-    analyzer: &mut FaceAnalyzer,
-    path: &PathBuf,
-    limits: &IngestLimits,
+async fn analyze_file(
+    engine: &Engine,
+    path: &Path,
+    limits: IngestLimits,
 ) -> Result<Analysis, ErrorBody> {
-    let bytes = std::fs::read(path).map_err(|e| ErrorBody {
+    let bytes = tokio::fs::read(path).await.map_err(|e| ErrorBody {
         code: "unreadable_file",
         message: format!("cannot read {}: {e}", path.display()),
     })?;
-    analyzer
-        .analyze_bytes(&bytes, limits)
+    engine
+        .run(move |analyzer| analyzer.analyze_bytes(&bytes, &limits))
+        .await
+        .map_err(|e| ErrorBody {
+            code: "inference_failed",
+            message: e.to_string(),
+        })?
         .map_err(|e| ErrorBody {
             code: e.code(),
             message: e.to_string(),

@@ -2,18 +2,24 @@
 //! against the configured database, without HTTP.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facerec_core::{Actor, Added, Matcher};
-use facerec_service::{App, Engine, FacePick, RecognizeOptions, Registration, RegistrationTarget};
+use facerec_core::{Actor, Added, Matcher, PersonId};
+use facerec_service::{
+    App, AppResult, Engine, FacePick, RecognizeOptions, Registration, RegistrationTarget,
+};
+use futures_util::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::settings::{files_below, DatabaseArgs, ServiceArgs};
+use crate::settings::{default_workers, files_below, DatabaseArgs, ServiceArgs};
 
-async fn local_app(service: &ServiceArgs) -> anyhow::Result<App> {
+/// The service on the configured database, with `workers` inference workers (each with one-thread
+/// sessions) and room in the queue for `workers` x `workers` jobs (enroll's people and photos side
+/// by side).
+async fn local_app(service: &ServiceArgs, workers: usize) -> anyhow::Result<App> {
     let ServiceArgs {
         database,
         matching,
@@ -21,8 +27,9 @@ async fn local_app(service: &ServiceArgs) -> anyhow::Result<App> {
     } = service;
     let store = facerec_store::open(&database.database_url, &database.store_options()).await?;
     let config = vision.analyzer_config()?;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let engine = tokio::task::spawn_blocking(move || Engine::start(&config, workers, 64)).await??;
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::start(&config, workers, workers * workers))
+            .await??;
     Ok(App::new(
         engine,
         store,
@@ -65,6 +72,9 @@ pub struct EnrollArgs {
     /// Register the largest face of photos that show several
     #[arg(long)]
     largest_face: bool,
+    /// Photos analyzed at once, each on a one-thread model session [default: one per core]
+    #[arg(long, env = "FACEREC_WORKERS")]
+    workers: Option<usize>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -96,51 +106,33 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             args.dir.display()
         );
     }
-    let app = local_app(&args.service).await?;
+    let workers = args.workers.unwrap_or_else(default_workers);
+    let app = local_app(&args.service, workers).await?;
     let actor = Actor::local_operator();
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("static template"),
     );
+    let enrolling = Enrolling {
+        app: &app,
+        actor: &actor,
+        args: &args,
+        bar: &bar,
+        workers,
+    };
+    // People side by side, and each person's photos side by side once the person exists: at most
+    // workers x workers registrations in flight, within the engine's queue of `workers`.
+    let outcomes: Vec<Vec<(PathBuf, AppResult<Added>)>> = futures_util::stream::iter(&people)
+        .map(|(name, photos)| enrolling.person(name, photos))
+        .buffered(workers)
+        .try_collect()
+        .await?;
     let (mut added, mut present) = (0, 0);
     let mut refused: Vec<(PathBuf, String, String)> = Vec::new();
-    for (name, photos) in &people {
-        bar.set_message(name.clone());
-        let mut person = app.person_named(name).await?;
-        for photo in photos {
-            bar.inc(1);
-            let image = std::fs::read(photo)
-                .with_context(|| format!("reading {}", photo.display()))?
-                .into();
-            let target = match &person {
-                Some(p) => RegistrationTarget::Existing(p.id),
-                None => RegistrationTarget::NewPerson {
-                    name: name.clone(),
-                    external_id: None,
-                    metadata: serde_json::json!({ "enrolled_from": "facerec enroll" }),
-                },
-            };
-            let request = Registration {
-                image,
-                target,
-                consent: true,
-                consent_basis: Some(args.consent_basis.clone()),
-                pick: if args.largest_face {
-                    FacePick::Largest
-                } else {
-                    FacePick::Only
-                },
-            };
-            match app.register(request, &actor).await {
-                Ok(r) => {
-                    if r.added == Added::Created {
-                        added += 1;
-                    } else {
-                        present += 1;
-                    }
-                    person = Some(r.person);
-                }
-                Err(e) => refused.push((photo.clone(), e.code().to_owned(), e.to_string())),
-            }
+    for (photo, outcome) in outcomes.into_iter().flatten() {
+        match outcome {
+            Ok(Added::Created) => added += 1,
+            Ok(Added::AlreadyPresent) => present += 1,
+            Err(e) => refused.push((photo, e.code().to_owned(), e.to_string())),
         }
     }
     bar.finish_and_clear();
@@ -160,6 +152,83 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One `facerec enroll` run: what each person's registrations share.
+struct Enrolling<'a> {
+    app: &'a App,
+    actor: &'a Actor,
+    args: &'a EnrollArgs,
+    bar: &'a ProgressBar,
+    workers: usize,
+}
+
+impl Enrolling<'_> {
+    /// Registers a person's photos: one at a time until one creates (or finds) the person, then the
+    /// rest side by side. Re-running adds nothing twice: a photo already registered is found by
+    /// its image hash.
+    async fn person(
+        &self,
+        name: &str,
+        photos: &[PathBuf],
+    ) -> anyhow::Result<Vec<(PathBuf, AppResult<Added>)>> {
+        let mut person = self.app.person_named(name).await?.map(|p| p.id);
+        let mut outcomes = Vec::with_capacity(photos.len());
+        let mut rest = photos.iter();
+        while person.is_none() {
+            let Some(photo) = rest.next() else { break };
+            let outcome = self.photo(name, None, photo).await?;
+            if let Ok((id, _)) = &outcome {
+                person = Some(*id);
+            }
+            outcomes.push((photo.clone(), outcome.map(|(_, added)| added)));
+        }
+        let parallel: Vec<_> = futures_util::stream::iter(rest)
+            .map(|photo| async move {
+                let outcome = self.photo(name, person, photo).await?;
+                anyhow::Ok((photo.clone(), outcome.map(|(_, added)| added)))
+            })
+            .buffered(self.workers)
+            .try_collect()
+            .await?;
+        outcomes.extend(parallel);
+        Ok(outcomes)
+    }
+
+    async fn photo(
+        &self,
+        name: &str,
+        person: Option<PersonId>,
+        photo: &Path,
+    ) -> anyhow::Result<AppResult<(PersonId, Added)>> {
+        let image = tokio::fs::read(photo)
+            .await
+            .with_context(|| format!("reading {}", photo.display()))?
+            .into();
+        let target = match person {
+            Some(id) => RegistrationTarget::Existing(id),
+            None => RegistrationTarget::NewPerson {
+                name: name.to_owned(),
+                external_id: None,
+                metadata: serde_json::json!({ "enrolled_from": "facerec enroll" }),
+            },
+        };
+        let request = Registration {
+            image,
+            target,
+            consent: true,
+            consent_basis: Some(self.args.consent_basis.clone()),
+            pick: if self.args.largest_face {
+                FacePick::Largest
+            } else {
+                FacePick::Only
+            },
+        };
+        let outcome = self.app.register(request, self.actor).await;
+        self.bar.inc(1);
+        self.bar.set_message(name.to_owned());
+        Ok(outcome.map(|r| (r.person.id, r.added)))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct IdentifyArgs {
     /// Photos to identify
@@ -173,7 +242,7 @@ pub struct IdentifyArgs {
 }
 
 pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
-    let app = local_app(&args.service).await?;
+    let app = local_app(&args.service, default_workers()).await?;
     let options = RecognizeOptions {
         threshold: None,
         top_k: 2,

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await.map(|()| ExitCode::SUCCESS),
-            Command::Analyze(args) => tokio::task::block_in_place(|| analyze::run(args)),
+            Command::Analyze(args) => analyze::run(args).await,
             Command::Enroll(args) => local::enroll(*args).await,
             Command::Identify(args) => local::identify(*args).await,
             Command::Migrate(args) => local::migrate(args).await.map(|()| ExitCode::SUCCESS),

@@ -90,7 +90,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.api_keys_file {
         keys.add_file(file).map_err(anyhow::Error::msg)?;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = ServerConfig {
         bind: args.bind,
         database_url: args.service.database.database_url.clone(),
@@ -98,7 +97,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         keys,
         analyzer: args.service.vision.analyzer_config()?,
         ingest: args.service.vision.ingest_limits(),
-        workers: args.workers.unwrap_or(cores),
+        workers: args
+            .workers
+            .unwrap_or_else(crate::settings::default_workers),
         queue: args.queue,
         http: HttpLimits {
             max_body_bytes: args.max_body_bytes,

@@ -88,6 +88,11 @@ pub struct ServiceArgs {
     pub vision: crate::vision_args::VisionArgs,
 }
 
+/// One inference worker per core: the models are small, so work splits across images, not threads.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Paths of every file below `dir` (following links), sorted.
 pub fn files_below(dir: &Path) -> Result<Vec<PathBuf>, walkdir::Error> {
     walkdir::WalkDir::new(dir)

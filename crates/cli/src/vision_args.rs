@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use facerec_vision::{
-    AnalyzerConfig, DetectorConfig, Device, FaceAnalyzer, IngestLimits, RuntimeConfig,
-};
+use facerec_vision::{AnalyzerConfig, DetectorConfig, Device, IngestLimits, RuntimeConfig};
 
 /// Where `scripts/setup.sh` puts its downloads, relative to the repository root.
 const VENDOR_DIR: &str = "vendor";
@@ -77,10 +75,6 @@ impl VisionArgs {
             ..DetectorConfig::default()
         };
         Ok(config)
-    }
-
-    pub fn load_analyzer(&self) -> anyhow::Result<FaceAnalyzer> {
-        Ok(FaceAnalyzer::load(&self.analyzer_config()?)?)
     }
 }
 

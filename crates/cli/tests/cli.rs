@@ -118,3 +118,43 @@ async fn enroll_is_idempotent_for_non_ascii_names_on_sqlite() {
 async fn enroll_is_idempotent_for_non_ascii_names_on_postgres() {
     enrolling_a_non_ascii_name_twice_gives_one_person(&new_postgres_database().await).await;
 }
+
+/// `analyze` on the pool gives the same lines in the same order whatever the number of workers,
+/// failures included.
+#[test]
+fn analyze_with_two_workers_prints_what_one_worker_prints_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_an_image = dir.path().join("notes.txt");
+    std::fs::write(&not_an_image, "not a photo").unwrap();
+    let registry = workspace().join("vendor/fixtures/registry");
+    let mut images: Vec<String> = [
+        "vectron/players.jpg",
+        "vectron/yaoming.jpg",
+        "insightface/t1.jpg",
+        "vectron/gdp.jpg",
+        "nsface/01.jpg",
+        "insightface/mask_blue.jpg",
+    ]
+    .iter()
+    .map(|p| registry.join(p).display().to_string())
+    .collect();
+    images.insert(2, not_an_image.display().to_string());
+    images.push(dir.path().join("missing.jpg").display().to_string());
+    let run = |workers: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_facerec"))
+            .args(["analyze", "--json", "--workers", workers])
+            .args(&images)
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "two of the files fail");
+        stdout(&output)
+    };
+    let one = run("1");
+    assert_eq!(one.lines().count(), images.len(), "{one}");
+    for (line, image) in one.lines().zip(&images) {
+        assert!(line.contains(&format!("\"path\":\"{image}\"")), "{line}");
+    }
+    assert!(one.contains("unsupported_format") && one.contains("unreadable_file"));
+    assert_eq!(run("2"), one);
+}

@@ -51,6 +51,11 @@ impl App {
     }
 }
 
+/// Faces followed in one frame (the most confident, as the detector orders them): a webcam shows a
+/// handful. It bounds a frame's work and a stream's tracks (at most this many per frame, each kept
+/// for `max_missed` frames after it was last seen).
+pub const MAX_FACES_PER_FRAME: usize = 20;
+
 impl LiveSession<'_> {
     /// Decodes and detects on the pool, updates the tracks, embeds and identifies the faces the
     /// tracker asks for (a second pool job, so a frame without such faces costs one detection).
@@ -66,6 +71,8 @@ impl LiveSession<'_> {
                 Ok((image, detections))
             })
             .await??;
+        let mut detections = detections;
+        detections.truncate(MAX_FACES_PER_FRAME);
         let boxes: Vec<_> = detections.iter().map(|d| d.bbox).collect();
         let assignments = self.tracker.update(&boxes);
         let (tracks, chosen): (Vec<u64>, Vec<Detection>) = assignments

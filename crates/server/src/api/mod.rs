@@ -331,12 +331,21 @@ async fn admit_upload(
 /// How long a refused upload's body is read and thrown away.
 const DISCARD_BODY_FOR: Duration = Duration::from_secs(10);
 
+/// Refused bodies being thrown away at once; beyond that, a refused body is dropped at once (the
+/// client may then see a reset instead of the 503, which only happens under a flood).
+const MAX_DISCARDING: usize = 256;
+static DISCARDING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_DISCARDING);
+
 /// Reads a refused request's body in the background and throws each chunk away, for a bounded
 /// time ("lingering close"): closing the connection while the client is still sending would reset
 /// it, and the client would never see the 503. Nothing is kept, so memory stays flat.
 fn discard_body(body: axum::body::Body) {
     use futures_util::StreamExt;
+    let Ok(permit) = DISCARDING.try_acquire() else {
+        return;
+    };
     tokio::spawn(async move {
+        let _permit = permit;
         let mut chunks = body.into_data_stream();
         let _ = tokio::time::timeout(DISCARD_BODY_FOR, async {
             while let Some(Ok(_)) = chunks.next().await {}

@@ -123,6 +123,8 @@ impl Drop for StreamSlot {
 }
 
 const TICKET_TTL: Duration = Duration::from_secs(60);
+/// Unspent tickets held at once, whatever the rate limit: beyond it, issuing answers `overloaded`.
+pub const MAX_TICKETS: usize = 10_000;
 /// Answers waiting to be written to a slow client before the processing loop waits for it.
 const OUTBOX: usize = 32;
 
@@ -131,7 +133,8 @@ const OUTBOX: usize = 32;
 pub struct Tickets(Mutex<HashMap<String, (Actor, Instant)>>);
 
 impl Tickets {
-    pub fn issue(&self, actor: Actor) -> String {
+    /// A new ticket, or `None` when `MAX_TICKETS` unspent ones are outstanding.
+    pub fn issue(&self, actor: Actor) -> Option<String> {
         let ticket = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -139,8 +142,11 @@ impl Tickets {
         );
         let mut map = self.0.lock().expect("tickets lock");
         map.retain(|_, (_, issued)| issued.elapsed() < TICKET_TTL);
+        if map.len() >= MAX_TICKETS {
+            return None;
+        }
         map.insert(ticket.clone(), (actor, Instant::now()));
-        ticket
+        Some(ticket)
     }
 
     /// The ticket's holder, if the ticket is valid; it stays valid.
@@ -170,11 +176,12 @@ pub struct TicketResponse {
 pub async fn ticket(
     State(state): State<Arc<AppState>>,
     Extension(actor): Extension<Actor>,
-) -> Json<TicketResponse> {
-    Json(TicketResponse {
-        ticket: state.tickets.issue(actor),
+) -> Result<Json<TicketResponse>, ApiError> {
+    let ticket = state.tickets.issue(actor).ok_or_else(ApiError::busy)?;
+    Ok(Json(TicketResponse {
+        ticket,
         expires_in_secs: TICKET_TTL.as_secs(),
-    })
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
