@@ -25,11 +25,13 @@ run: build
 	./target/release/facerec serve
 
 ## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards), then
-## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh).
+## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh). Tests that need
+## ../shared/faces are ignored where it is absent and included where it exists.
 test: setup-test
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
 	trap 'scripts/pg-test.sh stop' EXIT; \
-	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) test --workspace --locked
+	shared=; [ -d ../shared/faces ] && shared="-- --include-ignored"; \
+	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) test --workspace --locked $$shared
 	scripts/contract-test.sh
 
 lint:

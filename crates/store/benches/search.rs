@@ -1,7 +1,7 @@
 //! Search and registration benchmarks (numbers, not pass/fail).
 //!
 //! `cargo bench -p facerec-store --bench search` — exact in-memory index at 10k, 100k and 1M faces
-//! (random unit vectors), beside this machine's memory bandwidth; with FACEREC_TEST_DATABASE_URL set
+//! (random unit vectors): the int8 index beside the f32 scan it replaced, in the same run; with FACEREC_TEST_DATABASE_URL set
 //! (`make bench` starts PostgreSQL), pgvector HNSW at 10k and 100k (FACEREC_BENCH_HNSW_SIZES to change)
 //! with recall@1 against exact search (FACEREC_BENCH_HNSW_M and FACEREC_BENCH_HNSW_EF_CONSTRUCTION set the
 //! index, default the shipped `HnswOptions`; FACEREC_BENCH_HNSW_EF_SEARCH the comma-separated ef_search
@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use facerec_core::*;
+use facerec_store::exact_index::top_persons;
 use facerec_store::{testing, ExactIndex, StoreOptions};
-use facerec_vision::{FaceQuality, NormalizedEmbedding};
+use facerec_vision::embedding::dot;
+use facerec_vision::{FaceQuality, NormalizedEmbedding, Similarity};
 use rand::{Rng, SeedableRng};
 
 const DIM: usize = EMBEDDING_DIM;
-const QUERIES: usize = 200;
 
 fn random_unit(rng: &mut impl Rng) -> Vec<f32> {
     let v: Vec<f32> = (0..DIM).map(|_| rng.random::<f32>() - 0.5).collect();
@@ -30,83 +31,113 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// Sequential read bandwidth (best of three): sum a 1 GiB buffer with the same thread layout the
-/// index uses.
-fn memory_bandwidth_gib_s() -> f64 {
-    let data = vec![1.0f32; 256 << 20];
+/// The f32 scan the index used before quantization (and the truth it is checked against): every
+/// row's exact similarity, split across threads as the index splits its scan; one face per person.
+fn f32_scan(vectors: &[f32], probe: &[f32], k: usize) -> Vec<(f32, usize)> {
+    let rows = vectors.len() / DIM;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut best = 0.0f64;
-    for _ in 0..3 {
-        let start = Instant::now();
-        let sum: f32 = std::thread::scope(|s| {
-            data.chunks(data.len().div_ceil(threads))
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let mut acc = [0.0f32; 16];
-                        for c in chunk.chunks_exact(16) {
-                            for i in 0..16 {
-                                acc[i] += c[i];
-                            }
-                        }
-                        acc.iter().sum::<f32>()
-                    })
+    let chunk = rows.div_ceil(threads);
+    let mut best: Vec<(f32, usize)> = std::thread::scope(|s| {
+        (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let range = t * chunk..((t + 1) * chunk).min(rows);
+                    let mut scored: Vec<(f32, usize)> = range
+                        .map(|r| (dot(&vectors[r * DIM..(r + 1) * DIM], probe), r))
+                        .collect();
+                    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    scored.truncate(k);
+                    scored
                 })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .map(|h| h.join().unwrap())
-                .sum()
-        });
-        std::hint::black_box(sum);
-        best = best.max(1.0 / start.elapsed().as_secs_f64());
-    }
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    best.sort_by(|a, b| b.0.total_cmp(&a.0));
+    best.truncate(k);
     best
 }
 
+/// The quantized index beside the f32 scan it replaced, in the same run: time, memory, and whether
+/// top-1 and the match decision (at the default threshold) agree on every probe. Probes are random
+/// unit vectors (every gallery face about equally far: the bound's worst case, the most
+/// candidates) and noisy copies of gallery faces (as real probes are).
 fn bench_exact() {
     println!(
-        "\nexact in-memory index ({DIM}-d f32, {} threads)",
+        "\nexact in-memory index ({DIM}-d, {} threads): f32 scan (before) vs int8 scan + exact f32 re-scoring of the candidates (now)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "  faces      median ms   p99 ms   scan GiB/s   bandwidth GiB/s   ratio   index MiB   process RSS MiB"
+        "  faces      probes   f32 ms   int8 ms   ratio   candidates   f32 MiB   int8 MiB   top-1 and decision"
     );
+    let threshold = Threshold::default().value();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    for n in [10_000usize, 100_000, 1_000_000] {
+    for (n, probes) in [
+        (10_000usize, 10_000usize),
+        (100_000, 1_000),
+        (1_000_000, 100),
+    ] {
         let mut index = ExactIndex::new();
+        let mut vectors = Vec::with_capacity(n * DIM);
+        let mut truth = std::collections::HashMap::with_capacity(n);
+        let mut rows = Vec::with_capacity(n);
         for _ in 0..n {
-            // One face per person: the worst case for the per-person bookkeeping.
-            index.insert("m", FaceId::new(), PersonId::new(), &random_unit(&mut rng));
+            let (face, person, v) = (FaceId::new(), PersonId::new(), random_unit(&mut rng));
+            index.insert("m", face, person, &v);
+            vectors.extend_from_slice(&v);
+            truth.insert(face, v);
+            rows.push((face, person));
         }
-        let probes: Vec<Vec<f32>> = (0..QUERIES.min(if n >= 1_000_000 { 50 } else { QUERIES }))
-            .map(|_| random_unit(&mut rng))
+        let probes: Vec<Vec<f32>> = (0..probes)
+            .map(|i| {
+                if i % 2 == 0 {
+                    random_unit(&mut rng)
+                } else {
+                    let near = &vectors[(i * 7919 % n) * DIM..][..DIM];
+                    let noisy: Vec<f32> = near
+                        .iter()
+                        .map(|x| x + 0.06 * (rng.random::<f32>() - 0.5))
+                        .collect();
+                    NormalizedEmbedding::normalize(&noisy)
+                        .unwrap()
+                        .0
+                        .as_slice()
+                        .to_vec()
+                }
+            })
             .collect();
-        let mut times = Vec::new();
-        for p in &probes {
+        let (mut before, mut now, mut candidates, mut agree) = (Vec::new(), Vec::new(), 0, 0);
+        for probe in &probes {
             let start = Instant::now();
-            std::hint::black_box(index.search("m", p, 5));
-            times.push(start.elapsed().as_secs_f64() * 1e3);
+            let reference = std::hint::black_box(f32_scan(&vectors, probe, 5));
+            before.push(start.elapsed().as_secs_f64() * 1e3);
+            let start = Instant::now();
+            let found = index.candidates("m", probe, 5);
+            candidates += found.len();
+            let scored = found.into_iter().map(|c| {
+                let exact = dot(&truth[&c.face_id], probe);
+                (c, Similarity::new(exact))
+            });
+            let hits = std::hint::black_box(top_persons(scored, 5));
+            now.push(start.elapsed().as_secs_f64() * 1e3);
+            let (best, row) = reference[0];
+            let same_top = hits[0].face_id == rows[row].0;
+            let same_decision = (hits[0].similarity.value() >= threshold) == (best >= threshold);
+            agree += usize::from(same_top && same_decision);
         }
-        times.sort_by(f64::total_cmp);
-        let median = percentile(&times, 0.5);
-        // Measured beside each scan: this shared machine's bandwidth drifts between minutes.
-        let bandwidth = memory_bandwidth_gib_s();
-        let gib_s = (n * DIM * 4) as f64 / (1u64 << 30) as f64 / (median / 1e3);
+        before.sort_by(f64::total_cmp);
+        now.sort_by(f64::total_cmp);
+        let (before, now) = (percentile(&before, 0.5), percentile(&now, 0.5));
         println!(
-            "  {n:>9}  {median:>9.2}  {:>7.2}  {gib_s:>10.1}   {bandwidth:>15.1}   {:>4.0}%   {:>9.0}   {:>15.0}",
-            percentile(&times, 0.99),
-            100.0 * gib_s / bandwidth,
+            "  {n:>9}  {:>7}  {before:>7.2}  {now:>8.2}   {:>4.0}%   {:>10.1}   {:>7.0}   {:>8.0}   {agree}/{} identical",
+            probes.len(),
+            100.0 * now / before,
+            candidates as f64 / probes.len() as f64,
+            (n * DIM * 4) as f64 / (1 << 20) as f64,
             index.vector_bytes() as f64 / (1 << 20) as f64,
-            rss_mib()
+            probes.len(),
         );
     }
 }
@@ -301,10 +332,8 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
                 .await
                 .unwrap();
         assert_eq!(persons.len(), n, "{kept_name} holds another data set");
-        let mut exact = ExactIndex::new();
-        for (v, p) in vectors.iter().zip(&persons) {
-            exact.insert("bench@0", FaceId::new(), PersonId(*p), v);
-        }
+        let flat: Vec<f32> = vectors.concat();
+        let persons_of_rows: Vec<PersonId> = persons.iter().map(|p| PersonId(*p)).collect();
         let model = ModelRef {
             name: "bench".into(),
             sha256: "0".into(),
@@ -319,7 +348,8 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
                     .map(|x| x + 0.02 * (rng.random::<f32>() - 0.5))
                     .collect();
                 let probe = NormalizedEmbedding::normalize(&noisy).unwrap().0;
-                let truth = exact.search("bench@0", probe.as_slice(), 1)[0].person_id;
+                let truth = f32_scan(&flat, probe.as_slice(), 1)[0].1;
+                let truth = persons_of_rows[truth];
                 (probe, truth)
             })
             .collect();

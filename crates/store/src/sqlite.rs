@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use facerec_core::store::StoreResult;
 use facerec_core::*;
-use facerec_vision::NormalizedEmbedding;
+use facerec_vision::embedding::dot;
+use facerec_vision::{NormalizedEmbedding, Similarity};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -19,7 +20,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
 use crate::columns::{Embedding, Id};
-use crate::exact_index::ExactIndex;
+use crate::exact_index::{top_persons, ExactIndex};
 use crate::sql::{db_error, Backend, SELECT_PERSON};
 use crate::store_impl::{impl_store, Committed};
 use crate::StoreOptions;
@@ -201,16 +202,26 @@ impl SqliteStore {
         k: usize,
     ) -> StoreResult<Vec<Candidate>> {
         let index = Arc::clone(&self.index);
-        let (probe, key) = (probe.clone(), model.key());
+        let (scan_probe, key) = (probe.clone(), model.key());
         // A scan of a large index takes milliseconds: off the async runtime's threads.
-        let hits = tokio::task::spawn_blocking(move || {
+        let candidates = tokio::task::spawn_blocking(move || {
             index
                 .read()
                 .expect("index lock")
-                .search(&key, probe.as_slice(), k)
+                .candidates(&key, scan_probe.as_slice(), k)
         })
         .await
         .map_err(|e| StoreError::Database(format!("search task failed: {e}")))?;
+        // The candidates' exact similarities, from the f32 embeddings in the database (a face
+        // deleted since the scan is simply no candidate).
+        let ids: Vec<FaceId> = candidates.iter().map(|c| c.face_id).collect();
+        let mut embeddings = self.embeddings(&ids).await?;
+        let scored = candidates.into_iter().filter_map(|candidate| {
+            let embedding = embeddings.remove(&candidate.face_id)?;
+            let similarity = dot(embedding.as_slice(), probe.as_slice());
+            Some((candidate, Similarity::new(similarity)))
+        });
+        let hits = top_persons(scored, k);
         let ids: Vec<PersonId> = hits.iter().map(|h| h.person_id).collect();
         let mut names = self.names(&ids).await?;
         // A person deleted between the scan and the lookup is simply no candidate.
@@ -225,6 +236,29 @@ impl SqliteStore {
                 })
             })
             .collect())
+    }
+
+    /// The stored embeddings of the faces that still exist among `ids`.
+    async fn embeddings(
+        &self,
+        ids: &[FaceId],
+    ) -> StoreResult<HashMap<FaceId, NormalizedEmbedding>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        // SQLite binds at most 32,766 parameters per statement.
+        for chunk in ids.chunks(1_000) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, embedding FROM faces WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (Id, Embedding)>(&sql);
+            for id in chunk {
+                query = query.bind(Id::from(*id));
+            }
+            let rows = query.fetch_all(&self.readers).await.map_err(db_error)?;
+            found.extend(rows.into_iter().map(|(id, e)| (id.into(), e.0)));
+        }
+        Ok(found)
     }
 
     /// Names of the persons that still exist among `ids`, in one query.
