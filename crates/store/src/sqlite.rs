@@ -243,43 +243,34 @@ impl SqliteStore {
         &self,
         ids: &[FaceId],
     ) -> StoreResult<HashMap<FaceId, NormalizedEmbedding>> {
-        let mut found = HashMap::with_capacity(ids.len());
-        // SQLite binds at most 32,766 parameters per statement.
-        for chunk in ids.chunks(1_000) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT id, embedding FROM faces WHERE id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query_as::<_, (Id, Embedding)>(&sql);
-            for id in chunk {
-                query = query.bind(Id::from(*id));
-            }
-            let rows = query.fetch_all(&self.readers).await.map_err(db_error)?;
-            found.extend(rows.into_iter().map(|(id, e)| (id.into(), e.0)));
-        }
-        Ok(found)
+        let rows: Vec<(Id, Embedding)> = self.by_ids("id, embedding FROM faces", ids).await?;
+        Ok(rows.into_iter().map(|(id, e)| (id.into(), e.0)).collect())
     }
 
-    /// Names of the persons that still exist among `ids`, in one query.
+    /// Names of the persons that still exist among `ids`.
     async fn names(&self, ids: &[PersonId]) -> StoreResult<HashMap<PersonId, String>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+        let rows: Vec<(Id, String)> = self.by_ids("id, name FROM persons", ids).await?;
+        Ok(rows.into_iter().map(|(id, n)| (id.into(), n)).collect())
+    }
+
+    /// `SELECT {what} WHERE id IN (ids)`, a query per thousand ids (SQLite binds at most 32,766
+    /// parameters per statement).
+    async fn by_ids<T, K>(&self, what: &str, ids: &[K]) -> StoreResult<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+        K: Copy + Into<Id>,
+    {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1_000) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT {what} WHERE id IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query_as::<_, T>(&sql);
+            for id in chunk {
+                query = query.bind((*id).into());
+            }
+            found.extend(query.fetch_all(&self.readers).await.map_err(db_error)?);
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id, name FROM persons WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, (Id, String)>(&sql);
-        for id in ids {
-            query = query.bind(Id::from(*id));
-        }
-        let rows = query.fetch_all(&self.readers).await.map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name)| (id.into(), name))
-            .collect())
+        Ok(found)
     }
 }
 

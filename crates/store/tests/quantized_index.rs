@@ -36,9 +36,7 @@ fn agrees_with_the_f32_scan_on_every_shared_probe() {
         let count = enrolled.entry(parts[1].to_owned()).or_default();
         if parts[0] == "images" && *count < 2 && !embeddings.is_empty() {
             *count += 1;
-            let person = *persons
-                .entry(parts[1].to_owned())
-                .or_insert_with(PersonId::new);
+            let person = *persons.entry(parts[1].to_owned()).or_default();
             gallery.push((FaceId::new(), person, embeddings[0].clone()));
         } else {
             probes.extend(embeddings);
