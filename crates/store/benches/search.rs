@@ -41,13 +41,18 @@ fn f32_scan(vectors: &[f32], probe: &[f32], k: usize) -> Vec<(f32, usize)> {
         (0..threads)
             .map(|t| {
                 s.spawn(move || {
+                    // The k best so far, best first; a row enters only past the worst of them.
+                    let mut top: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
                     let range = t * chunk..((t + 1) * chunk).min(rows);
-                    let mut scored: Vec<(f32, usize)> = range
-                        .map(|r| (dot(&vectors[r * DIM..(r + 1) * DIM], probe), r))
-                        .collect();
-                    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-                    scored.truncate(k);
-                    scored
+                    for r in range {
+                        let similarity = dot(&vectors[r * DIM..(r + 1) * DIM], probe);
+                        if top.len() < k || similarity > top[top.len() - 1].0 {
+                            let at = top.partition_point(|e| e.0 >= similarity);
+                            top.insert(at, (similarity, r));
+                            top.truncate(k);
+                        }
+                    }
+                    top
                 })
             })
             .collect::<Vec<_>>()

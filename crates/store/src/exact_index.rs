@@ -15,9 +15,15 @@ use std::collections::HashMap;
 
 use facerec_core::{FaceId, PersonId};
 use facerec_vision::Similarity;
+use wide::{i16x16, i32x8, i8x16};
 
 /// Below this many rows one thread scans faster than several can be started.
 const PARALLEL_MIN_ROWS: usize = 32_768;
+/// Most candidates a search returns for exact scoring. Real galleries give a handful; only
+/// thousands of near-identical faces (the same photo registered again and again) reach this, and
+/// then the candidates with the highest possible similarity are kept, so the answer is exact
+/// unless more than this many faces are all within the quantization error of the best.
+pub const MAX_CANDIDATES: usize = 1_024;
 /// Added to every error bound for the rounding of the f32 arithmetic (the estimate's products and
 /// the exact dot product's sum), orders of magnitude above it.
 const ROUNDING: f32 = 1e-4;
@@ -84,13 +90,39 @@ fn quantize(vector: &[f32], codes: &mut Vec<i8>) -> RowScale {
     }
 }
 
-/// The integer dot product of two code rows: widened to i32 (at most 512 x 127² < 2^24, so also
-/// exact as f32). Written plainly so that the compiler vectorizes it (pmaddwd).
-fn dot_codes(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| i32::from(x) * i32::from(y))
-        .sum()
+/// Codes widened to i16 once per probe, 16 to a lane group, for [`dot_codes`].
+fn widen(codes: &[i8]) -> Vec<i16x16> {
+    codes
+        .chunks(16)
+        .map(|chunk| {
+            let mut lanes = [0i8; 16];
+            lanes[..chunk.len()].copy_from_slice(chunk);
+            i16x16::from_i8x16(i8x16::new(lanes))
+        })
+        .collect()
+}
+
+/// The integer dot product of a code row with a widened probe: each 16 codes are sign-extended
+/// to i16 and multiplied pairwise into i32 (pmaddwd). At most 512 x 127² < 2^24, so the sum is
+/// also exact as an f32.
+fn dot_codes(row: &[i8], probe: &[i16x16]) -> i32 {
+    let mut acc = i32x8::ZERO;
+    let mut chunks = row.chunks_exact(16);
+    for (chunk, p) in (&mut chunks).zip(probe) {
+        let lanes: [i8; 16] = chunk.try_into().expect("16 codes");
+        acc += i16x16::from_i8x16(i8x16::new(lanes)).dot(*p);
+    }
+    let tail = chunks.remainder();
+    let mut sum: i32 = acc.to_array().iter().sum();
+    if let Some(p) = probe.get(row.len() / 16) {
+        let p = p.to_array();
+        sum += tail
+            .iter()
+            .zip(p)
+            .map(|(&c, p)| i32::from(c) * i32::from(p))
+            .sum::<i32>();
+    }
+    sum
 }
 
 impl ExactIndex {
@@ -188,7 +220,7 @@ impl ExactIndex {
         let probe_scale = quantize(probe, &mut probe_codes);
         let probe_norm = probe.iter().map(|v| v * v).sum::<f32>().sqrt();
         let probe = QuantizedProbe {
-            codes: &probe_codes,
+            codes: &widen(&probe_codes),
             scale: probe_scale,
             norm: probe_norm,
         };
@@ -202,11 +234,20 @@ impl ExactIndex {
         } else {
             f32::NEG_INFINITY
         };
-        upper
+        let mut rows: Vec<(f32, usize)> = upper
             .iter()
             .enumerate()
             .filter(|(_, &u)| u >= floor)
-            .map(|(row, _)| CandidateFace {
+            .map(|(row, &u)| (u, row))
+            .collect();
+        if rows.len() > MAX_CANDIDATES {
+            // Thousands of faces within the error of each other: near-duplicates. Rescoring them all
+            // would read them all from the database; the most promising are enough.
+            rows.select_nth_unstable_by(MAX_CANDIDATES - 1, |a, b| b.0.total_cmp(&a.0));
+            rows.truncate(MAX_CANDIDATES);
+        }
+        rows.into_iter()
+            .map(|(_, row)| CandidateFace {
                 face_id: index.row_face[row],
                 person_id: index.persons[index.row_person[row] as usize],
             })
@@ -241,7 +282,7 @@ pub fn top_persons(
 }
 
 struct QuantizedProbe<'a> {
-    codes: &'a [i8],
+    codes: &'a [i16x16],
     scale: RowScale,
     norm: f32,
 }
