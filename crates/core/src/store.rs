@@ -104,6 +104,22 @@ pub trait Store: Send + Sync {
         model: &ModelRef,
         k: usize,
     ) -> StoreResult<Vec<Candidate>>;
+
+    /// Records a one-time stream ticket (by its sha256) for `actor` until `expires_at`, after
+    /// dropping expired ones; `false` when `max_outstanding` unexpired tickets already exist.
+    async fn issue_ticket(
+        &self,
+        ticket_sha256: &str,
+        actor: &Actor,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        max_outstanding: u64,
+    ) -> StoreResult<bool>;
+
+    /// Who holds an unexpired ticket; the ticket stays valid.
+    async fn ticket_holder(&self, ticket_sha256: &str) -> StoreResult<Option<Actor>>;
+
+    /// Spends an unexpired ticket: `true` exactly once, whichever process asks.
+    async fn redeem_ticket(&self, ticket_sha256: &str) -> StoreResult<bool>;
 }
 
 /// Checks an embedding's length before it reaches a database.

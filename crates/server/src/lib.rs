@@ -16,7 +16,7 @@ use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
 use facerec_service::{App, Engine};
 
 use crate::api::auth::{ApiKeys, RateLimit};
-use crate::api::stream::{StreamLimits, StreamSlots, Tickets};
+use crate::api::stream::{StreamLimits, StreamSlots};
 use crate::api::{AppState, HttpLimits};
 
 /// Everything the service needs, read once at start and passed down.
@@ -95,7 +95,6 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         rate_limit: RateLimit::per_minute(config.rate_limit_per_minute),
         frame_limit: RateLimit::per_second(config.stream.max_frames_per_sec_per_key),
         metrics: api::metrics_handle(),
-        tickets: Tickets::default(),
         stream_slots: StreamSlots::new(
             config.stream.max_streams,
             config.stream.max_streams_per_key,

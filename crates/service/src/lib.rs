@@ -13,6 +13,7 @@ mod live;
 mod persons;
 mod recognition;
 mod registration;
+pub mod tickets;
 
 pub use app::{App, Load, Readiness};
 pub use engine::{Engine, EngineError};

@@ -80,6 +80,14 @@ const DELETE_FACE: &str = concat!(
 );
 const DELETE_FACES_OF_PERSON: &str = "DELETE FROM faces WHERE person_id = $1 RETURNING id";
 const COUNT_FACES: &str = "SELECT count(*) FROM faces";
+const DELETE_EXPIRED_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at <= $1";
+const COUNT_TICKETS: &str = "SELECT count(*) FROM stream_tickets";
+const INSERT_TICKET: &str =
+    "INSERT INTO stream_tickets (ticket_sha256, actor, expires_at) VALUES ($1, $2, $3)";
+const SELECT_TICKET: &str =
+    "SELECT actor FROM stream_tickets WHERE ticket_sha256 = $1 AND expires_at > $2";
+const REDEEM_TICKET: &str =
+    "DELETE FROM stream_tickets WHERE ticket_sha256 = $1 AND expires_at > $2 RETURNING actor";
 
 const INSERT_AUDIT: &str =
     "INSERT INTO audit_events (at, action, person_id, face_id, actor, details) \
@@ -184,6 +192,7 @@ where
     (Id,): for<'r> FromRow<'r, Self::Row>,
     (Id, String): for<'r> FromRow<'r, Self::Row>,
     (i64,): for<'r> FromRow<'r, Self::Row>,
+    (String,): for<'r> FromRow<'r, Self::Row>,
 {
     /// Reads a person inside a write transaction and holds their row until it ends, so that
     /// concurrent changes to one person are serialized (idempotent face adds rely on it).
@@ -287,6 +296,37 @@ where
 
     fn count_faces() -> Scalar<Self, i64> {
         sqlx::query_scalar(COUNT_FACES)
+    }
+
+    fn delete_expired_tickets(now: DateTime<Utc>) -> Statement<Self> {
+        sqlx::query(DELETE_EXPIRED_TICKETS).bind(now)
+    }
+
+    fn count_tickets() -> Scalar<Self, i64> {
+        sqlx::query_scalar(COUNT_TICKETS)
+    }
+
+    fn insert_ticket(
+        ticket_sha256: &str,
+        actor: &Actor,
+        expires_at: DateTime<Utc>,
+    ) -> Statement<Self> {
+        sqlx::query(INSERT_TICKET)
+            .bind(ticket_sha256.to_owned())
+            .bind(actor.0.clone())
+            .bind(expires_at)
+    }
+
+    fn select_ticket(ticket_sha256: &str, now: DateTime<Utc>) -> Scalar<Self, String> {
+        sqlx::query_scalar(SELECT_TICKET)
+            .bind(ticket_sha256.to_owned())
+            .bind(now)
+    }
+
+    fn redeem_ticket(ticket_sha256: &str, now: DateTime<Utc>) -> Scalar<Self, String> {
+        sqlx::query_scalar(REDEEM_TICKET)
+            .bind(ticket_sha256.to_owned())
+            .bind(now)
     }
 
     fn audit(event: NewAuditEvent, actor: &Actor) -> Statement<Self> {

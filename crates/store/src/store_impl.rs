@@ -250,6 +250,47 @@ macro_rules! impl_store {
                 }
                 self.candidates(probe, model, k).await
             }
+
+            async fn issue_ticket(
+                &self,
+                ticket_sha256: &str,
+                actor: &Actor,
+                expires_at: chrono::DateTime<chrono::Utc>,
+                max_outstanding: u64,
+            ) -> StoreResult<bool> {
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let now = chrono::Utc::now();
+                $crate::store_impl::execute!(tx, [<$db>::delete_expired_tickets(now)], None);
+                let outstanding = <$db>::count_tickets()
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if outstanding as u64 >= max_outstanding {
+                    return Ok(false);
+                }
+                let insert = <$db>::insert_ticket(ticket_sha256, actor, expires_at);
+                $crate::store_impl::execute!(tx, [insert], None);
+                tx.commit().await.map_err(db_error)?;
+                Ok(true)
+            }
+
+            async fn ticket_holder(&self, ticket_sha256: &str) -> StoreResult<Option<Actor>> {
+                let actor = <$db>::select_ticket(ticket_sha256, chrono::Utc::now())
+                    .fetch_optional(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                Ok(actor.map(Actor))
+            }
+
+            async fn redeem_ticket(&self, ticket_sha256: &str) -> StoreResult<bool> {
+                let mut writer = self.writer().await?;
+                let redeemed = <$db>::redeem_ticket(ticket_sha256, chrono::Utc::now())
+                    .fetch_optional(&mut *writer)
+                    .await
+                    .map_err(db_error)?;
+                Ok(redeemed.is_some())
+            }
         }
     };
 }

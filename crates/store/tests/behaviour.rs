@@ -590,12 +590,10 @@ fn labelled_photos(dir: &Path) -> Vec<Labelled> {
 /// identity (a stranger) stays unknown at the default threshold.
 async fn recognition_over_shared_faces(store: Arc<dyn Inspect>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/faces");
-    if !dir.join("reference.jsonl").is_file() {
-        eprintln!(
-            "../shared/faces absent: the registry-photo recognition test covers this machine"
-        );
-        return;
-    }
+    assert!(
+        dir.join("reference.jsonl").is_file(),
+        "../shared/faces is absent"
+    );
     let photos = labelled_photos(&dir);
     let mut by_identity: HashMap<&str, Vec<&Labelled>> = HashMap::new();
     for p in &photos {
@@ -798,10 +796,66 @@ on_both_backends!(
     faces_idempotency_and_deletion,
     search_matches_brute_force,
     concurrent_registrations,
-    recognition_over_shared_faces,
     recognition_over_registry_photos,
     names_in_any_script,
+    stream_tickets_are_spent_once,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ../shared/faces; `make test` includes it where that folder exists"]
+async fn recognition_over_shared_faces_on_sqlite() {
+    recognition_over_shared_faces(Backend::sqlite().await.open().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ../shared/faces; `make test` includes it where that folder exists"]
+async fn recognition_over_shared_faces_on_postgres() {
+    recognition_over_shared_faces(Backend::postgres().await.open().await).await;
+}
+
+/// A ticket names its holder until it is spent, is spent once, expires, and the outstanding ones
+/// are capped.
+async fn stream_tickets_are_spent_once(store: Arc<dyn Inspect>) {
+    let actor = Actor("key:0123abcd".into());
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(60);
+    assert!(store.issue_ticket("hash-a", &actor, soon, 3).await.unwrap());
+    assert_eq!(
+        store.ticket_holder("hash-a").await.unwrap(),
+        Some(actor.clone())
+    );
+    assert_eq!(store.ticket_holder("hash-b").await.unwrap(), None);
+    let spends = tokio::join!(
+        store.redeem_ticket("hash-a"),
+        store.redeem_ticket("hash-a"),
+        store.redeem_ticket("hash-a"),
+        store.redeem_ticket("hash-a"),
+    );
+    let spends = [spends.0, spends.1, spends.2, spends.3];
+    let spent = spends.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(spent, 1, "spent exactly once");
+    assert_eq!(store.ticket_holder("hash-a").await.unwrap(), None);
+
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert!(store
+        .issue_ticket("expired", &actor, past, 3)
+        .await
+        .unwrap());
+    assert_eq!(store.ticket_holder("expired").await.unwrap(), None);
+    assert!(!store.redeem_ticket("expired").await.unwrap(), "expired");
+
+    for hash in ["t1", "t2", "t3"] {
+        assert!(store.issue_ticket(hash, &actor, soon, 3).await.unwrap());
+    }
+    assert!(
+        !store.issue_ticket("t4", &actor, soon, 3).await.unwrap(),
+        "at most 3 outstanding"
+    );
+    assert!(store.redeem_ticket("t1").await.unwrap());
+    assert!(
+        store.issue_ticket("t4", &actor, soon, 3).await.unwrap(),
+        "room again"
+    );
+}
 
 /// Whether `needle` occurs in the file (a missing file holds nothing).
 fn file_contains(path: &Path, needle: &[u8]) -> bool {

@@ -39,7 +39,6 @@ pub struct AppState {
     /// Stream frames per second per key.
     pub frame_limit: Option<RateLimit>,
     pub metrics: PrometheusHandle,
-    pub tickets: stream::Tickets,
     pub stream_slots: Arc<stream::StreamSlots>,
     pub stream_limits: stream::StreamLimits,
     /// Uploads being received or processed at once (see [`admit_upload`]).

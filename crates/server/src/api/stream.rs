@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::authenticate;
 use super::error::ApiError;
 use super::AppState;
+use facerec_service::tickets::TICKET_TTL;
 
 /// Limits of the stream endpoint.
 #[derive(Debug, Clone)]
@@ -122,47 +123,8 @@ impl Drop for StreamSlot {
     }
 }
 
-const TICKET_TTL: Duration = Duration::from_secs(60);
-/// Unspent tickets held at once, whatever the rate limit: beyond it, issuing answers `overloaded`.
-pub const MAX_TICKETS: usize = 10_000;
 /// Answers waiting to be written to a slow client before the processing loop waits for it.
 const OUTBOX: usize = 32;
-
-/// One-time tickets that let a browser open the stream without putting its API key in a URL.
-#[derive(Default)]
-pub struct Tickets(Mutex<HashMap<String, (Actor, Instant)>>);
-
-impl Tickets {
-    /// A new ticket, or `None` when `MAX_TICKETS` unspent ones are outstanding.
-    pub fn issue(&self, actor: Actor) -> Option<String> {
-        let ticket = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut map = self.0.lock().expect("tickets lock");
-        map.retain(|_, (_, issued)| issued.elapsed() < TICKET_TTL);
-        if map.len() >= MAX_TICKETS {
-            return None;
-        }
-        map.insert(ticket.clone(), (actor, Instant::now()));
-        Some(ticket)
-    }
-
-    /// The ticket's holder, if the ticket is valid; it stays valid.
-    pub fn holder(&self, ticket: &str) -> Option<Actor> {
-        let map = self.0.lock().expect("tickets lock");
-        let (actor, issued) = map.get(ticket)?;
-        (issued.elapsed() < TICKET_TTL).then(|| actor.clone())
-    }
-
-    /// Spends the ticket: it is gone after its first use (or after a minute). `false` when it was
-    /// already spent.
-    pub fn redeem(&self, ticket: &str) -> bool {
-        let removed = self.0.lock().expect("tickets lock").remove(ticket);
-        removed.is_some_and(|(_, issued)| issued.elapsed() < TICKET_TTL)
-    }
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketResponse {
@@ -177,7 +139,11 @@ pub async fn ticket(
     State(state): State<Arc<AppState>>,
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<TicketResponse>, ApiError> {
-    let ticket = state.tickets.issue(actor).ok_or_else(ApiError::busy)?;
+    let ticket = state
+        .app
+        .issue_stream_ticket(&actor)
+        .await?
+        .ok_or_else(ApiError::busy)?;
     Ok(Json(TicketResponse {
         ticket,
         expires_in_secs: TICKET_TTL.as_secs(),
@@ -214,9 +180,10 @@ pub async fn stream(
         )
     };
     let actor = match &query.ticket {
-        Some(ticket) => match state.tickets.holder(ticket) {
-            Some(actor) => actor,
-            None => return invalid_ticket().into_response(),
+        Some(ticket) => match state.app.stream_ticket_holder(ticket).await {
+            Ok(Some(actor)) => actor,
+            Ok(None) => return invalid_ticket().into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
         },
         None => match authenticate(&state.keys, &headers) {
             Ok(actor) => actor,
@@ -237,8 +204,10 @@ pub async fn stream(
     };
     // A ticket is spent only once a slot is granted: a refused client may retry with it.
     if let Some(ticket) = &query.ticket {
-        if !state.tickets.redeem(ticket) {
-            return invalid_ticket().into_response();
+        match state.app.redeem_stream_ticket(ticket).await {
+            Ok(true) => {}
+            Ok(false) => return invalid_ticket().into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
         }
     }
     let mut tracker = state.stream_limits.tracker;

@@ -1,0 +1,112 @@
+//! Two `facerec serve` processes on one PostgreSQL behave as one service: what one registers the
+//! other recognizes at once, what one deletes is gone from the other, and a stream ticket issued by
+//! one opens a stream on the other, exactly once.
+
+mod support;
+
+use futures_util::StreamExt;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "replica-key";
+
+async fn recognized_name(server: &Server, photo: &[u8]) -> serde_json::Value {
+    let form = reqwest::multipart::Form::new().part("image", image_part(photo.to_vec(), "p.jpg"));
+    let (status, body) = json(server.post_form("/v1/recognize", form).await).await;
+    assert_eq!(status, 200, "{body}");
+    body["faces"][0]["match"]["name"].clone()
+}
+
+async fn ticket(server: &Server) -> String {
+    let answer = server
+        .client
+        .post(format!("{}/v1/stream/ticket", server.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    body["ticket"].as_str().unwrap().to_owned()
+}
+
+/// Opens a stream with a ticket: `Ok` with the first answer to a frame, or the HTTP status.
+async fn stream_with(
+    server: &Server,
+    ticket: &str,
+    frame: &[u8],
+) -> Result<serde_json::Value, u16> {
+    let url = format!(
+        "{}/v1/stream?ticket={ticket}",
+        server.url.replacen("http://", "ws://", 1)
+    );
+    let mut socket = match tokio_tungstenite::connect_async(url).await {
+        Ok((socket, _)) => socket,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            return Err(response.status().as_u16())
+        }
+        Err(e) => panic!("{e}"),
+    };
+    futures_util::SinkExt::send(&mut socket, Message::binary(frame.to_vec()))
+        .await
+        .unwrap();
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(30), socket.next())
+            .await
+            .expect("an answer")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return Ok(serde_json::from_str(&text).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_behave_as_one_service() {
+    let url = new_postgres_database().await;
+    let a = Server::start(Db::Url(url.clone()), &["--api-keys", KEY]).await;
+    let b = Server::start(Db::Url(url), &["--api-keys", KEY]).await;
+    let photo = registry_photo("vectron/yaoming.jpg");
+
+    // Registered through A, recognized through B at once.
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(photo.clone(), "yao.jpg"))
+        .text("name", "Yao Ming")
+        .text("consent", "true");
+    let (status, body) = json(a.post_form("/v1/register", form).await).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["person"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(recognized_name(&b, &photo).await, "Yao Ming");
+
+    // A ticket from A opens a stream on B, once; not again on either.
+    let ticket = ticket(&a).await;
+    let answer = stream_with(&b, &ticket, &photo)
+        .await
+        .expect("B accepts A's ticket");
+    assert_eq!(answer["faces"][0]["match"]["name"], "Yao Ming", "{answer}");
+    assert_eq!(stream_with(&b, &ticket, &photo).await.unwrap_err(), 401);
+    assert_eq!(stream_with(&a, &ticket, &photo).await.unwrap_err(), 401);
+
+    // Deleted through B, gone from A.
+    let deleted = b.delete(&format!("/v1/persons/{id}")).await.status();
+    assert!(deleted.is_success(), "{deleted}");
+    assert_eq!(a.get(&format!("/v1/persons/{id}")).await.status(), 404);
+    assert_eq!(recognized_name(&a, &photo).await, serde_json::Value::Null);
+}
+
+/// The per-key rate limit is counted by each replica on its own, as the README says: with two
+/// replicas a key gets the limit from each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_replica_counts_the_rate_limit_on_its_own() {
+    let url = new_postgres_database().await;
+    let limited = ["--api-keys", KEY, "--rate-limit-per-minute", "3"];
+    let a = Server::start(Db::Url(url.clone()), &limited).await;
+    let b = Server::start(Db::Url(url), &limited).await;
+    for server in [&a, &b] {
+        for _ in 0..3 {
+            assert_eq!(server.get("/v1/persons").await.status(), 200);
+        }
+        assert_eq!(server.get("/v1/persons").await.status(), 429);
+    }
+}

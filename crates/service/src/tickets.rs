@@ -1,0 +1,53 @@
+//! One-time stream tickets: a browser exchanges its API key for one, so the key never appears in a
+//! WebSocket URL. Tickets live in the database (only their sha256), so with several replicas on one
+//! PostgreSQL a ticket issued by one opens a stream on any other, exactly once.
+
+use std::time::Duration;
+
+use facerec_core::Actor;
+use sha2::{Digest, Sha256};
+
+use crate::{App, AppResult};
+
+/// How long a ticket stays valid.
+pub const TICKET_TTL: Duration = Duration::from_secs(60);
+/// Unspent tickets held at once, whatever the rate limit: beyond it, issuing is refused.
+pub const MAX_TICKETS: u64 = 10_000;
+
+fn digest(ticket: &str) -> String {
+    hex::encode(Sha256::digest(ticket.as_bytes()))
+}
+
+impl App {
+    /// A new ticket for `actor`, valid for [`TICKET_TTL`]; `None` when [`MAX_TICKETS`] are
+    /// outstanding.
+    pub async fn issue_stream_ticket(&self, actor: &Actor) -> AppResult<Option<String>> {
+        // Two v4 UUIDs: 244 random bits from the operating system's generator.
+        let ticket = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let ttl = chrono::Duration::from_std(TICKET_TTL).expect("a minute fits");
+        let issued = self
+            .store
+            .issue_ticket(
+                &digest(&ticket),
+                actor,
+                chrono::Utc::now() + ttl,
+                MAX_TICKETS,
+            )
+            .await?;
+        Ok(issued.then_some(ticket))
+    }
+
+    /// The holder of an unexpired ticket; it stays valid.
+    pub async fn stream_ticket_holder(&self, ticket: &str) -> AppResult<Option<Actor>> {
+        Ok(self.store.ticket_holder(&digest(ticket)).await?)
+    }
+
+    /// Spends a ticket: `true` exactly once, on whichever replica asks first.
+    pub async fn redeem_stream_ticket(&self, ticket: &str) -> AppResult<bool> {
+        Ok(self.store.redeem_ticket(&digest(ticket)).await?)
+    }
+}
