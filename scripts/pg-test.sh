@@ -3,6 +3,9 @@
 #   scripts/pg-test.sh start   -> prints the URL to use: postgres://facerec@127.0.0.1:$PORT/postgres
 #   scripts/pg-test.sh stop
 #   scripts/pg-test.sh pause|resume   (stop and start the server, keeping its data: outage tests)
+#   FACEREC_TEST_PG_PORT=P2 scripts/pg-test.sh standby P1
+#                              -> a streaming hot standby of the server on port P1, on port P2
+#                                 (pg_basebackup + primary_conninfo); prints its URL
 # FACEREC_TEST_PG_OPTIONS adds server settings, e.g. "-c shared_buffers=8GB" for large benchmarks.
 # PostgreSQL refuses to run as root: as root, a system user (facerec-pg) owns the cluster.
 set -euo pipefail
@@ -69,6 +72,18 @@ case "${1:-}" in
     launch
     echo "postgres://facerec@127.0.0.1:$port/postgres"
     ;;
+  standby) # a streaming hot standby of the (running) server on port $2
+    primary="${2:?usage: $0 standby PRIMARY_PORT}"
+    use_reachable_install
+    as_owner "$pg/bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$data"
+    # -R writes standby.signal and primary_conninfo; -X stream copies the WAL the backup needs.
+    # -c fast: an immediate checkpoint (the default spreads it over minutes).
+    as_owner "$pg/bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U facerec -D "$data" -R -X stream -c fast \
+      --no-sync >"$data.basebackup.log" 2>&1 || { cat "$data.basebackup.log" >&2; exit 1; }
+    launch
+    echo "postgres://facerec@127.0.0.1:$port/postgres"
+    ;;
   pause) # stops the server and keeps its data (an outage, for tests)
     use_reachable_install
     as_owner "$pg/bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
@@ -81,11 +96,11 @@ case "${1:-}" in
     use_reachable_install
     if [ -d "$data" ]; then
       as_owner "$pg/bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
-      rm -rf "$data" "$data.initdb.log"
+      rm -rf "$data" "$data.initdb.log" "$data.basebackup.log"
     fi
     ;;
   *)
-    echo "usage: $0 start|stop|pause|resume" >&2
+    echo "usage: $0 start|stop|pause|resume|standby PRIMARY_PORT" >&2
     exit 2
     ;;
 esac

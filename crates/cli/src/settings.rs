@@ -15,6 +15,9 @@ pub struct DatabaseArgs {
         default_value = "sqlite://./data/facerec.db"
     )]
     pub database_url: String,
+    /// A PostgreSQL hot standby for searches and reads (writes stay on --database-url)
+    #[arg(long, env = "FACEREC_DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
     /// Database connections (PostgreSQL pool size; SQLite readers)
     #[arg(long, env = "FACEREC_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
@@ -39,6 +42,7 @@ impl DatabaseArgs {
                 ..HnswOptions::default()
             },
             max_connections: self.db_connections,
+            read_url: self.database_read_url.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Two `facerec serve` processes on one PostgreSQL behave as one service: what one registers the
 //! other recognizes at once, what one deletes is gone from the other, and a stream ticket issued by
-//! one opens a stream on the other, exactly once.
+//! one opens a stream on the other, exactly once. And a server with a streaming standby as its
+//! read database searches there and writes to the primary.
 
 mod support;
 
@@ -15,6 +16,17 @@ async fn recognized_name(server: &Server, photo: &[u8]) -> serde_json::Value {
     let (status, body) = json(server.post_form("/v1/recognize", form).await).await;
     assert_eq!(status, 200, "{body}");
     body["faces"][0]["match"]["name"].clone()
+}
+
+/// Registers the photo as "Yao Ming" (201 expected); the person's id.
+async fn register_yao(server: &Server, photo: &[u8]) -> String {
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(photo.to_vec(), "yao.jpg"))
+        .text("name", "Yao Ming")
+        .text("consent", "true");
+    let (status, body) = json(server.post_form("/v1/register", form).await).await;
+    assert_eq!(status, 201, "{body}");
+    body["person"]["id"].as_str().unwrap().to_owned()
 }
 
 async fn ticket(server: &Server) -> String {
@@ -70,13 +82,7 @@ async fn two_replicas_on_one_postgres_behave_as_one_service() {
     let photo = registry_photo("vectron/yaoming.jpg");
 
     // Registered through A, recognized through B at once.
-    let form = reqwest::multipart::Form::new()
-        .part("image", image_part(photo.clone(), "yao.jpg"))
-        .text("name", "Yao Ming")
-        .text("consent", "true");
-    let (status, body) = json(a.post_form("/v1/register", form).await).await;
-    assert_eq!(status, 201, "{body}");
-    let id = body["person"]["id"].as_str().unwrap().to_owned();
+    let id = register_yao(&a, &photo).await;
     assert_eq!(recognized_name(&b, &photo).await, "Yao Ming");
 
     // A ticket from A opens a stream on B, once; not again on either.
@@ -108,5 +114,103 @@ async fn each_replica_counts_the_rate_limit_on_its_own() {
             assert_eq!(server.get("/v1/persons").await.status(), 200);
         }
         assert_eq!(server.get("/v1/persons").await.status(), 429);
+    }
+}
+
+/// A streaming standby of the test PostgreSQL on a port of its own, stopped when dropped.
+struct Standby {
+    port: u16,
+}
+
+impl Standby {
+    fn start(primary_port: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let output = std::process::Command::new(workspace().join("scripts/pg-test.sh"))
+            .args(["standby", primary_port])
+            .env("FACEREC_TEST_PG_PORT", port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Self { port }
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(workspace().join("scripts/pg-test.sh"))
+            .arg("stop")
+            .env("FACEREC_TEST_PG_PORT", self.port.to_string())
+            .status();
+    }
+}
+
+/// Transactions committed in `database` on the server at `url` (a standby counts its read-only ones).
+async fn transactions(url: &str, database: &str) -> i64 {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    // Statistics reach the shared counters within a second or so; this reads them fresh.
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+        .bind(database)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// With `--database-read-url`, searches run on a streaming standby and registrations on the
+/// primary; a person registered is recognized once the standby has replayed the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_answers_searches_and_the_primary_registrations() {
+    let primary = new_postgres_database().await;
+    let (cluster, database) = primary.rsplit_once('/').unwrap();
+    let primary_port = cluster.rsplit(':').next().unwrap();
+    let standby = Standby::start(primary_port);
+    let standby_url = format!("postgres://facerec@127.0.0.1:{}/{database}", standby.port);
+    let server = Server::start(
+        Db::Url(primary.clone()),
+        &["--database-read-url", &standby_url],
+    )
+    .await;
+    let photo = registry_photo("vectron/yaoming.jpg");
+
+    // The standby refuses writes, so a 201 means the registration went to the primary.
+    register_yao(&server, &photo).await;
+
+    let before = transactions(&standby_url, database).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while recognized_name(&server, &photo).await != "Yao Ming" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replication caught up within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(recognized_name(&server, &photo).await, "Yao Ming");
+    }
+    // The searches ran on the standby: its transaction count for the database rose with them.
+    loop {
+        let after = transactions(&standby_url, database).await;
+        if after >= before + 5 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby counted {} transactions for 6 recognitions",
+            after - before
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }

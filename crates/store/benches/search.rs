@@ -371,6 +371,7 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
                     ..Default::default()
                 },
                 max_connections: Some(2),
+                read_url: None,
             };
             let store = facerec_store::PostgresStore::open(&url, &options)
                 .await

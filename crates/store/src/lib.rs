@@ -33,6 +33,9 @@ pub struct StoreOptions {
     pub hnsw: HnswOptions,
     /// Connections in the pool (PostgreSQL) or readers (SQLite).
     pub max_connections: Option<u32>,
+    /// PostgreSQL only: a hot standby for searches and reads; writes, and reads that must see the
+    /// latest write, stay on the primary.
+    pub read_url: Option<String>,
 }
 
 /// Opens the database a URL names: `sqlite://path/to/file.db` or `postgres://…`.

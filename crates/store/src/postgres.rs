@@ -69,15 +69,46 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 const STATEMENT_TIMEOUT: &str = "10s";
 
 pub struct PostgresStore {
+    /// The primary: every write, and the reads that must see the latest write.
     pool: PgPool,
+    /// A hot standby for searches and other reads, when configured (`read_url`).
+    read_pool: Option<PgPool>,
     /// Wakes the task that vacuums after deletions.
     vacuum: Arc<Notify>,
     hnsw: HnswOptions,
 }
 
+/// A pool for requests: a short wait for a connection, a statement timeout, and the search
+/// settings on each connection, so that a search is one statement (one round trip). Iterative
+/// scans keep walking the graph when the model filter leaves too few rows.
+async fn request_pool(
+    url: &str,
+    connect: PgConnectOptions,
+    options: &StoreOptions,
+) -> StoreResult<PgPool> {
+    let ef_search = options.hnsw.ef_search.max(1);
+    PgPoolOptions::new()
+        .max_connections(options.max_connections.unwrap_or(8))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                for setting in [
+                    format!("SET hnsw.ef_search = {ef_search}"),
+                    "SET hnsw.iterative_scan = relaxed_order".to_owned(),
+                    format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"),
+                ] {
+                    sqlx::query(&setting).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(connect)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("connecting to {}: {e}", redact(url))))
+}
+
 impl PostgresStore {
     pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Self> {
-        let ef_search = options.hnsw.ef_search.max(1);
         let connect = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Database(format!("invalid PostgreSQL URL {}: {e}", redact(url)))
         })?;
@@ -90,30 +121,24 @@ impl PostgresStore {
             .run(&mut maintenance)
             .await
             .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.unwrap_or(8))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            // Search settings live on the connection, so a search is one statement (one round trip).
-            // Iterative scans keep walking the graph when the model filter leaves too few rows.
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    for setting in [
-                        format!("SET hnsw.ef_search = {ef_search}"),
-                        "SET hnsw.iterative_scan = relaxed_order".to_owned(),
-                        format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"),
-                    ] {
-                        sqlx::query(&setting).execute(&mut *conn).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(connect.clone())
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("connecting to {}: {e}", redact(url))))?;
+        let pool = request_pool(url, connect.clone(), options).await?;
+        let read_pool = match &options.read_url {
+            Some(read_url) => {
+                let read_connect = PgConnectOptions::from_str(read_url).map_err(|e| {
+                    StoreError::Database(format!(
+                        "invalid PostgreSQL URL {}: {e}",
+                        redact(read_url)
+                    ))
+                })?;
+                Some(request_pool(read_url, read_connect, options).await?)
+            }
+            None => None,
+        };
         let vacuum = Arc::new(Notify::new());
         tokio::spawn(vacuum_after_deletions(connect, Arc::clone(&vacuum)));
         let store = Self {
             pool,
+            read_pool,
             vacuum,
             hnsw: options.hnsw,
         };
@@ -186,7 +211,13 @@ impl PostgresStore {
         self.pool.acquire().await.map_err(db_error)
     }
 
+    /// The standby when there is one: its answers may lag the primary by the replication delay.
     pub(crate) fn readers(&self) -> &PgPool {
+        self.read_pool.as_ref().unwrap_or(&self.pool)
+    }
+
+    /// Reads that must see the latest write (a ticket just issued by another replica).
+    pub(crate) fn fresh_readers(&self) -> &PgPool {
         &self.pool
     }
 
@@ -201,7 +232,7 @@ impl PostgresStore {
 
     async fn face_count(&self) -> StoreResult<u64> {
         let n = Postgres::count_faces()
-            .fetch_one(&self.pool)
+            .fetch_one(self.readers())
             .await
             .map_err(db_error)?;
         Ok(n as u64)
@@ -230,7 +261,7 @@ impl PostgresStore {
         .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
         .bind(&model.name)
         .bind(&model.sha256)
-        .fetch_all(&self.pool)
+        .fetch_all(self.readers())
         .await
         .map_err(db_error)?;
 

@@ -56,6 +56,11 @@ impl SqliteStore {
             // embedding must not stay readable in the file.
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
+        if options.read_url.is_some() {
+            return Err(StoreError::Database(
+                "a read URL is for a PostgreSQL standby; SQLite has one file".into(),
+            ));
+        }
         let path = connect.get_filename().to_path_buf();
         if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
             return Err(StoreError::Database(
@@ -151,6 +156,11 @@ impl SqliteStore {
     }
 
     pub(crate) fn readers(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    /// Readers see every committed write here: one file.
+    pub(crate) fn fresh_readers(&self) -> &SqlitePool {
         &self.readers
     }
 

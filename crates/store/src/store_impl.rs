@@ -8,7 +8,8 @@
 //! - `writer(&self) -> StoreResult<impl DerefMut<Target = <DB as Database>::Connection>>`: the
 //!   connection a write transaction begins on (SQLite: its one writer, held until the end of the
 //!   write; PostgreSQL: a pooled connection);
-//! - `readers(&self) -> &Pool<DB>`: where reads run;
+//! - `readers(&self) -> &Pool<DB>`: where reads run (PostgreSQL: a standby, when configured);
+//! - `fresh_readers(&self) -> &Pool<DB>`: where reads that must see the latest write run;
 //! - `committed(&self, Committed)`: called after each commit, while the writer is still held (SQLite
 //!   updates its in-memory index; PostgreSQL has nothing to do);
 //! - `erase(&self, conn)`: called after a deletion commits, so that the deleted rows become
@@ -58,7 +59,7 @@ macro_rules! impl_store {
             /// folds differently); a no-op once done.
             async fn fold_missing_names(&self) -> StoreResult<()> {
                 let rows = <$db>::select_unfolded_names()
-                    .fetch_all(self.readers())
+                    .fetch_all(self.fresh_readers())
                     .await
                     .map_err(db_error)?;
                 if rows.is_empty() {
@@ -83,10 +84,12 @@ macro_rules! impl_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
-                sqlx::query("SELECT 1")
-                    .execute(self.readers())
-                    .await
-                    .map_err(db_error)?;
+                for pool in [self.fresh_readers(), self.readers()] {
+                    sqlx::query("SELECT 1")
+                        .execute(pool)
+                        .await
+                        .map_err(db_error)?;
+                }
                 Ok(())
             }
 
@@ -277,7 +280,7 @@ macro_rules! impl_store {
 
             async fn ticket_holder(&self, ticket_sha256: &str) -> StoreResult<Option<Actor>> {
                 let actor = <$db>::select_ticket(ticket_sha256, chrono::Utc::now())
-                    .fetch_optional(self.readers())
+                    .fetch_optional(self.fresh_readers())
                     .await
                     .map_err(db_error)?;
                 Ok(actor.map(Actor))
