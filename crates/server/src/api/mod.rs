@@ -87,17 +87,21 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let writes = [
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for operation in writes.into_iter().flatten() {
-                document_refusals(path, operation, true);
-            }
-            if let Some(operation) = &mut item.get {
-                document_refusals(path, operation, false);
+            // The operations that write to the database (persons, faces, stream tickets).
+            let stores = path == "/v1/register"
+                || path == "/v1/stream/ticket"
+                || path.starts_with("/v1/persons/")
+                || path.starts_with("/v1/faces/");
+            for (operation, writes) in [
+                (&mut item.get, false),
+                (&mut item.post, stores),
+                (&mut item.put, stores),
+                (&mut item.patch, stores),
+                (&mut item.delete, stores),
+            ] {
+                if let Some(operation) = operation {
+                    document_refusals(path, operation, writes);
+                }
             }
         }
     }
