@@ -256,10 +256,10 @@ async fn load_and_index(
     let start = Instant::now();
     // One connection for both statements: a SET on a pool could land on another connection.
     let mut conn = pool.acquire().await.unwrap();
-    sqlx::query("SET maintenance_work_mem = '6GB'")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    // A bulk index build is maintenance: lift the request pool's statement timeout for it.
+    for setting in ["SET maintenance_work_mem = '6GB'", "SET statement_timeout = 0"] {
+        sqlx::query(setting).execute(&mut *conn).await.unwrap();
+    }
     sqlx::query(&format!(
         "CREATE INDEX faces_embedding_hnsw ON faces USING hnsw (embedding vector_ip_ops) \
          WITH (m = {m}, ef_construction = {ef_construction})"
