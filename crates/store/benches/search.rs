@@ -254,10 +254,13 @@ async fn load_and_index(
         tx.commit().await.unwrap();
     }
     let start = Instant::now();
-    // One connection for both statements: a SET on a pool could land on another connection.
+    // One connection for the settings and the build: a SET on a pool could land on another one.
     let mut conn = pool.acquire().await.unwrap();
     // A bulk index build is maintenance: lift the request pool's statement timeout for it.
-    for setting in ["SET maintenance_work_mem = '6GB'", "SET statement_timeout = 0"] {
+    for setting in [
+        "SET maintenance_work_mem = '6GB'",
+        "SET statement_timeout = 0",
+    ] {
         sqlx::query(setting).execute(&mut *conn).await.unwrap();
     }
     sqlx::query(&format!(
