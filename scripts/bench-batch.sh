@@ -23,6 +23,11 @@ n=$(wc -l <"$tmp/photos")
 seconds() { local start=$EPOCHREALTIME; "$@" >/dev/null 2>&1 || true; echo "$EPOCHREALTIME - $start" | bc; }
 
 echo "batch work, $cores cores ($binary)"
+# InsightFace itself, when a Python with the package is named (see docs/BENCHMARKS.md for the venv).
+if [[ -n ${INSIGHTFACE_PYTHON:-} ]]; then
+    read -r load analysis total faces < <("$INSIGHTFACE_PYTHON" scripts/insightface-bench.py vendor/models "$tmp/photos" 2>/dev/null)
+    printf '  insightface %3d photos (all cores): %6.2f s analysis, %6.2f s with model loading\n' "$n" "$analysis" "$total"
+fi
 for workers in 1 "$cores"; do
     t=$(seconds "$binary" analyze --json --workers "$workers" $(cat "$tmp/photos"))
     printf '  analyze %3d photos, %d worker(s): %6.2f s  (%.1f photos/s)\n' "$n" "$workers" "$t" "$(echo "$n / $t" | bc -l)"
@@ -35,4 +40,15 @@ if [[ -n $people ]]; then
             --database-url "sqlite://$tmp/facerec.db")
         printf '  enroll  %3d photos, %d worker(s): %6.2f s  (%.1f photos/s)\n' "$total" "$workers" "$t" "$(echo "$total / $t" | bc -l)"
     done
+    # The same registrations through the HTTP server (its default workers), four uploads at a time.
+    rm -f "$tmp"/facerec.db*
+    "$binary" serve --bind 127.0.0.1:0 --rate-limit-per-minute 0 --database-url "sqlite://$tmp/facerec.db" \
+        >"$tmp/serve.log" 2>&1 &
+    server=$!
+    until url=$(grep -o 'http://[0-9.:]*' "$tmp/serve.log" | head -n 1) && [[ -n $url ]]; do sleep 0.2; done
+    register() { curl -s -o /dev/null -F "image=@$1" -F "name=$(basename "$(dirname "$1")")" -F consent=true "$2/v1/register"; }
+    export -f register
+    t=$(seconds bash -c "find '$people' -type f | xargs -P 4 -I{} bash -c 'register {} $url'")
+    kill "$server"; wait "$server" 2>/dev/null || true
+    printf '  HTTP /v1/register %3d photos, 4 clients: %6.2f s  (%.1f photos/s)\n' "$total" "$t" "$(echo "$total / $t" | bc -l)"
 fi
