@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use facerec_service::Engine;
+use facerec_service::{AppError, Engine};
 use facerec_vision::{Analysis, IngestLimits};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -112,10 +112,8 @@ async fn analyze_file(
     engine
         .run(move |analyzer| analyzer.analyze_bytes(&bytes, &limits))
         .await
-        .map_err(|e| ErrorBody {
-            code: "inference_failed",
-            message: e.to_string(),
-        })?
+        .map_err(AppError::from)
+        .and_then(|analysis| analysis.map_err(AppError::from))
         .map_err(|e| ErrorBody {
             code: e.code(),
             message: e.to_string(),

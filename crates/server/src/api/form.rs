@@ -1,14 +1,13 @@
 //! The upload form of `/v1` routes, read by `facerec-upload` (per-field limits while the body streams
 //! in, image bytes never copied); this module maps its errors and values to the API's.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use bytes::Bytes;
-use facerec_upload::{UploadError, UploadSpec};
+use facerec_upload::{Upload, UploadError, UploadSpec};
 
 use super::error::ApiError;
 use super::AppState;
@@ -16,11 +15,9 @@ use super::AppState;
 /// Fields that carry image bytes; every other field is text.
 const FILE_FIELDS: [&str; 2] = ["image", "image2"];
 
+/// A `/v1` upload form, as `facerec-upload` read it.
 #[derive(Debug, Default)]
-pub struct Form {
-    files: HashMap<String, Bytes>,
-    fields: HashMap<String, String>,
-}
+pub struct Form(Upload);
 
 impl FromRequest<Arc<AppState>> for Form {
     type Rejection = ApiError;
@@ -41,20 +38,17 @@ impl FromRequest<Arc<AppState>> for Form {
             max_file_bytes: state.app.max_image_bytes() as u64,
         };
         let body = request.into_body().into_data_stream();
-        let upload = facerec_upload::read_multipart(body, boundary, spec)
+        facerec_upload::read_multipart(body, boundary, spec)
             .await
-            .map_err(upload_error)?;
-        Ok(Form {
-            files: upload.files,
-            fields: upload.fields,
-        })
+            .map(Form)
+            .map_err(upload_error)
     }
 }
 
 impl Form {
     /// The image under `name`; a missing one is a malformed request.
     pub fn image(&mut self, name: &str) -> Result<Bytes, ApiError> {
-        self.files.remove(name).ok_or_else(|| {
+        self.0.files.remove(name).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "the multipart field '{name}' (an image file) is missing"
             ))
@@ -62,11 +56,12 @@ impl Form {
     }
 
     pub fn take_image(&mut self, name: &str) -> Option<Bytes> {
-        self.files.remove(name)
+        self.0.files.remove(name)
     }
 
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.fields
+        self.0
+            .fields
             .get(name)
             .map(String::as_str)
             .filter(|s| !s.trim().is_empty())
