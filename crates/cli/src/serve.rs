@@ -81,6 +81,12 @@ pub struct ServeArgs {
     /// Re-embed a tracked face every N frames
     #[arg(long, env = "FACEREC_STREAM_REEMBED_EVERY", default_value_t = 10)]
     pub stream_reembed_every: u32,
+    /// How consent is collected from people registered through the CompreFace- and
+    /// DeepStack-compatible APIs, which have no consent field (e.g. "signed form, kept by the
+    /// front desk"). Recorded on every person registered there; without it those APIs refuse to
+    /// register anyone
+    #[arg(long, env = "FACEREC_COMPAT_CONSENT_BASIS")]
+    pub compat_consent_basis: Option<String>,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -118,6 +124,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             metrics_public: args.metrics_public,
         },
         rate_limit_per_minute: args.rate_limit_per_minute,
+        compat_consent_basis: args
+            .compat_consent_basis
+            .map(|b| b.trim().to_owned())
+            .filter(|b| !b.is_empty()),
         threshold: args.service.matching.threshold()?,
         quality: args.service.matching.quality(),
         stream: StreamLimits {

@@ -124,6 +124,40 @@ impl Matcher {
     }
 }
 
+/// The lowest number the CompreFace- and DeepStack-compatible APIs report for a match.
+///
+/// Their clients compare what they get with cut-offs of their own: Double Take counts a subject as
+/// a match from 0.60 and as unknown below 0.40, DeepStack's `min_confidence` defaults to 0.67 and
+/// the `deepstack-python` library sends 0.45. A raw cosine (matches from 0.30) would fail them all,
+/// so those APIs report [`Matcher::compat_score`]: a match never below 0.67, a non-match always
+/// below [`COMPAT_NON_MATCH_BELOW`], and nothing in between. Every client cut-off in
+/// [0.39, 0.67] then decides exactly as this matcher does.
+pub const COMPAT_MATCH_FROM: f32 = 0.67;
+
+/// Every non-match is reported below this (0.39, not 0.40, so that clients that round to two
+/// decimals still see it under a 0.40 cut-off).
+pub const COMPAT_NON_MATCH_BELOW: f32 = 0.39;
+
+impl Matcher {
+    /// The similarity reported by the compatible APIs: monotone in the cosine, linear on each side
+    /// of the threshold — [-1, threshold) onto [0, 0.39), [threshold, 1] onto [0.67, 1].
+    pub fn compat_score(&self, similarity: Similarity) -> f32 {
+        let (c, t) = (similarity.value(), self.threshold.value());
+        let score = if c >= t {
+            if t >= 1.0 {
+                1.0
+            } else {
+                COMPAT_MATCH_FROM + (1.0 - COMPAT_MATCH_FROM) * (c - t) / (1.0 - t)
+            }
+        } else {
+            // Strictly below, whatever the rounding just under the threshold.
+            (COMPAT_NON_MATCH_BELOW * (c + 1.0) / (t + 1.0))
+                .min(COMPAT_NON_MATCH_BELOW - f32::EPSILON)
+        };
+        score.clamp(0.0, 1.0)
+    }
+}
+
 impl Default for Matcher {
     fn default() -> Self {
         Self::new(Threshold::default())
@@ -163,6 +197,33 @@ mod tests {
             strict.accepts(Similarity::new(0.7)),
             "the threshold itself matches"
         );
+    }
+
+    #[test]
+    fn compat_scores_keep_the_decision_at_any_cut_off_in_the_gap() {
+        let matcher = Matcher::default();
+        let score = |c: f32| matcher.compat_score(Similarity::new(c));
+        assert_eq!(score(DEFAULT_MATCH_THRESHOLD), COMPAT_MATCH_FROM);
+        assert_eq!(score(1.0), 1.0);
+        assert_eq!(score(-1.0), 0.0);
+        let mut previous = -1.0;
+        for i in 0..=2000 {
+            let c = -1.0 + i as f32 / 1000.0;
+            let s = score(c);
+            assert!(s >= previous, "monotone at {c}");
+            previous = s;
+            let matched = matcher.accepts(Similarity::new(c));
+            for cut_off in [0.39, 0.40, 0.45, 0.60, 0.67] {
+                assert_eq!(
+                    s >= cut_off,
+                    matched,
+                    "cosine {c} at client cut-off {cut_off}"
+                );
+            }
+        }
+        let strict = Matcher::new(Threshold::new(1.0).unwrap());
+        assert_eq!(strict.compat_score(Similarity::new(1.0)), 1.0);
+        assert!(strict.compat_score(Similarity::new(0.99)) < COMPAT_NON_MATCH_BELOW);
     }
 
     #[test]

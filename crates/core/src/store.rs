@@ -74,6 +74,8 @@ pub trait Store: Send + Sync {
         face: NewFace,
         actor: &Actor,
     ) -> StoreResult<(Person, Face)>;
+    /// Creates a person without faces yet (clients that name a subject before sending its photos).
+    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
     async fn get_person(&self, id: PersonId) -> StoreResult<Person>;
     async fn list_persons(&self, page: &PageRequest) -> StoreResult<Page<Person>>;
     async fn update_person(
@@ -92,6 +94,7 @@ pub trait Store: Send + Sync {
         face: NewFace,
         actor: &Actor,
     ) -> StoreResult<(Face, Added)>;
+    async fn get_face(&self, id: FaceId) -> StoreResult<Face>;
     async fn list_faces(&self, person: PersonId) -> StoreResult<Vec<Face>>;
     async fn delete_face(&self, id: FaceId, actor: &Actor) -> StoreResult<Face>;
     async fn count_faces(&self) -> StoreResult<u64>;

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub threshold: Threshold,
     pub quality: QualityPolicy,
     pub stream: StreamLimits,
+    /// Consent statement for registrations through the compatible APIs (none: refused there).
+    pub compat_consent_basis: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         // can run or hold.
         uploads: Arc::new(tokio::sync::Semaphore::new(workers + queue)),
         stream_limits: config.stream.clone(),
+        compat_consent_basis: config.compat_consent_basis.clone(),
     });
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)

@@ -64,6 +64,11 @@ impl App {
         &self.model
     }
 
+    /// The one place that turns similarities into decisions.
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
     /// The database backend's name (`sqlite` or `postgres`).
     pub fn backend(&self) -> &'static str {
         self.store.backend()

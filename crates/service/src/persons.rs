@@ -2,7 +2,8 @@
 //! only that it happened.
 
 use facerec_core::{
-    Actor, DeletedPerson, Face, FaceId, Page, PageRequest, Person, PersonId, PersonPatch,
+    Actor, Consent, DeletedPerson, Face, FaceId, NewPerson, Page, PageRequest, Person, PersonId,
+    PersonPatch,
 };
 
 use std::time::{Duration, Instant};
@@ -17,6 +18,23 @@ pub const FACE_COUNT_TTL: Duration = Duration::from_secs(60);
 const NAME_PAGE: u32 = 500;
 
 impl App {
+    /// A person without faces yet, whose consent was collected as `consent_basis` says (clients
+    /// that name a subject before sending photos of them).
+    pub async fn create_person(
+        &self,
+        name: String,
+        consent_basis: String,
+        actor: &Actor,
+    ) -> AppResult<Person> {
+        let new = NewPerson {
+            name,
+            external_id: None,
+            metadata: serde_json::Value::Null,
+            consent: Consent::given_now(consent_basis)?,
+        };
+        Ok(self.store.create_person(new, actor).await?)
+    }
+
     pub async fn persons(&self, page: &PageRequest) -> AppResult<Page<Person>> {
         Ok(self.store.list_persons(page).await?)
     }
@@ -63,6 +81,81 @@ impl App {
     /// A person's faces (their embeddings stay inside the service unless a caller asks).
     pub async fn faces(&self, person: PersonId) -> AppResult<Vec<Face>> {
         Ok(self.store.list_faces(person).await?)
+    }
+
+    pub async fn face(&self, id: FaceId) -> AppResult<Face> {
+        Ok(self.store.get_face(id).await?)
+    }
+
+    /// Every stored face in registration order, a page at a time, each with its person's name.
+    /// Walks the persons (faces are stored per person), so a deep page costs a query per person
+    /// before it.
+    pub async fn all_faces(&self, offset: u64, limit: usize) -> AppResult<Page<(Face, String)>> {
+        let total = self.store.count_faces().await?;
+        let mut items = Vec::with_capacity(limit.min(NAME_PAGE as usize));
+        let mut skip = offset;
+        let mut persons = PageRequest {
+            limit: NAME_PAGE,
+            offset: 0,
+            name_contains: None,
+        };
+        'walk: while items.len() < limit {
+            let page = self.store.list_persons(&persons).await?;
+            for person in &page.items {
+                let faces = match self.store.list_faces(person.id).await {
+                    Ok(faces) => faces,
+                    // Deleted since the page was read.
+                    Err(facerec_core::StoreError::PersonNotFound(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let n = faces.len() as u64;
+                if skip >= n {
+                    skip -= n;
+                    continue;
+                }
+                for face in faces.into_iter().skip(skip as usize) {
+                    if items.len() == limit {
+                        break 'walk;
+                    }
+                    items.push((face, person.name.clone()));
+                }
+                skip = 0;
+            }
+            if page.items.len() < NAME_PAGE as usize {
+                break;
+            }
+            persons.offset += u64::from(NAME_PAGE);
+        }
+        Ok(Page { items, total })
+    }
+
+    /// Deletes every person and every face, for good; how many persons and faces went.
+    pub async fn delete_all_persons(&self, actor: &Actor) -> AppResult<(u64, u64)> {
+        let (mut persons, mut faces) = (0, 0);
+        loop {
+            let page = self
+                .store
+                .list_persons(&PageRequest {
+                    limit: NAME_PAGE,
+                    offset: 0,
+                    name_contains: None,
+                })
+                .await?;
+            if page.items.is_empty() {
+                return Ok((persons, faces));
+            }
+            for person in page.items {
+                match self.store.delete_person(person.id, actor).await {
+                    Ok(deleted) => {
+                        persons += 1;
+                        faces += deleted.faces_deleted;
+                    }
+                    // Someone else deleted them meanwhile.
+                    Err(facerec_core::StoreError::PersonNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
     }
 
     pub async fn delete_face(&self, id: FaceId, actor: &Actor) -> AppResult<Face> {

@@ -1,7 +1,7 @@
 //! Recognition (1:N), verification (1:1) and detection.
 
 use bytes::Bytes;
-use facerec_core::{Matcher, PersonId, Recognition, StoreError, Threshold};
+use facerec_core::{FaceId, Matcher, PersonId, Recognition, StoreError, Threshold};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
 use crate::app::{App, Selection};
@@ -80,6 +80,29 @@ impl App {
         Ok(matcher.decide(candidates))
     }
 
+    /// 1:N for an embedding a client computed earlier (e.g. from a detection's `embedding`): any
+    /// length-512 vector of this model, normalized here.
+    pub async fn recognize_embedding(
+        &self,
+        values: &[f32],
+        top_k: usize,
+    ) -> AppResult<Recognition> {
+        let probe = client_embedding(values)?;
+        self.identify(&probe, &self.matcher, top_k).await
+    }
+
+    /// The cosine similarity of two client embeddings, each normalized here.
+    pub fn compare_embeddings(&self, a: &[f32], b: &[f32]) -> AppResult<Similarity> {
+        let (a, b) = (client_embedding(a)?, client_embedding(b)?);
+        if a.dim() != b.dim() {
+            return Err(AppError::Store(StoreError::EmbeddingDimension {
+                expected: a.dim(),
+                actual: b.dim(),
+            }));
+        }
+        Ok(a.similarity(&b))
+    }
+
     /// The faces of a photo (at most `max_faces`, strongest first), embedded, without matching.
     pub async fn detect(&self, image: Bytes, max_faces: usize) -> AppResult<Analysis> {
         self.analyze_selecting(image, Selection::Strongest(max_faces))
@@ -118,6 +141,32 @@ impl App {
         Ok(self.verdict(best, threshold))
     }
 
+    /// The faces of a photo (at most `max_faces`, strongest first), each compared with one stored
+    /// face.
+    pub async fn compare_with_face(
+        &self,
+        image: Bytes,
+        face: FaceId,
+        max_faces: usize,
+    ) -> AppResult<Vec<(AnalyzedFace, Similarity)>> {
+        let stored = self.store.get_face(face).await?;
+        if stored.model != self.model {
+            return Err(AppError::Store(StoreError::InvalidPerson(format!(
+                "face {face} was embedded by another model ({})",
+                stored.model.name
+            ))));
+        }
+        let analysis = self.detect(image, max_faces).await?;
+        Ok(analysis
+            .faces
+            .into_iter()
+            .map(|f| {
+                let similarity = f.embedding.similarity(&stored.embedding);
+                (f, similarity)
+            })
+            .collect())
+    }
+
     fn verdict(&self, similarity: Similarity, threshold: Option<Threshold>) -> Verification {
         let matcher = self.matcher.with_threshold(threshold);
         Verification {
@@ -133,4 +182,11 @@ impl App {
             .await?;
         analysis.faces.into_iter().next().ok_or(AppError::NoFace)
     }
+}
+
+/// An embedding sent by a client, normalized once here, of the model's length.
+fn client_embedding(values: &[f32]) -> AppResult<NormalizedEmbedding> {
+    let (embedding, _) = NormalizedEmbedding::normalize(values).map_err(StoreError::from)?;
+    facerec_core::store::check_dimension(&embedding)?;
+    Ok(embedding)
 }

@@ -34,8 +34,6 @@ macro_rules! name_filter {
         "(CAST($1 AS TEXT) IS NULL OR name_folded LIKE $1 ESCAPE '\\')"
     };
 }
-#[cfg(feature = "testing")]
-pub(crate) use face_columns;
 pub(crate) use person_columns;
 
 pub(crate) const SELECT_PERSON: &str =
@@ -69,6 +67,7 @@ const SELECT_FACE_OF_IMAGE: &str = concat!(
     face_columns!(),
     " FROM faces WHERE person_id = $1 AND model_name = $2 AND model_sha256 = $3 AND image_sha256 = $4"
 );
+const SELECT_FACE: &str = concat!("SELECT ", face_columns!(), " FROM faces WHERE id = $1");
 const SELECT_FACES_OF_PERSON: &str = concat!(
     "SELECT ",
     face_columns!(),
@@ -278,6 +277,10 @@ where
             .bind(face.model.name.clone())
             .bind(face.model.sha256.clone())
             .bind(face.image_sha256.clone())
+    }
+
+    fn select_face(id: facerec_core::FaceId) -> Select<Self, FaceRow> {
+        sqlx::query_as(SELECT_FACE).bind(Id::from(id))
     }
 
     fn select_faces_of_person(person: PersonId) -> Select<Self, FaceRow> {

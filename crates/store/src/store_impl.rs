@@ -111,6 +111,19 @@ macro_rules! impl_store {
                 Ok((person, face))
             }
 
+            async fn create_person(&self, new: NewPerson, actor: &Actor) -> StoreResult<Person> {
+                let person = facerec_core::store::person_from_new(&new, chrono::Utc::now())?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let statements = [
+                    <$db>::insert_person(&person),
+                    <$db>::audit(NewAuditEvent::person_created(person.id), actor),
+                ];
+                $crate::store_impl::execute!(tx, statements, person.external_id.as_deref());
+                tx.commit().await.map_err(db_error)?;
+                Ok(person)
+            }
+
             async fn get_person(&self, id: PersonId) -> StoreResult<Person> {
                 let row = <$db>::select_person(id)
                     .fetch_optional(self.readers())
@@ -205,6 +218,15 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(db_error)?;
                 self.committed($crate::store_impl::Committed::FaceAdded(&face));
                 Ok((face, Added::Created))
+            }
+
+            async fn get_face(&self, id: FaceId) -> StoreResult<Face> {
+                <$db>::select_face(id)
+                    .fetch_optional(self.readers())
+                    .await
+                    .map_err(db_error)?
+                    .map(Face::from)
+                    .ok_or(StoreError::FaceNotFound(id))
             }
 
             async fn list_faces(&self, person: PersonId) -> StoreResult<Vec<Face>> {

@@ -1,27 +1,22 @@
 //! For tests and benchmarks only (feature `testing`, off in the service): throwaway PostgreSQL
-//! databases, and [`Inspect`], the reads and writes that tests need but no use case does.
+//! databases, and [`Inspect`], the reads that tests need but no use case does.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use facerec_core::store::person_from_new;
 use facerec_core::*;
 use sqlx::types::Json;
-use sqlx::{Connection, FromRow, Postgres, Sqlite};
+use sqlx::{Connection, FromRow};
 
 use crate::columns::Id;
-use crate::sql::{db_error, face_columns, Backend, FaceRow, PersonRow};
-use crate::store_impl::execute;
+use crate::sql::{db_error, PersonRow};
 use crate::{redact, PostgresStore, SqliteStore, StoreOptions};
 
 /// A store with the test-only operations.
 #[async_trait]
 pub trait Inspect: Store {
-    /// A person without faces.
-    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
     async fn find_person_by_external_id(&self, external_id: &str) -> StoreResult<Option<Person>>;
-    async fn get_face(&self, id: FaceId) -> StoreResult<Face>;
     /// The newest audit events first, optionally only those about one person.
     async fn audit_events(
         &self,
@@ -44,7 +39,6 @@ const SELECT_PERSON_BY_EXTERNAL_ID: &str = concat!(
     crate::sql::person_columns!(),
     " FROM persons WHERE external_id = $1"
 );
-const SELECT_FACE: &str = concat!("SELECT ", face_columns!(), " FROM faces WHERE id = $1");
 const SELECT_AUDIT: &str = "SELECT id, at, action, person_id, face_id, actor, details FROM audit_events \
                             WHERE (CAST($1 AS TEXT) IS NULL OR person_id = $1) ORDER BY id DESC LIMIT $2";
 
@@ -76,24 +70,11 @@ impl TryFrom<AuditRow> for AuditEvent {
     }
 }
 
-/// The same four operations on both backends, over the hooks `impl_store!` uses.
+/// The same two operations on both backends, over the hooks `impl_store!` uses.
 macro_rules! impl_inspect {
-    ($store:ty, $db:ty) => {
+    ($store:ty) => {
         #[async_trait]
         impl Inspect for $store {
-            async fn create_person(&self, new: NewPerson, actor: &Actor) -> StoreResult<Person> {
-                let person = person_from_new(&new, Utc::now())?;
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await.map_err(db_error)?;
-                let statements = [
-                    <$db>::insert_person(&person),
-                    <$db>::audit(NewAuditEvent::person_created(person.id), actor),
-                ];
-                execute!(tx, statements, person.external_id.as_deref());
-                tx.commit().await.map_err(db_error)?;
-                Ok(person)
-            }
-
             async fn find_person_by_external_id(
                 &self,
                 external_id: &str,
@@ -104,15 +85,6 @@ macro_rules! impl_inspect {
                     .await
                     .map_err(db_error)?;
                 Ok(row.map(Person::from))
-            }
-
-            async fn get_face(&self, id: FaceId) -> StoreResult<Face> {
-                let row: Option<FaceRow> = sqlx::query_as(SELECT_FACE)
-                    .bind(Id::from(id))
-                    .fetch_optional(self.readers())
-                    .await
-                    .map_err(db_error)?;
-                row.map(Face::from).ok_or(StoreError::FaceNotFound(id))
             }
 
             async fn audit_events(
@@ -132,8 +104,8 @@ macro_rules! impl_inspect {
     };
 }
 
-impl_inspect!(SqliteStore, Sqlite);
-impl_inspect!(PostgresStore, Postgres);
+impl_inspect!(SqliteStore);
+impl_inspect!(PostgresStore);
 
 /// Creates an empty database, named `{prefix}_{unique suffix}`, on the server `admin_url` points
 /// to, and returns its URL.

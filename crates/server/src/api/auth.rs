@@ -164,23 +164,30 @@ pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Actor, ApiErr
     }
 }
 
+/// Who is calling, within their request budget: [`authenticate`], then the per-key rate limit.
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError> {
+    let actor = authenticate(&state.keys, headers)?;
+    if let Some(limit) = &state.rate_limit {
+        limit
+            .check(&actor)
+            .map_err(|wait| rate_limited(wait, "too many requests for this key"))?;
+    }
+    Ok(actor)
+}
+
 /// Middleware for `/v1`: authenticates, rate-limits per key, and hands the [`Actor`] to handlers.
 pub async fn require_api_key(
     State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let actor = match authenticate(&state.keys, request.headers()) {
-        Ok(actor) => actor,
-        Err(e) => return e.into_response(),
-    };
-    if let Some(limit) = &state.rate_limit {
-        if let Err(wait) = limit.check(&actor) {
-            return rate_limited(wait, "too many requests for this key").into_response();
+    match authorize(&state, request.headers()) {
+        Ok(actor) => {
+            request.extensions_mut().insert(actor);
+            next.run(request).await
         }
+        Err(e) => e.into_response(),
     }
-    request.extensions_mut().insert(actor);
-    next.run(request).await
 }
 
 #[cfg(test)]

@@ -159,8 +159,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The code and message of an error answer, kept beside its body so that the compatible APIs can
+/// answer it in their clients' formats (`compat::dialect`) without parsing it back.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let info = ErrorInfo {
+            code: self.code,
+            message: self.message.clone(),
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -170,6 +182,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(info);
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()

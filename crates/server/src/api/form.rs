@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use bytes::Bytes;
-use facerec_upload::{Upload, UploadError, UploadSpec};
+use facerec_upload::{Upload, UploadError, UploadSpec, MAX_TEXT_FIELD_BYTES};
 
 use super::error::ApiError;
 use super::AppState;
@@ -46,6 +46,61 @@ impl FromRequest<Arc<AppState>> for Form {
 }
 
 impl Form {
+    /// The form of a compatible API's client: `multipart/form-data`, JSON with base64 images
+    /// (CompreFace's alternative), a URL-encoded form (DeepStack's calls without an image), or
+    /// nothing at all. `file_fields` name the fields that hold images; the image limit holds for
+    /// each, decoded.
+    pub async fn read_any(
+        request: Request,
+        state: &AppState,
+        file_fields: &[&str],
+    ) -> Result<Self, ApiError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let max_file_bytes = state.app.max_image_bytes();
+        if let Some(boundary) = facerec_upload::boundary(&content_type) {
+            let spec = UploadSpec {
+                file_fields,
+                max_file_bytes: max_file_bytes as u64,
+            };
+            let body = request.into_body().into_data_stream();
+            return facerec_upload::read_multipart(body, boundary, spec)
+                .await
+                .map(Form)
+                .map_err(upload_error);
+        }
+        // Base64 is 4/3 of the bytes; the router's body limit bounds this read first.
+        let limit =
+            max_file_bytes / 3 * 4 * file_fields.len().max(1) + MAX_TEXT_FIELD_BYTES as usize;
+        let body = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|e| upload_error(UploadError::Body(Box::new(e))))?;
+        let mut upload = Upload::default();
+        if content_type.starts_with("application/json") {
+            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+                .map_err(|e| {
+                    ApiError::bad_request(format!("the body is not a JSON object: {e}"))
+                })?;
+            for (name, value) in object {
+                if file_fields.contains(&name.as_str()) {
+                    let image = decode_base64_image(&name, &value, max_file_bytes)?;
+                    upload.files.insert(name, image);
+                } else if let serde_json::Value::String(text) = value {
+                    upload.fields.insert(name, text);
+                } else {
+                    upload.fields.insert(name, value.to_string());
+                }
+            }
+        } else {
+            upload.fields = form_urlencoded::parse(&body).into_owned().collect();
+        }
+        Ok(Form(upload))
+    }
+
     /// The image under `name`; a missing one is a malformed request.
     pub fn image(&mut self, name: &str) -> Result<Bytes, ApiError> {
         self.0.files.remove(name).ok_or_else(|| {
@@ -53,6 +108,13 @@ impl Form {
                 "the multipart field '{name}' (an image file) is missing"
             ))
         })
+    }
+
+    /// Every image of the form, in field-name order.
+    pub fn take_images(&mut self) -> Vec<(String, Bytes)> {
+        let mut images: Vec<_> = self.0.files.drain().collect();
+        images.sort_by(|a, b| a.0.cmp(&b.0));
+        images
     }
 
     pub fn take_image(&mut self, name: &str) -> Option<Bytes> {
@@ -88,6 +150,33 @@ impl Form {
             ))),
         }
     }
+}
+
+/// A base64 image of a JSON body (a `data:` URL prefix is tolerated).
+fn decode_base64_image(
+    name: &str,
+    value: &serde_json::Value,
+    max_bytes: usize,
+) -> Result<Bytes, ApiError> {
+    use base64::Engine;
+    let text = value
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request(format!("field '{name}' must be a base64 string")))?;
+    let text = text
+        .split_once(";base64,")
+        .map_or(text, |(_, data)| data)
+        .trim();
+    // Decoded size first, so that an oversized image is refused without decoding it.
+    if text.len() / 4 * 3 > max_bytes + 2 {
+        return Err(upload_error(UploadError::FileTooLarge {
+            field: name.to_owned(),
+            limit: max_bytes as u64,
+        }));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::bad_request(format!("field '{name}' is not valid base64: {e}")))
 }
 
 pub fn upload_error(err: UploadError) -> ApiError {

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, authentication, limits, metrics and the API's documentation.
 
 pub mod auth;
+pub mod compat;
 pub mod dto;
 pub mod error;
 pub mod form;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub stream_limits: stream::StreamLimits,
     /// Uploads being received or processed at once (see [`admit_upload`]).
     pub uploads: Arc<tokio::sync::Semaphore>,
+    /// How the operator collects consent from people registered through the compatible APIs,
+    /// which have no consent field; `None` refuses registration there.
+    pub compat_consent_basis: Option<String>,
 }
 
 /// HTTP-level settings.
@@ -236,11 +240,17 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
         )
         .route("/v1/faces/{id}", delete(handlers::delete_face))
         .route("/v1/stream/ticket", post(stream::ticket))
+        .merge(compat::compreface::routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             admit_upload,
         ))
         .route_layer(require_key);
+    // DeepStack's clients send their key inside the form: its handlers authenticate once it is read.
+    let deepstack = compat::deepstack::routes().route_layer(middleware::from_fn_with_state(
+        Arc::clone(&state),
+        admit_upload,
+    ));
 
     let mut router = Router::new()
         .route("/health", get(handlers::health))
@@ -251,6 +261,7 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
         .route("/v1/stream", get(stream::stream))
         .merge(web::routes())
         .merge(v1)
+        .merge(deepstack)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(handlers::route_not_found)
         .route_layer(middleware::from_fn(track_request))
@@ -269,7 +280,10 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
         // First on the way in: foreign host names and foreign web pages are refused before anything
         // else runs (the body is not read). CORS preflights from allowed origins are answered
         // outside it.
-        .layer(middleware::from_fn_with_state(access, guard::check_access));
+        .layer(middleware::from_fn_with_state(access, guard::check_access))
+        // Outside the guard and the envelope: the compatible APIs' clients get every error in
+        // their own format.
+        .layer(middleware::from_fn(compat::dialect));
     if !limits.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = limits
             .cors_origins
@@ -304,7 +318,8 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
         .with_state(state)
 }
 
-/// Admission before reading: an upload (a multipart POST) needs a permit, taken before its body is
+/// Admission before reading: an upload (a multipart POST, or a JSON one: CompreFace's clients may
+/// send base64 images) needs a permit, taken before its body is
 /// read and held until it is answered. There are as many as the inference pool can hold (workers +
 /// queue), so at most that many bodies are ever in memory; beyond them the client gets 503
 /// `overloaded` with `Retry-After` at once, and its body is never read.
@@ -317,7 +332,10 @@ async fn admit_upload(
         && request
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"multipart/"));
+            .is_some_and(|v| {
+                v.as_bytes().starts_with(b"multipart/")
+                    || v.as_bytes().starts_with(b"application/json")
+            });
     if !is_upload {
         return next.run(request).await;
     }

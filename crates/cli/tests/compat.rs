@@ -1,0 +1,159 @@
+//! The CompreFace- and DeepStack-compatible APIs, driven by the real clients
+//! (`tests/compat/clients.py`: compreface-sdk, deepstack-python, Double Take's requests; from the
+//! test venv `make test` creates) on SQLite and on PostgreSQL, and the consent rule of those APIs.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+const KEY: &str = "compat-key";
+const BASIS: &str = "written consent collected at the front desk";
+
+fn test_venv_python() -> std::path::PathBuf {
+    let python = workspace().join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing — run `make setup-test` (scripts/test-venv.sh)",
+        python.display()
+    );
+    python
+}
+
+/// Runs the client checks against `server` and fails with their output if any fails.
+fn run_clients(server: &Server) {
+    let output = Command::new(test_venv_python())
+        .arg(workspace().join("tests/compat/clients.py"))
+        .env("FACEREC_URL", &server.url)
+        .env("FACEREC_KEY", KEY)
+        .env(
+            "FACEREC_PHOTOS",
+            workspace().join("vendor/fixtures/registry"),
+        )
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "client checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all client checks passed"), "{stdout}");
+}
+
+async fn start(db: Db) -> Server {
+    Server::start(
+        db,
+        &[
+            "--api-keys",
+            KEY,
+            "--compat-consent-basis",
+            BASIS,
+            "--rate-limit-per-minute",
+            "0",
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn real_clients_work_on_sqlite() {
+    run_clients(&start(Db::Sqlite).await);
+}
+
+#[tokio::test]
+async fn real_clients_work_on_postgres() {
+    run_clients(&start(Db::Postgres).await);
+}
+
+/// Without a consent statement, both APIs refuse to register, each in its client's format and
+/// saying why; with one, it is recorded on the person.
+#[tokio::test]
+async fn registration_needs_the_operators_consent_statement() {
+    let photo = registry_photo("vectron/yaoming.jpg");
+    let client = reqwest::Client::new();
+    let server = Server::start(Db::Sqlite, &["--api-keys", KEY]).await;
+
+    let form = reqwest::multipart::Form::new().part("file", image_part(photo.clone(), "y.jpg"));
+    let (status, body) = json(
+        client
+            .post(format!(
+                "{}/api/v1/recognition/faces?subject=Yao",
+                server.url
+            ))
+            .header("x-api-key", KEY)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_i64()), (405, Some(32)), "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("--compat-consent-basis"));
+
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(photo.clone(), "y.jpg"))
+        .text("userid", "Yao")
+        .text("api_key", KEY);
+    let (status, body) = json(
+        client
+            .post(format!("{}/v1/vision/face/register", server.url))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["success"]),
+        (403, &serde_json::json!(false)),
+        "{body}"
+    );
+    assert!(body["error"].as_str().unwrap().contains("consent"));
+    let (_, persons) = json(server.get("/v1/persons").await).await;
+    assert_eq!(persons["total"], 0, "nothing was registered: {persons}");
+    drop(server);
+
+    let server = start(Db::Sqlite).await;
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(photo, "y.jpg"))
+        .text("userid", "Yao")
+        .text("api_key", KEY);
+    let response = client
+        .post(format!("{}/v1/vision/face/register", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, persons) = json(server.get("/v1/persons").await).await;
+    assert_eq!(persons["items"][0]["name"], "Yao", "{persons}");
+    assert_eq!(persons["items"][0]["consent"]["basis"], BASIS, "{persons}");
+}
+
+/// The compatible routes sit behind the same guard as `/v1`: another web page is refused, in the
+/// client's format.
+#[tokio::test]
+async fn foreign_pages_are_refused_on_compatible_routes() {
+    let server = start(Db::Sqlite).await;
+    let (status, body) = json(
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/recognition/subjects", server.url))
+            .header("x-api-key", KEY)
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["facerec_code"], "forbidden_origin", "{body}");
+    assert!(
+        body["message"].is_string() && body["code"].is_i64(),
+        "{body}"
+    );
+}

@@ -1,0 +1,714 @@
+//! CompreFace's REST API (recognition, detection and verification services), as its clients call it
+//! (`docs/Rest-API-description.md` of exadel-inc/CompreFace, and its Python SDK 0.6.0): subjects are
+//! persons named by the subject, `image_id`s are face ids, similarities are
+//! [`facerec_core::Matcher::compat_score`]s.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Extension, Json, Router};
+use facerec_core::{Actor, FaceId, PersonPatch};
+use facerec_service::{AppError, FacePick, RecognizeOptions, Registration, RegistrationTarget};
+use facerec_vision::AnalyzedFace;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{consent_basis, person_named, require_person, Params};
+use crate::api::error::{ApiError, ErrorInfo};
+use crate::api::form::Form;
+use crate::api::handlers::{MAX_FACES, MAX_PAGE, MAX_TOP_K};
+use crate::api::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Fields that carry images (multipart parts, or base64 strings in a JSON body).
+const FILE_FIELDS: [&str; 3] = ["file", "source_image", "target_image"];
+
+/// CompreFace's page size when none is asked for.
+const DEFAULT_PAGE_SIZE: usize = 20;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/api/v1/recognition/subjects",
+            get(list_subjects)
+                .post(add_subject)
+                .delete(delete_all_subjects),
+        )
+        // The documentation lists subjects with a trailing slash.
+        .route("/api/v1/recognition/subjects/", get(list_subjects))
+        .route(
+            "/api/v1/recognition/subjects/{subject}",
+            put(rename_subject).delete(delete_subject),
+        )
+        .route(
+            "/api/v1/recognition/faces",
+            get(list_faces).post(add_face).delete(delete_faces),
+        )
+        .route("/api/v1/recognition/faces/delete", post(delete_face_list))
+        .route("/api/v1/recognition/faces/{image_id}", delete(delete_face))
+        .route(
+            "/api/v1/recognition/faces/{image_id}/verify",
+            post(verify_with_face),
+        )
+        .route("/api/v1/recognition/recognize", post(recognize))
+        .route(
+            "/api/v1/recognition/embeddings/recognize",
+            post(recognize_embeddings),
+        )
+        .route(
+            "/api/v1/recognition/embeddings/faces/{image_id}/verify",
+            post(verify_embeddings_with_face),
+        )
+        .route("/api/v1/detection/detect", post(detect))
+        .route("/api/v1/verification/verify", post(verify))
+        .route(
+            "/api/v1/verification/embeddings/verify",
+            post(verify_embeddings),
+        )
+}
+
+/// The CompreFace service a path belongs to (it names the service when a key is refused).
+#[derive(Debug, Clone, Copy)]
+pub enum Service {
+    Recognition,
+    Detection,
+    Verification,
+}
+
+impl Service {
+    pub fn of_path(path: &str) -> Self {
+        if path.starts_with("/api/v1/detection") {
+            Self::Detection
+        } else if path.starts_with("/api/v1/verification") {
+            Self::Verification
+        } else {
+            Self::Recognition
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Recognition => "Recognition",
+            Self::Detection => "Detection",
+            Self::Verification => "Verification",
+        }
+    }
+}
+
+/// An error as CompreFace answers it: `{"message", "code"}` with its numeric code and status
+/// (`CommonExceptionCode` in CompreFace's sources). Errors CompreFace has no code for keep
+/// facerec's status, with code 0 (CompreFace's `UNDEFINED`).
+pub fn error_body(status: StatusCode, info: &ErrorInfo, service: Service) -> (StatusCode, Value) {
+    let message = |m: &str| m.to_owned();
+    let (status, code, text) = match info.code {
+        "no_face" => (
+            StatusCode::BAD_REQUEST,
+            28,
+            message("No face is found in the given image"),
+        ),
+        "missing_api_key" => (
+            StatusCode::BAD_REQUEST,
+            20,
+            message("Missing header: x-api-key"),
+        ),
+        "invalid_api_key" => (
+            StatusCode::NOT_FOUND,
+            10,
+            format!("{} service with this API Key not found", service.name()),
+        ),
+        "person_not_found" => (StatusCode::NOT_FOUND, 42, info.message.clone()),
+        "face_not_found" => (StatusCode::NOT_FOUND, 44, info.message.clone()),
+        "subject_exists" => (
+            StatusCode::BAD_REQUEST,
+            43,
+            message("Subject already exists"),
+        ),
+        "multiple_faces" => (StatusCode::BAD_REQUEST, 31, info.message.clone()),
+        "unsupported_format" => (StatusCode::BAD_REQUEST, 21, info.message.clone()),
+        // What CompreFace answers to writes it does not allow.
+        "consent_required" => (StatusCode::METHOD_NOT_ALLOWED, 32, info.message.clone()),
+        "not_found" => (StatusCode::NOT_FOUND, 0, info.message.clone()),
+        _ if matches!(
+            status,
+            StatusCode::BAD_REQUEST
+                | StatusCode::UNPROCESSABLE_ENTITY
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        ) =>
+        {
+            (StatusCode::BAD_REQUEST, 26, info.message.clone())
+        }
+        _ => (status, 0, info.message.clone()),
+    };
+    (
+        status,
+        json!({ "message": text, "code": code, "facerec_code": info.code }),
+    )
+}
+
+/// The options every image endpoint takes.
+struct FaceOptions {
+    /// Faces to process, strongest first (CompreFace: 0 = all).
+    limit: usize,
+    det_prob_threshold: f32,
+    prediction_count: usize,
+    landmarks: bool,
+    embedding: bool,
+    status: bool,
+}
+
+impl FaceOptions {
+    fn from(params: &Params) -> ApiResult<Self> {
+        let limit = match params.number::<u64>("limit")? {
+            None | Some(0) => MAX_FACES,
+            Some(n) => n.min(MAX_FACES),
+        } as usize;
+        // Plugins facerec cannot serve (age, gender, mask, pose; or Double Take's `undefined`) are
+        // ignored, as CompreFace ignores plugins it has not loaded.
+        let plugins: Vec<&str> = params
+            .text("face_plugins")
+            .map(|p| p.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        Ok(Self {
+            limit,
+            det_prob_threshold: params.probability("det_prob_threshold")?.unwrap_or(0.0),
+            prediction_count: params
+                .number::<u64>("prediction_count")?
+                .unwrap_or(1)
+                .clamp(1, MAX_TOP_K) as usize,
+            landmarks: plugins.contains(&"landmarks"),
+            embedding: plugins.contains(&"calculator"),
+            status: params.flag("status")?,
+        })
+    }
+
+    /// A face's box and the plugins' outputs.
+    fn face(&self, face: &AnalyzedFace, started: Instant) -> Map<String, Value> {
+        let b = face.detection.bbox;
+        let px = |v: f32| v.round().max(0.0) as i64;
+        let mut out = Map::new();
+        out.insert(
+            "box".into(),
+            json!({
+                "probability": round5(face.detection.score),
+                "x_max": px(b.x2), "y_max": px(b.y2), "x_min": px(b.x1), "y_min": px(b.y1),
+            }),
+        );
+        if self.landmarks {
+            let points: Vec<[i64; 2]> = face
+                .detection
+                .landmarks
+                .iter()
+                .map(|p| [px(p[0]), px(p[1])])
+                .collect();
+            out.insert("landmarks".into(), json!(points));
+        }
+        if self.embedding {
+            out.insert("embedding".into(), json!(face.embedding.as_slice()));
+        }
+        if self.status {
+            // One pipeline serves every face: its whole time, not a per-plugin split.
+            out.insert(
+                "execution_time".into(),
+                json!({ "total": started.elapsed().as_millis() as f64 }),
+            );
+        }
+        out
+    }
+
+    /// The faces a client asked for (those at or above its detection threshold), each with its box,
+    /// the plugins' outputs and what `more` adds. None is CompreFace's "no face" error (code 28),
+    /// which clients test for.
+    fn result<'a, T>(
+        &self,
+        faces: impl IntoIterator<Item = (&'a AnalyzedFace, T)>,
+        started: Instant,
+        more: impl Fn(T, &mut Map<String, Value>),
+    ) -> ApiResult<Vec<Value>> {
+        let result: Vec<Value> = faces
+            .into_iter()
+            .filter(|(f, _)| f.detection.score >= self.det_prob_threshold)
+            .map(|(face, extra)| {
+                let mut out = self.face(face, started);
+                more(extra, &mut out);
+                Value::Object(out)
+            })
+            .collect();
+        if result.is_empty() {
+            return Err(AppError::NoFace.into());
+        }
+        Ok(result)
+    }
+
+    fn answer(&self, state: &AppState, result: Vec<Value>) -> Json<Value> {
+        let mut body = json!({ "result": result });
+        if self.status {
+            body["plugins_versions"] = json!({
+                "detector": "facerec.scrfd_500m",
+                "calculator": format!("facerec.{}", state.app.model().name),
+            });
+        }
+        Json(body)
+    }
+}
+
+/// A similarity as the compatible APIs report it.
+fn similarity(state: &AppState, cosine: facerec_vision::Similarity) -> Value {
+    json!(state.app.matcher().compat_score(cosine))
+}
+
+fn round5(v: f32) -> f64 {
+    (f64::from(v) * 1e5).round() / 1e5
+}
+
+fn face_id(text: &str) -> ApiResult<FaceId> {
+    text.parse().map_err(|_| face_not_found(text))
+}
+
+fn face_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "face_not_found",
+        format!("Image {id} not found"),
+    )
+}
+
+/// Store errors about a face, in CompreFace's words.
+fn about_face(id: &str) -> impl Fn(facerec_service::AppError) -> ApiError + '_ {
+    move |e| match e {
+        AppError::Store(facerec_core::StoreError::FaceNotFound(_)) => face_not_found(id),
+        e => e.into(),
+    }
+}
+
+/// A client's form: multipart, or JSON with base64 images.
+struct ClientForm(Form);
+
+impl FromRequest<Arc<AppState>> for ClientForm {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
+        Form::read_any(request, state, &FILE_FIELDS)
+            .await
+            .map(ClientForm)
+    }
+}
+
+/// A call on an image: its options (from the query), its form, and when it arrived (`status`).
+struct ImageCall {
+    started: Instant,
+    options: FaceOptions,
+    form: ClientForm,
+}
+
+impl FromRequest<Arc<AppState>> for ImageCall {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
+        let started = Instant::now();
+        let options = FaceOptions::from(&Params::from_query(request.uri().query()))?;
+        let form = ClientForm::from_request(request, state).await?;
+        Ok(Self {
+            started,
+            options,
+            form,
+        })
+    }
+}
+
+impl ClientForm {
+    fn image(&mut self, name: &str) -> ApiResult<bytes::Bytes> {
+        self.0.take_image(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "the image '{name}' is missing (a multipart file, or base64 in a JSON body)"
+            ))
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct SubjectBody {
+    subject: String,
+}
+
+async fn add_subject(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<SubjectBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let basis = consent_basis(&state)?;
+    if person_named(&state, &body.subject).await?.is_some() {
+        return Err(subject_exists());
+    }
+    let person = state.app.create_person(body.subject, basis, &actor).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "subject": person.name }))))
+}
+
+fn subject_exists() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "subject_exists",
+        "Subject already exists",
+    )
+}
+
+async fn list_subjects(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "subjects": super::all_names(&state).await? })))
+}
+
+/// Renames a subject. CompreFace merges into an existing subject of the new name; facerec refuses
+/// (each person's consent is their own), with CompreFace's "already exists".
+async fn rename_subject(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Path(subject): Path<String>,
+    Json(body): Json<SubjectBody>,
+) -> ApiResult<Json<Value>> {
+    let person = require_person(&state, &subject).await?;
+    if body.subject != subject {
+        if person_named(&state, &body.subject).await?.is_some() {
+            return Err(subject_exists());
+        }
+        let patch = PersonPatch {
+            name: Some(body.subject),
+            ..PersonPatch::default()
+        };
+        state.app.update_person(person, patch, &actor).await?;
+    }
+    Ok(Json(json!({ "updated": true })))
+}
+
+async fn delete_subject(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Path(subject): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let person = require_person(&state, &subject).await?;
+    state.app.delete_person(person, &actor).await?;
+    Ok(Json(json!({ "subject": subject })))
+}
+
+async fn delete_all_subjects(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+) -> ApiResult<Json<Value>> {
+    let (persons, _) = state.app.delete_all_persons(&actor).await?;
+    Ok(Json(json!({ "deleted": persons })))
+}
+
+/// Adds a face to a subject, creating the subject when it is new (as CompreFace does).
+async fn add_face(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    RawQuery(query): RawQuery,
+    mut form: ClientForm,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let params = Params::from_query(query.as_deref());
+    let subject = params
+        .text("subject")
+        .ok_or_else(|| ApiError::bad_request("the query parameter 'subject' is missing"))?
+        .to_owned();
+    let basis = consent_basis(&state)?;
+    let image = form.image("file")?;
+    let target = match person_named(&state, &subject).await? {
+        Some(person) => RegistrationTarget::Existing(person.id),
+        None => RegistrationTarget::NewPerson {
+            name: subject.clone(),
+            external_id: None,
+            metadata: json!({}),
+        },
+    };
+    let registered = state
+        .app
+        .register(
+            Registration {
+                image,
+                target,
+                consent: true,
+                consent_basis: Some(basis),
+                pick: FacePick::Only,
+            },
+            &actor,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "image_id": registered.face.id.to_string(), "subject": registered.person.name }),
+        ),
+    ))
+}
+
+async fn list_faces(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::from_query(query.as_deref());
+    let page = params.number::<u64>("page")?.unwrap_or(0);
+    let size = params
+        .number::<u64>("size")?
+        .unwrap_or(DEFAULT_PAGE_SIZE as u64)
+        .clamp(1, MAX_PAGE) as usize;
+    let offset = page.saturating_mul(size as u64);
+    let (faces, total): (Vec<Value>, u64) = match params.text("subject") {
+        Some(subject) => {
+            let person = require_person(&state, subject).await?;
+            let faces = state.app.faces(person).await?;
+            let total = faces.len() as u64;
+            let page = faces
+                .into_iter()
+                .skip(offset.min(total) as usize)
+                .take(size)
+                .map(|f| json!({ "image_id": f.id.to_string(), "subject": subject }))
+                .collect();
+            (page, total)
+        }
+        None => {
+            let found = state.app.all_faces(offset, size).await?;
+            let page = found
+                .items
+                .into_iter()
+                .map(|(f, name)| json!({ "image_id": f.id.to_string(), "subject": name }))
+                .collect();
+            (page, found.total)
+        }
+    };
+    Ok(Json(json!({
+        "faces": faces,
+        "page_number": page,
+        "page_size": size,
+        "total_pages": total.div_ceil(size as u64),
+        "total_elements": total,
+    })))
+}
+
+/// Deletes a subject's faces (and with them the subject, as CompreFace does when its last face
+/// goes), or every face when no subject is named.
+async fn delete_faces(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = Params::from_query(query.as_deref());
+    let deleted = match params.text("subject") {
+        Some(subject) => match person_named(&state, subject).await? {
+            Some(person) => {
+                state
+                    .app
+                    .delete_person(person.id, &actor)
+                    .await?
+                    .faces_deleted
+            }
+            None => 0,
+        },
+        None => state.app.delete_all_persons(&actor).await?.1,
+    };
+    Ok(Json(json!({ "deleted": deleted })))
+}
+
+async fn delete_face(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Path(image_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = face_id(&image_id)?;
+    Ok(Json(
+        deleted_face(&state, id, &actor)
+            .await
+            .map_err(about_face(&image_id))?,
+    ))
+}
+
+async fn deleted_face(state: &AppState, id: FaceId, actor: &Actor) -> Result<Value, AppError> {
+    let face = state.app.delete_face(id, actor).await?;
+    let subject = state
+        .app
+        .person(face.person_id)
+        .await
+        .map(|p| p.name)
+        .unwrap_or_default();
+    Ok(json!({ "image_id": id.to_string(), "subject": subject }))
+}
+
+/// Deletes the listed faces; ids that do not exist are ignored, as in CompreFace.
+async fn delete_face_list(
+    State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
+    Json(ids): Json<Vec<String>>,
+) -> ApiResult<Json<Value>> {
+    let mut deleted = Vec::new();
+    for id in ids.iter().filter_map(|id| id.parse::<FaceId>().ok()) {
+        match deleted_face(&state, id, &actor).await {
+            Ok(face) => deleted.push(face),
+            Err(AppError::Store(facerec_core::StoreError::FaceNotFound(_))) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(Value::Array(deleted)))
+}
+
+async fn recognize(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResult<Json<Value>> {
+    let ImageCall {
+        started,
+        options,
+        mut form,
+    } = call;
+    let recognize = RecognizeOptions {
+        threshold: None,
+        top_k: options.prediction_count,
+        max_faces: options.limit,
+    };
+    let result = state.app.recognize(form.image("file")?, &recognize).await?;
+    let matcher = state.app.matcher();
+    let faces = result.faces.iter().map(|f| (&f.face, &f.recognition));
+    let result = options.result(faces, started, |recognition, out| {
+        let subjects = recognition
+            .candidates
+            .iter()
+            .take(options.prediction_count)
+            .map(|c| json!({ "subject": c.name, "similarity": matcher.compat_score(c.similarity) }))
+            .collect();
+        out.insert("subjects".into(), Value::Array(subjects));
+    })?;
+    Ok(options.answer(&state, result))
+}
+
+async fn detect(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResult<Json<Value>> {
+    let ImageCall {
+        started,
+        options,
+        mut form,
+    } = call;
+    let analysis = state.app.detect(form.image("file")?, options.limit).await?;
+    let result = options.result(analysis.faces.iter().map(|f| (f, ())), started, |(), _| {})?;
+    Ok(options.answer(&state, result))
+}
+
+/// The faces of a photo compared with one stored face.
+async fn verify_with_face(
+    State(state): State<Arc<AppState>>,
+    Path(image_id): Path<String>,
+    call: ImageCall,
+) -> ApiResult<Json<Value>> {
+    let ImageCall {
+        started,
+        options,
+        mut form,
+    } = call;
+    let id = face_id(&image_id)?;
+    let compared = state
+        .app
+        .compare_with_face(form.image("file")?, id, options.limit)
+        .await
+        .map_err(about_face(&image_id))?;
+    let result = options.result(compared.iter().map(|(f, s)| (f, *s)), started, |s, out| {
+        out.insert("similarity".into(), similarity(&state, s));
+    })?;
+    Ok(options.answer(&state, result))
+}
+
+/// The strongest face of `source_image` compared with every face of `target_image`.
+async fn verify(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResult<Json<Value>> {
+    let ImageCall {
+        started,
+        options,
+        mut form,
+    } = call;
+    let (source, target) = (form.image("source_image")?, form.image("target_image")?);
+    let (source, target) = tokio::try_join!(
+        state.app.detect(source, 1),
+        state.app.detect(target, options.limit)
+    )?;
+    let source_face = source.faces.first().ok_or(AppError::NoFace)?;
+    let targets = target.faces.iter().map(|f| (f, f));
+    let matches = options.result(targets, started, |face, out| {
+        let s = source_face.embedding.similarity(&face.embedding);
+        out.insert("similarity".into(), similarity(&state, s));
+    })?;
+    let entry = json!({
+        "source_image_face": Value::Object(options.face(source_face, started)),
+        "face_matches": matches,
+    });
+    Ok(options.answer(&state, vec![entry]))
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsBody {
+    embeddings: Vec<Vec<f32>>,
+}
+
+async fn recognize_embeddings(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    Json(body): Json<EmbeddingsBody>,
+) -> ApiResult<Json<Value>> {
+    let params = Params::from_query(query.as_deref());
+    let count = params
+        .number::<u64>("prediction_count")?
+        .unwrap_or(1)
+        .clamp(1, MAX_TOP_K) as usize;
+    check_count(body.embeddings.len())?;
+    let matcher = state.app.matcher();
+    let mut result = Vec::with_capacity(body.embeddings.len());
+    for embedding in body.embeddings {
+        let recognition = state.app.recognize_embedding(&embedding, count).await?;
+        let similarities: Vec<Value> = recognition
+            .candidates
+            .iter()
+            .take(count)
+            .map(|c| json!({ "subject": c.name, "similarity": matcher.compat_score(c.similarity) }))
+            .collect();
+        result.push(json!({ "embedding": embedding, "similarities": similarities }));
+    }
+    Ok(Json(json!({ "result": result })))
+}
+
+async fn verify_embeddings_with_face(
+    State(state): State<Arc<AppState>>,
+    Path(image_id): Path<String>,
+    Json(body): Json<EmbeddingsBody>,
+) -> ApiResult<Json<Value>> {
+    let id = face_id(&image_id)?;
+    check_count(body.embeddings.len())?;
+    let stored = state.app.face(id).await.map_err(about_face(&image_id))?;
+    compared(&state, stored.embedding.as_slice(), body.embeddings)
+}
+
+#[derive(Deserialize)]
+struct SourceTargets {
+    source: Vec<f32>,
+    targets: Vec<Vec<f32>>,
+}
+
+async fn verify_embeddings(
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<SourceTargets>,
+) -> ApiResult<Json<Value>> {
+    check_count(body.targets.len())?;
+    compared(&state, &body.source, body.targets)
+}
+
+fn compared(state: &AppState, source: &[f32], targets: Vec<Vec<f32>>) -> ApiResult<Json<Value>> {
+    let matcher = state.app.matcher();
+    let result = targets
+        .into_iter()
+        .map(|target| {
+            let similarity = state.app.compare_embeddings(source, &target)?;
+            Ok(json!({ "embedding": target, "similarity": matcher.compat_score(similarity) }))
+        })
+        .collect::<ApiResult<Vec<Value>>>()?;
+    Ok(Json(json!({ "result": result })))
+}
+
+/// Embeddings per request: as many as faces per photo.
+fn check_count(n: usize) -> ApiResult<()> {
+    if n == 0 || n as u64 > MAX_FACES {
+        return Err(ApiError::bad_request(format!(
+            "send from 1 to {MAX_FACES} embeddings, not {n}"
+        )));
+    }
+    Ok(())
+}

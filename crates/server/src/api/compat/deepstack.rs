@@ -1,0 +1,252 @@
+//! DeepStack's face API, as Double Take (`api/src/util/detectors/deepstack.js`), Home Assistant's
+//! DeepStack face component and `deepstack-python` 0.9 call it: forms with an `image` (or
+//! `image1`, `image2`, …) file, a `userid`, `min_confidence`, and the key as the `api_key` form
+//! field. Confidences are [`facerec_core::Matcher::compat_score`]s.
+//!
+//! Unlike DeepStack, `register` adds faces to a person and never throws earlier ones away.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use facerec_core::Actor;
+use facerec_service::{FacePick, RecognizeOptions, Registration, RegistrationTarget};
+use facerec_vision::AnalyzedFace;
+use serde_json::{json, Map, Value};
+
+use super::{consent_basis, person_named};
+use crate::api::auth::{authorize, presented_key};
+use crate::api::error::{ApiError, ErrorInfo};
+use crate::api::form::Form;
+use crate::api::handlers::MAX_FACES;
+use crate::api::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Fields that carry images: DeepStack's `image`, and numbered ones for `register` and `match`.
+const FILE_FIELDS: [&str; 11] = [
+    "image", "image1", "image2", "image3", "image4", "image5", "image6", "image7", "image8",
+    "image9", "image10",
+];
+
+/// DeepStack's own default `min_confidence` for face recognition.
+const DEFAULT_MIN_CONFIDENCE: f32 = 0.67;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/vision/face", post(detect))
+        .route("/v1/vision/face/", post(detect))
+        .route("/v1/vision/face/recognize", post(recognize))
+        .route("/v1/vision/face/register", post(register))
+        .route("/v1/vision/face/list", post(list))
+        .route("/v1/vision/face/delete", post(delete))
+        .route("/v1/vision/face/match", post(match_faces))
+}
+
+/// An error as DeepStack answers it: `{"success": false, "error"}`. DeepStack has no 415 or 422: a
+/// bad image or no usable face is a 400.
+pub fn error_body(status: StatusCode, info: &ErrorInfo) -> (StatusCode, Value) {
+    let status = match status {
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            StatusCode::BAD_REQUEST
+        }
+        s => s,
+    };
+    (
+        status,
+        json!({ "success": false, "error": info.message, "facerec_code": info.code }),
+    )
+}
+
+/// A DeepStack request: its form (multipart or URL-encoded), and who sent it. The key is read from
+/// the `api_key` field when no key header is sent, so this authenticates after reading the form
+/// (whose size the router bounds like any other).
+struct DeepStackForm {
+    form: Form,
+    actor: Actor,
+}
+
+impl FromRequest<Arc<AppState>> for DeepStackForm {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
+        let mut headers: HeaderMap = request.headers().clone();
+        let form = Form::read_any(request, state, &FILE_FIELDS).await?;
+        if presented_key(&headers).is_none() {
+            if let Some(key) = form
+                .text("api_key")
+                .and_then(|k| HeaderValue::from_str(k).ok())
+            {
+                headers.insert("x-api-key", key);
+            }
+        }
+        let actor = authorize(state, &headers)?;
+        Ok(Self { form, actor })
+    }
+}
+
+impl DeepStackForm {
+    fn image(&mut self, name: &str) -> ApiResult<Bytes> {
+        self.form
+            .take_image(name)
+            .ok_or_else(|| ApiError::bad_request(format!("No valid image file in field '{name}'")))
+    }
+
+    fn min_confidence(&self, default: f32) -> ApiResult<f32> {
+        match self.form.parse::<f32>("min_confidence")? {
+            Some(c) if !(0.0..=1.0).contains(&c) => Err(ApiError::bad_request(format!(
+                "'min_confidence' must be between 0 and 1, not {c}"
+            ))),
+            c => Ok(c.unwrap_or(default)),
+        }
+    }
+
+    fn userid(&self) -> ApiResult<String> {
+        self.form
+            .text("userid")
+            .map(|u| u.trim().to_owned())
+            .ok_or_else(|| ApiError::bad_request("userid not specified"))
+    }
+}
+
+/// A face's box as DeepStack reports it (whole pixels).
+fn with_box(face: &AnalyzedFace, mut out: Map<String, Value>) -> Value {
+    let b = face.detection.bbox;
+    let px = |v: f32| v.round().max(0.0) as i64;
+    out.insert("x_min".into(), json!(px(b.x1)));
+    out.insert("y_min".into(), json!(px(b.y1)));
+    out.insert("x_max".into(), json!(px(b.x2)));
+    out.insert("y_max".into(), json!(px(b.y2)));
+    Value::Object(out)
+}
+
+/// Every face with the best person's name when its confidence reaches `min_confidence`, else
+/// `unknown`. No face is a success with no predictions.
+async fn recognize(
+    State(state): State<Arc<AppState>>,
+    mut request: DeepStackForm,
+) -> ApiResult<Json<Value>> {
+    let min_confidence = request.min_confidence(DEFAULT_MIN_CONFIDENCE)?;
+    let options = RecognizeOptions {
+        threshold: None,
+        top_k: 1,
+        max_faces: MAX_FACES as usize,
+    };
+    let result = state
+        .app
+        .recognize(request.image("image")?, &options)
+        .await?;
+    let matcher = state.app.matcher();
+    let predictions: Vec<Value> = result
+        .faces
+        .iter()
+        .map(|f| {
+            let best = f.recognition.best();
+            let confidence = best.map_or(0.0, |c| matcher.compat_score(c.similarity));
+            let userid = match best {
+                Some(c) if confidence >= min_confidence => c.name.as_str(),
+                _ => "unknown",
+            };
+            let mut out = Map::new();
+            out.insert("confidence".into(), json!(confidence));
+            out.insert("userid".into(), json!(userid));
+            with_box(&f.face, out)
+        })
+        .collect();
+    Ok(Json(json!({ "success": true, "predictions": predictions })))
+}
+
+/// Faces with their detection confidence, at or above `min_confidence` when one is sent.
+async fn detect(
+    State(state): State<Arc<AppState>>,
+    mut request: DeepStackForm,
+) -> ApiResult<Json<Value>> {
+    let min_confidence = request.min_confidence(0.0)?;
+    let analysis = state
+        .app
+        .detect(request.image("image")?, MAX_FACES as usize)
+        .await?;
+    let predictions: Vec<Value> = analysis
+        .faces
+        .iter()
+        .filter(|f| f.detection.score >= min_confidence)
+        .map(|f| {
+            let mut out = Map::new();
+            out.insert("confidence".into(), json!(f.detection.score));
+            with_box(f, out)
+        })
+        .collect();
+    Ok(Json(json!({ "success": true, "predictions": predictions })))
+}
+
+/// Adds the face of every image sent to the person `userid`, creating them when new.
+async fn register(
+    State(state): State<Arc<AppState>>,
+    mut request: DeepStackForm,
+) -> ApiResult<Json<Value>> {
+    let userid = request.userid()?;
+    let basis = consent_basis(&state)?;
+    let images = request.form.take_images();
+    if images.is_empty() {
+        return Err(ApiError::bad_request("No valid image file"));
+    }
+    let mut person = person_named(&state, &userid).await?.map(|p| p.id);
+    for (_, image) in images {
+        let target = match person {
+            Some(id) => RegistrationTarget::Existing(id),
+            None => RegistrationTarget::NewPerson {
+                name: userid.clone(),
+                external_id: None,
+                metadata: json!({}),
+            },
+        };
+        let registration = Registration {
+            image,
+            target,
+            consent: true,
+            consent_basis: Some(basis.clone()),
+            pick: FacePick::Only,
+        };
+        let registered = state.app.register(registration, &request.actor).await?;
+        person = Some(registered.person.id);
+    }
+    Ok(Json(json!({ "success": true, "message": "face added" })))
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    _request: DeepStackForm,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "success": true, "faces": super::all_names(&state).await? }),
+    ))
+}
+
+/// Deletes the person `userid` and every face of theirs; an unknown userid is a success, as in
+/// DeepStack.
+async fn delete(
+    State(state): State<Arc<AppState>>,
+    request: DeepStackForm,
+) -> ApiResult<Json<Value>> {
+    let userid = request.userid()?;
+    while let Some(person) = person_named(&state, &userid).await? {
+        state.app.delete_person(person.id, &request.actor).await?;
+    }
+    Ok(Json(json!({ "success": true })))
+}
+
+/// 1:1: the largest face of `image1` against the largest of `image2`.
+async fn match_faces(
+    State(state): State<Arc<AppState>>,
+    mut request: DeepStackForm,
+) -> ApiResult<Json<Value>> {
+    let (first, second) = (request.image("image1")?, request.image("image2")?);
+    let verdict = state.app.verify_images(first, second, None).await?;
+    Ok(Json(json!({
+        "success": true,
+        "similarity": state.app.matcher().compat_score(verdict.similarity),
+    })))
+}
