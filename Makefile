@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup setup-test build run test lint bench fuzz soak
+.PHONY: setup setup-test build run test dist lint bench fuzz soak
 
 ## Fetch models and ONNX Runtime into vendor/ (only what is missing; sha256-verified).
 setup:
@@ -25,14 +25,22 @@ run: build
 	./target/release/facerec serve
 
 ## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards), then
-## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh). Tests that need
-## ../shared/faces are ignored where it is absent and included where it exists.
+## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh), then the download:
+## `make dist`, run from an empty folder with a bare environment (scripts/dist-test.sh). Tests that
+## need ../shared/faces are ignored where it is absent and included where it exists.
 test: setup-test
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
 	trap 'scripts/pg-test.sh stop' EXIT; \
 	shared=; [ -d ../shared/faces ] && shared="-- --include-ignored"; \
 	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) test --workspace --locked $$shared
 	scripts/contract-test.sh
+	$(MAKE) dist
+	scripts/dist-test.sh
+
+## dist/facerec-<version>-linux-x86_64.tar.gz: the release binary, ONNX Runtime, the models, the
+## licences, a README, the Dockerfile and compose.yaml (packaging/); runs without a toolchain.
+dist: build
+	scripts/dist.sh target/release/facerec
 
 lint:
 	$(CARGO) fmt --all -- --check

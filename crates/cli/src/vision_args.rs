@@ -9,14 +9,18 @@ use facerec_vision::{AnalyzerConfig, DetectorConfig, Device, IngestLimits, Runti
 /// Where `scripts/setup.sh` puts its downloads, relative to the repository root.
 const VENDOR_DIR: &str = "vendor";
 const ORT_LIBRARY: &str = "onnxruntime/libonnxruntime.so.1.32.0";
+/// Where `make dist` puts them, beside the binary.
+const DIST_MODELS: &str = "models";
+const DIST_ORT_LIBRARY: &str = "lib/libonnxruntime.so.1.32.0";
 
 #[derive(Debug, Clone, Args)]
 pub struct VisionArgs {
     /// Folder with scrfd_500m_bnkps.onnx and w600k_mbf.onnx [default: vendor/models, found from the
-    /// working directory or beside the binary]
+    /// working directory or beside the binary; models/ beside the binary of a `make dist` tree]
     #[arg(long, env = "FACEREC_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
-    /// Path of libonnxruntime.so [default: vendor/onnxruntime/libonnxruntime.so.1.32.0]
+    /// Path of libonnxruntime.so [default: vendor/onnxruntime/libonnxruntime.so.1.32.0, found as the
+    /// models are; lib/ beside the binary of a `make dist` tree]
     #[arg(long, env = "FACEREC_ORT_LIB")]
     pub ort_lib: Option<PathBuf>,
     /// Inference device: cpu, cuda or cuda:N
@@ -54,12 +58,12 @@ impl VisionArgs {
     pub fn analyzer_config(&self) -> anyhow::Result<AnalyzerConfig> {
         let models_dir = match &self.models_dir {
             Some(dir) => dir.clone(),
-            None => find_vendored("models")
+            None => find_vendored("models", DIST_MODELS)
                 .context("model folder not found: run `make setup` or set FACEREC_MODELS_DIR")?,
         };
         let library = match &self.ort_lib {
             Some(path) => path.clone(),
-            None => find_vendored(ORT_LIBRARY).context(
+            None => find_vendored(ORT_LIBRARY, DIST_ORT_LIBRARY).context(
                 "ONNX Runtime library not found: run `make setup` or set FACEREC_ORT_LIB",
             )?,
         };
@@ -78,14 +82,19 @@ impl VisionArgs {
     }
 }
 
-/// Looks for `vendor/<relative>` in the working directory, then beside the binary
+/// Looks for `vendor/<relative>` in the working directory, then `<in_dist>` beside the binary (a
+/// `make dist` tree, run from any folder), then `vendor/<relative>` above the binary
 /// (`target/release/facerec` -> `vendor/`).
-fn find_vendored(relative: &str) -> Option<PathBuf> {
+fn find_vendored(relative: &str, in_dist: &str) -> Option<PathBuf> {
     let from_cwd = Path::new(VENDOR_DIR).join(relative);
     if from_cwd.exists() {
         return Some(from_cwd);
     }
     let exe = std::env::current_exe().ok()?;
+    let beside = exe.parent()?.join(in_dist);
+    if beside.exists() {
+        return Some(beside);
+    }
     exe.ancestors()
         .skip(1)
         .take(4)
