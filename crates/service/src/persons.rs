@@ -141,19 +141,20 @@ impl App {
                     name_contains: None,
                 })
                 .await?;
-            if page.items.is_empty() {
-                return Ok((persons, faces));
-            }
+            let before = persons;
             for person in page.items {
                 match self.store.delete_person(person.id, actor).await {
                     Ok(deleted) => {
                         persons += 1;
                         faces += deleted.faces_deleted;
                     }
-                    // Someone else deleted them meanwhile.
+                    // Deleted meanwhile (or a lagging standby still lists them).
                     Err(facerec_core::StoreError::PersonNotFound(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
+            }
+            if persons == before {
+                return Ok((persons, faces));
             }
         }
     }

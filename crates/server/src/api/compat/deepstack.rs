@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use facerec_core::Actor;
-use facerec_service::{FacePick, RecognizeOptions, Registration, RegistrationTarget};
+use facerec_core::{Actor, StoreError};
+use facerec_service::{AppError, FacePick, RecognizeOptions, Registration, RegistrationTarget};
 use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
 
@@ -233,7 +233,12 @@ async fn delete(
 ) -> ApiResult<Json<Value>> {
     let userid = request.userid()?;
     while let Some(person) = person_named(&state, &userid).await? {
-        state.app.delete_person(person.id, &request.actor).await?;
+        match state.app.delete_person(person.id, &request.actor).await {
+            Ok(_) => {}
+            // Deleted meanwhile, or a lagging standby still lists them: nothing more to do.
+            Err(AppError::Store(StoreError::PersonNotFound(_))) => break,
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(Json(json!({ "success": true })))
 }
