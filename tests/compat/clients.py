@@ -243,6 +243,9 @@ def deepstack_python():
     check(face.get_registered_faces() == [], "deepstack-python: nothing left")
     r = requests.post(f"{URL}/v1/vision/face/list", data={"api_key": "wrong"})
     check(r.status_code == 401 and r.json()["success"] is False, "deepstack: a wrong key is refused")
+    with open(YAO, "rb") as f:
+        r = requests.post(f"{URL}/v1/vision/face/recognize", files={"image": f}, headers={"x-api-key": "wrong"})
+    check(r.status_code == 401 and r.json()["success"] is False, "deepstack: a wrong key header is refused")
 
 
 if __name__ == "__main__":

@@ -290,6 +290,14 @@ impl NewAuditEvent {
     }
 }
 
+/// A stored face in a listing of every face: which it is and whose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceEntry {
+    pub face_id: FaceId,
+    pub person_id: PersonId,
+    pub person_name: String,
+}
+
 /// What a deletion removed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletedPerson {

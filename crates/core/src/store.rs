@@ -98,6 +98,8 @@ pub trait Store: Send + Sync {
     async fn list_faces(&self, person: PersonId) -> StoreResult<Vec<Face>>;
     async fn delete_face(&self, id: FaceId, actor: &Actor) -> StoreResult<Face>;
     async fn count_faces(&self) -> StoreResult<u64>;
+    /// Every face, in the order they were added, a page at a time, with whose it is.
+    async fn list_all_faces(&self, limit: u32, offset: u64) -> StoreResult<Page<FaceEntry>>;
 
     /// The `k` persons whose best face (of this model) is most similar to the probe, best first,
     /// each with their name (one search answers a recognition without further lookups).

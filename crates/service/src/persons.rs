@@ -2,8 +2,8 @@
 //! only that it happened.
 
 use facerec_core::{
-    Actor, Consent, DeletedPerson, Face, FaceId, NewPerson, Page, PageRequest, Person, PersonId,
-    PersonPatch,
+    Actor, Consent, DeletedPerson, Face, FaceEntry, FaceId, NewPerson, Page, PageRequest, Person,
+    PersonId, PersonPatch,
 };
 
 use std::time::{Duration, Instant};
@@ -87,46 +87,9 @@ impl App {
         Ok(self.store.get_face(id).await?)
     }
 
-    /// Every stored face in registration order, a page at a time, each with its person's name.
-    /// Walks the persons (faces are stored per person), so a deep page costs a query per person
-    /// before it.
-    pub async fn all_faces(&self, offset: u64, limit: usize) -> AppResult<Page<(Face, String)>> {
-        let total = self.store.count_faces().await?;
-        let mut items = Vec::with_capacity(limit.min(NAME_PAGE as usize));
-        let mut skip = offset;
-        let mut persons = PageRequest {
-            limit: NAME_PAGE,
-            offset: 0,
-            name_contains: None,
-        };
-        'walk: while items.len() < limit {
-            let page = self.store.list_persons(&persons).await?;
-            for person in &page.items {
-                let faces = match self.store.list_faces(person.id).await {
-                    Ok(faces) => faces,
-                    // Deleted since the page was read.
-                    Err(facerec_core::StoreError::PersonNotFound(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                let n = faces.len() as u64;
-                if skip >= n {
-                    skip -= n;
-                    continue;
-                }
-                for face in faces.into_iter().skip(skip as usize) {
-                    if items.len() == limit {
-                        break 'walk;
-                    }
-                    items.push((face, person.name.clone()));
-                }
-                skip = 0;
-            }
-            if page.items.len() < NAME_PAGE as usize {
-                break;
-            }
-            persons.offset += u64::from(NAME_PAGE);
-        }
-        Ok(Page { items, total })
+    /// Every stored face in registration order, a page at a time, with whose it is.
+    pub async fn all_faces(&self, limit: u32, offset: u64) -> AppResult<Page<FaceEntry>> {
+        Ok(self.store.list_all_faces(limit, offset).await?)
     }
 
     /// Deletes every person and every face, for good; how many persons and faces went.

@@ -79,6 +79,8 @@ const DELETE_FACE: &str = concat!(
 );
 const DELETE_FACES_OF_PERSON: &str = "DELETE FROM faces WHERE person_id = $1 RETURNING id";
 const COUNT_FACES: &str = "SELECT count(*) FROM faces";
+const LIST_FACE_ENTRIES: &str = "SELECT f.id, f.person_id, p.name FROM faces f \
+    JOIN persons p ON p.id = f.person_id ORDER BY f.created_at, f.id LIMIT $1 OFFSET $2";
 const DELETE_EXPIRED_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at <= $1";
 const COUNT_TICKETS: &str = "SELECT count(*) FROM stream_tickets";
 const INSERT_TICKET: &str =
@@ -139,6 +141,23 @@ impl From<PersonRow> for Person {
 }
 
 #[derive(FromRow)]
+pub(crate) struct FaceEntryRow {
+    id: Id,
+    person_id: Id,
+    name: String,
+}
+
+impl From<FaceEntryRow> for facerec_core::FaceEntry {
+    fn from(row: FaceEntryRow) -> Self {
+        Self {
+            face_id: row.id.into(),
+            person_id: row.person_id.into(),
+            person_name: row.name,
+        }
+    }
+}
+
+#[derive(FromRow)]
 pub(crate) struct FaceRow {
     id: Id,
     person_id: Id,
@@ -188,6 +207,7 @@ where
     Json<FaceQuality>: Column<Self>,
     PersonRow: for<'r> FromRow<'r, Self::Row>,
     FaceRow: for<'r> FromRow<'r, Self::Row>,
+    FaceEntryRow: for<'r> FromRow<'r, Self::Row>,
     (Id,): for<'r> FromRow<'r, Self::Row>,
     (Id, String): for<'r> FromRow<'r, Self::Row>,
     (i64,): for<'r> FromRow<'r, Self::Row>,
@@ -299,6 +319,12 @@ where
 
     fn count_faces() -> Scalar<Self, i64> {
         sqlx::query_scalar(COUNT_FACES)
+    }
+
+    fn list_face_entries(limit: u32, offset: u64) -> Select<Self, FaceEntryRow> {
+        sqlx::query_as(LIST_FACE_ENTRIES)
+            .bind(i64::from(limit))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
     }
 
     fn delete_expired_tickets(now: DateTime<Utc>) -> Statement<Self> {

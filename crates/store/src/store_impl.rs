@@ -263,6 +263,25 @@ macro_rules! impl_store {
                 self.face_count().await
             }
 
+            async fn list_all_faces(
+                &self,
+                limit: u32,
+                offset: u64,
+            ) -> StoreResult<Page<FaceEntry>> {
+                let total = <$db>::count_faces()
+                    .fetch_one(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                let rows = <$db>::list_face_entries(limit, offset)
+                    .fetch_all(self.readers())
+                    .await
+                    .map_err(db_error)?;
+                Ok(Page {
+                    items: rows.into_iter().map(FaceEntry::from).collect(),
+                    total: total as u64,
+                })
+            }
+
             async fn search(
                 &self,
                 probe: &NormalizedEmbedding,

@@ -771,6 +771,44 @@ async fn names_in_any_script(store: Arc<dyn Inspect>) {
     assert_eq!(store.list_persons(&find("émile")).await.unwrap().total, 0);
 }
 
+/// Every face, across persons, in the order added, a page at a time, with whose it is.
+async fn all_faces_in_pages(store: Arc<dyn Inspect>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let mut added = Vec::new();
+    for (name, photos) in [("First", 2), ("Second", 1), ("Third", 3)] {
+        let person = store
+            .create_person(new_person(name), &actor())
+            .await
+            .unwrap();
+        for i in 0..photos {
+            let face = new_face(random_unit(&mut rng), &format!("{name}-{i}"));
+            let (face, _) = store.add_face(person.id, face, &actor()).await.unwrap();
+            added.push((face.id, person.id, name.to_owned()));
+        }
+    }
+    let mut listed = Vec::new();
+    for offset in (0..8).step_by(4) {
+        let page = store.list_all_faces(4, offset).await.unwrap();
+        assert_eq!(page.total, 6);
+        listed.extend(
+            page.items
+                .into_iter()
+                .map(|e| (e.face_id, e.person_id, e.person_name)),
+        );
+    }
+    assert_eq!(listed, added);
+    let (gone, _, _) = added.remove(0);
+    store.delete_face(gone, &actor()).await.unwrap();
+    let page = store.list_all_faces(10, 0).await.unwrap();
+    assert_eq!((page.total, page.items.len()), (5, 5));
+    assert!(store
+        .list_all_faces(10, 1 << 62)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -799,6 +837,7 @@ on_both_backends!(
     recognition_over_registry_photos,
     names_in_any_script,
     stream_tickets_are_spent_once,
+    all_faces_in_pages,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -467,11 +467,11 @@ async fn list_faces(
             (page, total)
         }
         None => {
-            let found = state.app.all_faces(offset, size).await?;
+            let found = state.app.all_faces(size as u32, offset).await?;
             let page = found
                 .items
                 .into_iter()
-                .map(|(f, name)| json!({ "image_id": f.id.to_string(), "subject": name }))
+                .map(|f| json!({ "image_id": f.face_id.to_string(), "subject": f.person_name }))
                 .collect();
             (page, found.total)
         }

@@ -73,15 +73,19 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
+        // A key in a header (or no keys configured) is checked before the body is read.
+        if presented_key(request.headers()).is_some() || state.keys.is_empty() {
+            let actor = authorize(state, request.headers())?;
+            let form = Form::read_any(request, state, &FILE_FIELDS).await?;
+            return Ok(Self { form, actor });
+        }
         let mut headers: HeaderMap = request.headers().clone();
         let form = Form::read_any(request, state, &FILE_FIELDS).await?;
-        if presented_key(&headers).is_none() {
-            if let Some(key) = form
-                .text("api_key")
-                .and_then(|k| HeaderValue::from_str(k).ok())
-            {
-                headers.insert("x-api-key", key);
-            }
+        if let Some(key) = form
+            .text("api_key")
+            .and_then(|k| HeaderValue::from_str(k).ok())
+        {
+            headers.insert("x-api-key", key);
         }
         let actor = authorize(state, &headers)?;
         Ok(Self { form, actor })
