@@ -51,6 +51,7 @@ bench: setup-test
 	$(CARGO) build --release --locked -p facerec-cli
 	scripts/bench-upload-flood.sh target/release/facerec
 	scripts/bench-batch.sh target/release/facerec
+	scripts/bench-compat.sh target/release/facerec
 	$(CARGO) bench --locked -p facerec-vision --bench pipeline
 	$(CARGO) bench --locked -p facerec-cli --bench service
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
