@@ -12,11 +12,14 @@
 //! The per-key rate limit is off (`--rate-limit-per-minute 0`): this measures the server, not
 //! the limiter.
 
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/support/video.rs"]
+mod video;
 
 use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,7 +96,7 @@ async fn main() {
             big.resize(11_000_000, 0);
             big
         },
-        frame: frame(&photo),
+        frame: video::frame_from(&photo),
         photo,
     });
     let stats = Arc::new(Stats {
@@ -362,23 +365,6 @@ async fn vanishing_stream(url: &str, frame: &[u8], n: u64) -> Option<u16> {
     // Vanish: the TCP connection is dropped with no close frame.
     drop(socket);
     Some(200)
-}
-
-fn frame(photo: &[u8]) -> Vec<u8> {
-    let photo = image::load_from_memory(photo).unwrap().to_rgb8();
-    let photo = image::imageops::resize(
-        &photo,
-        300,
-        300 * photo.height() / photo.width(),
-        image::imageops::FilterType::Triangle,
-    );
-    let mut canvas = image::RgbImage::from_pixel(640, 480, image::Rgb([40, 40, 40]));
-    image::imageops::overlay(&mut canvas, &photo, 170, 0);
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(canvas)
-        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
-        .unwrap();
-    out
 }
 
 fn report(stats: &Stats, started: Instant, samples: &[(f64, u64, u64)]) {

@@ -64,6 +64,25 @@ impl App {
         }
     }
 
+    /// Every person's name, in registration order.
+    pub async fn person_names(&self) -> AppResult<Vec<String>> {
+        let mut names = Vec::new();
+        let mut page = PageRequest {
+            limit: NAME_PAGE,
+            offset: 0,
+            name_contains: None,
+        };
+        loop {
+            let found = self.store.list_persons(&page).await?;
+            let n = found.items.len();
+            names.extend(found.items.into_iter().map(|p| p.name));
+            if n < NAME_PAGE as usize {
+                return Ok(names);
+            }
+            page.offset += n as u64;
+        }
+    }
+
     pub async fn update_person(
         &self,
         id: PersonId,

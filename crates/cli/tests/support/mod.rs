@@ -1,6 +1,8 @@
 //! Starts the real `facerec` binary on a free port and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod video;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

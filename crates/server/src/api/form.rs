@@ -23,26 +23,22 @@ impl FromRequest<Arc<AppState>> for Form {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let boundary = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        let boundary = content_type(&request)
             .and_then(facerec_upload::boundary)
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "expected a multipart/form-data body (Content-Type with a boundary)",
                 )
             })?;
-        let spec = UploadSpec {
-            file_fields: &FILE_FIELDS,
-            max_file_bytes: state.app.max_image_bytes() as u64,
-        };
-        let body = request.into_body().into_data_stream();
-        facerec_upload::read_multipart(body, boundary, spec)
-            .await
-            .map(Form)
-            .map_err(upload_error)
+        Self::read_multipart(request, boundary, state, &FILE_FIELDS).await
     }
+}
+
+fn content_type(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 impl Form {
@@ -55,24 +51,11 @@ impl Form {
         state: &AppState,
         file_fields: &[&str],
     ) -> Result<Self, ApiError> {
-        let content_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let max_file_bytes = state.app.max_image_bytes();
+        let content_type = content_type(&request).unwrap_or("").to_ascii_lowercase();
         if let Some(boundary) = facerec_upload::boundary(&content_type) {
-            let spec = UploadSpec {
-                file_fields,
-                max_file_bytes: max_file_bytes as u64,
-            };
-            let body = request.into_body().into_data_stream();
-            return facerec_upload::read_multipart(body, boundary, spec)
-                .await
-                .map(Form)
-                .map_err(upload_error);
+            return Self::read_multipart(request, boundary, state, file_fields).await;
         }
+        let max_file_bytes = state.app.max_image_bytes();
         // Base64 is 4/3 of the bytes; the router's body limit bounds this read first.
         let limit =
             max_file_bytes / 3 * 4 * file_fields.len().max(1) + MAX_TEXT_FIELD_BYTES as usize;
@@ -99,6 +82,24 @@ impl Form {
             upload.fields = form_urlencoded::parse(&body).into_owned().collect();
         }
         Ok(Form(upload))
+    }
+
+    /// A multipart body, each field against its limit while it arrives.
+    async fn read_multipart(
+        request: Request,
+        boundary: String,
+        state: &AppState,
+        file_fields: &[&str],
+    ) -> Result<Self, ApiError> {
+        let spec = UploadSpec {
+            file_fields,
+            max_file_bytes: state.app.max_image_bytes() as u64,
+        };
+        let body = request.into_body().into_data_stream();
+        facerec_upload::read_multipart(body, boundary, spec)
+            .await
+            .map(Form)
+            .map_err(upload_error)
     }
 
     /// The image under `name`; a missing one is a malformed request.

@@ -11,12 +11,12 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use facerec_core::{Actor, FaceId, PersonPatch};
-use facerec_service::{AppError, FacePick, RecognizeOptions, Registration, RegistrationTarget};
+use facerec_service::{AppError, RecognizeOptions};
 use facerec_vision::AnalyzedFace;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{consent_basis, person_named, require_person, Params};
+use super::{consent_basis, registration, require_person, Params};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
 use crate::api::handlers::{MAX_FACES, MAX_PAGE, MAX_TOP_K};
@@ -340,7 +340,7 @@ async fn add_subject(
     Json(body): Json<SubjectBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let basis = consent_basis(&state)?;
-    if person_named(&state, &body.subject).await?.is_some() {
+    if state.app.person_named(&body.subject).await?.is_some() {
         return Err(subject_exists());
     }
     let person = state.app.create_person(body.subject, basis, &actor).await?;
@@ -356,7 +356,7 @@ fn subject_exists() -> ApiError {
 }
 
 async fn list_subjects(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "subjects": super::all_names(&state).await? })))
+    Ok(Json(json!({ "subjects": state.app.person_names().await? })))
 }
 
 /// Renames a subject. CompreFace merges into an existing subject of the new name; facerec refuses
@@ -369,7 +369,7 @@ async fn rename_subject(
 ) -> ApiResult<Json<Value>> {
     let person = require_person(&state, &subject).await?;
     if body.subject != subject {
-        if person_named(&state, &body.subject).await?.is_some() {
+        if state.app.person_named(&body.subject).await?.is_some() {
             return Err(subject_exists());
         }
         let patch = PersonPatch {
@@ -413,26 +413,10 @@ async fn add_face(
         .to_owned();
     let basis = consent_basis(&state)?;
     let image = form.image("file")?;
-    let target = match person_named(&state, &subject).await? {
-        Some(person) => RegistrationTarget::Existing(person.id),
-        None => RegistrationTarget::NewPerson {
-            name: subject.clone(),
-            external_id: None,
-            metadata: json!({}),
-        },
-    };
+    let person = state.app.person_named(&subject).await?.map(|p| p.id);
     let registered = state
         .app
-        .register(
-            Registration {
-                image,
-                target,
-                consent: true,
-                consent_basis: Some(basis),
-                pick: FacePick::Only,
-            },
-            &actor,
-        )
+        .register(registration(&subject, person, image, basis), &actor)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -494,7 +478,7 @@ async fn delete_faces(
 ) -> ApiResult<Json<Value>> {
     let params = Params::from_query(query.as_deref());
     let deleted = match params.text("subject") {
-        Some(subject) => match person_named(&state, subject).await? {
+        Some(subject) => match state.app.person_named(subject).await? {
             Some(person) => {
                 state
                     .app

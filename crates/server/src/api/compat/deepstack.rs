@@ -13,11 +13,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use facerec_core::{Actor, StoreError};
-use facerec_service::{AppError, FacePick, RecognizeOptions, Registration, RegistrationTarget};
+use facerec_service::{AppError, RecognizeOptions};
 use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
 
-use super::{consent_basis, person_named};
+use super::{consent_basis, registration};
 use crate::api::auth::{authorize, presented_key};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
@@ -197,23 +197,10 @@ async fn register(
     if images.is_empty() {
         return Err(ApiError::bad_request("No valid image file"));
     }
-    let mut person = person_named(&state, &userid).await?.map(|p| p.id);
+    // The person is carried from one photo to the next (a lagging standby might not list them yet).
+    let mut person = state.app.person_named(&userid).await?.map(|p| p.id);
     for (_, image) in images {
-        let target = match person {
-            Some(id) => RegistrationTarget::Existing(id),
-            None => RegistrationTarget::NewPerson {
-                name: userid.clone(),
-                external_id: None,
-                metadata: json!({}),
-            },
-        };
-        let registration = Registration {
-            image,
-            target,
-            consent: true,
-            consent_basis: Some(basis.clone()),
-            pick: FacePick::Only,
-        };
+        let registration = registration(&userid, person, image, basis.clone());
         let registered = state.app.register(registration, &request.actor).await?;
         person = Some(registered.person.id);
     }
@@ -225,7 +212,7 @@ async fn list(
     _request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({ "success": true, "faces": super::all_names(&state).await? }),
+        json!({ "success": true, "faces": state.app.person_names().await? }),
     ))
 }
 
@@ -236,7 +223,7 @@ async fn delete(
     request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     let userid = request.userid()?;
-    while let Some(person) = person_named(&state, &userid).await? {
+    while let Some(person) = state.app.person_named(&userid).await? {
         match state.app.delete_person(person.id, &request.actor).await {
             Ok(_) => {}
             // Deleted meanwhile, or a lagging standby still lists them: nothing more to do.

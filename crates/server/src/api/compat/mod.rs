@@ -16,11 +16,12 @@ pub mod deepstack;
 use std::collections::HashMap;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use facerec_core::{Person, PersonId};
+use axum::response::Response;
+use bytes::Bytes;
+use facerec_core::PersonId;
+use facerec_service::{FacePick, Registration, RegistrationTarget};
 
 use super::error::{ApiError, ErrorInfo};
 use super::AppState;
@@ -42,14 +43,32 @@ fn consent_basis(state: &AppState) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "consent_required", CONSENT_REFUSAL))
 }
 
-/// The person a client calls by name (CompreFace's subject, DeepStack's userid): the first
-/// registered under exactly this name.
-async fn person_named(state: &AppState, name: &str) -> Result<Option<Person>, ApiError> {
-    Ok(state.app.person_named(name).await?)
+/// One photo of the person a client names (CompreFace's subject, DeepStack's userid): added to
+/// `person` when they exist, else registering a new person of that name, with the operator's
+/// consent statement.
+fn registration(name: &str, person: Option<PersonId>, image: Bytes, basis: String) -> Registration {
+    let target = match person {
+        Some(id) => RegistrationTarget::Existing(id),
+        None => RegistrationTarget::NewPerson {
+            name: name.to_owned(),
+            external_id: None,
+            metadata: serde_json::json!({}),
+        },
+    };
+    Registration {
+        image,
+        target,
+        consent: true,
+        consent_basis: Some(basis),
+        pick: FacePick::Only,
+    }
 }
 
+/// The person a client calls by name: the first registered under exactly this name.
 async fn require_person(state: &AppState, name: &str) -> Result<PersonId, ApiError> {
-    person_named(state, name)
+    state
+        .app
+        .person_named(name)
         .await?
         .map(|p| p.id)
         .ok_or_else(|| {
@@ -59,25 +78,6 @@ async fn require_person(state: &AppState, name: &str) -> Result<PersonId, ApiErr
                 format!("Subject {name} not found"),
             )
         })
-}
-
-/// Every person's name, in registration order.
-async fn all_names(state: &AppState) -> Result<Vec<String>, ApiError> {
-    let mut names = Vec::new();
-    let mut page = facerec_core::PageRequest {
-        limit: super::handlers::MAX_PAGE as u32,
-        offset: 0,
-        name_contains: None,
-    };
-    loop {
-        let found = state.app.persons(&page).await?;
-        let n = found.items.len();
-        names.extend(found.items.into_iter().map(|p| p.name));
-        if n < page.limit as usize {
-            return Ok(names);
-        }
-        page.offset += n as u64;
-    }
 }
 
 /// Query parameters as clients send them: unknown ones ignored, empty pairs (the CompreFace SDK's
@@ -153,15 +153,10 @@ pub async fn dialect(request: Request, next: Next) -> Response {
         Dialect::CompreFace(service) => compreface::error_body(parts.status, &info, service),
         Dialect::DeepStack => deepstack::error_body(parts.status, &info),
     };
+    // The error's other headers (Retry-After, the request id) stay; the body is the dialect's.
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let mut answer = Response::from_parts(parts, axum::body::Body::empty());
-    *answer.body_mut() = Json(body).into_response().into_body();
-    answer
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 enum Dialect {
