@@ -1,6 +1,8 @@
 # facerec — the two commands people need are `make run` and `make test`; the rest are their pieces.
 SHELL := /bin/bash
 CARGO ?= cargo
+# Where cargo builds (CARGO_TARGET_DIR or a cargo config may move it out of the checkout).
+TARGET_DIR = $(shell scripts/target-dir.sh)
 
 .PHONY: setup setup-test build run test dist lint bench fuzz soak
 
@@ -16,13 +18,13 @@ setup-test:
 	scripts/setup-browser.sh
 	scripts/test-venv.sh >/dev/null
 
-## Release binary at target/release/facerec.
+## Release binary at $(TARGET_DIR)/release/facerec (target/ unless cargo is told otherwise).
 build: setup
 	$(CARGO) build --release --locked -p facerec-cli
 
 ## Start the service on its embedded defaults (SQLite in ./data, http://127.0.0.1:8000).
 run: build
-	./target/release/facerec serve
+	"$(TARGET_DIR)/release/facerec" serve
 
 ## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards), then
 ## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh), then the download:
@@ -33,14 +35,14 @@ test: setup-test
 	trap 'scripts/pg-test.sh stop' EXIT; \
 	shared=; [ -d ../shared/faces ] && shared="-- --include-ignored"; \
 	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) test --workspace --locked $$shared
-	scripts/contract-test.sh
+	scripts/contract-test.sh "$(TARGET_DIR)/debug/facerec"
 	$(MAKE) dist
 	scripts/dist-test.sh
 
 ## dist/facerec-<version>-linux-x86_64.tar.gz: the release binary, ONNX Runtime, the models, the
 ## licences, a README, the Dockerfile and compose.yaml (packaging/); runs without a toolchain.
 dist: build
-	scripts/dist.sh target/release/facerec
+	scripts/dist.sh "$(TARGET_DIR)/release/facerec"
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -49,9 +51,9 @@ lint:
 ## Benchmarks (numbers, not pass/fail). See docs/BENCHMARKS.md.
 bench: setup-test
 	$(CARGO) build --release --locked -p facerec-cli
-	scripts/bench-upload-flood.sh target/release/facerec
-	scripts/bench-batch.sh target/release/facerec
-	scripts/bench-compat.sh target/release/facerec
+	scripts/bench-upload-flood.sh "$(TARGET_DIR)/release/facerec"
+	scripts/bench-batch.sh "$(TARGET_DIR)/release/facerec"
+	scripts/bench-compat.sh "$(TARGET_DIR)/release/facerec"
 	$(CARGO) bench --locked -p facerec-vision --bench pipeline
 	$(CARGO) bench --locked -p facerec-cli --bench service
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
@@ -69,4 +71,4 @@ SOAK_MINUTES ?= 10
 soak: setup-test
 	$(CARGO) build --release --locked -p facerec-cli --bin facerec
 	$(CARGO) build --release --locked -p facerec-cli --example soak
-	target/release/examples/soak target/release/facerec $(SOAK_MINUTES)
+	"$(TARGET_DIR)/release/examples/soak" "$(TARGET_DIR)/release/facerec" $(SOAK_MINUTES)

@@ -6,7 +6,7 @@
 #   scripts/bench-batch.sh [BINARY]        (default target/release/facerec)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-binary=${1:-target/release/facerec}
+binary=${1:-$(scripts/target-dir.sh)/release/facerec}
 cores=$(nproc)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

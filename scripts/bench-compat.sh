@@ -6,7 +6,7 @@
 #   scripts/bench-compat.sh [BINARY] [ROUNDS]   (default target/release/facerec, 40)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-binary=${1:-target/release/facerec}
+binary=${1:-$(scripts/target-dir.sh)/release/facerec}
 rounds=${2:-40}
 python="$(scripts/test-venv.sh)/bin/python"
 photos=vendor/fixtures/registry/vectron

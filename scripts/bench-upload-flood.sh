@@ -5,7 +5,7 @@
 # later. Usage: scripts/bench-upload-flood.sh [BINARY] [N=200] [ROUNDS=2]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-binary="${1:-$root/target/release/facerec}"
+binary="${1:-$("$root/scripts/target-dir.sh")/release/facerec}"
 n="${2:-200}"
 rounds="${3:-2}"
 work="$(mktemp -d)"

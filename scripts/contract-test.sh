@@ -4,7 +4,7 @@
 # checked too), with a fixed seed. It fails on any finding. Usage: scripts/contract-test.sh [BINARY]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-binary="${1:-$root/target/debug/facerec}"
+binary="${1:-$("$root/scripts/target-dir.sh")/debug/facerec}"
 venv="$("$root/scripts/test-venv.sh")"
 work="$(mktemp -d)"
 key="contract-test-key"

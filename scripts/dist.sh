@@ -6,7 +6,7 @@
 # Usage: scripts/dist.sh [BINARY] (default target/release/facerec; `make dist` builds it first).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-binary="${1:-$root/target/release/facerec}"
+binary="${1:-$("$root/scripts/target-dir.sh")/release/facerec}"
 vendor="${FACEREC_VENDOR_DIR:-$root/vendor}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)"
 name="facerec-$version-linux-x86_64"
