@@ -18,7 +18,7 @@ fn fuzz_ingest(data: &[u8]) -> bool {
             true
         }
         Err(err) => {
-            assert!(!err.code().is_empty());
+            assert!(!err.code().as_str().is_empty());
             false
         }
     }

@@ -91,7 +91,7 @@ fn start_server(database_url: &str, extra: &[&str]) -> Server {
     Server(child, url)
 }
 
-async fn fill(database_url: &str, model: &ModelRef) {
+async fn fill(database_url: &str, model: &ModelId) {
     let store = facerec_store::open(database_url, &StoreOptions::default())
         .await
         .unwrap();
@@ -235,7 +235,7 @@ async fn stream_run(
 async fn main() {
     let yao = photo("vectron/yaoming.jpg");
     let mut analyzer = analyzer();
-    let model = ModelRef::from(analyzer.model_id());
+    let model = analyzer.model_id().clone();
     let limits = IngestLimits::default();
     let mut pipeline: Vec<f64> = (0..60)
         .map(|_| {

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use facerec_service::{AppError, Engine};
+use facerec_core::ErrorCode;
+use facerec_service::{AppError, Engine, EngineConfig};
 use facerec_vision::{Analysis, IngestLimits};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -60,15 +61,13 @@ struct ErrorBody {
 /// the models are small, so images split across cores far better than one image across threads),
 /// and prints the results in the order of the arguments.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let config = args.vision.analyzer_config()?;
-    let workers = args
-        .workers
-        .unwrap_or_else(crate::settings::default_workers);
+    let mut config = EngineConfig::new(args.vision.analyzer_config()?);
+    config.workers = args.workers.unwrap_or(config.workers).max(1);
     // At most two images per worker are read and in flight, and the queue holds them all (the
     // engine refuses work beyond its queue); `buffered` yields them in input order.
-    let in_flight = 2 * workers;
-    let engine =
-        tokio::task::spawn_blocking(move || Engine::start(&config, workers, in_flight)).await??;
+    let in_flight = 2 * config.workers;
+    config.queue = in_flight;
+    let engine = config.start().await?;
     let limits = args.vision.ingest_limits();
     let engine = &engine;
     let mut results = futures_util::stream::iter(&args.images)
@@ -106,7 +105,7 @@ async fn analyze_file(
     limits: IngestLimits,
 ) -> Result<Analysis, ErrorBody> {
     let bytes = tokio::fs::read(path).await.map_err(|e| ErrorBody {
-        code: "unreadable_file",
+        code: ErrorCode::UnreadableFile.as_str(),
         message: format!("cannot read {}: {e}", path.display()),
     })?;
     engine
@@ -115,7 +114,7 @@ async fn analyze_file(
         .map_err(AppError::from)
         .and_then(|analysis| analysis.map_err(AppError::from))
         .map_err(|e| ErrorBody {
-            code: e.code(),
+            code: e.code().as_str(),
             message: e.to_string(),
         })
 }

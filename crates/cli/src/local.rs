@@ -7,36 +7,21 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facerec_core::{Actor, Added, Matcher, PersonId};
+use facerec_core::{Actor, Added, ErrorCode, PersonId};
 use facerec_service::{
-    App, AppResult, Engine, FacePick, RecognizeOptions, Registration, RegistrationTarget,
+    default_workers, App, AppResult, FacePick, RecognizeOptions, Registration, RegistrationTarget,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::settings::{default_workers, files_below, DatabaseArgs, ServiceArgs};
+use crate::settings::{files_below, DatabaseArgs, ServiceArgs};
 
 /// The service on the configured database, with `workers` inference workers (each with one-thread
 /// sessions) and room in the queue for `workers` x `workers` jobs (enroll's people and photos side
 /// by side).
 async fn local_app(service: &ServiceArgs, workers: usize) -> anyhow::Result<App> {
-    let ServiceArgs {
-        database,
-        matching,
-        vision,
-    } = service;
-    let store = facerec_store::open(&database.database_url, &database.store_options()).await?;
-    let config = vision.analyzer_config()?;
-    let engine =
-        tokio::task::spawn_blocking(move || Engine::start(&config, workers, workers * workers))
-            .await??;
-    Ok(App::new(
-        engine,
-        store,
-        Matcher::new(matching.threshold()?),
-        matching.quality(),
-        vision.ingest_limits(),
-    ))
+    let config = service.app_config(Some(workers), workers * workers)?;
+    Ok(App::start(config).await?)
 }
 
 #[derive(Debug, Args)]
@@ -132,7 +117,7 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
         match outcome {
             Ok(Added::Created) => added += 1,
             Ok(Added::AlreadyPresent) => present += 1,
-            Err(e) => refused.push((photo, e.code().to_owned(), e.to_string())),
+            Err(e) => refused.push((photo, e.code().to_string(), e.to_string())),
         }
     }
     bar.finish_and_clear();
@@ -243,10 +228,10 @@ pub struct IdentifyArgs {
 
 pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
     let app = local_app(&args.service, default_workers()).await?;
+    // The best candidate and the runner-up.
     let options = RecognizeOptions {
-        threshold: None,
         top_k: 2,
-        max_faces: 100,
+        ..RecognizeOptions::default()
     };
     let mut failed = 0;
     for path in &args.images {
@@ -256,8 +241,8 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
                 .recognize(bytes.into(), &options)
                 .await
                 .map(|r| r.faces)
-                .map_err(|e| (e.code().to_owned(), e.to_string())),
-            Err(e) => Err(("unreadable_file".to_owned(), e.to_string())),
+                .map_err(|e| (e.code().to_string(), e.to_string())),
+            Err(e) => Err((ErrorCode::UnreadableFile.to_string(), e.to_string())),
         };
         match result {
             Ok(faces) => {

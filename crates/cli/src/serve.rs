@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 use facerec_core::tracking::TrackerConfig;
-use facerec_server::api::auth::ApiKeys;
+use facerec_server::api::auth::{ApiKeys, DEFAULT_RATE_LIMIT_PER_MINUTE};
 use facerec_server::api::stream::StreamLimits;
 use facerec_server::api::HttpLimits;
 use facerec_server::ServerConfig;
+use facerec_service::EngineConfig;
 
 use crate::settings::ServiceArgs;
 
@@ -33,16 +34,16 @@ pub struct ServeArgs {
     #[arg(long, env = "FACEREC_WORKERS")]
     pub workers: Option<usize>,
     /// Requests that may wait for a worker before the server answers 503
-    #[arg(long, env = "FACEREC_QUEUE", default_value_t = 16)]
+    #[arg(long, env = "FACEREC_QUEUE", default_value_t = EngineConfig::DEFAULT_QUEUE)]
     pub queue: usize,
     /// Largest request body, bytes
-    #[arg(long, env = "FACEREC_MAX_BODY_BYTES", default_value_t = 12 * 1024 * 1024)]
+    #[arg(long, env = "FACEREC_MAX_BODY_BYTES", default_value_t = HttpLimits::default().max_body_bytes)]
     pub max_body_bytes: usize,
     /// Longest a request may take, seconds
-    #[arg(long, env = "FACEREC_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "FACEREC_REQUEST_TIMEOUT_SECS", default_value_t = HttpLimits::default().request_timeout.as_secs())]
     pub request_timeout_secs: u64,
     /// Requests per minute per API key (0 = unlimited)
-    #[arg(long, env = "FACEREC_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    #[arg(long, env = "FACEREC_RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit_per_minute: u32,
     /// Origins allowed to call the API from other web pages, comma-separated (default: CORS off;
     /// every other page's requests are refused)
@@ -57,29 +58,29 @@ pub struct ServeArgs {
     #[arg(long, env = "FACEREC_METRICS_PUBLIC")]
     pub metrics_public: bool,
     /// Largest video frame accepted on /v1/stream, bytes
-    #[arg(long, env = "FACEREC_STREAM_MAX_FRAME_BYTES", default_value_t = 2 * 1024 * 1024)]
+    #[arg(long, env = "FACEREC_STREAM_MAX_FRAME_BYTES", default_value_t = StreamLimits::default().max_frame_bytes)]
     pub stream_max_frame_bytes: usize,
     /// Frames per second accepted per stream (faster frames are skipped)
-    #[arg(long, env = "FACEREC_STREAM_MAX_FPS", default_value_t = 30.0)]
+    #[arg(long, env = "FACEREC_STREAM_MAX_FPS", default_value_t = StreamLimits::default().max_fps)]
     pub stream_max_fps: f32,
     /// Concurrent streams
-    #[arg(long, env = "FACEREC_STREAM_MAX_STREAMS", default_value_t = 8)]
+    #[arg(long, env = "FACEREC_STREAM_MAX_STREAMS", default_value_t = StreamLimits::default().max_streams)]
     pub stream_max_streams: usize,
     /// Concurrent streams per API key
-    #[arg(long, env = "FACEREC_STREAM_MAX_STREAMS_PER_KEY", default_value_t = 4)]
+    #[arg(long, env = "FACEREC_STREAM_MAX_STREAMS_PER_KEY", default_value_t = StreamLimits::default().max_streams_per_key)]
     pub stream_max_streams_per_key: usize,
     /// Frames per second one API key may send over all its streams (0 = unlimited)
     #[arg(
         long,
         env = "FACEREC_STREAM_MAX_FRAMES_PER_SEC_PER_KEY",
-        default_value_t = 60
+        default_value_t = StreamLimits::default().max_frames_per_sec_per_key
     )]
     pub stream_max_frames_per_sec_per_key: u32,
     /// Close a stream that sends no frame for this many seconds
-    #[arg(long, env = "FACEREC_STREAM_IDLE_SECS", default_value_t = 30)]
+    #[arg(long, env = "FACEREC_STREAM_IDLE_SECS", default_value_t = StreamLimits::default().idle_timeout.as_secs())]
     pub stream_idle_secs: u64,
     /// Re-embed a tracked face every N frames
-    #[arg(long, env = "FACEREC_STREAM_REEMBED_EVERY", default_value_t = 10)]
+    #[arg(long, env = "FACEREC_STREAM_REEMBED_EVERY", default_value_t = TrackerConfig::default().reembed_every)]
     pub stream_reembed_every: u32,
     /// How consent is collected from people registered through the CompreFace- and
     /// DeepStack-compatible APIs, which have no consent field (e.g. "signed form, kept by the
@@ -97,16 +98,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         keys.add_file(file).map_err(anyhow::Error::msg)?;
     }
     let config = ServerConfig {
+        app: args.service.app_config(args.workers, args.queue)?,
         bind: args.bind,
-        database_url: args.service.database.database_url.clone(),
-        store: args.service.database.store_options(),
         keys,
-        analyzer: args.service.vision.analyzer_config()?,
-        ingest: args.service.vision.ingest_limits(),
-        workers: args
-            .workers
-            .unwrap_or_else(crate::settings::default_workers),
-        queue: args.queue,
         http: HttpLimits {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs),
@@ -128,8 +122,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .compat_consent_basis
             .map(|b| b.trim().to_owned())
             .filter(|b| !b.is_empty()),
-        threshold: args.service.matching.threshold()?,
-        quality: args.service.matching.quality(),
         stream: StreamLimits {
             max_frame_bytes: args.stream_max_frame_bytes,
             max_fps: args.stream_max_fps,

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use facerec_core::{QualityPolicy, Threshold};
+use facerec_service::{AppConfig, EngineConfig};
 use facerec_store::{HnswOptions, StoreOptions};
 
 #[derive(Debug, Clone, Args)]
@@ -92,9 +93,22 @@ pub struct ServiceArgs {
     pub vision: crate::vision_args::VisionArgs,
 }
 
-/// One inference worker per core: the models are small, so work splits across images, not threads.
-pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+impl ServiceArgs {
+    /// The app's settings, with `workers` inference workers (default: one per core) and room for
+    /// `queue` jobs waiting.
+    pub fn app_config(&self, workers: Option<usize>, queue: usize) -> anyhow::Result<AppConfig> {
+        let mut engine = EngineConfig::new(self.vision.analyzer_config()?);
+        engine.workers = workers.unwrap_or(engine.workers).max(1);
+        engine.queue = queue;
+        Ok(AppConfig {
+            database_url: self.database.database_url.clone(),
+            store: self.database.store_options(),
+            engine,
+            ingest: self.vision.ingest_limits(),
+            threshold: self.matching.threshold()?,
+            quality: self.matching.quality(),
+        })
+    }
 }
 
 /// Paths of every file below `dir` (following links), sorted.

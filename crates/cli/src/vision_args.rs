@@ -30,10 +30,10 @@ pub struct VisionArgs {
     #[arg(long, env = "FACEREC_INTRA_THREADS", default_value_t = 1)]
     pub intra_threads: usize,
     /// Side of the detector's square input (a multiple of 32)
-    #[arg(long, env = "FACEREC_DET_SIZE", default_value_t = 640)]
+    #[arg(long, env = "FACEREC_DET_SIZE", default_value_t = DetectorConfig::default().input_size)]
     pub det_size: u32,
     /// Minimum detection score
-    #[arg(long, env = "FACEREC_DET_THRESHOLD", default_value_t = 0.5)]
+    #[arg(long, env = "FACEREC_DET_THRESHOLD", default_value_t = DetectorConfig::default().score_threshold)]
     pub det_threshold: f32,
     /// Largest accepted image file, in bytes
     #[arg(long, env = "FACEREC_MAX_IMAGE_BYTES", default_value_t = IngestLimits::default().max_bytes)]

@@ -6,7 +6,7 @@
 //! `cargo run -p facerec-core --example compat_similarity [-- PATH/TO/reference.jsonl]`
 
 use facerec_core::Matcher;
-use facerec_vision::{NormalizedEmbedding, Similarity};
+use facerec_types::{NormalizedEmbedding, Similarity};
 
 fn main() {
     let path = std::env::args().nth(1).unwrap_or_else(|| {

@@ -1,7 +1,8 @@
 //! Persons, faces and what is recorded about them.
 
 use chrono::{DateTime, Utc};
-use facerec_vision::{FaceQuality, NormalizedEmbedding};
+pub use facerec_types::ModelId;
+use facerec_types::{FaceQuality, NormalizedEmbedding};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -101,31 +102,6 @@ pub struct PersonPatch {
     pub metadata: Option<serde_json::Value>,
 }
 
-/// The model that produced an embedding. Embeddings of different models are never compared.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ModelRef {
-    /// e.g. `buffalo_s/w600k_mbf`
-    pub name: String,
-    /// sha256 of the model file.
-    pub sha256: String,
-}
-
-impl ModelRef {
-    /// The key faces are grouped by for search: name and file hash.
-    pub fn key(&self) -> String {
-        format!("{}@{}", self.name, self.sha256)
-    }
-}
-
-impl From<&facerec_vision::ModelId> for ModelRef {
-    fn from(id: &facerec_vision::ModelId) -> Self {
-        Self {
-            name: id.name.clone(),
-            sha256: id.sha256.clone(),
-        }
-    }
-}
-
 /// A stored face: its embedding and what the detector said. Never the image itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Face {
@@ -135,7 +111,7 @@ pub struct Face {
     pub det_score: f32,
     pub bbox: [f32; 4],
     pub quality: FaceQuality,
-    pub model: ModelRef,
+    pub model: ModelId,
     /// sha256 of the source image's bytes: sending the same photo again for the same person is a no-op.
     pub image_sha256: String,
     pub created_at: DateTime<Utc>,
@@ -148,7 +124,7 @@ pub struct NewFace {
     pub det_score: f32,
     pub bbox: [f32; 4],
     pub quality: FaceQuality,
-    pub model: ModelRef,
+    pub model: ModelId,
     pub image_sha256: String,
 }
 

@@ -1,7 +1,7 @@
 //! Which faces are good enough to enroll. Recognition accepts any face; enrollment is stricter,
 //! because one poor reference photo degrades every later match against that person.
 
-use facerec_vision::FaceQuality;
+use facerec_types::FaceQuality;
 use serde::Serialize;
 
 /// Why a face was refused for enrollment.

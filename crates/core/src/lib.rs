@@ -12,6 +12,7 @@ pub mod tracking;
 
 pub use domain::*;
 pub use enrollment::{PoorQuality, QualityPolicy};
+pub use facerec_types::{error_code, ErrorCode};
 pub use matching::{Candidate, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD};
 pub use store::{Store, StoreError, StoreResult};
 

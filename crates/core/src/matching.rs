@@ -1,6 +1,6 @@
 //! Matching: the one place where similarities become identities.
 
-use facerec_vision::Similarity;
+use facerec_types::Similarity;
 use serde::Serialize;
 
 use crate::domain::{FaceId, PersonId};

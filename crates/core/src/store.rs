@@ -2,7 +2,7 @@
 //! (facerec-store). Every method is one transaction: a failure leaves nothing half-written.
 
 use async_trait::async_trait;
-use facerec_vision::{EmbeddingError, NormalizedEmbedding};
+use facerec_types::{EmbeddingError, ErrorCode, NormalizedEmbedding};
 
 use crate::domain::*;
 use crate::matching::Candidate;
@@ -39,20 +39,21 @@ pub enum StoreError {
 
 impl StoreError {
     /// Stable code for API clients.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::PersonNotFound(_) => "person_not_found",
-            Self::FaceNotFound(_) => "face_not_found",
-            Self::DuplicateExternalId(_) => "duplicate_external_id",
-            Self::ConsentRequired => "consent_required",
-            Self::InvalidPerson(_) => "invalid_person",
-            Self::EmbeddingDimension { .. } => "invalid_embedding",
-            Self::InvalidEmbedding(_) => "invalid_embedding",
-            Self::Locked(_) => "database_locked",
-            Self::Unavailable(_) => "database_unavailable",
-            Self::StorageFull(_) => "storage_full",
-            Self::ReadOnly(_) => "database_read_only",
-            Self::Database(_) => "database_error",
+            Self::PersonNotFound(_) => ErrorCode::PersonNotFound,
+            Self::FaceNotFound(_) => ErrorCode::FaceNotFound,
+            Self::DuplicateExternalId(_) => ErrorCode::DuplicateExternalId,
+            Self::ConsentRequired => ErrorCode::ConsentRequired,
+            Self::InvalidPerson(_) => ErrorCode::InvalidPerson,
+            Self::EmbeddingDimension { .. } | Self::InvalidEmbedding(_) => {
+                ErrorCode::InvalidEmbedding
+            }
+            Self::Locked(_) => ErrorCode::DatabaseLocked,
+            Self::Unavailable(_) => ErrorCode::DatabaseUnavailable,
+            Self::StorageFull(_) => ErrorCode::StorageFull,
+            Self::ReadOnly(_) => ErrorCode::DatabaseReadOnly,
+            Self::Database(_) => ErrorCode::DatabaseError,
         }
     }
 }
@@ -106,7 +107,7 @@ pub trait Store: Send + Sync {
     async fn search(
         &self,
         probe: &NormalizedEmbedding,
-        model: &ModelRef,
+        model: &ModelId,
         k: usize,
     ) -> StoreResult<Vec<Candidate>>;
 

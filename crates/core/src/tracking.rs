@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use facerec_vision::BoundingBox;
+use facerec_types::BoundingBox;
 
 use crate::domain::PersonId;
 use crate::matching::{Recognition, Threshold};
@@ -209,7 +209,7 @@ mod tests {
     use super::*;
     use crate::domain::FaceId;
     use crate::matching::{Candidate, Matcher};
-    use facerec_vision::Similarity;
+    use facerec_types::Similarity;
 
     fn bbox(x: f32) -> BoundingBox {
         BoundingBox {

@@ -9,34 +9,22 @@ pub mod api;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use facerec_core::{Matcher, QualityPolicy, StoreError, Threshold};
-use facerec_store::StoreOptions;
-use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
-
-use facerec_service::{App, Engine};
+use facerec_service::{App, AppConfig, StartError};
 
 use crate::api::auth::{ApiKeys, RateLimit};
 use crate::api::stream::{StreamLimits, StreamSlots};
 use crate::api::{AppState, HttpLimits};
 
-/// Everything the service needs, read once at start and passed down.
+/// Everything the server needs, read once at start and passed down: the app's settings, and the
+/// HTTP layer's own.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    pub app: AppConfig,
     pub bind: SocketAddr,
-    pub database_url: String,
-    pub store: StoreOptions,
     pub keys: ApiKeys,
-    pub analyzer: AnalyzerConfig,
-    pub ingest: IngestLimits,
-    /// Inference workers, each with its own sessions.
-    pub workers: usize,
-    /// Requests that may wait for a worker before the server answers 503.
-    pub queue: usize,
     pub http: HttpLimits,
     /// Requests per minute per API key; 0 = unlimited.
     pub rate_limit_per_minute: u32,
-    pub threshold: Threshold,
-    pub quality: QualityPolicy,
     pub stream: StreamLimits,
     /// Consent statement for registrations through the compatible APIs (none: refused there).
     pub compat_consent_basis: Option<String>,
@@ -47,9 +35,7 @@ pub enum ServeError {
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    Start(#[from] StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -77,20 +63,10 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
     if config.keys.is_empty() {
         tracing::warn!(bind = %config.bind, "no API keys configured: accepting unauthenticated requests on loopback only");
     }
-    let store = facerec_store::open(&config.database_url, &config.store).await?;
-    let analyzer = config.analyzer.clone();
-    let (workers, queue) = (config.workers, config.queue);
-    let engine = tokio::task::spawn_blocking(move || Engine::start(&analyzer, workers, queue))
-        .await
-        .map_err(|e| ServeError::Config(format!("loading models: {e}")))??;
-    tracing::info!(model = %engine.model(), workers, queue, backend = store.backend(), "models loaded");
-    let app = App::new(
-        engine,
-        store,
-        Matcher::new(config.threshold),
-        config.quality,
-        config.ingest,
-    );
+    // Each upload needs one inference job (verify with two photos, two): as many as the pool can
+    // run or hold.
+    let uploads = config.app.engine.workers + config.app.engine.queue;
+    let app = App::start(config.app.clone()).await?;
     let state = Arc::new(AppState {
         app,
         keys: config.keys.clone(),
@@ -101,9 +77,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
             config.stream.max_streams,
             config.stream.max_streams_per_key,
         ),
-        // Each upload needs one inference job (verify with two photos, two): as many as the pool
-        // can run or hold.
-        uploads: Arc::new(tokio::sync::Semaphore::new(workers + queue)),
+        uploads: Arc::new(tokio::sync::Semaphore::new(uploads)),
         stream_limits: config.stream.clone(),
         compat_consent_basis: config.compat_consent_basis.clone(),
     });

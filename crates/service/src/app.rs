@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use facerec_core::{Matcher, ModelRef, QualityPolicy, Store};
+use facerec_core::{Matcher, ModelId, QualityPolicy, Store};
 use facerec_vision::{Analysis, Detection, IngestLimits};
 
 use crate::engine::Engine;
@@ -17,7 +17,7 @@ pub struct App {
     pub(crate) matcher: Matcher,
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
-    pub(crate) model: ModelRef,
+    pub(crate) model: ModelId,
     /// The last face count and when it was taken (metrics).
     pub(crate) face_count: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
@@ -40,14 +40,14 @@ pub struct Load {
 }
 
 impl App {
-    pub fn new(
+    pub(crate) fn new(
         engine: Engine,
         store: Arc<dyn Store>,
         matcher: Matcher,
         quality: QualityPolicy,
         limits: IngestLimits,
     ) -> Self {
-        let model = ModelRef::from(engine.model());
+        let model = engine.model().clone();
         Self {
             engine,
             store,
@@ -60,7 +60,7 @@ impl App {
     }
 
     /// The embedding model every stored face is compared under.
-    pub fn model(&self) -> &ModelRef {
+    pub fn model(&self) -> &ModelId {
         &self.model
     }
 

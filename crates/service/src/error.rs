@@ -1,6 +1,7 @@
 //! Failures of a use case, each with a stable code. The HTTP layer maps them to statuses once
 //! (`facerec_server::api::error`); the CLI prints the code.
 
+use facerec_core::ErrorCode;
 use facerec_core::{PoorQuality, StoreError};
 use facerec_vision::{IngestError, RuntimeError, VisionError};
 
@@ -28,18 +29,18 @@ pub enum AppError {
 
 impl AppError {
     /// Stable code for clients (HTTP and CLI alike).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Ingest(e) => e.code(),
             Self::Runtime(e) => e.code(),
-            Self::Engine(EngineError::Busy) => "overloaded",
-            Self::Engine(EngineError::Stopped) => "unavailable",
-            Self::Engine(EngineError::Failed) => "inference_failed",
+            Self::Engine(EngineError::Busy) => ErrorCode::Overloaded,
+            Self::Engine(EngineError::Stopped) => ErrorCode::Unavailable,
+            Self::Engine(EngineError::Failed) => ErrorCode::InferenceFailed,
             Self::Store(e) => e.code(),
-            Self::NoFace => "no_face",
-            Self::MultipleFaces(_) => "multiple_faces",
-            Self::PoorQuality(_) => "poor_quality",
-            Self::ConsentRequired => "consent_required",
+            Self::NoFace => ErrorCode::NoFace,
+            Self::MultipleFaces(_) => ErrorCode::MultipleFaces,
+            Self::PoorQuality(_) => ErrorCode::PoorQuality,
+            Self::ConsentRequired => ErrorCode::ConsentRequired,
         }
     }
 }

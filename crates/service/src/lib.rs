@@ -7,15 +7,18 @@
 //! the store or the models.
 
 mod app;
+mod config;
 pub mod engine;
 mod error;
 mod live;
 mod persons;
+pub mod ranges;
 mod recognition;
 mod registration;
 pub mod tickets;
 
 pub use app::{App, Load, Readiness};
+pub use config::{default_workers, AppConfig, EngineConfig, StartError};
 pub use engine::{Engine, EngineError};
 pub use error::{AppError, AppResult};
 pub use live::{LiveFace, LiveFrame, LiveSession};

@@ -24,11 +24,23 @@ pub struct RecognizedImage {
     pub faces: Vec<RecognizedFace>,
 }
 
+/// How a photo is recognized; `top_k` and `max_faces` within [`crate::ranges`].
 #[derive(Debug, Clone)]
 pub struct RecognizeOptions {
+    /// The request's own threshold; `None` is the matcher's.
     pub threshold: Option<Threshold>,
     pub top_k: usize,
     pub max_faces: usize,
+}
+
+impl Default for RecognizeOptions {
+    fn default() -> Self {
+        Self {
+            threshold: None,
+            top_k: crate::ranges::TOP_K.default as usize,
+            max_faces: crate::ranges::MAX_FACES.default as usize,
+        }
+    }
 }
 
 /// The verdict of a 1:1 comparison.

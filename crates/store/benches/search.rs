@@ -15,8 +15,8 @@ use std::time::Instant;
 use facerec_core::*;
 use facerec_store::exact_index::top_persons;
 use facerec_store::{testing, ExactIndex, StoreOptions};
-use facerec_vision::embedding::dot;
-use facerec_vision::{FaceQuality, NormalizedEmbedding, Similarity};
+use facerec_types::embedding::dot;
+use facerec_types::{FaceQuality, NormalizedEmbedding, Similarity};
 use rand::{Rng, SeedableRng};
 
 const DIM: usize = EMBEDDING_DIM;
@@ -158,7 +158,7 @@ fn face(embedding: Vec<f32>, i: usize) -> NewFace {
             frontality: 1.0,
             embedding_norm: 20.0,
         },
-        model: ModelRef {
+        model: ModelId {
             name: "bench".into(),
             sha256: "0".into(),
         },
@@ -342,7 +342,7 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
         assert_eq!(persons.len(), n, "{kept_name} holds another data set");
         let flat: Vec<f32> = vectors.concat();
         let persons_of_rows: Vec<PersonId> = persons.iter().map(|p| PersonId(*p)).collect();
-        let model = ModelRef {
+        let model = ModelId {
             name: "bench".into(),
             sha256: "0".into(),
         };

@@ -2,7 +2,7 @@
 //! SQLite and in PostgreSQL, so the statements and row mappings in [`crate::sql`] are written once.
 
 use facerec_core::{FaceId, PersonId};
-use facerec_vision::NormalizedEmbedding;
+use facerec_types::NormalizedEmbedding;
 use pgvector::Vector;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;

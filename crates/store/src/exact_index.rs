@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use facerec_core::{FaceId, PersonId};
-use facerec_vision::Similarity;
+use facerec_types::Similarity;
 use wide::{i16x16, i32x8, i8x16};
 
 /// Below this many rows one thread scans faster than several can be started.
@@ -358,7 +358,7 @@ mod tests {
         k: usize,
     ) -> Vec<PersonHit> {
         let scored = index.candidates("m", probe, k).into_iter().map(|c| {
-            let exact = facerec_vision::embedding::dot(&truth[&c.face_id], probe);
+            let exact = facerec_types::embedding::dot(&truth[&c.face_id], probe);
             (c, Similarity::new(exact))
         });
         top_persons(scored, k)
@@ -377,7 +377,7 @@ mod tests {
             };
             (
                 face,
-                Similarity::new(facerec_vision::embedding::dot(v, probe)),
+                Similarity::new(facerec_types::embedding::dot(v, probe)),
             )
         });
         top_persons(scored, k)

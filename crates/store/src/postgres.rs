@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use facerec_core::store::StoreResult;
 use facerec_core::*;
-use facerec_vision::{NormalizedEmbedding, Similarity};
+use facerec_types::{NormalizedEmbedding, Similarity};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
@@ -242,7 +242,7 @@ impl PostgresStore {
     async fn candidates(
         &self,
         probe: &NormalizedEmbedding,
-        model: &ModelRef,
+        model: &ModelId,
         k: usize,
     ) -> StoreResult<Vec<Candidate>> {
         let limit = (k as u32)

@@ -8,9 +8,9 @@
 use chrono::{DateTime, Utc};
 use facerec_core::store::fold_name;
 use facerec_core::{
-    Actor, Consent, Face, ModelRef, NewAuditEvent, PageRequest, Person, PersonId, StoreError,
+    Actor, Consent, Face, ModelId, NewAuditEvent, PageRequest, Person, PersonId, StoreError,
 };
-use facerec_vision::FaceQuality;
+use facerec_types::FaceQuality;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::types::Json;
 use sqlx::{Database, Decode, Encode, FromRow, IntoArguments, Type};
@@ -180,7 +180,7 @@ impl From<FaceRow> for Face {
             det_score: row.det_score,
             bbox: row.bbox.0,
             quality: row.quality.0,
-            model: ModelRef {
+            model: ModelId {
                 name: row.model_name,
                 sha256: row.model_sha256,
             },

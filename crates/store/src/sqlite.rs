@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use facerec_core::store::StoreResult;
 use facerec_core::*;
-use facerec_vision::embedding::dot;
-use facerec_vision::{NormalizedEmbedding, Similarity};
+use facerec_types::embedding::dot;
+use facerec_types::{NormalizedEmbedding, Similarity};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -118,7 +118,7 @@ impl SqliteStore {
                 .map_err(db_error)?;
         let mut index = ExactIndex::new();
         for (face, person, name, sha256, embedding) in rows {
-            let model = ModelRef { name, sha256 };
+            let model = ModelId { name, sha256 };
             index.insert(
                 &model.key(),
                 face.into(),
@@ -208,7 +208,7 @@ impl SqliteStore {
     async fn candidates(
         &self,
         probe: &NormalizedEmbedding,
-        model: &ModelRef,
+        model: &ModelId,
         k: usize,
     ) -> StoreResult<Vec<Candidate>> {
         let index = Arc::clone(&self.index);

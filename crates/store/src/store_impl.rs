@@ -285,7 +285,7 @@ macro_rules! impl_store {
             async fn search(
                 &self,
                 probe: &NormalizedEmbedding,
-                model: &ModelRef,
+                model: &ModelId,
                 k: usize,
             ) -> StoreResult<Vec<Candidate>> {
                 facerec_core::store::check_dimension(probe)?;

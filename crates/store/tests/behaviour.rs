@@ -8,7 +8,7 @@ use std::sync::Arc;
 use facerec_core::*;
 use facerec_store::testing::Inspect;
 use facerec_store::StoreOptions;
-use facerec_vision::{FaceQuality, NormalizedEmbedding};
+use facerec_types::{FaceQuality, NormalizedEmbedding};
 use rand::{Rng, SeedableRng};
 
 /// A store of the given backend, and whatever keeps it alive (the temporary folder).
@@ -46,8 +46,8 @@ impl Backend {
     }
 }
 
-fn model() -> ModelRef {
-    ModelRef {
+fn model() -> ModelId {
+    ModelId {
         name: "buffalo_s/w600k_mbf".into(),
         sha256: "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f".into(),
     }
@@ -281,7 +281,7 @@ async fn bad_input_is_typed(store: Arc<dyn Inspect>) {
     let err = StoreError::from(NormalizedEmbedding::from_unit_vector(nan).unwrap_err());
     assert!(matches!(
         err,
-        StoreError::InvalidEmbedding(facerec_vision::EmbeddingError::NonFinite)
+        StoreError::InvalidEmbedding(facerec_types::EmbeddingError::NonFinite)
     ));
     assert!(
         store.list_faces(other.id).await.unwrap().is_empty(),
@@ -328,7 +328,7 @@ async fn faces_idempotency_and_deletion(store: Arc<dyn Inspect>) {
     let hit = store.search(&e2, &model(), 1).await.unwrap();
     assert_eq!((hit[0].person_id, hit[0].face_id), (alice.id, second.id));
     assert!((hit[0].similarity.value() - 1.0).abs() < 1e-4);
-    let other_model = ModelRef {
+    let other_model = ModelId {
         name: "other".into(),
         sha256: "0".into(),
     };

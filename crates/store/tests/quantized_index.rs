@@ -8,8 +8,8 @@ use std::path::Path;
 use facerec_core::{FaceId, PersonId, Threshold};
 use facerec_store::exact_index::{top_persons, CandidateFace};
 use facerec_store::ExactIndex;
-use facerec_vision::embedding::dot;
-use facerec_vision::Similarity;
+use facerec_types::embedding::dot;
+use facerec_types::Similarity;
 
 #[test]
 #[ignore = "needs ../shared/faces; `make test` includes it where that folder exists"]

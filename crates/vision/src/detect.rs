@@ -4,11 +4,10 @@ use image::RgbImage;
 use ort::session::Session;
 use ort::value::TensorRef;
 
+pub use facerec_types::{BoundingBox, Point};
+
 use crate::error::RuntimeError;
 use crate::imgproc::resize_bilinear;
-
-/// A point in image pixels, `[x, y]`.
-pub type Point = [f32; 2];
 
 /// SCRFD feature-map strides and anchors per cell for the `_bnkps` models (`scrfd.py`: `fmc = 3`,
 /// `_feat_stride_fpn = [8, 16, 32]`, `_num_anchors = 2`).
@@ -18,42 +17,6 @@ const ANCHORS_PER_CELL: usize = 2;
 /// InsightFace's detector normalization: `(pixel - 127.5) / 128`, RGB.
 const INPUT_MEAN: f32 = 127.5;
 const INPUT_STD: f32 = 128.0;
-
-/// Axis-aligned box in image pixels.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BoundingBox {
-    pub x1: f32,
-    pub y1: f32,
-    pub x2: f32,
-    pub y2: f32,
-}
-
-impl BoundingBox {
-    pub fn width(&self) -> f32 {
-        self.x2 - self.x1
-    }
-
-    pub fn height(&self) -> f32 {
-        self.y2 - self.y1
-    }
-
-    pub fn to_array(&self) -> [f32; 4] {
-        [self.x1, self.y1, self.x2, self.y2]
-    }
-
-    /// Intersection over union with plain (continuous) areas, for comparing boxes.
-    pub fn iou(&self, other: &BoundingBox) -> f32 {
-        let w = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
-        let h = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
-        let inter = w * h;
-        let union = self.width() * self.height() + other.width() * other.height() - inter;
-        if union <= 0.0 {
-            0.0
-        } else {
-            inter / union
-        }
-    }
-}
 
 /// One detected face: box, five landmarks (left eye, right eye, nose, left and right mouth corner, as
 /// seen in the image) and the detector's confidence.

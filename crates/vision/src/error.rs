@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub use facerec_types::ErrorCode;
+
 /// Why untrusted image bytes were refused.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum IngestError {
@@ -32,14 +34,14 @@ pub enum IngestError {
 
 impl IngestError {
     /// Stable code for API clients; never change an existing one.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Empty => "empty_image",
-            Self::UnsupportedFormat => "unsupported_format",
-            Self::TooLarge { .. } => "image_too_large",
-            Self::DimensionsTooLarge { .. } => "image_dimensions_too_large",
-            Self::Corrupt(_) => "corrupt_image",
-            Self::TooManyScans { .. } => "too_many_scans",
+            Self::Empty => ErrorCode::EmptyImage,
+            Self::UnsupportedFormat => ErrorCode::UnsupportedFormat,
+            Self::TooLarge { .. } => ErrorCode::ImageTooLarge,
+            Self::DimensionsTooLarge { .. } => ErrorCode::ImageDimensionsTooLarge,
+            Self::Corrupt(_) => ErrorCode::CorruptImage,
+            Self::TooManyScans { .. } => ErrorCode::TooManyScans,
         }
     }
 }
@@ -64,14 +66,14 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::LibraryMissing { .. } | Self::LibraryLoad { .. } => "runtime_unavailable",
+            Self::LibraryMissing { .. } | Self::LibraryLoad { .. } => ErrorCode::RuntimeUnavailable,
             Self::ModelMissing { .. } | Self::ModelLoad { .. } | Self::ModelSignature { .. } => {
-                "model_unavailable"
+                ErrorCode::ModelUnavailable
             }
-            Self::DeviceUnavailable { .. } => "device_unavailable",
-            Self::Inference(_) => "inference_failed",
+            Self::DeviceUnavailable { .. } => ErrorCode::DeviceUnavailable,
+            Self::Inference(_) => ErrorCode::InferenceFailed,
         }
     }
 }
@@ -92,7 +94,7 @@ pub enum VisionError {
 }
 
 impl VisionError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Ingest(e) => e.code(),
             Self::Runtime(e) => e.code(),

@@ -16,8 +16,9 @@
 pub mod align;
 pub mod detect;
 pub mod embed;
-pub mod embedding;
 pub mod error;
+/// Embeddings and their similarity (from `facerec-types`, which the domain shares).
+pub use facerec_types::embedding;
 pub mod imgproc;
 pub mod ingest;
 pub mod pipeline;

@@ -43,18 +43,7 @@ impl AnalyzerConfig {
     }
 }
 
-/// Identifies the embedding model: its name and the sha256 of its file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelId {
-    pub name: String,
-    pub sha256: String,
-}
-
-impl std::fmt::Display for ModelId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@sha256:{}", self.name, self.sha256)
-    }
-}
+pub use facerec_types::ModelId;
 
 /// One face found in an image, with everything the pipeline knows about it.
 #[derive(Debug, Clone)]
@@ -168,7 +157,7 @@ impl FaceAnalyzer {
             .into_iter()
             .zip(embedded)
             .map(|(detection, e)| AnalyzedFace {
-                quality: FaceQuality::measure(&detection, e.raw_norm),
+                quality: crate::quality::measure(&detection, e.raw_norm),
                 detection,
                 embedding: e.embedding,
             })

@@ -3,41 +3,26 @@
 
 use crate::detect::Detection;
 
-/// Measurements of one face.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FaceQuality {
-    /// Shorter side of the detection box, in image pixels. ArcFace works on 112x112 chips: faces much
-    /// smaller than that are upsampled and lose identity detail.
-    pub face_size_px: f32,
-    /// Distance between the eye landmarks, in image pixels (robust to loose or tight boxes).
-    pub interocular_px: f32,
-    /// How frontal the face is, from 1.0 (nose midway between the eyes) to 0.0 (nose at or beyond an
-    /// eye: a profile). Strong yaw is the main cause of false non-matches with 5-point alignment.
-    pub frontality: f32,
-    /// Norm of ArcFace's raw output before normalization: low for blurred, occluded or non-face chips
-    /// (the property MagFace builds on).
-    pub embedding_norm: f32,
-}
+pub use facerec_types::FaceQuality;
 
-impl FaceQuality {
-    pub fn measure(detection: &Detection, embedding_norm: f32) -> Self {
-        let [le, re, nose, _, _] = detection.landmarks;
-        let interocular = (re[0] - le[0]).hypot(re[1] - le[1]);
-        // Project the nose onto the eye line: offset from the eyes' midpoint, in half eye distances.
-        let frontality = if interocular > f32::EPSILON {
-            let (ux, uy) = ((re[0] - le[0]) / interocular, (re[1] - le[1]) / interocular);
-            let (mx, my) = ((le[0] + re[0]) / 2.0, (le[1] + re[1]) / 2.0);
-            let along = (nose[0] - mx) * ux + (nose[1] - my) * uy;
-            (1.0 - along.abs() / (interocular / 2.0)).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        Self {
-            face_size_px: detection.bbox.width().min(detection.bbox.height()),
-            interocular_px: interocular,
-            frontality,
-            embedding_norm,
-        }
+/// Measures a detected face; `embedding_norm` is ArcFace's raw output norm.
+pub fn measure(detection: &Detection, embedding_norm: f32) -> FaceQuality {
+    let [le, re, nose, _, _] = detection.landmarks;
+    let interocular = (re[0] - le[0]).hypot(re[1] - le[1]);
+    // Project the nose onto the eye line: offset from the eyes' midpoint, in half eye distances.
+    let frontality = if interocular > f32::EPSILON {
+        let (ux, uy) = ((re[0] - le[0]) / interocular, (re[1] - le[1]) / interocular);
+        let (mx, my) = ((le[0] + re[0]) / 2.0, (le[1] + re[1]) / 2.0);
+        let along = (nose[0] - mx) * ux + (nose[1] - my) * uy;
+        (1.0 - along.abs() / (interocular / 2.0)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    FaceQuality {
+        face_size_px: detection.bbox.width().min(detection.bbox.height()),
+        interocular_px: interocular,
+        frontality,
+        embedding_norm,
     }
 }
 
@@ -67,11 +52,11 @@ mod tests {
 
     #[test]
     fn frontal_and_profile_faces() {
-        let q = FaceQuality::measure(&face(40.0), 20.0);
+        let q = measure(&face(40.0), 20.0);
         assert_eq!(q.face_size_px, 80.0);
         assert_eq!(q.interocular_px, 40.0);
         assert_eq!(q.frontality, 1.0);
-        assert_eq!(FaceQuality::measure(&face(50.0), 20.0).frontality, 0.5);
-        assert_eq!(FaceQuality::measure(&face(65.0), 20.0).frontality, 0.0);
+        assert_eq!(measure(&face(50.0), 20.0).frontality, 0.5);
+        assert_eq!(measure(&face(65.0), 20.0).frontality, 0.0);
     }
 }

@@ -34,7 +34,7 @@ fn refused(case: &str, bytes: Vec<u8>) -> &'static str {
             "{case}: decoded to {:?}, expected a refusal",
             image.dimensions()
         ),
-        Err(err) => err.code(),
+        Err(err) => err.code().as_str(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use facerec_core::Actor;
@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
+use facerec_core::ErrorCode;
 
 /// The configured keys, as hashes.
 #[derive(Clone, Default)]
@@ -116,12 +117,14 @@ impl RateLimit {
     }
 }
 
+/// Requests per minute per API key, by default.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
+
 /// The 429 for a spent budget, with the limiter's own wait in `Retry-After` (whole seconds, at
 /// least one).
 pub fn rate_limited(wait: Duration, message: &str) -> ApiError {
-    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-    e.retry_after_secs = Some(wait.as_secs_f64().ceil().max(1.0) as u32);
-    e
+    ApiError::new(ErrorCode::RateLimited, message)
+        .retry_after(wait.as_secs_f64().ceil().max(1.0) as u32)
 }
 
 /// The key as sent: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
@@ -150,17 +153,12 @@ pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Actor, ApiErr
     }
     match presented_key(headers) {
         None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_api_key",
+            ErrorCode::MissingApiKey,
             "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
         )),
-        Some(key) => keys.verify(key).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_api_key",
-                "the API key is not valid",
-            )
-        }),
+        Some(key) => keys
+            .verify(key)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid")),
     }
 }
 

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use facerec_core::StoreError;
+use facerec_core::{ErrorCode, StoreError};
 use facerec_service::{AppError, EngineError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -33,138 +33,136 @@ pub struct ErrorDetail {
     pub request_id: Option<String>,
 }
 
+/// An error answer: a row of the code table, the words for this case, and what goes beside them.
+/// Its status is the code's own (`ErrorCode::status`), except where an answer made outside the
+/// handlers (one of axum's rejections) passes its own through the envelope.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Option<Box<serde_json::Value>>,
     pub retry_after_secs: Option<u32>,
+    status: Option<StatusCode>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             details: None,
             retry_after_secs: None,
+            status: None,
         }
+    }
+
+    /// The status this answer goes out with.
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| status_of(self.code))
+    }
+
+    /// An answer whose status another layer chose (kept as it was).
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Retry after this many seconds (`Retry-After`).
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     /// A malformed request: a missing or unparsable field.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn busy() -> Self {
-        Self {
-            retry_after_secs: Some(1),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "the server is at capacity; retry shortly",
-            )
-        }
+        Self::new(
+            ErrorCode::Overloaded,
+            "the server is at capacity; retry shortly",
+        )
+        .retry_after(1)
     }
+}
+
+/// A code's status on `/v1`, from the table.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).expect("the code table holds valid statuses")
 }
 
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
-        use facerec_vision::IngestError as I;
-        let status = match &err {
-            AppError::Store(_) | AppError::Engine(EngineError::Busy) => None,
-            AppError::Ingest(I::Empty | I::Corrupt(_) | I::TooManyScans { .. }) => {
-                Some(StatusCode::BAD_REQUEST)
-            }
-            AppError::Ingest(I::UnsupportedFormat) => Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            AppError::Ingest(I::TooLarge { .. } | I::DimensionsTooLarge { .. }) => {
-                Some(StatusCode::PAYLOAD_TOO_LARGE)
-            }
-            AppError::Engine(EngineError::Stopped) => Some(StatusCode::SERVICE_UNAVAILABLE),
-            AppError::Engine(EngineError::Failed) => Some(StatusCode::INTERNAL_SERVER_ERROR),
-            AppError::Runtime(_) => Some(StatusCode::INTERNAL_SERVER_ERROR),
-            AppError::NoFace
-            | AppError::MultipleFaces(_)
-            | AppError::PoorQuality(_)
-            | AppError::ConsentRequired => Some(StatusCode::UNPROCESSABLE_ENTITY),
-        };
         let details = match &err {
             AppError::MultipleFaces(n) => Some(Box::new(serde_json::json!({ "faces": n }))),
             AppError::PoorQuality(reason) => serde_json::to_value(reason).ok().map(Box::new),
             _ => None,
         };
-        if status == Some(StatusCode::INTERNAL_SERVER_ERROR) {
-            tracing::error!(error = %err, "inference failure");
-        }
-        match (status, err) {
-            (None, AppError::Store(e)) => e.into(),
-            (None, _) => Self::busy(),
-            (Some(status), err) => Self {
-                details,
-                ..Self::new(status, err.code(), err.to_string())
-            },
+        match err {
+            AppError::Store(e) => e.into(),
+            AppError::Engine(EngineError::Busy) => Self::busy(),
+            err => {
+                if status_of(err.code()) == StatusCode::INTERNAL_SERVER_ERROR {
+                    tracing::error!(error = %err, "inference failure");
+                }
+                Self {
+                    details,
+                    ..Self::new(err.code(), err.to_string())
+                }
+            }
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        let status = match &err {
-            StoreError::PersonNotFound(_) | StoreError::FaceNotFound(_) => StatusCode::NOT_FOUND,
-            StoreError::DuplicateExternalId(_) => StatusCode::CONFLICT,
-            StoreError::ConsentRequired | StoreError::InvalidPerson(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
+        let message = match err {
+            StoreError::StorageFull(_) => {
+                "the database's storage is full: nothing was written; reads still work"
             }
-            StoreError::EmbeddingDimension { .. } | StoreError::InvalidEmbedding(_) => {
-                StatusCode::BAD_REQUEST
+            StoreError::ReadOnly(_) => {
+                "the database refuses writes (a read-only file or mount, or a standby): \
+                 nothing was written; reads still work"
             }
-            StoreError::Locked(_)
-            | StoreError::Database(_)
-            | StoreError::Unavailable(_)
-            | StoreError::ReadOnly(_) => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            StoreError::Locked(_) | StoreError::Database(_) | StoreError::Unavailable(_) => {
+                "the database did not answer as expected; the server log has the details \
+                 under this request's id"
+            }
+            err => return Self::new(err.code(), err.to_string()),
         };
-        if matches!(
-            status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE
-        ) {
-            // The driver's words (SQL, host names, paths) go to the log only.
-            tracing::error!(error = %err, "database failure");
-            let message = match err {
-                StoreError::StorageFull(_) => {
-                    "the database's storage is full: nothing was written; reads still work"
-                }
-                StoreError::ReadOnly(_) => {
-                    "the database refuses writes (a read-only file or mount, or a standby): \
-                     nothing was written; reads still work"
-                }
-                _ => {
-                    "the database did not answer as expected; the server log has the details \
-                     under this request's id"
-                }
-            };
-            let mut answer = Self::new(status, err.code(), message);
-            if matches!(err, StoreError::Unavailable(_)) {
-                answer.retry_after_secs = Some(2);
-            }
-            return answer;
+        // The driver's words (SQL, host names, paths) go to the log only.
+        tracing::error!(error = %err, "database failure");
+        let answer = Self::new(err.code(), message);
+        match err {
+            StoreError::Unavailable(_) => answer.retry_after(2),
+            _ => answer,
         }
-        Self::new(status, err.code(), err.to_string())
     }
 }
 
-/// The code and message of an error answer, kept beside its body so that the compatible APIs can
-/// answer it in their clients' formats (`compat::dialect`) without parsing it back.
+/// An error answer's contents, kept beside its body so that the outer layers can answer it again
+/// without parsing it back: the envelope adds the request id, and the compatible APIs answer it in
+/// their clients' formats (`compat::dialect`).
 #[derive(Debug, Clone)]
 pub struct ErrorInfo {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
+    pub details: Option<serde_json::Value>,
+}
+
+impl ErrorInfo {
+    /// The `/v1` envelope.
+    fn body(&self, request_id: Option<String>) -> Json<ErrorBody> {
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str().to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+                request_id,
+            },
+        })
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -172,16 +170,9 @@ impl IntoResponse for ApiError {
         let info = ErrorInfo {
             code: self.code,
             message: self.message.clone(),
+            details: self.details.as_deref().cloned(),
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-                details: self.details.map(|d| *d),
-                request_id: None,
-            },
-        };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status(), info.body(None)).into_response();
         response.extensions_mut().insert(info);
         if let Some(secs) = self.retry_after_secs {
             response
@@ -216,7 +207,7 @@ pub async fn envelope(request: Request, next: Next) -> Response {
     }
     if is_json {
         return match request_id {
-            Some(id) if status.is_server_error() => with_request_id(response, id).await,
+            Some(id) if status.is_server_error() => with_request_id(response, id),
             _ => response,
         };
     }
@@ -227,30 +218,29 @@ pub async fn envelope(request: Request, next: Next) -> Response {
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
     let error = match status {
-        StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
+        StatusCode::NOT_FOUND => ApiError::new(ErrorCode::NotFound, "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            status,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not take this method",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-        TIMEOUT_STATUS => ApiError::new(status, "request_timeout", "the request took too long"),
+        TIMEOUT_STATUS => ApiError::new(ErrorCode::RequestTimeout, "the request took too long"),
         s if s.is_client_error() => ApiError::new(
-            s,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             if text.is_empty() {
                 s.canonical_reason().unwrap_or("invalid request").to_owned()
             } else {
                 text
             },
-        ),
+        )
+        .with_status(s),
         s => {
             tracing::error!(status = %s, body = %text, "an error answered outside the envelope");
             ApiError::new(
-                s,
-                "internal_error",
+                ErrorCode::InternalError,
                 "the server failed to answer this request",
             )
+            .with_status(s)
         }
     };
     let mut answer = error.into_response();
@@ -258,26 +248,19 @@ pub async fn envelope(request: Request, next: Next) -> Response {
         answer.headers_mut().insert(header::ALLOW, allow.clone());
     }
     match request_id {
-        Some(id) if status.is_server_error() => with_request_id(answer, id).await,
+        Some(id) if status.is_server_error() => with_request_id(answer, id),
         _ => answer,
     }
 }
 
-/// Adds the request id to an error envelope (server-side failures only: the id is what an
-/// operator looks up in the log).
-async fn with_request_id(response: Response, id: String) -> Response {
-    let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return (parts.status, "").into_response();
+/// Adds the request id to one of our error answers (server-side failures only: the id is what an
+/// operator looks up in the log), written again from its [`ErrorInfo`].
+fn with_request_id(response: Response, id: String) -> Response {
+    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
+        return response;
     };
-    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
-    };
-    if let Some(error) = value.get_mut("error").and_then(|e| e.as_object_mut()) {
-        error.insert("request_id".into(), serde_json::Value::String(id));
-    }
-    let body = serde_json::to_vec(&value).expect("JSON serializes");
+    let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(body))
+    let body = info.body(Some(id)).into_response().into_body();
+    Response::from_parts(parts, body)
 }

@@ -5,12 +5,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use bytes::Bytes;
 use facerec_upload::{Upload, UploadError, UploadSpec, MAX_TEXT_FIELD_BYTES};
 
 use super::error::ApiError;
 use super::AppState;
+use facerec_core::ErrorCode;
 
 /// Fields that carry image bytes; every other field is text.
 const FILE_FIELDS: [&str; 2] = ["image", "image2"];
@@ -183,8 +184,7 @@ fn decode_base64_image(
 pub fn upload_error(err: UploadError) -> ApiError {
     match err {
         UploadError::FileTooLarge { limit, .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "image_too_large",
+            ErrorCode::ImageTooLarge,
             format!("the image is more than the limit of {limit} bytes"),
         ),
         UploadError::Body(source) if is_length_limit(source.as_ref()) => payload_too_large(),
@@ -207,8 +207,7 @@ fn is_length_limit(mut error: &(dyn std::error::Error + 'static)) -> bool {
 
 pub fn payload_too_large() -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         "the request body is larger than the server accepts",
     )
 }

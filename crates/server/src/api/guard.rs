@@ -15,11 +15,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use facerec_core::ErrorCode;
 
 /// Which hosts and origins are served.
 #[derive(Debug, Clone)]
@@ -139,8 +140,7 @@ pub async fn check_access(
         let (name, _) = split_port(host);
         if !policy.host_allowed(name) {
             return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden_host",
+                ErrorCode::ForbiddenHost,
                 format!(
                     "this server does not answer to the host name '{name}'; \
                      add it with --allowed-hosts if a proxy serves it under that name"
@@ -166,8 +166,7 @@ pub async fn check_access(
     };
     if refused_origin {
         return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_origin",
+            ErrorCode::ForbiddenOrigin,
             "requests from other web pages are refused; add the page's origin with --cors-origins \
              to allow it",
         )

@@ -13,27 +13,17 @@ use super::dto::*;
 use super::error::{ApiError, ErrorBody};
 use super::form::Form;
 use super::AppState;
+use facerec_core::ErrorCode;
+use facerec_service::ranges::{self, Range};
 use facerec_service::{FacePick, RecognizeOptions, Registered, Registration, RegistrationTarget};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub const MAX_TOP_K: u64 = 20;
-const DEFAULT_TOP_K: u64 = 3;
-pub const MAX_FACES: u64 = 100;
-pub const MAX_PAGE: u64 = 500;
-const DEFAULT_PAGE: u64 = 50;
-/// Listings go no deeper than this (a larger offset is a client's mistake, not a page).
-pub const MAX_OFFSET: u64 = 1_000_000_000;
-
-/// A number within its documented range, or a 400 that says the range.
-fn in_range(name: &str, value: Option<u64>, default: u64, min: u64, max: u64) -> ApiResult<u64> {
-    match value {
-        None => Ok(default),
-        Some(v) if (min..=max).contains(&v) => Ok(v),
-        Some(v) => Err(ApiError::bad_request(format!(
-            "'{name}' must be from {min} to {max}, not {v}"
-        ))),
-    }
+/// A number within its documented range (`facerec_service::ranges`), or a 400 that says the range.
+fn in_range(name: &'static str, value: Option<u64>, range: Range) -> ApiResult<u64> {
+    range
+        .check(name, value)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 fn face_pick(form: &Form) -> ApiResult<FacePick> {
@@ -175,14 +165,8 @@ pub async fn recognize(
 ) -> ApiResult<Json<RecognizeResponse>> {
     let options = RecognizeOptions {
         threshold: threshold(&form)?,
-        top_k: in_range("top_k", form.parse("top_k")?, DEFAULT_TOP_K, 1, MAX_TOP_K)? as usize,
-        max_faces: in_range(
-            "max_faces",
-            form.parse("max_faces")?,
-            MAX_FACES,
-            1,
-            MAX_FACES,
-        )? as usize,
+        top_k: in_range("top_k", form.parse("top_k")?, ranges::TOP_K)? as usize,
+        max_faces: in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)? as usize,
     };
     let result = state.app.recognize(form.image("image")?, &options).await?;
     Ok(Json(RecognizeResponse {
@@ -240,13 +224,7 @@ pub async fn detect(
     mut form: Form,
 ) -> ApiResult<Json<DetectResponse>> {
     let with_embeddings = form.flag("embeddings")?;
-    let max_faces = in_range(
-        "max_faces",
-        form.parse("max_faces")?,
-        MAX_FACES,
-        1,
-        MAX_FACES,
-    )?;
+    let max_faces = in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)?;
     let analysis = state
         .app
         .detect(form.image("image")?, max_faces as usize)
@@ -282,8 +260,8 @@ pub async fn list_persons(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<PersonsPage>> {
     let page = PageRequest {
-        limit: in_range("limit", q.limit.map(u64::from), DEFAULT_PAGE, 1, MAX_PAGE)? as u32,
-        offset: in_range("offset", q.offset, 0, 0, MAX_OFFSET)?,
+        limit: in_range("limit", q.limit.map(u64::from), ranges::PAGE_SIZE)? as u32,
+        offset: in_range("offset", q.offset, ranges::OFFSET)?,
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
     };
     let result = state.app.persons(&page).await?;
@@ -376,5 +354,5 @@ pub async fn delete_face(
 }
 
 pub async fn route_not_found() -> ApiError {
-    ApiError::not_found("no such route")
+    ApiError::new(ErrorCode::NotFound, "no such route")
 }

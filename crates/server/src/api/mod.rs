@@ -62,6 +62,19 @@ pub struct HttpLimits {
     pub metrics_public: bool,
 }
 
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            // A 10 MiB photo (the image limit) with room for the form around it.
+            max_body_bytes: 12 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            metrics_public: false,
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "facerec", description = "Face registration and recognition. Images are sent as multipart/form-data \
@@ -112,63 +125,42 @@ impl Modify for SecuritySchemes {
 }
 
 /// What any operation can answer besides its own results, written once instead of on every
-/// handler: the access guard, the envelope of malformed requests, timeouts, and — on keyed routes —
-/// both ways of sending a key and the key's refusals.
+/// handler and derived from the code table: the access guard, malformed requests, timeouts and the
+/// database everywhere; on keyed routes both ways of sending a key and the key's refusals; what an
+/// upload, a write or an id in the path can be refused for.
 fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operation, writes: bool) {
+    use facerec_core::error_code::Documented;
     use utoipa::openapi::security::SecurityRequirement;
     let keyed = path.starts_with("/v1/");
-    let mut refusals = vec![
-        (
-            "400",
-            "invalid_request: a malformed field, body or parameter",
-        ),
-        (
-            "403",
-            "forbidden_origin or forbidden_host: another web page or host name",
-        ),
-        (
-            "503",
-            "overloaded, request_timeout, database_unavailable, database_error, \
-             database_read_only",
-        ),
-    ];
-    if writes {
-        refusals.push((
-            "507",
-            "storage_full: the database's disk is full; nothing was written",
-        ));
+    let applies = |documented: Documented| match documented {
+        Documented::Always => true,
+        Documented::Keyed => keyed,
+        Documented::Writes => writes,
+        Documented::ById => path.contains('{'),
+        Documented::WithBody => operation.request_body.is_some(),
+        Documented::Own => false,
+    };
+    let mut refusals: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
+    for code in facerec_core::ErrorCode::ALL {
+        if applies(code.documented()) {
+            refusals
+                .entry(code.status())
+                .or_default()
+                .push(format!("{code}: {}", code.description()));
+        }
     }
     if keyed {
         operation.security = Some(vec![
             SecurityRequirement::new("api_key", Vec::<String>::new()),
             SecurityRequirement::new("api_key_header", Vec::<String>::new()),
         ]);
-        refusals.push(("401", "missing_api_key, invalid_api_key or invalid_ticket"));
-        refusals.push(("429", "rate_limited (Retry-After says when to retry)"));
     }
-    if path.contains('{') {
-        refusals.push(("404", "the person or face does not exist"));
-    }
-    if operation.request_body.is_some() {
-        refusals.push((
-            "413",
-            "payload_too_large, image_too_large, image_dimensions_too_large",
-        ));
-        refusals.push((
-            "415",
-            "unsupported_format, or a body of the wrong content type",
-        ));
-        refusals.push((
-            "422",
-            "no_face, multiple_faces, poor_quality, consent_required, invalid_person",
-        ));
-    }
-    for (status, description) in refusals {
+    for (status, codes) in refusals {
         operation
             .responses
             .responses
-            .entry(status.to_owned())
-            .or_insert_with(|| error_response(description));
+            .entry(status.to_string())
+            .or_insert_with(|| error_response(&codes.join("; ")));
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::authenticate;
 use super::error::ApiError;
 use super::AppState;
+use facerec_core::ErrorCode;
 use facerec_service::tickets::TICKET_TTL;
 
 /// Limits of the stream endpoint.
@@ -85,23 +86,18 @@ impl StreamSlots {
     fn acquire(self: &Arc<Self>, actor: &Actor) -> Result<StreamSlot, ApiError> {
         let mut held = self.held.lock().expect("stream slots lock");
         if held.values().sum::<usize>() >= self.total {
-            let mut e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_streams",
-                "all stream slots are in use",
+            return Err(
+                ApiError::new(ErrorCode::TooManyStreams, "all stream slots are in use")
+                    .retry_after(5),
             );
-            e.retry_after_secs = Some(5);
-            return Err(e);
         }
         let mine = held.entry(actor.0.clone()).or_default();
         if *mine >= self.per_key {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_streams_for_key",
+            return Err(ApiError::new(
+                ErrorCode::TooManyStreamsForKey,
                 format!("this key already holds {} streams", self.per_key),
-            );
-            e.retry_after_secs = Some(5);
-            return Err(e);
+            )
+            .retry_after(5));
         }
         *mine += 1;
         Ok(StreamSlot {
@@ -174,8 +170,7 @@ pub async fn stream(
 ) -> Response {
     let invalid_ticket = || {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_ticket",
+            ErrorCode::InvalidTicket,
             "the ticket is unknown, used or expired",
         )
     };
@@ -281,7 +276,7 @@ impl FrameResult {
     }
 }
 
-fn error_message(frame: Option<u64>, code: &str, message: &str) -> Message {
+fn error_message(frame: Option<u64>, code: ErrorCode, message: &str) -> Message {
     let body = serde_json::json!({ "frame": frame, "error": { "code": code, "message": message } });
     Message::Text(body.to_string().into())
 }
@@ -356,7 +351,7 @@ async fn read_frames(
             Message::Text(_) => {
                 let reply = error_message(
                     None,
-                    "invalid_message",
+                    ErrorCode::InvalidMessage,
                     "send frames as binary JPEG messages",
                 );
                 let _ = outgoing.send(reply).await;
@@ -372,14 +367,14 @@ async fn read_frames(
                 wait.as_millis()
             );
             let _ = outgoing
-                .send(error_message(Some(number), "rate_limited", &text))
+                .send(error_message(Some(number), ErrorCode::RateLimited, &text))
                 .await;
             continue;
         }
         if bytes.len() > max_frame_bytes {
             let text = format!("frames are limited to {max_frame_bytes} bytes");
             let _ = outgoing
-                .send(error_message(Some(number), "frame_too_large", &text))
+                .send(error_message(Some(number), ErrorCode::FrameTooLarge, &text))
                 .await;
             continue;
         }

@@ -10,8 +10,8 @@ use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
-use facerec_core::{Actor, FaceId, PersonPatch};
-use facerec_service::{AppError, RecognizeOptions};
+use facerec_core::{Actor, ErrorCode, FaceId, PersonPatch};
+use facerec_service::{ranges, AppError, RecognizeOptions};
 use facerec_vision::AnalyzedFace;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -19,7 +19,6 @@ use serde_json::{json, Map, Value};
 use super::{consent_basis, registration, require_person, Params};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
-use crate::api::handlers::{MAX_FACES, MAX_PAGE, MAX_TOP_K};
 use crate::api::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -28,7 +27,7 @@ type ApiResult<T> = Result<T, ApiError>;
 const FILE_FIELDS: [&str; 3] = ["file", "source_image", "target_image"];
 
 /// CompreFace's page size when none is asked for.
-const DEFAULT_PAGE_SIZE: usize = 20;
+const DEFAULT_PAGE_SIZE: u64 = 20;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -99,53 +98,18 @@ impl Service {
     }
 }
 
-/// An error as CompreFace answers it: `{"message", "code"}` with its numeric code and status
-/// (`CommonExceptionCode` in CompreFace's sources). Errors CompreFace has no code for keep
-/// facerec's status, with code 0 (CompreFace's `UNDEFINED`).
+/// An error as CompreFace answers it: `{"message", "code"}` with its numeric code and status, from
+/// the code table.
 pub fn error_body(status: StatusCode, info: &ErrorInfo, service: Service) -> (StatusCode, Value) {
-    let message = |m: &str| m.to_owned();
-    let (status, code, text) = match info.code {
-        "no_face" => (
-            StatusCode::BAD_REQUEST,
-            28,
-            message("No face is found in the given image"),
-        ),
-        "missing_api_key" => (
-            StatusCode::BAD_REQUEST,
-            20,
-            message("Missing header: x-api-key"),
-        ),
-        "invalid_api_key" => (
-            StatusCode::NOT_FOUND,
-            10,
-            format!("{} service with this API Key not found", service.name()),
-        ),
-        "person_not_found" => (StatusCode::NOT_FOUND, 42, info.message.clone()),
-        "face_not_found" => (StatusCode::NOT_FOUND, 44, info.message.clone()),
-        "subject_exists" => (
-            StatusCode::BAD_REQUEST,
-            43,
-            message("Subject already exists"),
-        ),
-        "multiple_faces" => (StatusCode::BAD_REQUEST, 31, info.message.clone()),
-        "unsupported_format" => (StatusCode::BAD_REQUEST, 21, info.message.clone()),
-        // What CompreFace answers to writes it does not allow.
-        "consent_required" => (StatusCode::METHOD_NOT_ALLOWED, 32, info.message.clone()),
-        "not_found" => (StatusCode::NOT_FOUND, 0, info.message.clone()),
-        _ if matches!(
-            status,
-            StatusCode::BAD_REQUEST
-                | StatusCode::UNPROCESSABLE_ENTITY
-                | StatusCode::UNSUPPORTED_MEDIA_TYPE
-        ) =>
-        {
-            (StatusCode::BAD_REQUEST, 26, info.message.clone())
-        }
-        _ => (status, 0, info.message.clone()),
-    };
+    let compreface = info.code.compreface();
+    let status = super::client_status(status, info.code, compreface.status);
+    let message = compreface.message.map_or_else(
+        || info.message.clone(),
+        |m| m.replace("{service}", service.name()),
+    );
     (
         status,
-        json!({ "message": text, "code": code, "facerec_code": info.code }),
+        json!({ "message": message, "code": compreface.code, "facerec_code": info.code.as_str() }),
     )
 }
 
@@ -162,10 +126,12 @@ struct FaceOptions {
 
 impl FaceOptions {
     fn from(params: &Params) -> ApiResult<Self> {
+        // CompreFace: 0 is every face.
         let limit = match params.number::<u64>("limit")? {
-            None | Some(0) => MAX_FACES,
-            Some(n) => n.min(MAX_FACES),
-        } as usize;
+            Some(0) => None,
+            n => n,
+        };
+        let limit = ranges::MAX_FACES.clamp(limit) as usize;
         // Plugins facerec cannot serve (age, gender, mask, pose; or Double Take's `undefined`) are
         // ignored, as CompreFace ignores plugins it has not loaded.
         let plugins: Vec<&str> = params
@@ -175,10 +141,7 @@ impl FaceOptions {
         Ok(Self {
             limit,
             det_prob_threshold: params.probability("det_prob_threshold")?.unwrap_or(0.0),
-            prediction_count: params
-                .number::<u64>("prediction_count")?
-                .unwrap_or(1)
-                .clamp(1, MAX_TOP_K) as usize,
+            prediction_count: prediction_count(params)?,
             landmarks: plugins.contains(&"landmarks"),
             embedding: plugins.contains(&"calculator"),
             status: params.flag("status")?,
@@ -255,6 +218,12 @@ impl FaceOptions {
     }
 }
 
+/// Candidates per face: CompreFace's default is one.
+fn prediction_count(params: &Params) -> ApiResult<usize> {
+    let count = params.number::<u64>("prediction_count")?.unwrap_or(1);
+    Ok(ranges::TOP_K.clamp(Some(count)) as usize)
+}
+
 /// A similarity as the compatible APIs report it.
 fn similarity(state: &AppState, cosine: facerec_vision::Similarity) -> Value {
     json!(state.app.matcher().compat_score(cosine))
@@ -269,11 +238,7 @@ fn face_id(text: &str) -> ApiResult<FaceId> {
 }
 
 fn face_not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "face_not_found",
-        format!("Image {id} not found"),
-    )
+    ApiError::new(ErrorCode::FaceNotFound, format!("Image {id} not found"))
 }
 
 /// Store errors about a face, in CompreFace's words.
@@ -348,11 +313,7 @@ async fn add_subject(
 }
 
 fn subject_exists() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "subject_exists",
-        "Subject already exists",
-    )
+    ApiError::new(ErrorCode::SubjectExists, "Subject already exists")
 }
 
 async fn list_subjects(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
@@ -432,10 +393,8 @@ async fn list_faces(
 ) -> ApiResult<Json<Value>> {
     let params = Params::from_query(query.as_deref());
     let page = params.number::<u64>("page")?.unwrap_or(0);
-    let size = params
-        .number::<u64>("size")?
-        .unwrap_or(DEFAULT_PAGE_SIZE as u64)
-        .clamp(1, MAX_PAGE) as usize;
+    let size = params.number::<u64>("size")?.unwrap_or(DEFAULT_PAGE_SIZE);
+    let size = ranges::PAGE_SIZE.clamp(Some(size)) as usize;
     let offset = page.saturating_mul(size as u64);
     let (faces, total): (Vec<Value>, u64) = match params.text("subject") {
         Some(subject) => {
@@ -630,10 +589,7 @@ async fn recognize_embeddings(
     Json(body): Json<EmbeddingsBody>,
 ) -> ApiResult<Json<Value>> {
     let params = Params::from_query(query.as_deref());
-    let count = params
-        .number::<u64>("prediction_count")?
-        .unwrap_or(1)
-        .clamp(1, MAX_TOP_K) as usize;
+    let count = prediction_count(&params)?;
     check_count(body.embeddings.len())?;
     let matcher = state.app.matcher();
     let mut result = Vec::with_capacity(body.embeddings.len());
@@ -689,10 +645,8 @@ fn compared(state: &AppState, source: &[f32], targets: Vec<Vec<f32>>) -> ApiResu
 
 /// Embeddings per request: as many as faces per photo.
 fn check_count(n: usize) -> ApiResult<()> {
-    if n == 0 || n as u64 > MAX_FACES {
-        return Err(ApiError::bad_request(format!(
-            "send from 1 to {MAX_FACES} embeddings, not {n}"
-        )));
-    }
-    Ok(())
+    ranges::MAX_FACES
+        .check("embeddings", Some(n as u64))
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }

@@ -13,7 +13,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use facerec_core::{Actor, StoreError};
-use facerec_service::{AppError, RecognizeOptions};
+use facerec_service::{ranges, AppError, RecognizeOptions};
 use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
 
@@ -21,7 +21,6 @@ use super::{consent_basis, registration};
 use crate::api::auth::{authorize, presented_key};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
-use crate::api::handlers::MAX_FACES;
 use crate::api::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -46,18 +45,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/vision/face/match", post(match_faces))
 }
 
-/// An error as DeepStack answers it: `{"success": false, "error"}`. DeepStack has no 415 or 422: a
-/// bad image or no usable face is a 400.
+/// An error as DeepStack answers it: `{"success": false, "error"}`, with the status the code table
+/// gives DeepStack's clients (it has no 415 or 422: a bad image or no usable face is a 400).
 pub fn error_body(status: StatusCode, info: &ErrorInfo) -> (StatusCode, Value) {
-    let status = match status {
-        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            StatusCode::BAD_REQUEST
-        }
-        s => s,
-    };
+    let status = super::client_status(status, info.code, info.code.deepstack_status());
     (
         status,
-        json!({ "success": false, "error": info.message, "facerec_code": info.code }),
+        json!({ "success": false, "error": info.message, "facerec_code": info.code.as_str() }),
     )
 }
 
@@ -135,9 +129,8 @@ async fn recognize(
 ) -> ApiResult<Json<Value>> {
     let min_confidence = request.min_confidence(DEFAULT_MIN_CONFIDENCE)?;
     let options = RecognizeOptions {
-        threshold: None,
         top_k: 1,
-        max_faces: MAX_FACES as usize,
+        ..RecognizeOptions::default()
     };
     let result = state
         .app
@@ -171,7 +164,7 @@ async fn detect(
     let min_confidence = request.min_confidence(0.0)?;
     let analysis = state
         .app
-        .detect(request.image("image")?, MAX_FACES as usize)
+        .detect(request.image("image")?, ranges::MAX_FACES.max as usize)
         .await?;
     let predictions: Vec<Value> = analysis
         .faces

@@ -20,7 +20,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
-use facerec_core::PersonId;
+use facerec_core::{ErrorCode, PersonId};
 use facerec_service::{FacePick, Registration, RegistrationTarget};
 
 use super::error::{ApiError, ErrorInfo};
@@ -40,7 +40,7 @@ fn consent_basis(state: &AppState) -> Result<String, ApiError> {
     state
         .compat_consent_basis
         .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "consent_required", CONSENT_REFUSAL))
+        .ok_or_else(|| ApiError::new(ErrorCode::ConsentRequired, CONSENT_REFUSAL))
 }
 
 /// One photo of the person a client names (CompreFace's subject, DeepStack's userid): added to
@@ -73,8 +73,7 @@ async fn require_person(state: &AppState, name: &str) -> Result<PersonId, ApiErr
         .map(|p| p.id)
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::NOT_FOUND,
-                "person_not_found",
+                ErrorCode::PersonNotFound,
                 format!("Subject {name} not found"),
             )
         })
@@ -157,6 +156,21 @@ pub async fn dialect(request: Request, next: Next) -> Response {
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+/// The status a compatible client receives: the code table's where it translates the code's
+/// status, else the answer's own (one of axum's rejections keeps its status), except that neither
+/// client knows 415 or 422 (a request it could not use is a 400 there).
+fn client_status(answered: StatusCode, code: ErrorCode, client: u16) -> StatusCode {
+    if client != code.status() {
+        return StatusCode::from_u16(client).unwrap_or(answered);
+    }
+    match answered {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            StatusCode::BAD_REQUEST
+        }
+        s => s,
+    }
 }
 
 enum Dialect {

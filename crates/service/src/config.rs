@@ -1,0 +1,92 @@
+//! The one place that builds an [`App`]: it opens the store, starts the inference pool and sets up
+//! the matcher. `facerec serve`, `enroll` and `identify` start the app this way; `analyze`, which needs
+//! no database, starts only the pool, from the same [`EngineConfig`].
+
+use facerec_core::{Matcher, QualityPolicy, StoreError, Threshold};
+use facerec_store::StoreOptions;
+use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
+
+use crate::app::App;
+use crate::engine::Engine;
+
+/// One inference worker per core: the models are small, so work splits across images, not threads.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The inference pool: the models, how many workers run them, how many jobs may wait.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub analyzer: AnalyzerConfig,
+    /// Workers, each with its own model sessions.
+    pub workers: usize,
+    /// Jobs that may wait for a worker before callers are refused (503 over HTTP).
+    pub queue: usize,
+}
+
+impl EngineConfig {
+    /// Jobs that may wait for a worker, by default.
+    pub const DEFAULT_QUEUE: usize = 16;
+
+    /// One worker per core and the default queue.
+    pub fn new(analyzer: AnalyzerConfig) -> Self {
+        Self {
+            analyzer,
+            workers: default_workers(),
+            queue: Self::DEFAULT_QUEUE,
+        }
+    }
+
+    /// Loads the models on every worker (off the async runtime: it takes a while) and starts them.
+    pub async fn start(self) -> Result<Engine, StartError> {
+        let Self {
+            analyzer,
+            workers,
+            queue,
+        } = self;
+        tokio::task::spawn_blocking(move || Engine::start(&analyzer, workers, queue))
+            .await
+            .map_err(|e| StartError::Loading(e.to_string()))?
+            .map_err(StartError::from)
+    }
+}
+
+/// Everything the use cases need.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    pub store: StoreOptions,
+    pub engine: EngineConfig,
+    pub ingest: IngestLimits,
+    pub threshold: Threshold,
+    pub quality: QualityPolicy,
+}
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("loading the models failed: {0}")]
+    Loading(String),
+}
+
+impl App {
+    /// Opens the store, starts the inference pool and the matcher.
+    pub async fn start(config: AppConfig) -> Result<Self, StartError> {
+        let store = facerec_store::open(&config.database_url, &config.store).await?;
+        let (workers, queue) = (config.engine.workers, config.engine.queue);
+        let engine = config.engine.start().await?;
+        tracing::info!(model = %engine.model(), workers, queue, backend = store.backend(), "models loaded");
+        Ok(Self::new(
+            engine,
+            store,
+            Matcher::new(config.threshold),
+            config.quality,
+            config.ingest,
+        ))
+    }
+}

@@ -1,0 +1,45 @@
+//! The README's table of error codes is the code table, rendered: this fails when they part.
+
+use facerec_types::ErrorCode;
+
+const BEGIN: &str = "<!-- error codes: rendered from crates/types/src/error_code.rs -->";
+const END: &str = "<!-- end of error codes -->";
+
+fn rendered() -> String {
+    let mut codes: Vec<ErrorCode> = ErrorCode::ALL.to_vec();
+    codes.sort_by_key(|c| c.status());
+    let mut out = String::from(
+        "| status | code | meaning | CompreFace (status, code) | DeepStack status |\n|---|---|---|---|---|\n",
+    );
+    for code in codes {
+        let cf = code.compreface();
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {}, {} | {} |\n",
+            code.status(),
+            code,
+            code.description(),
+            cf.status,
+            cf.code,
+            code.deepstack_status()
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_readme_lists_every_code_as_the_table_says() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find(BEGIN)
+        .expect("the README marks its error table")
+        + BEGIN.len();
+    let end = readme.find(END).expect("the README ends its error table");
+    let table = readme[start..end].trim();
+    assert_eq!(
+        table,
+        rendered().trim(),
+        "the README's error table differs from the code table; put this between its markers:\n{}",
+        rendered()
+    );
+}
