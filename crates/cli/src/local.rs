@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facerec_core::{Actor, Added, ErrorCode, PersonId};
+use facerec_core::{Actor, Added, ErrorCode};
 use facerec_service::{
-    default_workers, App, AppResult, FacePick, RecognizeOptions, Registration, RegistrationTarget,
+    default_workers, App, AppResult, FacePick, NamedRegistration, RecognizeOptions,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -147,70 +147,48 @@ struct Enrolling<'a> {
 }
 
 impl Enrolling<'_> {
-    /// Registers a person's photos: one at a time until one creates (or finds) the person, then the
-    /// rest side by side. Re-running adds nothing twice: a photo already registered is found by
-    /// its image hash.
+    /// Registers a person's photos side by side: the first to reach the store creates the person
+    /// (registrations by one name are serialized there), the others add to them. Re-running adds
+    /// nothing twice: a photo already registered is found by its image hash.
     async fn person(
         &self,
         name: &str,
         photos: &[PathBuf],
     ) -> anyhow::Result<Vec<(PathBuf, AppResult<Added>)>> {
-        let mut person = self.app.person_named(name).await?.map(|p| p.id);
-        let mut outcomes = Vec::with_capacity(photos.len());
-        let mut rest = photos.iter();
-        while person.is_none() {
-            let Some(photo) = rest.next() else { break };
-            let outcome = self.photo(name, None, photo).await?;
-            if let Ok((id, _)) = &outcome {
-                person = Some(*id);
-            }
-            outcomes.push((photo.clone(), outcome.map(|(_, added)| added)));
-        }
-        let parallel: Vec<_> = futures_util::stream::iter(rest)
+        futures_util::stream::iter(photos)
             .map(|photo| async move {
-                let outcome = self.photo(name, person, photo).await?;
-                anyhow::Ok((photo.clone(), outcome.map(|(_, added)| added)))
+                let outcome = self.photo(name, photo).await?;
+                anyhow::Ok((photo.clone(), outcome))
             })
             .buffered(self.workers)
             .try_collect()
-            .await?;
-        outcomes.extend(parallel);
-        Ok(outcomes)
+            .await
     }
 
-    async fn photo(
-        &self,
-        name: &str,
-        person: Option<PersonId>,
-        photo: &Path,
-    ) -> anyhow::Result<AppResult<(PersonId, Added)>> {
+    async fn photo(&self, name: &str, photo: &Path) -> anyhow::Result<AppResult<Added>> {
         let image = tokio::fs::read(photo)
             .await
             .with_context(|| format!("reading {}", photo.display()))?
             .into();
-        let target = match person {
-            Some(id) => RegistrationTarget::Existing(id),
-            None => RegistrationTarget::NewPerson {
-                name: name.to_owned(),
-                external_id: None,
-                metadata: serde_json::json!({ "enrolled_from": "facerec enroll" }),
-            },
-        };
-        let request = Registration {
-            image,
-            target,
-            consent: true,
-            consent_basis: Some(self.args.consent_basis.clone()),
+        let request = NamedRegistration {
+            name: name.to_owned(),
+            images: vec![image],
+            consent_basis: self.args.consent_basis.clone(),
+            metadata: serde_json::json!({ "enrolled_from": "facerec enroll" }),
             pick: if self.args.largest_face {
                 FacePick::Largest
             } else {
                 FacePick::Only
             },
         };
-        let outcome = self.app.register(request, self.actor).await;
+        let outcome = self.app.register_named(request, self.actor).await;
         self.bar.inc(1);
         self.bar.set_message(name.to_owned());
-        Ok(outcome.map(|r| (r.person.id, r.added)))
+        Ok(outcome.map(|r| {
+            r.faces
+                .first()
+                .map_or(Added::AlreadyPresent, |(_, added)| *added)
+        }))
     }
 }
 

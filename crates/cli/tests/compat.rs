@@ -157,3 +157,74 @@ async fn foreign_pages_are_refused_on_compatible_routes() {
         "{body}"
     );
 }
+
+/// Registration by name is one use case: DeepStack's photos are stored all or none; CompreFace adds
+/// for one new subject sent at once make one person; a subject two persons share is refused with a
+/// conflict, never resolved to "the first".
+#[tokio::test]
+async fn registrations_by_name_are_whole_and_name_one_person() {
+    let server = start(Db::Sqlite).await;
+    let client = reqwest::Client::new();
+    let yao = registry_photo("vectron/yaoming.jpg");
+    let group = registry_photo("vectron/players.jpg");
+    let form = reqwest::multipart::Form::new()
+        .part("image1", image_part(yao.clone(), "a.jpg"))
+        .part("image2", image_part(group, "b.jpg"))
+        .text("userid", "Yao")
+        .text("api_key", KEY);
+    let (status, body) = json(
+        client
+            .post(format!("{}/v1/vision/face/register", server.url))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["facerec_code"], "multiple_faces", "{body}");
+    let (_, persons) = json(server.get("/v1/persons").await).await;
+    assert_eq!(
+        persons["total"], 0,
+        "the good photo was not kept alone: {persons}"
+    );
+
+    let adds = (0..4).map(|_| {
+        let form = reqwest::multipart::Form::new().part("file", image_part(yao.clone(), "y.jpg"));
+        client
+            .post(format!(
+                "{}/api/v1/recognition/faces?subject=Crowd",
+                server.url
+            ))
+            .header("x-api-key", KEY)
+            .multipart(form)
+            .send()
+    });
+    for response in futures_util::future::join_all(adds).await {
+        assert_eq!(response.unwrap().status(), 201);
+    }
+    let (_, persons) = json(server.get("/v1/persons").await).await;
+    assert_eq!(
+        persons["total"], 1,
+        "one subject however many senders: {persons}"
+    );
+
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(yao, "y.jpg"))
+        .text("name", "crowd")
+        .text("consent", "true");
+    assert_eq!(server.post_form("/v1/register", form).await.status(), 201);
+    let (status, body) = json(
+        client
+            .delete(format!("{}/api/v1/recognition/subjects/Crowd", server.url))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["facerec_code"], "ambiguous_name", "{body}");
+    let (_, persons) = json(server.get("/v1/persons").await).await;
+    assert_eq!(persons["total"], 2, "neither was deleted: {persons}");
+}

@@ -135,6 +135,15 @@ pub enum Added {
     AlreadyPresent,
 }
 
+/// What a registration by name did: the one person of that name (created when nobody had it) and
+/// each face added to them.
+#[derive(Debug, Clone)]
+pub struct RegisteredNamed {
+    pub person: Person,
+    pub created: bool,
+    pub faces: Vec<(Face, Added)>,
+}
+
 /// Which slice of a listing to return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {

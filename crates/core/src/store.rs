@@ -13,6 +13,8 @@ pub enum StoreError {
     PersonNotFound(PersonId),
     #[error("face {0} not found")]
     FaceNotFound(FaceId),
+    #[error("several persons are named '{0}': rename all but one, or name them by id")]
+    AmbiguousName(String),
     #[error("another person already has external id '{0}'")]
     DuplicateExternalId(String),
     #[error("registration requires recorded consent with a basis")]
@@ -43,6 +45,7 @@ impl StoreError {
         match self {
             Self::PersonNotFound(_) => ErrorCode::PersonNotFound,
             Self::FaceNotFound(_) => ErrorCode::FaceNotFound,
+            Self::AmbiguousName(_) => ErrorCode::AmbiguousName,
             Self::DuplicateExternalId(_) => ErrorCode::DuplicateExternalId,
             Self::ConsentRequired => ErrorCode::ConsentRequired,
             Self::InvalidPerson(_) => ErrorCode::InvalidPerson,
@@ -78,6 +81,19 @@ pub trait Store: Send + Sync {
     /// Creates a person without faces yet (clients that name a subject before sending its photos).
     async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
     async fn get_person(&self, id: PersonId) -> StoreResult<Person>;
+    /// The persons whose name folds to the same as `name` ([`fold_name`]), oldest first, at most
+    /// `limit`; read where the latest write is seen.
+    async fn persons_named(&self, name: &str, limit: u32) -> StoreResult<Vec<Person>>;
+    /// In one transaction, serialized with every other registration by the same (folded) name: the
+    /// one person called `person.name`, created from `person` when nobody is, then `faces` added
+    /// to them (each idempotent, as [`Store::add_face`]). All or nothing; two or more persons of
+    /// that name are [`StoreError::AmbiguousName`].
+    async fn register_named(
+        &self,
+        person: NewPerson,
+        faces: Vec<NewFace>,
+        actor: &Actor,
+    ) -> StoreResult<RegisteredNamed>;
     async fn list_persons(&self, page: &PageRequest) -> StoreResult<Page<Person>>;
     async fn update_person(
         &self,

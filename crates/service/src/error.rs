@@ -25,6 +25,10 @@ pub enum AppError {
     PoorQuality(#[from] PoorQuality),
     #[error("registration requires explicit consent (consent=true)")]
     ConsentRequired,
+    #[error("nobody is named '{0}'")]
+    NameNotFound(String),
+    #[error("somebody is already named '{0}'")]
+    NameTaken(String),
 }
 
 impl AppError {
@@ -41,6 +45,8 @@ impl AppError {
             Self::MultipleFaces(_) => ErrorCode::MultipleFaces,
             Self::PoorQuality(_) => ErrorCode::PoorQuality,
             Self::ConsentRequired => ErrorCode::ConsentRequired,
+            Self::NameNotFound(_) => ErrorCode::PersonNotFound,
+            Self::NameTaken(_) => ErrorCode::SubjectExists,
         }
     }
 }

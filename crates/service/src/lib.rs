@@ -11,6 +11,7 @@ mod config;
 pub mod engine;
 mod error;
 mod live;
+mod named;
 mod persons;
 pub mod ranges;
 mod recognition;
@@ -22,7 +23,10 @@ pub use config::{default_workers, AppConfig, EngineConfig, StartError};
 pub use engine::{Engine, EngineError};
 pub use error::{AppError, AppResult};
 pub use live::{LiveFace, LiveFrame, LiveSession};
-pub use recognition::{RecognizeOptions, RecognizedFace, RecognizedImage, Verification};
+pub use named::{NamedRegistration, RegisteredNamed};
+pub use recognition::{
+    FaceComparison, RecognizeOptions, RecognizedFace, RecognizedImage, Verification,
+};
 pub use registration::{
     FacePick, Registered, Registration, RegistrationTarget, DEFAULT_CONSENT_BASIS,
 };

@@ -2,8 +2,7 @@
 //! only that it happened.
 
 use facerec_core::{
-    Actor, Consent, DeletedPerson, Face, FaceEntry, FaceId, NewPerson, Page, PageRequest, Person,
-    PersonId, PersonPatch,
+    Actor, DeletedPerson, Face, FaceEntry, FaceId, Page, PageRequest, Person, PersonId, PersonPatch,
 };
 
 use std::time::{Duration, Instant};
@@ -18,50 +17,12 @@ pub const FACE_COUNT_TTL: Duration = Duration::from_secs(60);
 const NAME_PAGE: u32 = 500;
 
 impl App {
-    /// A person without faces yet, whose consent was collected as `consent_basis` says (clients
-    /// that name a subject before sending photos of them).
-    pub async fn create_person(
-        &self,
-        name: String,
-        consent_basis: String,
-        actor: &Actor,
-    ) -> AppResult<Person> {
-        let new = NewPerson {
-            name,
-            external_id: None,
-            metadata: serde_json::Value::Null,
-            consent: Consent::given_now(consent_basis)?,
-        };
-        Ok(self.store.create_person(new, actor).await?)
-    }
-
     pub async fn persons(&self, page: &PageRequest) -> AppResult<Page<Person>> {
         Ok(self.store.list_persons(page).await?)
     }
 
     pub async fn person(&self, id: PersonId) -> AppResult<Person> {
         Ok(self.store.get_person(id).await?)
-    }
-
-    /// The person registered under exactly this name, if any (so that `facerec enroll` re-runs add
-    /// to them). Walks every person whose name contains it, however many there are.
-    pub async fn person_named(&self, name: &str) -> AppResult<Option<Person>> {
-        let mut page = PageRequest {
-            limit: NAME_PAGE,
-            offset: 0,
-            name_contains: Some(name.to_owned()),
-        };
-        loop {
-            let found = self.store.list_persons(&page).await?;
-            let count = found.items.len() as u64;
-            if let Some(person) = found.items.into_iter().find(|p| p.name == name) {
-                return Ok(Some(person));
-            }
-            page.offset += count;
-            if count < u64::from(NAME_PAGE) || page.offset >= found.total {
-                return Ok(None);
-            }
-        }
     }
 
     /// Every person's name, in registration order.
@@ -143,6 +104,18 @@ impl App {
 
     pub async fn delete_face(&self, id: FaceId, actor: &Actor) -> AppResult<Face> {
         Ok(self.store.delete_face(id, actor).await?)
+    }
+
+    /// Deletes one face and says whose it was (the person stays, with their other faces; `None`
+    /// when they were deleted meanwhile).
+    pub async fn delete_face_of(
+        &self,
+        id: FaceId,
+        actor: &Actor,
+    ) -> AppResult<(Face, Option<Person>)> {
+        let face = self.store.delete_face(id, actor).await?;
+        let person = self.store.get_person(face.person_id).await.ok();
+        Ok((face, person))
     }
 
     /// How many faces are stored, for metrics: counted at most once per [`FACE_COUNT_TTL`], so a

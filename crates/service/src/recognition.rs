@@ -43,6 +43,13 @@ impl Default for RecognizeOptions {
     }
 }
 
+/// One photo's strongest face against every face of another.
+#[derive(Debug, Clone)]
+pub struct FaceComparison {
+    pub source: AnalyzedFace,
+    pub targets: Vec<(AnalyzedFace, Similarity)>,
+}
+
 /// The verdict of a 1:1 comparison.
 #[derive(Debug, Clone)]
 pub struct Verification {
@@ -103,16 +110,65 @@ impl App {
         self.identify(&probe, &self.matcher, top_k).await
     }
 
-    /// The cosine similarity of two client embeddings, each normalized here.
-    pub fn compare_embeddings(&self, a: &[f32], b: &[f32]) -> AppResult<Similarity> {
-        let (a, b) = (client_embedding(a)?, client_embedding(b)?);
-        if a.dim() != b.dim() {
-            return Err(AppError::Store(StoreError::EmbeddingDimension {
-                expected: a.dim(),
-                actual: b.dim(),
-            }));
+    /// 1:N for each of several client embeddings, in order.
+    pub async fn recognize_embeddings(
+        &self,
+        embeddings: &[Vec<f32>],
+        top_k: usize,
+    ) -> AppResult<Vec<Recognition>> {
+        let mut recognitions = Vec::with_capacity(embeddings.len());
+        for values in embeddings {
+            recognitions.push(self.recognize_embedding(values, top_k).await?);
         }
-        Ok(a.similarity(&b))
+        Ok(recognitions)
+    }
+
+    /// The cosine similarity of a client embedding with each of others, each normalized here.
+    pub fn compare_embeddings(
+        &self,
+        source: &[f32],
+        targets: &[Vec<f32>],
+    ) -> AppResult<Vec<Similarity>> {
+        let source = client_embedding(source)?;
+        targets
+            .iter()
+            .map(|target| Ok(source.similarity(&client_embedding(target)?)))
+            .collect()
+    }
+
+    /// The cosine similarity of client embeddings with one stored face.
+    pub async fn compare_embeddings_with_face(
+        &self,
+        face: FaceId,
+        targets: &[Vec<f32>],
+    ) -> AppResult<Vec<Similarity>> {
+        let stored = self.store.get_face(face).await?;
+        targets
+            .iter()
+            .map(|target| Ok(stored.embedding.similarity(&client_embedding(target)?)))
+            .collect()
+    }
+
+    /// The strongest face of `source` compared with every face of `target` (at most `max_faces`,
+    /// strongest first); both photos at once.
+    pub async fn verify_faces(
+        &self,
+        source: Bytes,
+        target: Bytes,
+        max_faces: usize,
+    ) -> AppResult<FaceComparison> {
+        let (source, target) =
+            tokio::try_join!(self.detect(source, 1), self.detect(target, max_faces))?;
+        let source = source.faces.into_iter().next().ok_or(AppError::NoFace)?;
+        let targets = target
+            .faces
+            .into_iter()
+            .map(|face| {
+                let similarity = source.embedding.similarity(&face.embedding);
+                (face, similarity)
+            })
+            .collect();
+        Ok(FaceComparison { source, targets })
     }
 
     /// The faces of a photo (at most `max_faces`, strongest first), embedded, without matching.

@@ -51,25 +51,29 @@ pub const DEFAULT_CONSENT_BASIS: &str =
     "explicit consent confirmed by the registering client (consent=true)";
 
 impl App {
-    /// Registers a person from a photo, or adds the photo's face to an existing person.
-    pub async fn register(&self, request: Registration, actor: &Actor) -> AppResult<Registered> {
-        if !request.consent {
-            return Err(AppError::ConsentRequired);
-        }
-        let image_sha256 = hex::encode(Sha256::digest(&request.image));
-        let analysis = self
-            .analyze_selecting(request.image, Selection::Pick(request.pick))
-            .await?;
+    /// The face of a photo to enroll: the one face (or the largest, as `pick` says), good enough
+    /// for the quality policy, embedded by the current model.
+    pub(crate) async fn enrollable_face(&self, image: Bytes, pick: FacePick) -> AppResult<NewFace> {
+        let image_sha256 = hex::encode(Sha256::digest(&image));
+        let analysis = self.analyze_selecting(image, Selection::Pick(pick)).await?;
         let face = analysis.faces.into_iter().next().ok_or(AppError::NoFace)?;
         self.quality.check(face.detection.score, &face.quality)?;
-        let new_face = NewFace {
+        Ok(NewFace {
             embedding: face.embedding,
             det_score: face.detection.score,
             bbox: face.detection.bbox.to_array(),
             quality: face.quality,
             model: self.model.clone(),
             image_sha256,
-        };
+        })
+    }
+
+    /// Registers a person from a photo, or adds the photo's face to an existing person.
+    pub async fn register(&self, request: Registration, actor: &Actor) -> AppResult<Registered> {
+        if !request.consent {
+            return Err(AppError::ConsentRequired);
+        }
+        let new_face = self.enrollable_face(request.image, request.pick).await?;
         match request.target {
             RegistrationTarget::Existing(person_id) => {
                 let person = self.store.get_person(person_id).await?;

@@ -28,6 +28,10 @@ impl Backend for Postgres {
         person_columns!(),
         " FROM persons WHERE id = $1 FOR UPDATE"
     );
+    // A transaction-scoped advisory lock keyed by the folded name: two replicas registering the
+    // same new name one after the other create one person.
+    const LOCK_NAME: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
 }
 
 /// HNSW parameters (pgvector). `m` and `ef_construction` shape the index when it is built;

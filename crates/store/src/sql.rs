@@ -48,6 +48,11 @@ const UPDATE_PERSON: &str = "UPDATE persons SET name = $1, external_id = $2, met
 const SELECT_UNFOLDED_NAMES: &str = "SELECT id, name FROM persons WHERE name_folded IS NULL";
 const SET_FOLDED_NAME: &str = "UPDATE persons SET name_folded = $1 WHERE id = $2";
 const DELETE_PERSON: &str = "DELETE FROM persons WHERE id = $1";
+const SELECT_PERSONS_NAMED: &str = concat!(
+    "SELECT ",
+    person_columns!(),
+    " FROM persons WHERE name_folded = $1 ORDER BY created_at, id LIMIT $2"
+);
 const COUNT_PERSONS: &str = concat!("SELECT count(*) FROM persons WHERE ", name_filter!());
 const LIST_PERSONS: &str = concat!(
     "SELECT ",
@@ -216,6 +221,20 @@ where
     /// Reads a person inside a write transaction and holds their row until it ends, so that
     /// concurrent changes to one person are serialized (idempotent face adds rely on it).
     const SELECT_PERSON_FOR_WRITE: &'static str;
+
+    /// Serializes write transactions that look a name up and may create it, until they end (SQLite
+    /// has one writer, so needs none).
+    const LOCK_NAME: Option<&'static str>;
+
+    fn lock_name(name: &str) -> Option<Statement<Self>> {
+        Self::LOCK_NAME.map(|lock| sqlx::query(lock).bind(fold_name(name)))
+    }
+
+    fn select_persons_named(name: &str, limit: u32) -> Select<Self, PersonRow> {
+        sqlx::query_as(SELECT_PERSONS_NAMED)
+            .bind(fold_name(name.trim()))
+            .bind(i64::from(limit))
+    }
 
     fn select_person(id: PersonId) -> Select<Self, PersonRow> {
         sqlx::query_as(SELECT_PERSON).bind(Id::from(id))

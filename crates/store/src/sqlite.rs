@@ -30,6 +30,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 impl Backend for Sqlite {
     // One writer connection: nothing else can change the row before the transaction ends.
     const SELECT_PERSON_FOR_WRITE: &'static str = SELECT_PERSON;
+    const LOCK_NAME: Option<&'static str> = None;
 }
 
 pub struct SqliteStore {

@@ -55,6 +55,26 @@ macro_rules! impl_store {
                     .ok_or(StoreError::PersonNotFound(id))
             }
 
+            /// Adds a face to a person held by this write transaction, unless the same photo is
+            /// already theirs (by sha256, for this model).
+            async fn add_face_in(
+                tx: &mut <$db as sqlx::Database>::Connection,
+                person: PersonId,
+                new: NewFace,
+                actor: &Actor,
+            ) -> StoreResult<(Face, Added)> {
+                let existing = <$db>::select_face_of_image(person, &new)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if let Some(row) = existing {
+                    return Ok((row.into(), Added::AlreadyPresent));
+                }
+                let face = facerec_core::store::face_from_new(person, new, chrono::Utc::now())?;
+                $crate::store_impl::execute!(tx, <$db>::add_face(&face, actor), None);
+                Ok((face, Added::Created))
+            }
+
             /// Fills in the folded names that migration 0002 could not compute (SQL's `lower()`
             /// folds differently); a no-op once done.
             async fn fold_missing_names(&self) -> StoreResult<()> {
@@ -132,6 +152,66 @@ macro_rules! impl_store {
                 row.map(Person::from).ok_or(StoreError::PersonNotFound(id))
             }
 
+            async fn persons_named(&self, name: &str, limit: u32) -> StoreResult<Vec<Person>> {
+                let rows = <$db>::select_persons_named(name, limit)
+                    .fetch_all(self.fresh_readers())
+                    .await
+                    .map_err(db_error)?;
+                Ok(rows.into_iter().map(Person::from).collect())
+            }
+
+            async fn register_named(
+                &self,
+                new: NewPerson,
+                faces: Vec<NewFace>,
+                actor: &Actor,
+            ) -> StoreResult<RegisteredNamed> {
+                let candidate = facerec_core::store::person_from_new(&new, chrono::Utc::now())?;
+                for face in &faces {
+                    facerec_core::store::check_dimension(&face.embedding)?;
+                }
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                if let Some(lock) = <$db>::lock_name(&candidate.name) {
+                    $crate::store_impl::execute!(tx, [lock], None);
+                }
+                let mut named = <$db>::select_persons_named(&candidate.name, 2)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if named.len() > 1 {
+                    return Err(StoreError::AmbiguousName(candidate.name));
+                }
+                let (person, created) = match named.pop() {
+                    Some(row) => {
+                        let person = Self::person_for_write(&mut tx, Person::from(row).id).await?;
+                        (person, false)
+                    }
+                    None => {
+                        let statements = [
+                            <$db>::insert_person(&candidate),
+                            <$db>::audit(NewAuditEvent::person_created(candidate.id), actor),
+                        ];
+                        let external_id = candidate.external_id.as_deref();
+                        $crate::store_impl::execute!(tx, statements, external_id);
+                        (candidate, true)
+                    }
+                };
+                let mut added = Vec::with_capacity(faces.len());
+                for face in faces {
+                    added.push(Self::add_face_in(&mut tx, person.id, face, actor).await?);
+                }
+                tx.commit().await.map_err(db_error)?;
+                for (face, _) in added.iter().filter(|(_, a)| *a == Added::Created) {
+                    self.committed($crate::store_impl::Committed::FaceAdded(face));
+                }
+                Ok(RegisteredNamed {
+                    person,
+                    created,
+                    faces: added,
+                })
+            }
+
             async fn list_persons(&self, page: &PageRequest) -> StoreResult<Page<Person>> {
                 let total = <$db>::count_persons(page)
                     .fetch_one(self.readers())
@@ -204,20 +284,14 @@ macro_rules! impl_store {
                 let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(db_error)?;
                 // Holding the person's row serializes concurrent adds for them, so the idempotency
-                // check below holds.
+                // check holds.
                 Self::person_for_write(&mut tx, person).await?;
-                let existing = <$db>::select_face_of_image(person, &new)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                if let Some(row) = existing {
-                    return Ok((row.into(), Added::AlreadyPresent));
+                let (face, added) = Self::add_face_in(&mut tx, person, new, actor).await?;
+                if added == Added::Created {
+                    tx.commit().await.map_err(db_error)?;
+                    self.committed($crate::store_impl::Committed::FaceAdded(&face));
                 }
-                let face = facerec_core::store::face_from_new(person, new, chrono::Utc::now())?;
-                $crate::store_impl::execute!(tx, <$db>::add_face(&face, actor), None);
-                tx.commit().await.map_err(db_error)?;
-                self.committed($crate::store_impl::Committed::FaceAdded(&face));
-                Ok((face, Added::Created))
+                Ok((face, added))
             }
 
             async fn get_face(&self, id: FaceId) -> StoreResult<Face> {

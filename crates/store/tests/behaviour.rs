@@ -809,6 +809,74 @@ async fn all_faces_in_pages(store: Arc<dyn Inspect>) {
         .is_empty());
 }
 
+/// Registrations by one name, sent at once (as two replicas or two requests would), make one person;
+/// names resolve folded, and a name two persons share is refused, never resolved to "the first".
+async fn registrations_by_name(store: Arc<dyn Inspect>) {
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(300 + t);
+            let faces = vec![
+                new_face(random_unit(&mut rng), &format!("{t}-a")),
+                new_face(random_unit(&mut rng), &format!("{t}-b")),
+            ];
+            // Each sender spells the name its own way.
+            let name = if t % 2 == 0 {
+                "Émile Zola"
+            } else {
+                "ÉMILE ZOLA"
+            };
+            store
+                .register_named(new_person(name), faces, &actor())
+                .await
+                .unwrap()
+        }));
+    }
+    let mut persons = HashSet::new();
+    let mut created = 0;
+    for task in tasks {
+        let registered = task.await.unwrap();
+        persons.insert(registered.person.id);
+        created += usize::from(registered.created);
+        assert_eq!(registered.faces.len(), 2);
+    }
+    assert_eq!((persons.len(), created), (1, 1), "one person, created once");
+    let person = *persons.iter().next().unwrap();
+    assert_eq!(store.list_faces(person).await.unwrap().len(), 16);
+    let named = store.persons_named("émile zola", 5).await.unwrap();
+    assert_eq!(named.iter().map(|p| p.id).collect::<Vec<_>>(), [person]);
+
+    // No faces: the person is found, nothing is added.
+    let again = store
+        .register_named(new_person("émile zola"), Vec::new(), &actor())
+        .await
+        .unwrap();
+    assert_eq!((again.person.id, again.created), (person, false));
+
+    // A second person of that name, made by id-based registration: the name no longer resolves.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(400);
+    let face = new_face(random_unit(&mut rng), "other");
+    store
+        .register(new_person("Emile Zola"), face, &actor())
+        .await
+        .unwrap();
+    store
+        .register(
+            new_person("Émile zola"),
+            new_face(random_unit(&mut rng), "x"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let err = store
+        .register_named(new_person("ÉMILE ZOLA"), Vec::new(), &actor())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AmbiguousName(_)), "{err:?}");
+    assert_eq!(store.persons_named("Émile Zola", 5).await.unwrap().len(), 2);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -838,6 +906,7 @@ on_both_backends!(
     names_in_any_script,
     stream_tickets_are_spent_once,
     all_faces_in_pages,
+    registrations_by_name,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

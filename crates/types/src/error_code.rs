@@ -146,6 +146,8 @@ error_codes! {
         "no such person";
     FaceNotFound "face_not_found" 404 compreface(404, 44) deepstack(404) ById
         "no such face";
+    AmbiguousName "ambiguous_name" 409 compreface(409, 0) deepstack(409) Own
+        "several persons have this name, which a compatible API uses as the id: rename one";
     DuplicateExternalId "duplicate_external_id" 409 compreface(409, 0) deepstack(409) Own
         "another person already has this external id";
     SubjectExists "subject_exists" 400 compreface(400, 43, "Subject already exists") deepstack(400) Own

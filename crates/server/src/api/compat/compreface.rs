@@ -10,13 +10,13 @@ use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
-use facerec_core::{Actor, ErrorCode, FaceId, PersonPatch};
+use facerec_core::{Actor, ErrorCode, FaceId};
 use facerec_service::{ranges, AppError, RecognizeOptions};
-use facerec_vision::AnalyzedFace;
+use facerec_vision::{AnalyzedFace, Similarity};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{consent_basis, registration, require_person, Params};
+use super::{consent_basis, registration, Params};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
 use crate::api::AppState;
@@ -225,7 +225,7 @@ fn prediction_count(params: &Params) -> ApiResult<usize> {
 }
 
 /// A similarity as the compatible APIs report it.
-fn similarity(state: &AppState, cosine: facerec_vision::Similarity) -> Value {
+fn similarity(state: &AppState, cosine: Similarity) -> Value {
     json!(state.app.matcher().compat_score(cosine))
 }
 
@@ -305,15 +305,8 @@ async fn add_subject(
     Json(body): Json<SubjectBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let basis = consent_basis(&state)?;
-    if state.app.person_named(&body.subject).await?.is_some() {
-        return Err(subject_exists());
-    }
-    let person = state.app.create_person(body.subject, basis, &actor).await?;
+    let person = state.app.create_named(&body.subject, basis, &actor).await?;
     Ok((StatusCode::CREATED, Json(json!({ "subject": person.name }))))
-}
-
-fn subject_exists() -> ApiError {
-    ApiError::new(ErrorCode::SubjectExists, "Subject already exists")
 }
 
 async fn list_subjects(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
@@ -328,17 +321,7 @@ async fn rename_subject(
     Path(subject): Path<String>,
     Json(body): Json<SubjectBody>,
 ) -> ApiResult<Json<Value>> {
-    let person = require_person(&state, &subject).await?;
-    if body.subject != subject {
-        if state.app.person_named(&body.subject).await?.is_some() {
-            return Err(subject_exists());
-        }
-        let patch = PersonPatch {
-            name: Some(body.subject),
-            ..PersonPatch::default()
-        };
-        state.app.update_person(person, patch, &actor).await?;
-    }
+    state.app.rename(&subject, &body.subject, &actor).await?;
     Ok(Json(json!({ "updated": true })))
 }
 
@@ -347,8 +330,11 @@ async fn delete_subject(
     Extension(actor): Extension<Actor>,
     Path(subject): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let person = require_person(&state, &subject).await?;
-    state.app.delete_person(person, &actor).await?;
+    state
+        .app
+        .delete_named(&subject, &actor)
+        .await?
+        .ok_or_else(|| AppError::NameNotFound(subject.clone()))?;
     Ok(Json(json!({ "subject": subject })))
 }
 
@@ -372,18 +358,15 @@ async fn add_face(
         .text("subject")
         .ok_or_else(|| ApiError::bad_request("the query parameter 'subject' is missing"))?
         .to_owned();
-    let basis = consent_basis(&state)?;
-    let image = form.image("file")?;
-    let person = state.app.person_named(&subject).await?.map(|p| p.id);
-    let registered = state
-        .app
-        .register(registration(&subject, person, image, basis), &actor)
-        .await?;
+    let request = registration(&state, &subject, vec![form.image("file")?])?;
+    let registered = state.app.register_named(request, &actor).await?;
+    let image_id = registered
+        .faces
+        .first()
+        .map(|(face, _)| face.id.to_string());
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({ "image_id": registered.face.id.to_string(), "subject": registered.person.name }),
-        ),
+        Json(json!({ "image_id": image_id, "subject": registered.person.name })),
     ))
 }
 
@@ -398,8 +381,8 @@ async fn list_faces(
     let offset = page.saturating_mul(size as u64);
     let (faces, total): (Vec<Value>, u64) = match params.text("subject") {
         Some(subject) => {
-            let person = require_person(&state, subject).await?;
-            let faces = state.app.faces(person).await?;
+            let person = state.app.require_named(subject).await?;
+            let faces = state.app.faces(person.id).await?;
             let total = faces.len() as u64;
             let page = faces
                 .into_iter()
@@ -437,16 +420,11 @@ async fn delete_faces(
 ) -> ApiResult<Json<Value>> {
     let params = Params::from_query(query.as_deref());
     let deleted = match params.text("subject") {
-        Some(subject) => match state.app.person_named(subject).await? {
-            Some(person) => {
-                state
-                    .app
-                    .delete_person(person.id, &actor)
-                    .await?
-                    .faces_deleted
-            }
-            None => 0,
-        },
+        Some(subject) => state
+            .app
+            .delete_named(subject, &actor)
+            .await?
+            .map_or(0, |deleted| deleted.faces_deleted),
         None => state.app.delete_all_persons(&actor).await?.1,
     };
     Ok(Json(json!({ "deleted": deleted })))
@@ -466,13 +444,8 @@ async fn delete_face(
 }
 
 async fn deleted_face(state: &AppState, id: FaceId, actor: &Actor) -> Result<Value, AppError> {
-    let face = state.app.delete_face(id, actor).await?;
-    let subject = state
-        .app
-        .person(face.person_id)
-        .await
-        .map(|p| p.name)
-        .unwrap_or_default();
+    let (_, person) = state.app.delete_face_of(id, actor).await?;
+    let subject = person.map(|p| p.name).unwrap_or_default();
     Ok(json!({ "image_id": id.to_string(), "subject": subject }))
 }
 
@@ -561,18 +534,16 @@ async fn verify(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResul
         mut form,
     } = call;
     let (source, target) = (form.image("source_image")?, form.image("target_image")?);
-    let (source, target) = tokio::try_join!(
-        state.app.detect(source, 1),
-        state.app.detect(target, options.limit)
-    )?;
-    let source_face = source.faces.first().ok_or(AppError::NoFace)?;
-    let targets = target.faces.iter().map(|f| (f, f));
-    let matches = options.result(targets, started, |face, out| {
-        let s = source_face.embedding.similarity(&face.embedding);
+    let compared = state
+        .app
+        .verify_faces(source, target, options.limit)
+        .await?;
+    let targets = compared.targets.iter().map(|(f, s)| (f, *s));
+    let matches = options.result(targets, started, |s, out| {
         out.insert("similarity".into(), similarity(&state, s));
     })?;
     let entry = json!({
-        "source_image_face": Value::Object(options.face(source_face, started)),
+        "source_image_face": Value::Object(options.face(&compared.source, started)),
         "face_matches": matches,
     });
     Ok(options.answer(&state, vec![entry]))
@@ -592,17 +563,24 @@ async fn recognize_embeddings(
     let count = prediction_count(&params)?;
     check_count(body.embeddings.len())?;
     let matcher = state.app.matcher();
-    let mut result = Vec::with_capacity(body.embeddings.len());
-    for embedding in body.embeddings {
-        let recognition = state.app.recognize_embedding(&embedding, count).await?;
-        let similarities: Vec<Value> = recognition
-            .candidates
-            .iter()
-            .take(count)
-            .map(|c| json!({ "subject": c.name, "similarity": matcher.compat_score(c.similarity) }))
-            .collect();
-        result.push(json!({ "embedding": embedding, "similarities": similarities }));
-    }
+    let recognitions = state
+        .app
+        .recognize_embeddings(&body.embeddings, count)
+        .await?;
+    let result: Vec<Value> = body
+        .embeddings
+        .iter()
+        .zip(recognitions)
+        .map(|(embedding, recognition)| {
+            let similarities: Vec<Value> = recognition
+                .candidates
+                .iter()
+                .take(count)
+                .map(|c| json!({ "subject": c.name, "similarity": matcher.compat_score(c.similarity) }))
+                .collect();
+            json!({ "embedding": embedding, "similarities": similarities })
+        })
+        .collect();
     Ok(Json(json!({ "result": result })))
 }
 
@@ -613,8 +591,12 @@ async fn verify_embeddings_with_face(
 ) -> ApiResult<Json<Value>> {
     let id = face_id(&image_id)?;
     check_count(body.embeddings.len())?;
-    let stored = state.app.face(id).await.map_err(about_face(&image_id))?;
-    compared(&state, stored.embedding.as_slice(), body.embeddings)
+    let similarities = state
+        .app
+        .compare_embeddings_with_face(id, &body.embeddings)
+        .await
+        .map_err(about_face(&image_id))?;
+    Ok(compared(&state, body.embeddings, similarities))
 }
 
 #[derive(Deserialize)]
@@ -628,19 +610,23 @@ async fn verify_embeddings(
     Json(body): Json<SourceTargets>,
 ) -> ApiResult<Json<Value>> {
     check_count(body.targets.len())?;
-    compared(&state, &body.source, body.targets)
+    let similarities = state.app.compare_embeddings(&body.source, &body.targets)?;
+    Ok(compared(&state, body.targets, similarities))
 }
 
-fn compared(state: &AppState, source: &[f32], targets: Vec<Vec<f32>>) -> ApiResult<Json<Value>> {
+/// Each embedding with its similarity, as CompreFace answers them.
+fn compared(
+    state: &AppState,
+    targets: Vec<Vec<f32>>,
+    similarities: Vec<Similarity>,
+) -> Json<Value> {
     let matcher = state.app.matcher();
-    let result = targets
+    let result: Vec<Value> = targets
         .into_iter()
-        .map(|target| {
-            let similarity = state.app.compare_embeddings(source, &target)?;
-            Ok(json!({ "embedding": target, "similarity": matcher.compat_score(similarity) }))
-        })
-        .collect::<ApiResult<Vec<Value>>>()?;
-    Ok(Json(json!({ "result": result })))
+        .zip(similarities)
+        .map(|(target, s)| json!({ "embedding": target, "similarity": matcher.compat_score(s) }))
+        .collect();
+    Json(json!({ "result": result }))
 }
 
 /// Embeddings per request: as many as faces per photo.

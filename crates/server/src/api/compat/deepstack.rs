@@ -12,12 +12,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use facerec_core::{Actor, StoreError};
-use facerec_service::{ranges, AppError, RecognizeOptions};
+use facerec_core::Actor;
+use facerec_service::{ranges, RecognizeOptions};
 use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
 
-use super::{consent_basis, registration};
+use super::registration;
 use crate::api::auth::{authorize, presented_key};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
@@ -179,24 +179,27 @@ async fn detect(
     Ok(Json(json!({ "success": true, "predictions": predictions })))
 }
 
-/// Adds the face of every image sent to the person `userid`, creating them when new.
+/// Adds the face of every image sent to the person `userid`, creating them when new: all of them
+/// or, when one cannot be used, none.
 async fn register(
     State(state): State<Arc<AppState>>,
     mut request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     let userid = request.userid()?;
-    let basis = consent_basis(&state)?;
-    let images = request.form.take_images();
+    let images: Vec<Bytes> = request
+        .form
+        .take_images()
+        .into_iter()
+        .map(|(_, i)| i)
+        .collect();
     if images.is_empty() {
         return Err(ApiError::bad_request("No valid image file"));
     }
-    // The person is carried from one photo to the next (a lagging standby might not list them yet).
-    let mut person = state.app.person_named(&userid).await?.map(|p| p.id);
-    for (_, image) in images {
-        let registration = registration(&userid, person, image, basis.clone());
-        let registered = state.app.register(registration, &request.actor).await?;
-        person = Some(registered.person.id);
-    }
+    let registration = registration(&state, &userid, images)?;
+    state
+        .app
+        .register_named(registration, &request.actor)
+        .await?;
     Ok(Json(json!({ "success": true, "message": "face added" })))
 }
 
@@ -216,14 +219,7 @@ async fn delete(
     request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     let userid = request.userid()?;
-    while let Some(person) = state.app.person_named(&userid).await? {
-        match state.app.delete_person(person.id, &request.actor).await {
-            Ok(_) => {}
-            // Deleted meanwhile, or a lagging standby still lists them: nothing more to do.
-            Err(AppError::Store(StoreError::PersonNotFound(_))) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    state.app.delete_named(&userid, &request.actor).await?;
     Ok(Json(json!({ "success": true })))
 }
 

@@ -20,11 +20,13 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
-use facerec_core::{ErrorCode, PersonId};
-use facerec_service::{FacePick, Registration, RegistrationTarget};
+use facerec_core::ErrorCode;
+use facerec_service::{FacePick, NamedRegistration};
 
 use super::error::{ApiError, ErrorInfo};
 use super::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
 
 /// Where the compatible APIs live, for the error [`dialect`].
 const COMPREFACE_PREFIX: &str = "/api/v1/";
@@ -43,40 +45,16 @@ fn consent_basis(state: &AppState) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::ConsentRequired, CONSENT_REFUSAL))
 }
 
-/// One photo of the person a client names (CompreFace's subject, DeepStack's userid): added to
-/// `person` when they exist, else registering a new person of that name, with the operator's
-/// consent statement.
-fn registration(name: &str, person: Option<PersonId>, image: Bytes, basis: String) -> Registration {
-    let target = match person {
-        Some(id) => RegistrationTarget::Existing(id),
-        None => RegistrationTarget::NewPerson {
-            name: name.to_owned(),
-            external_id: None,
-            metadata: serde_json::json!({}),
-        },
-    };
-    Registration {
-        image,
-        target,
-        consent: true,
-        consent_basis: Some(basis),
+/// Photos of the person a client names (CompreFace's subject, DeepStack's userid), to add to them
+/// or to register them with, recorded with the operator's consent statement.
+fn registration(state: &AppState, name: &str, images: Vec<Bytes>) -> ApiResult<NamedRegistration> {
+    Ok(NamedRegistration {
+        name: name.to_owned(),
+        images,
+        consent_basis: consent_basis(state)?,
+        metadata: serde_json::json!({}),
         pick: FacePick::Only,
-    }
-}
-
-/// The person a client calls by name: the first registered under exactly this name.
-async fn require_person(state: &AppState, name: &str) -> Result<PersonId, ApiError> {
-    state
-        .app
-        .person_named(name)
-        .await?
-        .map(|p| p.id)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::PersonNotFound,
-                format!("Subject {name} not found"),
-            )
-        })
+    })
 }
 
 /// Query parameters as clients send them: unknown ones ignored, empty pairs (the CompreFace SDK's
