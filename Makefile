@@ -30,14 +30,15 @@ run: build
 ## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh), then the download:
 ## `make dist`, run from an empty folder with a bare environment (scripts/dist-test.sh). Tests that
 ## need ../shared/faces are ignored where it is absent and included where it exists.
-test: setup-test
+test:
+	@scripts/stage.sh setup $(MAKE) --no-print-directory setup-test
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
 	trap 'scripts/pg-test.sh stop' EXIT; \
 	shared=; [ -d ../shared/faces ] && shared="-- --include-ignored"; \
-	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) test --workspace --locked $$shared
-	scripts/contract-test.sh "$(TARGET_DIR)/debug/facerec"
-	$(MAKE) dist
-	scripts/dist-test.sh
+	FACEREC_TEST_DATABASE_URL="$$url" scripts/stage.sh cargo-test $(CARGO) test --workspace --locked $$shared
+	@scripts/stage.sh contract scripts/contract-test.sh "$(TARGET_DIR)/debug/facerec"
+	@scripts/stage.sh dist $(MAKE) --no-print-directory dist
+	@scripts/stage.sh dist-test scripts/dist-test.sh
 
 ## dist/facerec-<version>-linux-x86_64.tar.gz: the release binary, ONNX Runtime, the models, the
 ## licences, a README, the Dockerfile and compose.yaml (packaging/); runs without a toolchain.

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(ingest upload_form)
+[[ ${#targets[@]} -gt 0 ]] || targets=(ingest upload_form body_forms)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo +nightly fuzz build -O

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use facerec_core::{Actor, Added, ErrorCode};
 use facerec_service::{
-    default_workers, App, AppResult, FacePick, NamedRegistration, RecognizeOptions,
+    default_workers, App, AppResult, FacePick, NamedRegistration, RecognizeOptions, RecognizedFace,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -70,20 +70,7 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             "enrollment records that each person consented: pass --consent to confirm they did"
         );
     }
-    let mut people: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for entry in
-        std::fs::read_dir(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?
-    {
-        let path = entry?.path();
-        if path.is_dir() {
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .replace('_', " ");
-            people.insert(name, files_below(&path)?);
-        }
-    }
+    let people = people_in(&args.dir)?;
     let total: usize = people.values().map(Vec::len).sum();
     if total == 0 {
         anyhow::bail!(
@@ -104,26 +91,52 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
         bar: &bar,
         workers,
     };
-    // People side by side, and each person's photos side by side once the person exists: at most
-    // workers x workers registrations in flight, within the engine's queue of `workers`.
+    // People side by side, and each person's photos side by side: at most workers x workers
+    // registrations in flight, within the engine's queue of workers x workers.
     let outcomes: Vec<Vec<(PathBuf, AppResult<Added>)>> = futures_util::stream::iter(&people)
         .map(|(name, photos)| enrolling.person(name, photos))
         .buffered(workers)
         .try_collect()
         .await?;
+    bar.finish_and_clear();
+    print_enrolled(people.len(), total, outcomes.into_iter().flatten());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The folder's `<person name>/<photos>`, by name (`_` in a folder name is a space).
+fn people_in(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<PathBuf>>> {
+    let mut people = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .replace('_', " ");
+            people.insert(name, files_below(&path)?);
+        }
+    }
+    Ok(people)
+}
+
+/// What `enroll` did: counts, then each refused photo and the count of each reason.
+fn print_enrolled(
+    people: usize,
+    total: usize,
+    outcomes: impl Iterator<Item = (PathBuf, AppResult<Added>)>,
+) {
     let (mut added, mut present) = (0, 0);
     let mut refused: Vec<(PathBuf, String, String)> = Vec::new();
-    for (photo, outcome) in outcomes.into_iter().flatten() {
+    for (photo, outcome) in outcomes {
         match outcome {
             Ok(Added::Created) => added += 1,
             Ok(Added::AlreadyPresent) => present += 1,
             Err(e) => refused.push((photo, e.code().to_string(), e.to_string())),
         }
     }
-    bar.finish_and_clear();
     println!(
-        "{} people, {total} photos: {added} faces added, {present} already registered, {} refused",
-        people.len(),
+        "{people} people, {total} photos: {added} faces added, {present} already registered, {} refused",
         refused.len()
     );
     let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
@@ -134,7 +147,6 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     for (code, n) in by_reason {
         println!("  {n} x {code}");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// One `facerec enroll` run: what each person's registrations share.
@@ -222,55 +234,58 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| (e.code().to_string(), e.to_string())),
             Err(e) => Err((ErrorCode::UnreadableFile.to_string(), e.to_string())),
         };
-        match result {
-            Ok(faces) => {
-                if args.json {
-                    let faces: Vec<serde_json::Value> = faces
-                        .iter()
-                        .map(|f| {
-                            serde_json::json!({
-                                "bbox": f.face.detection.bbox.to_array(),
-                                "match": f.recognition.matched,
-                                "best": f.recognition.best(),
-                            })
-                        })
-                        .collect();
-                    println!("{}", serde_json::json!({ "path": shown, "faces": faces }));
-                } else {
-                    let names: Vec<String> = faces
-                        .iter()
-                        .map(|f| match (&f.recognition.matched, f.recognition.best()) {
-                            (Some(m), _) => format!("{} ({:.2})", m.name, m.similarity.value()),
-                            (None, Some(b)) => {
-                                format!("unknown (closest: {} {:.2})", b.name, b.similarity.value())
-                            }
-                            (None, None) => "unknown".to_owned(),
-                        })
-                        .collect();
-                    let list = if names.is_empty() {
-                        "no face".to_owned()
-                    } else {
-                        names.join(", ")
-                    };
-                    println!("{shown}: {list}");
-                }
-            }
-            Err((code, message)) => {
-                failed += 1;
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "path": shown, "error": { "code": code, "message": message } })
-                    );
-                } else {
-                    println!("{shown}: error {code}: {message}");
-                }
-            }
-        }
+        failed += usize::from(result.is_err());
+        print_identified(&shown, result, args.json);
     }
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One photo's line: who is in it, or why it could not be read (text, or JSON with `--json`).
+fn print_identified(
+    shown: &str,
+    result: Result<Vec<RecognizedFace>, (String, String)>,
+    json: bool,
+) {
+    match (result, json) {
+        (Ok(faces), true) => {
+            let faces: Vec<serde_json::Value> = faces
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "bbox": f.face.detection.bbox.to_array(),
+                        "match": f.recognition.matched,
+                        "best": f.recognition.best(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::json!({ "path": shown, "faces": faces }));
+        }
+        (Ok(faces), false) => {
+            let names: Vec<String> = faces
+                .iter()
+                .map(|f| match (&f.recognition.matched, f.recognition.best()) {
+                    (Some(m), _) => format!("{} ({:.2})", m.name, m.similarity.value()),
+                    (None, Some(b)) => {
+                        format!("unknown (closest: {} {:.2})", b.name, b.similarity.value())
+                    }
+                    (None, None) => "unknown".to_owned(),
+                })
+                .collect();
+            let list = if names.is_empty() {
+                "no face".to_owned()
+            } else {
+                names.join(", ")
+            };
+            println!("{shown}: {list}");
+        }
+        (Err((code, message)), true) => println!(
+            "{}",
+            serde_json::json!({ "path": shown, "error": { "code": code, "message": message } })
+        ),
+        (Err((code, message)), false) => println!("{shown}: error {code}: {message}"),
+    }
 }

@@ -228,3 +228,38 @@ async fn registrations_by_name_are_whole_and_name_one_person() {
     let (_, persons) = json(server.get("/v1/persons").await).await;
     assert_eq!(persons["total"], 2, "neither was deleted: {persons}");
 }
+
+/// A browser-style boundary (mixed case) and an upper-case media type parse on the compatible routes
+/// as on `/v1`: the boundary is kept as sent.
+#[tokio::test]
+async fn multipart_boundaries_keep_their_case() {
+    let server = start(Db::Sqlite).await;
+    let boundary = "----WebKitFormBoundaryAbC123";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"y.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(registry_photo("vectron/yaoming.jpg"));
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let (status, answer) = json(
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/detection/detect", server.url))
+            .header("x-api-key", KEY)
+            .header(
+                "content-type",
+                format!("MULTIPART/FORM-DATA; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["result"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+}

@@ -1,10 +1,13 @@
-//! Reading upload forms (`multipart/form-data`) from untrusted clients.
+//! Reading upload forms from untrusted clients: `multipart/form-data` as it streams in, and the
+//! buffered JSON (base64 images) and URL-encoded forms of the compatible APIs ([`body`]).
 //!
 //! Every field has a byte limit that `multer` enforces while the body streams in: a file field at
 //! most the image limit, a text field 64 KiB, so nothing larger is ever buffered. File bytes are kept
 //! as they arrived (`Bytes`), never copied. This crate knows nothing of any HTTP framework: the server
 //! hands it the body as a stream and maps [`UploadError`] to responses; the fuzz target hands it
 //! arbitrary bytes.
+
+mod body;
 
 use std::collections::HashMap;
 
@@ -14,6 +17,8 @@ use multer::{Constraints, SizeLimit};
 
 /// Longest text field (names, metadata, consent basis, numbers).
 pub const MAX_TEXT_FIELD_BYTES: u64 = 64 * 1024;
+
+pub use body::{read_json, read_urlencoded};
 
 /// Which fields carry files and how large a file may be; every other field is text.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +43,8 @@ pub enum UploadError {
     /// Reading the body itself failed; the source says why (a body-size limit, a dropped connection).
     #[error("the request body could not be read: {0}")]
     Body(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("malformed multipart body: {0}")]
+    /// Not a well-formed body of its type; says what is wrong.
+    #[error("{0}")]
     Malformed(String),
 }
 
@@ -92,7 +98,7 @@ fn classify(err: multer::Error, spec: &UploadSpec<'_>) -> UploadError {
             }
         }
         multer::Error::StreamReadFailed(source) => UploadError::Body(source),
-        other => UploadError::Malformed(other.to_string()),
+        other => UploadError::Malformed(format!("malformed multipart body: {other}")),
     }
 }
 

@@ -25,3 +25,31 @@ async fn every_corpus_input_parses_or_is_refused() {
     }
     assert!(parsed > 0, "the seeds include well-formed forms");
 }
+
+mod body_forms {
+    use std::path::Path;
+
+    include!("../../../fuzz/harness/body_forms.rs");
+
+    #[test]
+    fn every_corpus_input_parses_or_is_refused() {
+        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        let mut inputs = Vec::new();
+        for dir in ["corpus", "regressions"] {
+            if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("body_forms")) {
+                inputs.extend(entries.map(|e| e.unwrap().path()));
+            }
+        }
+        assert!(
+            inputs.len() >= 10,
+            "the corpus is missing: {} inputs",
+            inputs.len()
+        );
+        let parsed: usize = inputs
+            .iter()
+            .map(|path| usize::from(fuzz_body_forms(&std::fs::read(path).unwrap())))
+            .sum();
+        assert!(parsed > 0, "the seeds include well-formed forms");
+        assert!(parsed < inputs.len(), "and malformed ones");
+    }
+}

@@ -1,16 +1,12 @@
 //! Every error the API answers with, mapped to a status and a stable code in this one place.
 
-use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use facerec_core::{ErrorCode, StoreError};
 use facerec_service::{AppError, EngineError};
 use serde::Serialize;
 use utoipa::ToSchema;
-
-use super::form::payload_too_large;
 
 /// `{"error": {"code": "...", "message": "..."}}`
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,7 +58,7 @@ impl ApiError {
     }
 
     /// An answer whose status another layer chose (kept as it was).
-    fn with_status(mut self, status: StatusCode) -> Self {
+    pub(super) fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
         self
     }
@@ -153,7 +149,7 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     /// The `/v1` envelope.
-    fn body(&self, request_id: Option<String>) -> Json<ErrorBody> {
+    pub(super) fn body(&self, request_id: Option<String>) -> Json<ErrorBody> {
         Json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str().to_owned(),
@@ -181,86 +177,4 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// The status of a request that ran past the timeout (tower-http's `TimeoutLayer` answers it
-/// without a body; [`envelope`] names it).
-pub const TIMEOUT_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
-
-/// Puts every error response that is not already ours into the envelope: axum's rejections (unknown
-/// route, wrong method, bad path or query, failed WebSocket upgrade) and the body-limit and timeout
-/// layers answer in plain text or with no body at all.
-pub async fn envelope(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    if is_json {
-        return match request_id {
-            Some(id) if status.is_server_error() => with_request_id(response, id),
-            _ => response,
-        };
-    }
-    let (parts, body) = response.into_parts();
-    // axum's rejection texts are short and say what was wrong (which parameter, which header).
-    let text = axum::body::to_bytes(body, 4096)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
-        .unwrap_or_default();
-    let error = match status {
-        StatusCode::NOT_FOUND => ApiError::new(ErrorCode::NotFound, "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            "this route does not take this method",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-        TIMEOUT_STATUS => ApiError::new(ErrorCode::RequestTimeout, "the request took too long"),
-        s if s.is_client_error() => ApiError::new(
-            ErrorCode::InvalidRequest,
-            if text.is_empty() {
-                s.canonical_reason().unwrap_or("invalid request").to_owned()
-            } else {
-                text
-            },
-        )
-        .with_status(s),
-        s => {
-            tracing::error!(status = %s, body = %text, "an error answered outside the envelope");
-            ApiError::new(
-                ErrorCode::InternalError,
-                "the server failed to answer this request",
-            )
-            .with_status(s)
-        }
-    };
-    let mut answer = error.into_response();
-    if let Some(allow) = parts.headers.get(header::ALLOW) {
-        answer.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    match request_id {
-        Some(id) if status.is_server_error() => with_request_id(answer, id),
-        _ => answer,
-    }
-}
-
-/// Adds the request id to one of our error answers (server-side failures only: the id is what an
-/// operator looks up in the log), written again from its [`ErrorInfo`].
-fn with_request_id(response: Response, id: String) -> Response {
-    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
-        return response;
-    };
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let body = info.body(Some(id)).into_response().into_body();
-    Response::from_parts(parts, body)
 }

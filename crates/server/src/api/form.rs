@@ -52,37 +52,30 @@ impl Form {
         state: &AppState,
         file_fields: &[&str],
     ) -> Result<Self, ApiError> {
-        let content_type = content_type(&request).unwrap_or("").to_ascii_lowercase();
+        // Media types compare case-insensitively (RFC 9110); a boundary is kept as sent.
+        let content_type = content_type(&request).unwrap_or("").to_owned();
         if let Some(boundary) = facerec_upload::boundary(&content_type) {
             return Self::read_multipart(request, boundary, state, file_fields).await;
         }
-        let max_file_bytes = state.app.max_image_bytes();
+        let spec = UploadSpec {
+            file_fields,
+            max_file_bytes: state.app.max_image_bytes() as u64,
+        };
         // Base64 is 4/3 of the bytes; the router's body limit bounds this read first.
-        let limit =
-            max_file_bytes / 3 * 4 * file_fields.len().max(1) + MAX_TEXT_FIELD_BYTES as usize;
+        let limit = spec.max_file_bytes as usize / 3 * 4 * file_fields.len().max(1)
+            + MAX_TEXT_FIELD_BYTES as usize;
         let body = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|e| upload_error(UploadError::Body(Box::new(e))))?;
-        let mut upload = Upload::default();
-        if content_type.starts_with("application/json") {
-            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
-                .map_err(|e| {
-                    ApiError::bad_request(format!("the body is not a JSON object: {e}"))
-                })?;
-            for (name, value) in object {
-                if file_fields.contains(&name.as_str()) {
-                    let image = decode_base64_image(&name, &value, max_file_bytes)?;
-                    upload.files.insert(name, image);
-                } else if let serde_json::Value::String(text) = value {
-                    upload.fields.insert(name, text);
-                } else {
-                    upload.fields.insert(name, value.to_string());
-                }
-            }
+        let is_json = content_type
+            .get(.."application/json".len())
+            .is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
+        let upload = if is_json {
+            facerec_upload::read_json(&body, spec)
         } else {
-            upload.fields = form_urlencoded::parse(&body).into_owned().collect();
-        }
-        Ok(Form(upload))
+            facerec_upload::read_urlencoded(&body)
+        };
+        upload.map(Form).map_err(upload_error)
     }
 
     /// A multipart body, each field against its limit while it arrives.
@@ -152,33 +145,6 @@ impl Form {
             ))),
         }
     }
-}
-
-/// A base64 image of a JSON body (a `data:` URL prefix is tolerated).
-fn decode_base64_image(
-    name: &str,
-    value: &serde_json::Value,
-    max_bytes: usize,
-) -> Result<Bytes, ApiError> {
-    use base64::Engine;
-    let text = value
-        .as_str()
-        .ok_or_else(|| ApiError::bad_request(format!("field '{name}' must be a base64 string")))?;
-    let text = text
-        .split_once(";base64,")
-        .map_or(text, |(_, data)| data)
-        .trim();
-    // Decoded size first, so that an oversized image is refused without decoding it.
-    if text.len() / 4 * 3 > max_bytes + 2 {
-        return Err(upload_error(UploadError::FileTooLarge {
-            field: name.to_owned(),
-            limit: max_bytes as u64,
-        }));
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map(Bytes::from)
-        .map_err(|e| ApiError::bad_request(format!("field '{name}' is not valid base64: {e}")))
 }
 
 pub fn upload_error(err: UploadError) -> ApiError {

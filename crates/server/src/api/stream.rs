@@ -324,7 +324,6 @@ async fn read_frames(
     actor: Actor,
 ) {
     let limits = &state.stream_limits;
-    let max_frame_bytes = limits.max_frame_bytes;
     let (mut number, mut accepted) = (0u64, 0u64);
     let mut idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
     loop {
@@ -332,15 +331,7 @@ async fn read_frames(
             Ok(Some(Ok(message))) => message,
             Ok(_) => break,
             Err(_) => {
-                let reason = format!(
-                    "no frame for {} s: closing the idle stream",
-                    limits.idle_timeout.as_secs()
-                );
-                let close = CloseFrame {
-                    code: close_code::POLICY,
-                    reason: reason.into(),
-                };
-                let _ = outgoing.send(Message::Close(Some(close))).await;
+                let _ = outgoing.send(idle_close(limits)).await;
                 break;
             }
         };
@@ -360,22 +351,8 @@ async fn read_frames(
         };
         number += 1;
         idle_deadline = tokio::time::Instant::now() + limits.idle_timeout;
-        if let Some(Err(wait)) = state.frame_limit.as_ref().map(|l| l.check(&actor)) {
-            let text = format!(
-                "this key sends more than {} frames a second; retry in {} ms",
-                limits.max_frames_per_sec_per_key,
-                wait.as_millis()
-            );
-            let _ = outgoing
-                .send(error_message(Some(number), ErrorCode::RateLimited, &text))
-                .await;
-            continue;
-        }
-        if bytes.len() > max_frame_bytes {
-            let text = format!("frames are limited to {max_frame_bytes} bytes");
-            let _ = outgoing
-                .send(error_message(Some(number), ErrorCode::FrameTooLarge, &text))
-                .await;
+        if let Some(refusal) = refusal(&state, &actor, number, bytes.len()) {
+            let _ = outgoing.send(refusal).await;
             continue;
         }
         accepted += 1;
@@ -386,6 +363,37 @@ async fn read_frames(
         }));
     }
     // Dropping `latest` tells the processing loop that no frame will come.
+}
+
+/// Why frame `number` (of `len` bytes) is refused, as the message that says so: beyond the key's
+/// frame budget, or larger than the frame limit.
+fn refusal(state: &AppState, actor: &Actor, number: u64, len: usize) -> Option<Message> {
+    let limits = &state.stream_limits;
+    if let Some(Err(wait)) = state.frame_limit.as_ref().map(|l| l.check(actor)) {
+        let text = format!(
+            "this key sends more than {} frames a second; retry in {} ms",
+            limits.max_frames_per_sec_per_key,
+            wait.as_millis()
+        );
+        return Some(error_message(Some(number), ErrorCode::RateLimited, &text));
+    }
+    if len > limits.max_frame_bytes {
+        let text = format!("frames are limited to {} bytes", limits.max_frame_bytes);
+        return Some(error_message(Some(number), ErrorCode::FrameTooLarge, &text));
+    }
+    None
+}
+
+/// The close frame of a stream that sent nothing for the idle timeout.
+fn idle_close(limits: &StreamLimits) -> Message {
+    let reason = format!(
+        "no frame for {} s: closing the idle stream",
+        limits.idle_timeout.as_secs()
+    );
+    Message::Close(Some(CloseFrame {
+        code: close_code::POLICY,
+        reason: reason.into(),
+    }))
 }
 
 /// Processes the newest frame, at most `max_fps` a second, until the reader is done.

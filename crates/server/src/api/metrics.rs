@@ -1,0 +1,62 @@
+//! Prometheus metrics: the process's recorder, the request counter and latency histogram (a route
+//! layer), and `/metrics`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use super::AppState;
+
+/// The process-wide Prometheus recorder (a process has one).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+                .expect("static buckets")
+                .install_recorder()
+                .expect("one metrics recorder per process")
+        })
+        .clone()
+}
+
+pub async fn track_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("facerec_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("facerec_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let load = state.app.load();
+    metrics::gauge!("facerec_inference_queue_depth").set(load.queued as f64);
+    metrics::gauge!("facerec_inference_in_flight").set(load.in_flight as f64);
+    if let Ok(n) = state.app.faces_stored().await {
+        metrics::gauge!("facerec_faces_stored").set(n as f64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,110 @@
+//! The OpenAPI document of `/v1`: the operations the handlers declare, the security schemes, and
+//! the refusals every operation can answer, derived from the code table.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{handlers, stream};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "facerec", description = "Face registration and recognition. Images are sent as multipart/form-data \
+        (field `image`); every /v1 route needs an API key when keys are configured."),
+    paths(
+        handlers::health, handlers::ready, handlers::register, handlers::recognize, handlers::verify,
+        handlers::detect, handlers::list_persons, handlers::get_person, handlers::update_person,
+        handlers::delete_person, handlers::list_faces, handlers::add_face, handlers::delete_face,
+        stream::ticket, stream::stream
+    ),
+    modifiers(&SecuritySchemes),
+    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The operations that write to the database (persons, faces, stream tickets).
+            let stores = path == "/v1/register"
+                || path == "/v1/stream/ticket"
+                || path.starts_with("/v1/persons/")
+                || path.starts_with("/v1/faces/");
+            for (operation, writes) in [
+                (&mut item.get, false),
+                (&mut item.post, stores),
+                (&mut item.put, stores),
+                (&mut item.patch, stores),
+                (&mut item.delete, stores),
+            ] {
+                if let Some(operation) = operation {
+                    document_refusals(path, operation, writes);
+                }
+            }
+        }
+    }
+}
+
+/// What any operation can answer besides its own results, written once instead of on every
+/// handler and derived from the code table: the access guard, malformed requests, timeouts and the
+/// database everywhere; on keyed routes both ways of sending a key and the key's refusals; what an
+/// upload, a write or an id in the path can be refused for.
+fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operation, writes: bool) {
+    use facerec_core::error_code::Documented;
+    use utoipa::openapi::security::SecurityRequirement;
+    let keyed = path.starts_with("/v1/");
+    let applies = |documented: Documented| match documented {
+        Documented::Always => true,
+        Documented::Keyed => keyed,
+        Documented::Writes => writes,
+        Documented::ById => path.contains('{'),
+        Documented::WithBody => operation.request_body.is_some(),
+        Documented::Own => false,
+    };
+    let mut refusals: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
+    for code in facerec_core::ErrorCode::ALL {
+        if applies(code.documented()) {
+            refusals
+                .entry(code.status())
+                .or_default()
+                .push(format!("{code}: {}", code.description()));
+        }
+    }
+    if keyed {
+        operation.security = Some(vec![
+            SecurityRequirement::new("api_key", Vec::<String>::new()),
+            SecurityRequirement::new("api_key_header", Vec::<String>::new()),
+        ]);
+    }
+    for (status, codes) in refusals {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| error_response(&codes.join("; ")));
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
