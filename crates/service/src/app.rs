@@ -106,15 +106,8 @@ impl App {
         image: Bytes,
         selection: Selection,
     ) -> AppResult<Analysis> {
-        let limits = self.limits;
         self.engine
-            .run(move |analyzer| {
-                #[cfg(feature = "fault-injection")]
-                if image.starts_with(b"facerec:test:panic") {
-                    panic!("a fault injected by a test");
-                }
-                analyzer.analyze_bytes_selecting(&image, &limits, |d| selection.apply(d))
-            })
+            .analyze(image, self.limits, move |d| selection.apply(d))
             .await?
     }
 }

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use facerec_vision::{AnalyzerConfig, FaceAnalyzer, ModelId, RuntimeError};
+use facerec_vision::{
+    Analysis, AnalyzerConfig, Detection, FaceAnalyzer, IngestLimits, ModelId, RuntimeError,
+    VisionError,
+};
 use tokio::sync::oneshot;
 
 /// A job tells its worker whether it left the analyzer usable.
@@ -71,6 +74,30 @@ impl Engine {
             workers,
             model,
         })
+    }
+
+    /// Decodes and analyzes `image` on a worker, embedding the faces `select` keeps.
+    ///
+    /// With the test-only feature `fault-injection`, an image starting with `facerec:test:panic`
+    /// panics on its worker instead: the faults tests drive a real server into a worker panic
+    /// through it. No use case sees the hook.
+    pub async fn analyze<E>(
+        &self,
+        image: bytes::Bytes,
+        limits: IngestLimits,
+        select: impl FnOnce(Vec<Detection>) -> Result<Vec<Detection>, E> + Send + 'static,
+    ) -> Result<Result<Analysis, E>, EngineError>
+    where
+        E: From<VisionError> + From<RuntimeError> + Send + 'static,
+    {
+        self.run(move |analyzer| {
+            #[cfg(feature = "fault-injection")]
+            if image.starts_with(b"facerec:test:panic") {
+                panic!("a fault injected by a test");
+            }
+            analyzer.analyze_bytes_selecting(&image, &limits, select)
+        })
+        .await
     }
 
     /// Runs `work` on a worker with its analyzer; `Busy` at once when the queue is full.

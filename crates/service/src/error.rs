@@ -25,6 +25,13 @@ pub enum AppError {
     PoorQuality(#[from] PoorQuality),
     #[error("registration requires explicit consent (consent=true)")]
     ConsentRequired,
+    #[error("several persons are named '{0}': rename all but one, or name them by id")]
+    AmbiguousName(String),
+    /// A stored face or person that the current model cannot be compared with.
+    #[error("{0}")]
+    OtherModel(String),
+    #[error("invalid embedding: {0}")]
+    InvalidEmbedding(String),
     #[error("nobody is named '{0}'")]
     NameNotFound(String),
     #[error("somebody is already named '{0}'")]
@@ -45,6 +52,9 @@ impl AppError {
             Self::MultipleFaces(_) => ErrorCode::MultipleFaces,
             Self::PoorQuality(_) => ErrorCode::PoorQuality,
             Self::ConsentRequired => ErrorCode::ConsentRequired,
+            Self::AmbiguousName(_) => ErrorCode::AmbiguousName,
+            Self::OtherModel(_) => ErrorCode::InvalidPerson,
+            Self::InvalidEmbedding(_) => ErrorCode::InvalidEmbedding,
             Self::NameNotFound(_) => ErrorCode::PersonNotFound,
             Self::NameTaken(_) => ErrorCode::SubjectExists,
         }

@@ -31,7 +31,7 @@ impl App {
     pub async fn person_named(&self, name: &str) -> AppResult<Option<Person>> {
         let mut named = self.store.persons_named(name, 2).await?;
         if named.len() > 1 {
-            return Err(StoreError::AmbiguousName(name.to_owned()).into());
+            return Err(AppError::AmbiguousName(name.to_owned()));
         }
         Ok(named.pop())
     }

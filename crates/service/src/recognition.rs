@@ -1,7 +1,7 @@
 //! Recognition (1:N), verification (1:1) and detection.
 
 use bytes::Bytes;
-use facerec_core::{FaceId, Matcher, PersonId, Recognition, StoreError, Threshold};
+use facerec_core::{FaceId, Matcher, PersonId, Recognition, Threshold};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
 use crate::app::{App, Selection};
@@ -203,9 +203,9 @@ impl App {
             .filter(|f| f.model == self.model)
             .map(|f| probe.embedding.similarity(&f.embedding))
             .max_by(|a, b| a.value().total_cmp(&b.value()))
-            .ok_or(AppError::Store(StoreError::InvalidPerson(format!(
+            .ok_or(AppError::OtherModel(format!(
                 "person {person} has no face from the current model"
-            ))))?;
+            )))?;
         Ok(self.verdict(best, threshold))
     }
 
@@ -219,10 +219,10 @@ impl App {
     ) -> AppResult<Vec<(AnalyzedFace, Similarity)>> {
         let stored = self.store.get_face(face).await?;
         if stored.model != self.model {
-            return Err(AppError::Store(StoreError::InvalidPerson(format!(
+            return Err(AppError::OtherModel(format!(
                 "face {face} was embedded by another model ({})",
                 stored.model.name
-            ))));
+            )));
         }
         let analysis = self.detect(image, max_faces).await?;
         Ok(analysis
@@ -254,7 +254,8 @@ impl App {
 
 /// An embedding sent by a client, normalized once here, of the model's length.
 fn client_embedding(values: &[f32]) -> AppResult<NormalizedEmbedding> {
-    let (embedding, _) = NormalizedEmbedding::normalize(values).map_err(StoreError::from)?;
-    facerec_core::store::check_dimension(&embedding)?;
+    let invalid = |e: &dyn std::fmt::Display| AppError::InvalidEmbedding(e.to_string());
+    let (embedding, _) = NormalizedEmbedding::normalize(values).map_err(|e| invalid(&e))?;
+    facerec_core::store::check_dimension(&embedding).map_err(|e| invalid(&e))?;
     Ok(embedding)
 }
