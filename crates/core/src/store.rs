@@ -155,9 +155,30 @@ pub fn check_dimension(embedding: &NormalizedEmbedding) -> StoreResult<()> {
     Ok(())
 }
 
+/// The largest metadata object a person may carry, as JSON text: every read of the person parses
+/// it. The same as a form's text field (an upload's metadata field is bounded there first).
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// Checks a person's metadata: a JSON object (or nothing) of at most [`MAX_METADATA_BYTES`].
+pub fn check_metadata(metadata: &serde_json::Value) -> StoreResult<()> {
+    if !(metadata.is_object() || metadata.is_null()) {
+        return Err(StoreError::InvalidPerson(
+            "metadata must be a JSON object".into(),
+        ));
+    }
+    let len = serde_json::to_string(metadata).map_or(usize::MAX, |t| t.len());
+    if len > MAX_METADATA_BYTES {
+        return Err(StoreError::InvalidPerson(format!(
+            "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON, not {len}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a new person's fields.
 pub fn check_new_person(person: &NewPerson) -> StoreResult<()> {
     check_name(&person.name)?;
+    check_metadata(&person.metadata)?;
     if person.consent.basis.trim().is_empty() {
         return Err(StoreError::ConsentRequired);
     }
@@ -246,6 +267,7 @@ pub fn apply_patch(
         changed.push("external_id");
     }
     if let Some(metadata) = patch.metadata {
+        check_metadata(&metadata)?;
         person.metadata = metadata;
         changed.push("metadata");
     }

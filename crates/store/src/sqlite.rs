@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
@@ -68,10 +69,22 @@ impl SqliteStore {
                 "SQLite needs a file (sqlite://path/to/facerec.db); in-memory databases would lose registrations".into(),
             ));
         }
+        // Biometric data: a folder facerec creates is its user's alone (0700), and so are the
+        // files (0600; SQLite gives its -wal and -shm files the database file's mode), whatever
+        // the umask.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| io_error("cannot create", dir, e))?;
         }
         let lock = acquire_lock(&path)?;
+        if !path.exists() {
+            private_file()
+                .open(&path)
+                .map_err(|e| io_error("cannot create", &path, e))?;
+        }
         // SQLite would quietly open a file it cannot write read-only, and the first registration
         // would fail; say so at start instead.
         if path.exists() {
@@ -285,14 +298,18 @@ impl SqliteStore {
     }
 }
 
+/// Opens (creating when missing, mode 0600) a file for writing, never truncating it.
+fn private_file() -> std::fs::OpenOptions {
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true).mode(0o600);
+    options
+}
+
 /// `<file>.lock`, locked exclusively: SQLite's own locks allow several processes, but each would
 /// hold its own in-memory index and miss the others' writes.
 fn acquire_lock(path: &Path) -> StoreResult<File> {
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let file = private_file()
         .open(&lock_path)
         .map_err(|e| io_error("cannot open", &lock_path, e))?;
     match file.try_lock() {

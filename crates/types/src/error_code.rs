@@ -125,6 +125,8 @@ error_codes! {
         "a progressive JPEG of more than 128 scans";
     UnsupportedFormat "unsupported_format" 415 compreface(400, 21) deepstack(400) WithBody
         "not a JPEG, PNG, WebP or BMP image";
+    UnsupportedMediaType "unsupported_media_type" 415 compreface(400, 26) deepstack(400) WithBody
+        "a body of a media type this route does not take (refused before it is read)";
     ImageTooLarge "image_too_large" 413 compreface(413, 0) deepstack(413) WithBody
         "the image file is larger than the image byte limit";
     ImageDimensionsTooLarge "image_dimensions_too_large" 413 compreface(413, 0) deepstack(413) WithBody

@@ -38,6 +38,8 @@ pub struct Upload {
 pub enum UploadError {
     #[error("the file in field '{field}' is more than the limit of {limit} bytes")]
     FileTooLarge { field: String, limit: u64 },
+    #[error("a form may carry at most {limit} files")]
+    TooManyFiles { limit: usize },
     #[error("field '{field}' is longer than {limit} bytes")]
     TextTooLarge { field: String, limit: u64 },
     /// Reading the body itself failed; the source says why (a body-size limit, a dropped connection).
@@ -53,7 +55,8 @@ pub fn boundary(content_type: &str) -> Option<String> {
     multer::parse_boundary(content_type).ok()
 }
 
-/// Reads a whole form, enforcing the per-field limits as the bytes arrive.
+/// Reads a whole form, enforcing the per-field limits as the bytes arrive. Files are the fields
+/// `spec.file_fields` names.
 pub async fn read_multipart<S, E>(
     body: S,
     boundary: String,
@@ -63,7 +66,41 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let mut per_field = SizeLimit::new().per_field(MAX_TEXT_FIELD_BYTES);
+    read(body, boundary, spec, None).await
+}
+
+/// Reads a whole form in which every part that names a file (`filename=`) is a file, whatever its
+/// field's name (DeepStack's own server takes every file of the form), and so are the fields
+/// `spec.file_fields` names; at most `max_files` of them.
+pub async fn read_multipart_files<S, E>(
+    body: S,
+    boundary: String,
+    spec: UploadSpec<'_>,
+    max_files: usize,
+) -> Result<Upload, UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    read(body, boundary, spec, Some(max_files)).await
+}
+
+async fn read<S, E>(
+    body: S,
+    boundary: String,
+    spec: UploadSpec<'_>,
+    any_files: Option<usize>,
+) -> Result<Upload, UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    // Where any part may be a file, every part may be as large as a file; text parts are held to
+    // their own limit while they arrive (`read_text`).
+    let mut per_field = SizeLimit::new().per_field(match any_files {
+        Some(_) => spec.max_file_bytes,
+        None => MAX_TEXT_FIELD_BYTES,
+    });
     for name in spec.file_fields {
         per_field = per_field.for_field(*name, spec.max_file_bytes);
     }
@@ -76,15 +113,40 @@ where
         .map_err(|e| classify(e, &spec))?
     {
         let name = field.name().unwrap_or_default().to_owned();
-        if spec.file_fields.contains(&name.as_str()) {
+        let is_file = spec.file_fields.contains(&name.as_str())
+            || (any_files.is_some() && field.file_name().is_some());
+        if is_file {
+            if let Some(max) = any_files.filter(|max| upload.files.len() >= *max) {
+                return Err(UploadError::TooManyFiles { limit: max });
+            }
             let bytes = field.bytes().await.map_err(|e| classify(e, &spec))?;
             upload.files.insert(name, bytes);
         } else {
-            let text = field.text().await.map_err(|e| classify(e, &spec))?;
+            let text = read_text(field, &name, &spec).await?;
             upload.fields.insert(name, text);
         }
     }
     Ok(upload)
+}
+
+/// A text field, refused as soon as it passes [`MAX_TEXT_FIELD_BYTES`].
+async fn read_text(
+    mut field: multer::Field<'_>,
+    name: &str,
+    spec: &UploadSpec<'_>,
+) -> Result<String, UploadError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| classify(e, spec))? {
+        if (text.len() + chunk.len()) as u64 > MAX_TEXT_FIELD_BYTES {
+            return Err(UploadError::TextTooLarge {
+                field: name.to_owned(),
+                limit: MAX_TEXT_FIELD_BYTES,
+            });
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text)
+        .map_err(|_| UploadError::Malformed(format!("field '{name}' is not UTF-8 text")))
 }
 
 fn classify(err: multer::Error, spec: &UploadSpec<'_>) -> UploadError {
@@ -146,6 +208,35 @@ mod tests {
             Some("B")
         );
         assert_eq!(boundary("application/json"), None);
+    }
+
+    #[tokio::test]
+    async fn any_part_naming_a_file_is_a_file_up_to_the_count() {
+        let part = |name: &str, file: &str| {
+            format!(
+                "--B\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\r\nxy\r\n"
+            )
+        };
+        let form = format!(
+            "{}{}--B\r\nContent-Disposition: form-data; name=\"userid\"\r\n\r\nAnn\r\n--B--\r\n",
+            part("image7f3a", "a.jpg"),
+            part("other", "b.jpg")
+        );
+        let stream = |body: String| {
+            futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Bytes::from(body))])
+        };
+        let upload = read_multipart_files(stream(form.clone()), "B".into(), SPEC, 2)
+            .await
+            .unwrap();
+        assert_eq!(upload.files.len(), 2);
+        assert_eq!(upload.fields["userid"], "Ann");
+        let err = read_multipart_files(stream(form), "B".into(), SPEC, 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, UploadError::TooManyFiles { limit: 1 }),
+            "{err}"
+        );
     }
 
     #[tokio::test]

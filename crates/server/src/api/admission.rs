@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::AppState;
 
-/// Admission before reading: an upload (a multipart POST, or a JSON one: CompreFace's clients may
-/// send base64 images) needs a permit, taken before its body is
-/// read and held until it is answered. There are as many as the inference pool can hold (workers +
+/// Admission before reading: every request with a body on these routes, whatever its media type
+/// says (a type is only a claim: a `text/plain` body was read all the same), needs a permit, taken
+/// before its body is read and held until it is answered. There are as many as the inference pool can hold (workers +
 /// queue), so at most that many bodies are ever in memory; beyond them the client gets 503
 /// `overloaded` with `Retry-After` at once, and its body is never read.
 pub async fn admit_upload(
@@ -23,15 +23,7 @@ pub async fn admit_upload(
     request: Request,
     next: Next,
 ) -> Response {
-    let is_upload = request.method() == axum::http::Method::POST
-        && request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| {
-                v.as_bytes().starts_with(b"multipart/")
-                    || v.as_bytes().starts_with(b"application/json")
-            });
-    if !is_upload {
+    if !has_body(&request) {
         return next.run(request).await;
     }
     match Arc::clone(&state.uploads).try_acquire_owned() {
@@ -42,6 +34,21 @@ pub async fn admit_upload(
             ApiError::busy().into_response()
         }
     }
+}
+
+/// Whether a request brings a body: a write method, a declared length above zero, or a chunked one.
+fn has_body(request: &Request) -> bool {
+    use axum::http::Method;
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0");
+    matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH
+    ) || declared
+        || headers.contains_key(header::TRANSFER_ENCODING)
 }
 
 /// How long a refused upload's body is read and thrown away.

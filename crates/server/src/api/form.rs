@@ -24,38 +24,82 @@ impl FromRequest<Arc<AppState>> for Form {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let boundary = content_type(&request)
-            .and_then(facerec_upload::boundary)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "expected a multipart/form-data body (Content-Type with a boundary)",
-                )
-            })?;
-        Self::read_multipart(request, boundary, state, &FILE_FIELDS).await
+        match BodyType::of(&request) {
+            Ok(BodyType::Multipart(boundary)) => {
+                Self::read_multipart(request, boundary, state, &FILE_FIELDS, None).await
+            }
+            _ => Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "expected a multipart/form-data body (Content-Type with a boundary)",
+            )),
+        }
     }
 }
 
-fn content_type(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+/// What a body claims to be, told from its headers before any byte of it is read. Media types
+/// compare case-insensitively (RFC 9110); a boundary is kept as sent.
+enum BodyType {
+    Multipart(String),
+    Json,
+    UrlEncoded,
+    /// No body at all (and no type).
+    Empty,
+}
+
+impl BodyType {
+    fn of(request: &Request) -> Result<Self, ApiError> {
+        let headers = request.headers();
+        let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+            let declared = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim);
+            return match declared {
+                None | Some("0") if !headers.contains_key(header::TRANSFER_ENCODING) => {
+                    Ok(Self::Empty)
+                }
+                _ => Err(unsupported("a body without a Content-Type")),
+            };
+        };
+        let content_type = content_type.to_str().unwrap_or("");
+        if let Some(boundary) = facerec_upload::boundary(content_type) {
+            return Ok(Self::Multipart(boundary));
+        }
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Ok(Self::Json)
+        } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            Ok(Self::UrlEncoded)
+        } else {
+            Err(unsupported(essence))
+        }
+    }
+}
+
+fn unsupported(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        format!(
+            "'{what}' is not accepted here: send multipart/form-data, JSON or a URL-encoded form"
+        ),
+    )
 }
 
 impl Form {
     /// The form of a compatible API's client: `multipart/form-data`, JSON with base64 images
     /// (CompreFace's alternative), a URL-encoded form (DeepStack's calls without an image), or
-    /// nothing at all. `file_fields` name the fields that hold images; the image limit holds for
-    /// each, decoded.
+    /// nothing at all. `file_fields` name the fields that hold images; with `any_files`, so does
+    /// every multipart part that names a file, up to that many. The image limit holds for each,
+    /// decoded.
     pub async fn read_any(
         request: Request,
         state: &AppState,
         file_fields: &[&str],
+        any_files: Option<usize>,
     ) -> Result<Self, ApiError> {
-        // Media types compare case-insensitively (RFC 9110); a boundary is kept as sent.
-        let content_type = content_type(&request).unwrap_or("").to_owned();
-        if let Some(boundary) = facerec_upload::boundary(&content_type) {
-            return Self::read_multipart(request, boundary, state, file_fields).await;
+        let body_type = BodyType::of(&request)?;
+        if let BodyType::Multipart(boundary) = body_type {
+            return Self::read_multipart(request, boundary, state, file_fields, any_files).await;
         }
         let spec = UploadSpec {
             file_fields,
@@ -67,13 +111,9 @@ impl Form {
         let body = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|e| upload_error(UploadError::Body(Box::new(e))))?;
-        let is_json = content_type
-            .get(.."application/json".len())
-            .is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
-        let upload = if is_json {
-            facerec_upload::read_json(&body, spec)
-        } else {
-            facerec_upload::read_urlencoded(&body)
+        let upload = match body_type {
+            BodyType::Json => facerec_upload::read_json(&body, spec),
+            _ => facerec_upload::read_urlencoded(&body),
         };
         upload.map(Form).map_err(upload_error)
     }
@@ -84,16 +124,18 @@ impl Form {
         boundary: String,
         state: &AppState,
         file_fields: &[&str],
+        any_files: Option<usize>,
     ) -> Result<Self, ApiError> {
         let spec = UploadSpec {
             file_fields,
             max_file_bytes: state.app.max_image_bytes() as u64,
         };
         let body = request.into_body().into_data_stream();
-        facerec_upload::read_multipart(body, boundary, spec)
-            .await
-            .map(Form)
-            .map_err(upload_error)
+        let upload = match any_files {
+            Some(max) => facerec_upload::read_multipart_files(body, boundary, spec, max).await,
+            None => facerec_upload::read_multipart(body, boundary, spec).await,
+        };
+        upload.map(Form).map_err(upload_error)
     }
 
     /// The image under `name`; a missing one is a malformed request.

@@ -24,6 +24,7 @@ use super::{auth, compat, envelope, guard, handlers, stream, web, AppState, Http
 pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketAddr) -> Router {
     let routes = routes(&state, limits);
     let router = layered(routes, &state, limits, bind);
+    let router = web::security_headers(router);
     with_cors(router, &limits.cors_origins)
         .layer(
             TraceLayer::new_for_http()

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::authenticate;
+use super::auth::authorize;
 use super::error::ApiError;
 use super::AppState;
 use facerec_core::ErrorCode;
@@ -180,7 +180,8 @@ pub async fn stream(
             Ok(None) => return invalid_ticket().into_response(),
             Err(e) => return ApiError::from(e).into_response(),
         },
-        None => match authenticate(&state.keys, &headers) {
+        // A key in a header: the same check and request budget as every other keyed request.
+        None => match authorize(&state, &headers) {
             Ok(actor) => actor,
             Err(e) => return e.into_response(),
         },

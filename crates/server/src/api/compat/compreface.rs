@@ -256,7 +256,7 @@ impl FromRequest<Arc<AppState>> for ClientForm {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
-        Form::read_any(request, state, &FILE_FIELDS)
+        Form::read_any(request, state, &FILE_FIELDS, None)
             .await
             .map(ClientForm)
     }

@@ -25,11 +25,17 @@ use crate::api::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Fields that carry images: DeepStack's `image`, and numbered ones for `register` and `match`.
+/// Fields that carry images even without a file name: DeepStack's `image`, and numbered ones for
+/// `register` and `match`.
 const FILE_FIELDS: [&str; 11] = [
     "image", "image1", "image2", "image3", "image4", "image5", "image6", "image7", "image8",
     "image9", "image10",
 ];
+
+/// Images one request may carry (as many as `image`, `image1`…`image10`): any part naming a file
+/// is one, beside the named fields above (DeepStack's own server takes every file of the form, so
+/// clients name their fields freely).
+pub const MAX_IMAGES: usize = 11;
 
 /// DeepStack's own default `min_confidence` for face recognition.
 const DEFAULT_MIN_CONFIDENCE: f32 = 0.67;
@@ -70,11 +76,11 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
         // A key in a header (or no keys configured) is checked before the body is read.
         if presented_key(request.headers()).is_some() || state.keys.is_empty() {
             let actor = authorize(state, request.headers())?;
-            let form = Form::read_any(request, state, &FILE_FIELDS).await?;
+            let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
             return Ok(Self { form, actor });
         }
         let mut headers: HeaderMap = request.headers().clone();
-        let form = Form::read_any(request, state, &FILE_FIELDS).await?;
+        let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
         if let Some(key) = form
             .text("api_key")
             .and_then(|k| HeaderValue::from_str(k).ok())

@@ -1,0 +1,265 @@
+//! Holes a security review found, each closed and held closed: bounded metric labels, bounded
+//! metadata on every write, headers that keep the page from being framed, private SQLite files,
+//! the WebSocket handshake inside the key's request budget, and DeepStack forms with freely named
+//! file fields.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::*;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const KEY: &str = "hardening-test-key-0123456789";
+
+fn register_form(name: &str) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .part(
+            "image",
+            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+        )
+        .text("name", name.to_owned())
+        .text("consent", "true")
+}
+
+/// Made-up methods all count under one label: 60,000 of them grew `/metrics` by 18 MB before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let server = Server::start(Db::Sqlite, &[]).await;
+    for i in 0..40 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        server
+            .client
+            .request(method, format!("{}/v1/persons", server.url))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("MADEUP"),
+        "a made-up method became a label"
+    );
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+}
+
+/// A person's metadata is bounded however it is written: at registration (the form's text limit)
+/// and by PATCH (11.5 MB was accepted before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_is_bounded_on_every_write() {
+    let server = Server::start(Db::Sqlite, &[]).await;
+    let (status, body) = json(server.post_form("/v1/register", register_form("Ann")).await).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["person"]["id"].as_str().unwrap().to_owned();
+    let large = serde_json::json!({ "notes": "x".repeat(100 * 1024) });
+    let body = expect(
+        json(
+            server
+                .patch(
+                    &format!("/v1/persons/{id}"),
+                    serde_json::json!({ "metadata": large }),
+                )
+                .await,
+        )
+        .await,
+        422,
+        "invalid_person",
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("65536"),
+        "{body}"
+    );
+    let small = serde_json::json!({ "metadata": { "team": "blue" } });
+    let (status, body) = json(server.patch(&format!("/v1/persons/{id}"), small).await).await;
+    assert_eq!(
+        (status, &body["metadata"]["team"]),
+        (200, &serde_json::json!("blue")),
+        "{body}"
+    );
+}
+
+/// The page cannot be framed by another site, and no answer is sniffed or leaks a referrer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_cannot_be_framed() {
+    let server = Server::start(Db::Sqlite, &[]).await;
+    for path in ["/", "/app.js", "/v1/persons", "/health"] {
+        let response = server.get(path).await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{path}");
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
+    }
+    let page = server.get("/").await;
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("default-src 'self'"), "{policy}");
+}
+
+/// The SQLite folder facerec creates is its user's alone, and so is every file in it, whatever the
+/// umask (0755 and 0644 before).
+#[test]
+fn sqlite_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("data");
+    let url = format!("sqlite://{}/facerec.db", folder.display());
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_facerec"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&folder), 0o700, "the folder");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(files >= 2, "the database and its lock file");
+}
+
+/// A WebSocket handshake with a key in a header spends the key's request budget like any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_handshakes_spend_the_request_budget() {
+    let server = Server::start(
+        Db::Sqlite,
+        &["--api-keys", KEY, "--rate-limit-per-minute", "1"],
+    )
+    .await;
+    let handshake = || {
+        let mut request = format!("{}/v1/stream", server.url.replacen("http://", "ws://", 1))
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("x-api-key", KEY.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    let (first, _) = handshake()
+        .await
+        .expect("the first handshake is within budget");
+    drop(first);
+    match handshake().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429)
+        }
+        other => panic!(
+            "the second handshake must be refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
+
+/// DeepStack's own server takes every file of the form: a client that names its field `image<uuid>`
+/// registers (it got `400 No valid image file` before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deepstack_takes_freely_named_file_fields() {
+    let server = Server::start(
+        Db::Sqlite,
+        &["--compat-consent-basis", "signed form at the desk"],
+    )
+    .await;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image3f2c9a",
+            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+        )
+        .text("userid", "Yao");
+    let (status, body) = json(server.post_form("/v1/vision/face/register", form).await).await;
+    assert_eq!(
+        (status, &body["success"]),
+        (200, &serde_json::json!(true)),
+        "{body}"
+    );
+    let (_, persons) = json(server.get("/v1/persons").await).await;
+    assert_eq!(persons["items"][0]["name"], "Yao", "{persons}");
+}
+
+/// Opens a request that declares a large body of `content_type` (none: no header) to `path` and
+/// sends only its first bytes.
+async fn stalled(server: &Server, path: &str, content_type: Option<&str>) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let content_type = content_type.map_or(String::new(), |t| format!("Content-Type: {t}\r\n"));
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{content_type}Content-Length: 8000000\r\n\r\n--XyZ\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// What a stalled request was answered, without its body having been sent.
+async fn answer_of(mut stream: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains('}') {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("answered before its body")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+/// Every body on an upload route goes through admission whatever its media type claims (an
+/// upper-case multipart type skipped it before), and a type the route does not take is refused
+/// before its body is read (a `text/plain` body was read up to the body limit before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_body_goes_through_admission_and_foreign_types_are_refused_unread() {
+    let server = Server::start(Db::Sqlite, &["--workers", "1", "--queue", "0"]).await;
+    for content_type in [Some("text/plain"), None] {
+        for path in ["/v1/vision/face/recognize", "/api/v1/recognition/recognize"] {
+            let text = answer_of(stalled(&server, path, content_type).await).await;
+            assert!(
+                text.contains("unsupported_media_type"),
+                "{path} {content_type:?}: {text}"
+            );
+        }
+        let text = answer_of(stalled(&server, "/v1/detect", content_type).await).await;
+        assert!(text.starts_with("http/1.1 415"), "{text}");
+    }
+    // The one permit (one worker, no queue) held by an upload whose type is written in capitals.
+    let held = stalled(
+        &server,
+        "/v1/recognize",
+        Some("MULTIPART/FORM-DATA; boundary=XyZ"),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let text = answer_of(
+        stalled(
+            &server,
+            "/v1/detect",
+            Some("multipart/form-data; boundary=XyZ"),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        text.starts_with("http/1.1 503") && text.contains("overloaded"),
+        "{text}"
+    );
+    drop(held);
+}
