@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// register anyone
     #[arg(long, env = "FACEREC_COMPAT_CONSENT_BASIS")]
     pub compat_consent_basis: Option<String>,
+    /// Serve the routes that accept or return raw embeddings (`/v1/detect` with embeddings=true,
+    /// CompreFace's embedding endpoints and calculator plugin). Off by default: a client with
+    /// embeddings and a similarity answer can rebuild stored face templates
+    #[arg(long, env = "FACEREC_ALLOW_EMBEDDINGS")]
+    pub allow_embeddings: bool,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -122,6 +127,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .compat_consent_basis
             .map(|b| b.trim().to_owned())
             .filter(|b| !b.is_empty()),
+        allow_embeddings: args.allow_embeddings,
         stream: StreamLimits {
             max_frame_bytes: args.stream_max_frame_bytes,
             max_fps: args.stream_max_fps,

@@ -52,6 +52,7 @@ async fn start(db: Db) -> Server {
             BASIS,
             "--rate-limit-per-minute",
             "0",
+            "--allow-embeddings",
         ],
     )
     .await

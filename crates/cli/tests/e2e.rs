@@ -260,12 +260,19 @@ async fn full_flow(server: Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_on_sqlite() {
-    full_flow(Server::start(Db::Sqlite, &[]).await).await;
+    full_flow(Server::start(Db::Sqlite, &["--allow-embeddings"]).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_on_postgres() {
-    full_flow(Server::start(Db::Postgres, &["--api-keys", "pg-key"]).await).await;
+    full_flow(
+        Server::start(
+            Db::Postgres,
+            &["--api-keys", "pg-key", "--allow-embeddings"],
+        )
+        .await,
+    )
+    .await;
 }
 
 fn png_bomb_header() -> Vec<u8> {

@@ -263,3 +263,98 @@ async fn every_body_goes_through_admission_and_foreign_types_are_refused_unread(
     );
     drop(held);
 }
+
+/// Raw embeddings are off unless the operator turns them on: with them and a similarity answer
+/// against a stored face, 600 requests rebuilt a stored template exactly. Comparisons against a
+/// stored face are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_embeddings_are_off_unless_allowed_and_comparisons_are_audited() {
+    let server = Server::start(Db::Sqlite, &["--api-keys", KEY]).await;
+    let photo = || image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg");
+    let form = reqwest::multipart::Form::new()
+        .part("image", photo())
+        .text("embeddings", "true");
+    expect(
+        json(server.post_form("/v1/detect", form).await).await,
+        403,
+        "embeddings_disabled",
+    );
+    let compreface = |path: &str| {
+        server
+            .client
+            .post(format!("{}{path}", server.url))
+            .header("x-api-key", KEY)
+    };
+    for path in [
+        "/api/v1/recognition/embeddings/recognize",
+        "/api/v1/verification/embeddings/verify",
+        "/api/v1/recognition/embeddings/faces/00000000-0000-0000-0000-000000000000/verify",
+    ] {
+        let (status, body) = json(
+            compreface(path)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["facerec_code"]),
+            (403, &serde_json::json!("embeddings_disabled")),
+            "{path}: {body}"
+        );
+    }
+    let form = reqwest::multipart::Form::new().part("file", photo());
+    let (status, body) = json(
+        compreface("/api/v1/detection/detect?face_plugins=calculator")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["facerec_code"]),
+        (403, &serde_json::json!("embeddings_disabled")),
+        "{body}"
+    );
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/facerec.db", dir.path().display());
+    let server = Server::start(Db::Url(url.clone()), &["--allow-embeddings"]).await;
+    let (status, registered) =
+        json(server.post_form("/v1/register", register_form("Yao")).await).await;
+    assert_eq!(status, 201, "{registered}");
+    let face = registered["face"]["id"].as_str().unwrap().to_owned();
+    let form = reqwest::multipart::Form::new()
+        .part("image", photo())
+        .text("embeddings", "true");
+    let (_, detected) = json(server.post_form("/v1/detect", form).await).await;
+    let embedding = detected["faces"][0]["embedding"].clone();
+    let (status, body) = json(
+        server
+            .client
+            .post(format!(
+                "{}/api/v1/recognition/embeddings/faces/{face}/verify",
+                server.url
+            ))
+            .json(&serde_json::json!({ "embeddings": [embedding] }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    drop(server);
+    let store = facerec_store::testing::open(&url, &Default::default())
+        .await
+        .unwrap();
+    let events = store.audit_events(None, 100).await.unwrap();
+    let compared: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == facerec_core::AuditAction::FaceCompared)
+        .collect();
+    assert_eq!(compared.len(), 1, "{events:?}");
+    assert_eq!(compared[0].face_id.map(|f| f.to_string()), Some(face));
+}

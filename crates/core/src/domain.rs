@@ -189,6 +189,8 @@ pub enum AuditAction {
     PersonDeleted,
     FaceAdded,
     FaceDeleted,
+    /// Something was compared with a stored face (its similarity told to the caller).
+    FaceCompared,
 }
 
 impl AuditAction {
@@ -199,6 +201,7 @@ impl AuditAction {
             Self::PersonDeleted => "person_deleted",
             Self::FaceAdded => "face_added",
             Self::FaceDeleted => "face_deleted",
+            Self::FaceCompared => "face_compared",
         }
     }
 
@@ -209,6 +212,7 @@ impl AuditAction {
             Self::PersonDeleted,
             Self::FaceAdded,
             Self::FaceDeleted,
+            Self::FaceCompared,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -272,6 +276,14 @@ impl NewAuditEvent {
 
     pub fn face_deleted(person: PersonId, face: FaceId) -> Self {
         Self::new(AuditAction::FaceDeleted, person, Some(face))
+    }
+
+    /// `comparisons`: how many probes (faces of a photo, or client embeddings) were compared.
+    pub fn face_compared(person: PersonId, face: FaceId, comparisons: usize) -> Self {
+        Self {
+            details: serde_json::json!({ "comparisons": comparisons }),
+            ..Self::new(AuditAction::FaceCompared, person, Some(face))
+        }
     }
 }
 

@@ -114,6 +114,8 @@ pub trait Store: Send + Sync {
     async fn get_face(&self, id: FaceId) -> StoreResult<Face>;
     async fn list_faces(&self, person: PersonId) -> StoreResult<Vec<Face>>;
     async fn delete_face(&self, id: FaceId, actor: &Actor) -> StoreResult<Face>;
+    /// Records an event that changed nothing (a comparison with a stored face).
+    async fn record(&self, event: NewAuditEvent, actor: &Actor) -> StoreResult<()>;
     async fn count_faces(&self) -> StoreResult<u64>;
     /// Every face, in the order they were added, a page at a time, with whose it is.
     async fn list_all_faces(&self, limit: u32, offset: u64) -> StoreResult<Page<FaceEntry>>;

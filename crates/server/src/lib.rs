@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub stream: StreamLimits,
     /// Consent statement for registrations through the compatible APIs (none: refused there).
     pub compat_consent_basis: Option<String>,
+    /// Serve the routes that accept or return raw embeddings.
+    pub allow_embeddings: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         uploads: Arc::new(tokio::sync::Semaphore::new(uploads)),
         stream_limits: config.stream.clone(),
         compat_consent_basis: config.compat_consent_basis.clone(),
+        allow_embeddings: config.allow_embeddings,
     });
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)

@@ -1,7 +1,7 @@
 //! Recognition (1:N), verification (1:1) and detection.
 
 use bytes::Bytes;
-use facerec_core::{FaceId, Matcher, PersonId, Recognition, Threshold};
+use facerec_core::{Actor, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
 use crate::app::{App, Selection};
@@ -136,17 +136,22 @@ impl App {
             .collect()
     }
 
-    /// The cosine similarity of client embeddings with one stored face.
+    /// The cosine similarity of client embeddings with one stored face; audited, since answers
+    /// about a stored face tell something of its template.
     pub async fn compare_embeddings_with_face(
         &self,
         face: FaceId,
         targets: &[Vec<f32>],
+        actor: &Actor,
     ) -> AppResult<Vec<Similarity>> {
         let stored = self.store.get_face(face).await?;
-        targets
+        let similarities = targets
             .iter()
             .map(|target| Ok(stored.embedding.similarity(&client_embedding(target)?)))
-            .collect()
+            .collect::<AppResult<Vec<_>>>()?;
+        let event = NewAuditEvent::face_compared(stored.person_id, face, targets.len());
+        self.store.record(event, actor).await?;
+        Ok(similarities)
     }
 
     /// The strongest face of `source` compared with every face of `target` (at most `max_faces`,
@@ -216,6 +221,7 @@ impl App {
         image: Bytes,
         face: FaceId,
         max_faces: usize,
+        actor: &Actor,
     ) -> AppResult<Vec<(AnalyzedFace, Similarity)>> {
         let stored = self.store.get_face(face).await?;
         if stored.model != self.model {
@@ -225,6 +231,8 @@ impl App {
             )));
         }
         let analysis = self.detect(image, max_faces).await?;
+        let event = NewAuditEvent::face_compared(stored.person_id, face, analysis.faces.len());
+        self.store.record(event, actor).await?;
         Ok(analysis
             .faces
             .into_iter()

@@ -333,6 +333,13 @@ macro_rules! impl_store {
                 Ok(face)
             }
 
+            async fn record(&self, event: NewAuditEvent, actor: &Actor) -> StoreResult<()> {
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                $crate::store_impl::execute!(tx, [<$db>::audit(event, actor)], None);
+                tx.commit().await.map_err(db_error)
+            }
+
             async fn count_faces(&self) -> StoreResult<u64> {
                 self.face_count().await
             }

@@ -112,6 +112,8 @@ error_codes! {
     InvalidApiKey "invalid_api_key" 401
         compreface(404, 10, "{service} service with this API Key not found") deepstack(401) Keyed
         "the API key is not one of this server's";
+    EmbeddingsDisabled "embeddings_disabled" 403 compreface(403, 0) deepstack(403) Own
+        "raw embeddings are off on this server (the operator's --allow-embeddings turns them on)";
     InvalidTicket "invalid_ticket" 401 compreface(401, 0) deepstack(401) Keyed
         "the stream ticket is unknown, expired or spent";
     RateLimited "rate_limited" 429 compreface(429, 0) deepstack(429) Keyed

@@ -224,6 +224,9 @@ pub async fn detect(
     mut form: Form,
 ) -> ApiResult<Json<DetectResponse>> {
     let with_embeddings = form.flag("embeddings")?;
+    if with_embeddings {
+        state.require_embeddings()?;
+    }
     let max_faces = in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)?;
     let analysis = state
         .app

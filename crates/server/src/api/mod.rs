@@ -45,6 +45,37 @@ pub struct AppState {
     /// How the operator collects consent from people registered through the compatible APIs,
     /// which have no consent field; `None` refuses registration there.
     pub compat_consent_basis: Option<String>,
+    /// Whether routes that accept or return raw embeddings answer (`--allow-embeddings`): a
+    /// template and a similarity oracle are enough to rebuild a stored one.
+    pub allow_embeddings: bool,
+}
+
+impl AppState {
+    /// The refusal of a route that would accept or return raw embeddings, unless they are on.
+    pub fn require_embeddings(&self) -> Result<(), error::ApiError> {
+        if self.allow_embeddings {
+            return Ok(());
+        }
+        Err(error::ApiError::new(
+            facerec_core::ErrorCode::EmbeddingsDisabled,
+            "raw embeddings are off on this server: they let a client rebuild stored face \
+             templates; the operator turns them on with --allow-embeddings",
+        ))
+    }
+}
+
+/// An extractor that refuses the request, before its body is read, unless raw embeddings are on.
+pub struct EmbeddingsAllowed;
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for EmbeddingsAllowed {
+    type Rejection = error::ApiError;
+
+    async fn from_request_parts(
+        _parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        state.require_embeddings().map(|()| Self)
+    }
 }
 
 /// HTTP-level settings.

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use super::{consent_basis, registration, Params};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
-use crate::api::AppState;
+use crate::api::{AppState, EmbeddingsAllowed};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -275,6 +275,10 @@ impl FromRequest<Arc<AppState>> for ImageCall {
     async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
         let started = Instant::now();
         let options = FaceOptions::from(&Params::from_query(request.uri().query()))?;
+        // The calculator plugin answers raw embeddings.
+        if options.embedding {
+            state.require_embeddings()?;
+        }
         let form = ClientForm::from_request(request, state).await?;
         Ok(Self {
             started,
@@ -506,6 +510,7 @@ async fn detect(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResul
 /// The faces of a photo compared with one stored face.
 async fn verify_with_face(
     State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
     Path(image_id): Path<String>,
     call: ImageCall,
 ) -> ApiResult<Json<Value>> {
@@ -517,7 +522,7 @@ async fn verify_with_face(
     let id = face_id(&image_id)?;
     let compared = state
         .app
-        .compare_with_face(form.image("file")?, id, options.limit)
+        .compare_with_face(form.image("file")?, id, options.limit, &actor)
         .await
         .map_err(about_face(&image_id))?;
     let result = options.result(compared.iter().map(|(f, s)| (f, *s)), started, |s, out| {
@@ -555,6 +560,7 @@ struct EmbeddingsBody {
 }
 
 async fn recognize_embeddings(
+    _: EmbeddingsAllowed,
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
     Json(body): Json<EmbeddingsBody>,
@@ -585,7 +591,9 @@ async fn recognize_embeddings(
 }
 
 async fn verify_embeddings_with_face(
+    _: EmbeddingsAllowed,
     State(state): State<Arc<AppState>>,
+    Extension(actor): Extension<Actor>,
     Path(image_id): Path<String>,
     Json(body): Json<EmbeddingsBody>,
 ) -> ApiResult<Json<Value>> {
@@ -593,7 +601,7 @@ async fn verify_embeddings_with_face(
     check_count(body.embeddings.len())?;
     let similarities = state
         .app
-        .compare_embeddings_with_face(id, &body.embeddings)
+        .compare_embeddings_with_face(id, &body.embeddings, &actor)
         .await
         .map_err(about_face(&image_id))?;
     Ok(compared(&state, body.embeddings, similarities))
@@ -606,6 +614,7 @@ struct SourceTargets {
 }
 
 async fn verify_embeddings(
+    _: EmbeddingsAllowed,
     State(state): State<Arc<AppState>>,
     Json(body): Json<SourceTargets>,
 ) -> ApiResult<Json<Value>> {
