@@ -358,3 +358,35 @@ async fn raw_embeddings_are_off_unless_allowed_and_comparisons_are_audited() {
     assert_eq!(compared.len(), 1, "{events:?}");
     assert_eq!(compared[0].face_id.map(|f| f.to_string()), Some(face));
 }
+
+/// An address that keeps sending invalid keys is refused for a while, whatever key it sends next
+/// (failed keys were never throttled: ~5,500 guesses a second per connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_keys_is_throttled() {
+    let server = Server::start(Db::Sqlite, &["--api-keys", KEY]).await;
+    let with_key = |key: &str| {
+        server
+            .client
+            .get(format!("{}/v1/persons", server.url))
+            .header("x-api-key", key)
+            .send()
+    };
+    for i in 0..10 {
+        let response = with_key(&format!("guess-{i}")).await.unwrap();
+        assert_eq!(response.status(), 401, "guess {i}");
+    }
+    let response = with_key("guess-10").await.unwrap();
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Even the right key waits: a guesser must not learn which guess was right.
+    expect(
+        json(with_key(KEY).await.unwrap()).await,
+        429,
+        "rate_limited",
+    );
+}

@@ -83,6 +83,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         stream_limits: config.stream.clone(),
         compat_consent_basis: config.compat_consent_basis.clone(),
         allow_embeddings: config.allow_embeddings,
+        failed_keys: Default::default(),
     });
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)

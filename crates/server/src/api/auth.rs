@@ -1,10 +1,12 @@
 //! API keys: kept only as sha256 hashes, compared in constant time, required on every `/v1` route
 //! (`Authorization: Bearer <key>` or `X-API-Key: <key>`), with a per-key rate limit.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
@@ -162,9 +164,30 @@ pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Actor, ApiErr
     }
 }
 
-/// Who is calling, within their request budget: [`authenticate`], then the per-key rate limit.
-pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError> {
-    let actor = authenticate(&state.keys, headers)?;
+/// Who is calling, within their request budget: [`authenticate`] (refused for a while for an
+/// address whose keys keep failing, [`FailedKeys`]), then the per-key rate limit.
+pub fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Actor, ApiError> {
+    if let Some(ip) = client.filter(|_| !state.keys.is_empty()) {
+        if let Some(wait) = state.failed_keys.blocked(ip) {
+            return Err(rate_limited(
+                wait,
+                "too many invalid API keys from this address",
+            ));
+        }
+    }
+    let actor = match authenticate(&state.keys, headers) {
+        Err(e) if e.code == ErrorCode::InvalidApiKey => {
+            if let Some(ip) = client {
+                state.failed_keys.failed(ip);
+            }
+            return Err(e);
+        }
+        other => other?,
+    };
     if let Some(limit) = &state.rate_limit {
         limit
             .check(&actor)
@@ -173,13 +196,65 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiErro
     Ok(actor)
 }
 
+/// The client's address, as the server accepted its connection.
+pub fn client_ip(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// Addresses whose API keys keep failing: after [`MAX_KEY_FAILURES`] invalid keys within
+/// [`KEY_FAILURE_WINDOW`], every request with a key from that address answers 429 until the window
+/// ends (a guesser got ~5,500 tries a second per connection before). At most
+/// [`MAX_TRACKED_ADDRESSES`] addresses are followed; past that the oldest window is forgotten.
+#[derive(Debug, Default)]
+pub struct FailedKeys {
+    addresses: std::sync::Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// Invalid keys an address may send within [`KEY_FAILURE_WINDOW`].
+pub const MAX_KEY_FAILURES: u32 = 10;
+pub const KEY_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+pub const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+impl FailedKeys {
+    /// How long `ip` is still refused, if it is.
+    fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        let addresses = self.addresses.lock().expect("failed keys lock");
+        let (failures, since) = addresses.get(&ip)?;
+        let left = KEY_FAILURE_WINDOW.checked_sub(since.elapsed())?;
+        (*failures >= MAX_KEY_FAILURES).then_some(left)
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut addresses = self.addresses.lock().expect("failed keys lock");
+        if addresses.len() >= MAX_TRACKED_ADDRESSES && !addresses.contains_key(&ip) {
+            addresses.retain(|_, (_, since)| since.elapsed() < KEY_FAILURE_WINDOW);
+            if addresses.len() >= MAX_TRACKED_ADDRESSES {
+                let oldest = addresses
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(ip, _)| *ip);
+                if let Some(oldest) = oldest {
+                    addresses.remove(&oldest);
+                }
+            }
+        }
+        let entry = addresses.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= KEY_FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
 /// Middleware for `/v1`: authenticates, rate-limits per key, and hands the [`Actor`] to handlers.
 pub async fn require_api_key(
     State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authorize(&state, request.headers()) {
+    match authorize(&state, request.headers(), client_ip(request.extensions())) {
         Ok(actor) => {
             request.extensions_mut().insert(actor);
             next.run(request).await

@@ -60,7 +60,8 @@ impl AccessPolicy {
             || ip.is_ok_and(|ip| ip.is_loopback() || ip == self.bind.ip())
     }
 
-    fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+    /// `scheme` is how the request reached the server: `http`, or `https` through a TLS proxy.
+    fn origin_allowed(&self, origin: &str, host: Option<&str>, scheme: &str) -> bool {
         let origin = origin.trim_end_matches('/');
         if self
             .cors_origins
@@ -69,10 +70,11 @@ impl AccessPolicy {
         {
             return true;
         }
-        // The server's own origin: the page it served, addressed by the same host and port.
+        // The server's own origin: the page it served, by the same scheme, host and port.
         match (split_origin(origin), host) {
-            (Some((scheme, authority)), Some(host)) => {
-                same_authority(&authority, scheme, &host.to_ascii_lowercase())
+            (Some((origin_scheme, authority)), Some(host)) => {
+                origin_scheme == scheme
+                    && same_authority(&authority, scheme, &host.to_ascii_lowercase())
             }
             _ => false,
         }
@@ -91,8 +93,9 @@ fn split_origin(origin: &str) -> Option<(&'static str, String)> {
         .then(|| (scheme, authority.to_ascii_lowercase()))
 }
 
-/// Whether an origin's authority names the same host and port as the request's `Host`. A `Host`
-/// without a port stands for the scheme's default port (behind a TLS proxy it is the public one).
+/// Whether an origin's authority names the same host and port as the request's `Host`, both
+/// without a port standing for the default port of the scheme the request came by (behind a TLS
+/// proxy, 443).
 fn same_authority(origin: &str, scheme: &str, host: &str) -> bool {
     let default_port = if scheme == "https" { "443" } else { "80" };
     let (origin_host, origin_port) = split_port(origin);
@@ -125,6 +128,19 @@ fn addressed_host(request: &Request) -> Option<String> {
         .or_else(|| request.uri().authority().map(|a| a.to_string()))
 }
 
+/// How the request reached the server: facerec itself speaks plain HTTP; a TLS proxy in front says
+/// `X-Forwarded-Proto: https` (a web page cannot set that header on the requests it sends: it is
+/// not one a browser lets a page add without a preflight, which the guard refuses).
+fn request_scheme(headers: &HeaderMap) -> &'static str {
+    let forwarded = header(headers, "x-forwarded-proto")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    match forwarded {
+        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    }
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -151,7 +167,7 @@ pub async fn check_access(
     }
     let headers = request.headers();
     let refused_origin = match header(headers, "origin") {
-        Some(origin) => !policy.origin_allowed(origin, host.as_deref()),
+        Some(origin) => !policy.origin_allowed(origin, host.as_deref(), request_scheme(headers)),
         // No Origin: only a browser's cross-site request that is not a plain navigation (a link the
         // person followed) is refused; non-browser clients send no Sec-Fetch-Site at all.
         None => {
@@ -215,14 +231,27 @@ mod tests {
     #[test]
     fn only_the_own_origin_and_listed_origins_pass() {
         let p = policy(&[], false);
-        assert!(p.origin_allowed("http://127.0.0.1:8000", Some("127.0.0.1:8000")));
-        assert!(p.origin_allowed("http://localhost:8000/", Some("localhost:8000")));
-        assert!(p.origin_allowed("https://face.example", Some("face.example")));
-        assert!(p.origin_allowed("https://app.example", Some("127.0.0.1:8000")));
-        assert!(!p.origin_allowed("http://127.0.0.1:9000", Some("127.0.0.1:8000")));
-        assert!(!p.origin_allowed("http://evil.example", Some("127.0.0.1:8000")));
-        assert!(!p.origin_allowed("null", Some("127.0.0.1:8000")));
-        assert!(!p.origin_allowed("http://[::1]:9000", Some("[::1]:8000")));
-        assert!(p.origin_allowed("http://[::1]:8000", Some("[::1]:8000")));
+        let own = |origin: &str, host: &str| p.origin_allowed(origin, Some(host), "http");
+        assert!(own("http://127.0.0.1:8000", "127.0.0.1:8000"));
+        assert!(own("http://localhost:8000/", "localhost:8000"));
+        // Behind a TLS proxy (X-Forwarded-Proto: https).
+        assert!(p.origin_allowed("https://face.example", Some("face.example"), "https"));
+        assert!(own("https://app.example", "127.0.0.1:8000"));
+        assert!(!own("http://127.0.0.1:9000", "127.0.0.1:8000"));
+        assert!(!own("http://evil.example", "127.0.0.1:8000"));
+        assert!(!own("null", "127.0.0.1:8000"));
+        assert!(!own("http://[::1]:9000", "[::1]:8000"));
+        assert!(own("http://[::1]:8000", "[::1]:8000"));
+    }
+
+    #[test]
+    fn the_scheme_counts_and_a_missing_port_is_the_servers_schemes_default() {
+        let p = policy(&[], false);
+        // Another scheme is another origin, even on the same host and port.
+        assert!(!p.origin_allowed("https://127.0.0.1:8000", Some("127.0.0.1:8000"), "http"));
+        // A plain-HTTP server on port 80 addressed without a port is not https://host (port 443).
+        assert!(!p.origin_allowed("https://127.0.0.1", Some("127.0.0.1"), "http"));
+        assert!(p.origin_allowed("http://127.0.0.1", Some("127.0.0.1:80"), "http"));
+        assert!(!p.origin_allowed("http://face.example", Some("face.example"), "https"));
     }
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     /// Whether routes that accept or return raw embeddings answer (`--allow-embeddings`): a
     /// template and a similarity oracle are enough to rebuild a stored one.
     pub allow_embeddings: bool,
+    /// Addresses whose keys keep failing.
+    pub failed_keys: auth::FailedKeys,
 }
 
 impl AppState {

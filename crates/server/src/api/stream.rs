@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -165,6 +167,7 @@ pub struct StreamQuery {
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     Query(query): Query<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -181,7 +184,7 @@ pub async fn stream(
             Err(e) => return ApiError::from(e).into_response(),
         },
         // A key in a header: the same check and request budget as every other keyed request.
-        None => match authorize(&state, &headers) {
+        None => match authorize(&state, &headers, connect.map(|c| c.0 .0.ip())) {
             Ok(actor) => actor,
             Err(e) => return e.into_response(),
         },

@@ -18,7 +18,7 @@ use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
 
 use super::registration;
-use crate::api::auth::{authorize, presented_key};
+use crate::api::auth::{authorize, client_ip, presented_key};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
 use crate::api::AppState;
@@ -75,11 +75,12 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
     async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
         // A key in a header (or no keys configured) is checked before the body is read.
         if presented_key(request.headers()).is_some() || state.keys.is_empty() {
-            let actor = authorize(state, request.headers())?;
+            let actor = authorize(state, request.headers(), client_ip(request.extensions()))?;
             let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
             return Ok(Self { form, actor });
         }
         let mut headers: HeaderMap = request.headers().clone();
+        let client = client_ip(request.extensions());
         let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
         if let Some(key) = form
             .text("api_key")
@@ -87,7 +88,7 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
         {
             headers.insert("x-api-key", key);
         }
-        let actor = authorize(state, &headers)?;
+        let actor = authorize(state, &headers, client)?;
         Ok(Self { form, actor })
     }
 }
