@@ -13,7 +13,7 @@ photos=vendor/fixtures/registry/vectron
 tmp=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-FACEREC_LOG=warn "$binary" serve --bind 127.0.0.1:0 --database-url "sqlite://$tmp/f.db" --api-keys bench \
+FACEREC_LOG=warn "$binary" serve --bind 127.0.0.1:0 --database-url "sqlite://$tmp/f.db" --api-keys bench-key-0123456789 \
   --rate-limit-per-minute 0 --compat-consent-basis "benchmark" >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 url=""
@@ -25,7 +25,7 @@ done
 import statistics, sys, time
 import requests
 url, photos, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-key = {"x-api-key": "bench"}
+key = {"x-api-key": "bench-key-0123456789"}
 yao = open(f"{photos}/yaoming.jpg", "rb").read()
 players = open(f"{photos}/players.jpg", "rb").read()
 requests.post(f"{url}/api/v1/recognition/faces?subject=Yao", files={"file": yao}, headers=key).raise_for_status()
@@ -34,7 +34,7 @@ calls = {
     "compreface recognize": lambda: requests.post(f"{url}/api/v1/recognition/recognize?prediction_count=1",
                                                   files={"file": players}, headers=key),
     "deepstack recognize": lambda: requests.post(f"{url}/v1/vision/face/recognize",
-                                                 files={"image": players}, data={"api_key": "bench"}),
+                                                 files={"image": players}, data={"api_key": "bench-key-0123456789"}),
 }
 times = {name: [] for name in calls}
 for name, call in calls.items():  # warm-up

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-const KEY: &str = "soak-key";
+const KEY: &str = "soak-test-key-00001";
 const WINDOW: Duration = Duration::from_secs(30);
 /// Arrivals beyond this many in flight are not sent (counted): the client must not be what breaks.
 const MAX_IN_FLIGHT: u64 = 2_000;

@@ -51,6 +51,15 @@ enum Command {
     Identify(Box<local::IdentifyArgs>),
     /// Create or upgrade the database schema, then exit
     Migrate(local::MigrateArgs),
+    /// API keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random key (32 bytes from the operating system, base64url) for --api-keys
+    Generate,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +79,10 @@ fn main() -> ExitCode {
             Command::Enroll(args) => local::enroll(*args).await,
             Command::Identify(args) => local::identify(*args).await,
             Command::Migrate(args) => local::migrate(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Keys(KeysCommand::Generate) => {
+                println!("{}", facerec_server::api::auth::generate_key());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

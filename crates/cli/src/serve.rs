@@ -9,6 +9,7 @@ use facerec_core::tracking::TrackerConfig;
 use facerec_server::api::auth::{ApiKeys, DEFAULT_RATE_LIMIT_PER_MINUTE};
 use facerec_server::api::stream::StreamLimits;
 use facerec_server::api::HttpLimits;
+use facerec_server::listen::ConnectionLimits;
 use facerec_server::ServerConfig;
 use facerec_service::EngineConfig;
 
@@ -42,6 +43,13 @@ pub struct ServeArgs {
     /// Longest a request may take, seconds
     #[arg(long, env = "FACEREC_REQUEST_TIMEOUT_SECS", default_value_t = HttpLimits::default().request_timeout.as_secs())]
     pub request_timeout_secs: u64,
+    /// Seconds a request's header (or the next request on an idle connection) may take to arrive
+    #[arg(long, env = "FACEREC_HEADER_TIMEOUT_SECS", default_value_t = ConnectionLimits::default().header_timeout.as_secs())]
+    pub header_timeout_secs: u64,
+    /// Connections open at once; beyond them a new connection is answered 503 and closed (also held
+    /// below the open-file limit, which is raised to its maximum at start)
+    #[arg(long, env = "FACEREC_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
     /// Requests per minute per API key (0 = unlimited)
     #[arg(long, env = "FACEREC_RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit_per_minute: u32,
@@ -98,7 +106,8 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut keys = ApiKeys::from_plain(args.api_keys.iter().map(String::as_str));
+    let mut keys = ApiKeys::from_plain(args.api_keys.iter().map(String::as_str))
+        .map_err(anyhow::Error::msg)?;
     if let Some(file) = &args.api_keys_file {
         keys.add_file(file).map_err(anyhow::Error::msg)?;
     }
@@ -128,6 +137,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|b| b.trim().to_owned())
             .filter(|b| !b.is_empty()),
         allow_embeddings: args.allow_embeddings,
+        connections: ConnectionLimits {
+            header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+            max_connections: args.max_connections.max(1),
+            drain_timeout: Duration::from_secs(args.request_timeout_secs),
+        },
         stream: StreamLimits {
             max_frame_bytes: args.stream_max_frame_bytes,
             max_fps: args.stream_max_fps,

@@ -119,8 +119,8 @@ async fn run_browser(server: &Server, key: Option<&str>, attack: bool) -> serde_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_registers_and_names_a_person_on_the_live_view() {
-    let server = Server::start(Db::Sqlite, &["--api-keys", "browser-key"]).await;
-    run_browser(&server, Some("browser-key"), false).await;
+    let server = Server::start(Db::Sqlite, &["--api-keys", "browser-test-key-0001"]).await;
+    run_browser(&server, Some("browser-test-key-0001"), false).await;
 }
 
 /// The default server (no keys, loopback): a page of another origin, in the same browser, can neither

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use support::*;
 
-const KEY: &str = "compat-key";
+const KEY: &str = "compat-test-key-0001";
 const BASIS: &str = "written consent collected at the front desk";
 
 fn test_venv_python() -> std::path::PathBuf {

@@ -268,7 +268,7 @@ async fn full_flow_on_postgres() {
     full_flow(
         Server::start(
             Db::Postgres,
-            &["--api-keys", "pg-key", "--allow-embeddings"],
+            &["--api-keys", "postgres-test-key-0001", "--allow-embeddings"],
         )
         .await,
     )
@@ -343,7 +343,7 @@ async fn every_error_code_from_a_real_request() {
         Db::Sqlite,
         &[
             "--api-keys",
-            "right-key,other-key",
+            "right-key-0123456789,other-key-0123456789",
             "--max-body-bytes",
             "2000000",
         ],
@@ -376,7 +376,7 @@ async fn every_error_code_from_a_real_request() {
         server
             .client
             .get(&url)
-            .header("X-API-Key", "other-key")
+            .header("X-API-Key", "other-key-0123456789")
             .send()
             .await
             .unwrap()
@@ -444,7 +444,7 @@ async fn every_error_code_from_a_real_request() {
     // sends only its headers, and the answer still comes.
     let (status, body) = raw_request(
         &server.url,
-        "POST /v1/recognize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer right-key\r\n\
+        "POST /v1/recognize HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer right-key-0123456789\r\n\
          Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 3000000\r\n\r\n",
     )
     .await;
@@ -452,13 +452,14 @@ async fn every_error_code_from_a_real_request() {
     let response = server
         .client
         .post(format!("{}/v1/recognize", server.url))
-        .bearer_auth("right-key")
+        .bearer_auth("right-key-0123456789")
         .header("content-type", "application/json")
         .body("{}")
         .send()
         .await
         .unwrap();
-    expect(json(response).await, 400, "invalid_request");
+    // A media type the route does not take is refused before its body is read.
+    expect(json(response).await, 415, "unsupported_media_type");
     expect(
         json(
             server
@@ -595,7 +596,12 @@ async fn every_error_code_from_a_real_request() {
 async fn rate_limit_per_key() {
     let server = Server::start(
         Db::Sqlite,
-        &["--api-keys", "k", "--rate-limit-per-minute", "3"],
+        &[
+            "--api-keys",
+            "rate-limit-test-key-0001",
+            "--rate-limit-per-minute",
+            "3",
+        ],
     )
     .await;
     let statuses: Vec<u16> = futures_statuses(&server, 5).await;

@@ -390,3 +390,149 @@ async fn guessing_keys_is_throttled() {
         "rate_limited",
     );
 }
+
+/// Whether the server has closed `stream` (it reads end-of-file or an error, not a timeout).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(200), stream.read(&mut buf))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Half-sent headers and idle connections are closed after the header timeout (50 such
+/// connections were still open after 65 s before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_headers_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(Db::Sqlite, &["--header-timeout-secs", "1"]).await;
+    let mut connections = Vec::new();
+    for i in 0..20 {
+        let mut stream = connect(&server).await;
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        connections.push(stream);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for (i, stream) in connections.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(stream).await,
+            "connection {i} is still open"
+        );
+    }
+    assert_eq!(server.get("/health").await.status(), 200);
+}
+
+/// Beyond the connection cap a new connection is told 503 and closed, and the server serves again
+/// once connections go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_cleanly() {
+    let server = Server::start(Db::Sqlite, &["--max-connections", "4"]).await;
+    let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| connect(&server))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let text = answer_of(connect(&server).await).await;
+    assert!(
+        text.starts_with("http/1.1 503") && text.contains("overloaded"),
+        "{text}"
+    );
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(server.get("/health").await.status(), 200);
+}
+
+/// A low soft open-file limit is raised at start: 200 idle sockets under `ulimit -S -n 128` made
+/// accept fail and /health time out for everyone before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_file_limit_is_raised_at_start() {
+    let wrapper = ["sh", "-c", "ulimit -S -n 128 && exec \"$@\"", "sh"];
+    let server = Server::start_in(&wrapper, Db::Sqlite, &[]).await;
+    let idle: Vec<_> = futures_util::future::join_all((0..200).map(|_| connect(&server))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let health = tokio::time::timeout(std::time::Duration::from_secs(5), server.get("/health"))
+        .await
+        .expect("/health answers beside 200 idle connections");
+    assert_eq!(health.status(), 200);
+    drop(idle);
+}
+
+/// Opens a DeepStack upload without a key header (its key would be in the form) and sends only its
+/// first bytes.
+async fn stalled_anonymous_deepstack(server: &Server) -> tokio::net::TcpStream {
+    stalled(
+        server,
+        "/v1/vision/face/recognize",
+        Some("multipart/form-data; boundary=XyZ"),
+    )
+    .await
+}
+
+/// Uploads whose key can only come from the body wait in a few slots of their own: slow anonymous
+/// clients made a keyed `/v1/detect` answer 503 before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_uploads_cannot_take_the_keyed_clients_slots() {
+    let server = Server::start(
+        Db::Sqlite,
+        &["--api-keys", KEY, "--workers", "1", "--queue", "1"],
+    )
+    .await;
+    let mut anonymous = Vec::new();
+    for _ in 0..4 {
+        anonymous.push(stalled_anonymous_deepstack(&server).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let text = answer_of(stalled_anonymous_deepstack(&server).await).await;
+    assert!(text.starts_with("http/1.1 503"), "{text}");
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+    );
+    let (status, body) = json(server.post_form("/v1/detect", form).await).await;
+    assert_eq!(status, 200, "a keyed upload is still admitted: {body}");
+    drop(anonymous);
+}
+
+/// Detection probabilities on the scale CompreFace's clients filter on: a clear face whose raw
+/// SCRFD score is 0.54 (`nsface/test_crop.jpg`) was dropped by Double Take's 0.8 before ("no face").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faces_facerec_uses_clear_the_clients_detection_cut_offs() {
+    let server = Server::start(Db::Sqlite, &[]).await;
+    let photo = || image_part(registry_photo("nsface/test_crop.jpg"), "c.jpg");
+    for query in ["?det_prob_threshold=0.8", ""] {
+        let form = reqwest::multipart::Form::new().part("file", photo());
+        let (status, body) = json(
+            server
+                .post_form(&format!("/api/v1/detection/detect{query}"), form)
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let probability = body["result"][0]["box"]["probability"].as_f64().unwrap();
+        assert!(probability >= 0.9, "{query}: {body}");
+    }
+    let form = reqwest::multipart::Form::new()
+        .part("image", photo())
+        .text("min_confidence", "0.8");
+    let (status, body) = json(server.post_form("/v1/vision/face", form).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["predictions"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+}

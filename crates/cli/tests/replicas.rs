@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
-const KEY: &str = "replica-key";
+const KEY: &str = "replica-test-key-0001";
 
 async fn recognized_name(server: &Server, photo: &[u8]) -> serde_json::Value {
     let form = reqwest::multipart::Form::new().part("image", image_part(photo.to_vec(), "p.jpg"));

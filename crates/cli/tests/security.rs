@@ -225,7 +225,7 @@ async fn a_database_failure_tells_no_database_details() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_a_key_when_keys_are_configured() {
-    let server = Server::start(Db::Sqlite, &["--api-keys", "k"]).await;
+    let server = Server::start(Db::Sqlite, &["--api-keys", "security-test-key-0001"]).await;
     let anonymous = server
         .client
         .get(format!("{}/metrics", server.url))
@@ -236,7 +236,11 @@ async fn metrics_need_a_key_when_keys_are_configured() {
     let keyed = server.get("/metrics").await;
     assert_eq!(keyed.status(), 200);
     assert!(keyed.text().await.unwrap().contains("facerec_faces_stored"));
-    let public = Server::start(Db::Sqlite, &["--api-keys", "k", "--metrics-public"]).await;
+    let public = Server::start(
+        Db::Sqlite,
+        &["--api-keys", "security-test-key-0001", "--metrics-public"],
+    )
+    .await;
     let anonymous = public
         .client
         .get(format!("{}/metrics", public.url))

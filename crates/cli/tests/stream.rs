@@ -60,13 +60,24 @@ async fn register_yao(server: &Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_person_is_named_on_a_stable_track() {
-    let server = Server::start(Db::Sqlite, &["--api-keys", "k", "--stream-max-fps", "1000"]).await;
+    let server = Server::start(
+        Db::Sqlite,
+        &[
+            "--api-keys",
+            "stream-test-key-0001",
+            "--stream-max-fps",
+            "1000",
+        ],
+    )
+    .await;
     register_yao(&server).await;
     assert!(
         connect(&server, "", None).await.is_err(),
         "no key, no stream"
     );
-    let mut socket = connect(&server, "", Some("k")).await.unwrap();
+    let mut socket = connect(&server, "", Some("stream-test-key-0001"))
+        .await
+        .unwrap();
     let frame = frame_from(&registry_photo("vectron/yaoming.jpg"));
     let mut track = None;
     let mut embedded = 0;
@@ -126,12 +137,12 @@ async fn a_registered_person_is_named_on_a_stable_track() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browsers_use_one_time_tickets() {
-    let server = Server::start(Db::Sqlite, &["--api-keys", "k"]).await;
+    let server = Server::start(Db::Sqlite, &["--api-keys", "stream-test-key-0001"]).await;
     let (status, body) = json(
         server
             .client
             .post(format!("{}/v1/stream/ticket", server.url))
-            .bearer_auth("k")
+            .bearer_auth("stream-test-key-0001")
             .send()
             .await
             .unwrap(),
@@ -285,7 +296,7 @@ async fn a_refused_connection_keeps_its_ticket_and_one_key_cannot_take_every_slo
         Db::Sqlite,
         &[
             "--api-keys",
-            "first,second",
+            "first-key-0123456789,second-key-0123456789",
             "--stream-max-streams",
             "3",
             "--stream-max-streams-per-key",
@@ -293,14 +304,18 @@ async fn a_refused_connection_keeps_its_ticket_and_one_key_cannot_take_every_slo
         ],
     )
     .await;
-    let a1 = connect(&server, "", Some("first")).await.expect("slot 1");
-    let _a2 = connect(&server, "", Some("first")).await.expect("slot 2");
-    let ticket_a = ticket(&server, "first").await;
+    let a1 = connect(&server, "", Some("first-key-0123456789"))
+        .await
+        .expect("slot 1");
+    let _a2 = connect(&server, "", Some("first-key-0123456789"))
+        .await
+        .expect("slot 2");
+    let ticket_a = ticket(&server, "first-key-0123456789").await;
     let refused = connect(&server, &format!("?ticket={ticket_a}"), None)
         .await
         .unwrap_err();
     assert_eq!(refused_status(refused), 429, "a third stream for one key");
-    let _b1 = connect(&server, "", Some("second"))
+    let _b1 = connect(&server, "", Some("second-key-0123456789"))
         .await
         .expect("another key still gets the free slot");
     drop(a1);

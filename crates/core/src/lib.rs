@@ -13,7 +13,9 @@ pub mod tracking;
 pub use domain::*;
 pub use enrollment::{PoorQuality, QualityPolicy};
 pub use facerec_types::{error_code, ErrorCode};
-pub use matching::{Candidate, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD};
+pub use matching::{
+    Candidate, DetectionScale, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD,
+};
 pub use store::{Store, StoreError, StoreResult};
 
 /// Length of the embeddings stored and compared (ArcFace: 512).

@@ -158,6 +158,43 @@ impl Matcher {
     }
 }
 
+/// Detection scores as the compatible APIs report them. Their clients filter faces by a
+/// probability against cut-offs near 0.8 (CompreFace defaults to 0.8–0.85, Double Take sends 0.8),
+/// on the scale of detectors that give clear faces scores near 1.0; SCRFD's raw score is below 0.8
+/// for 29% of the clear, frontal single-face photos of `shared/faces` (median 0.82). So a score at
+/// or above the detector's own threshold `t` (every face facerec itself uses) is reported on
+/// [0.9, 1], and one below it (seen only when the operator lowers `--det-threshold`) below 0.8 —
+/// monotone, and linear on each side of `t`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectionScale {
+    threshold: f32,
+}
+
+/// Every face facerec uses is reported from here up.
+pub const COMPAT_DETECTED_FROM: f32 = 0.9;
+
+/// A detection below the detector's threshold is reported below this.
+pub const COMPAT_WEAK_BELOW: f32 = 0.8;
+
+impl DetectionScale {
+    /// For a detector that keeps faces scoring at least `threshold` (in (0, 1)).
+    pub fn new(threshold: f32) -> Self {
+        Self {
+            threshold: threshold.clamp(f32::EPSILON, 1.0 - f32::EPSILON),
+        }
+    }
+
+    /// The probability reported for a raw detector score.
+    pub fn probability(&self, score: f32) -> f32 {
+        let (s, t) = (score.clamp(0.0, 1.0), self.threshold);
+        if s >= t {
+            COMPAT_DETECTED_FROM + (1.0 - COMPAT_DETECTED_FROM) * (s - t) / (1.0 - t)
+        } else {
+            COMPAT_WEAK_BELOW * s / t
+        }
+    }
+}
+
 impl Default for Matcher {
     fn default() -> Self {
         Self::new(Threshold::default())
@@ -167,6 +204,23 @@ impl Default for Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detections_facerec_uses_clear_the_clients_cut_offs_and_weak_ones_do_not() {
+        let scale = DetectionScale::new(0.5);
+        assert_eq!(scale.probability(0.5), 0.9);
+        assert_eq!(scale.probability(1.0), 1.0);
+        assert!((scale.probability(0.75) - 0.95).abs() < 1e-6);
+        assert!(scale.probability(0.4999) < 0.8);
+        assert_eq!(scale.probability(0.0), 0.0);
+        let mut last = -1.0;
+        for i in 0..=1000 {
+            let p = scale.probability(i as f32 / 1000.0);
+            assert!(p >= last, "monotone at {i}");
+            assert!((0.0..=1.0).contains(&p));
+            last = p;
+        }
+    }
 
     fn candidate(name: &str, similarity: f32) -> Candidate {
         Candidate {

@@ -5,6 +5,7 @@
 //! [`ServerConfig`].
 
 pub mod api;
+pub mod listen;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub struct ServerConfig {
     pub compat_consent_basis: Option<String>,
     /// Serve the routes that accept or return raw embeddings.
     pub allow_embeddings: bool,
+    pub connections: listen::ConnectionLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         compat_consent_basis: config.compat_consent_basis.clone(),
         allow_embeddings: config.allow_embeddings,
         failed_keys: Default::default(),
+        preauth_uploads: Arc::new(tokio::sync::Semaphore::new(api::admission::PREAUTH_SLOTS)),
     });
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -95,12 +98,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     // Printed for people and for tests that bind port 0.
     println!("facerec listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    listen::serve(listener, router, &config.connections, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

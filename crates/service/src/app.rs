@@ -69,6 +69,11 @@ impl App {
         &self.matcher
     }
 
+    /// How the compatible APIs report detection scores (from the detector's own threshold).
+    pub fn detection_scale(&self) -> facerec_core::DetectionScale {
+        facerec_core::DetectionScale::new(self.engine.detection_threshold())
+    }
+
     /// The database backend's name (`sqlite` or `postgres`).
     pub fn backend(&self) -> &'static str {
         self.store.backend()

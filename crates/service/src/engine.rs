@@ -43,6 +43,8 @@ pub struct Engine {
     alive: Arc<AtomicUsize>,
     workers: usize,
     model: ModelId,
+    /// The score a detection needs to be kept.
+    detection_threshold: f32,
 }
 
 impl Engine {
@@ -73,6 +75,7 @@ impl Engine {
             alive,
             workers,
             model,
+            detection_threshold: config.detector.score_threshold,
         })
     }
 
@@ -151,6 +154,11 @@ impl Engine {
     /// Workers running now: fewer than `workers` only if replacing a failed one failed too.
     pub fn workers_alive(&self) -> usize {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// The score a detection needs to be kept (`--det-threshold`).
+    pub fn detection_threshold(&self) -> f32 {
+        self.detection_threshold
     }
 
     pub fn model(&self) -> &ModelId {

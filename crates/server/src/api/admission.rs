@@ -26,7 +26,40 @@ pub async fn admit_upload(
     if !has_body(&request) {
         return next.run(request).await;
     }
-    match Arc::clone(&state.uploads).try_acquire_owned() {
+    admit(&state.uploads, request, next).await
+}
+
+/// Admission for routes whose clients may send their key inside the body (DeepStack's): a request
+/// that brings no key in a header, while keys are configured, is unauthenticated until its body
+/// is read, so it takes one of the few [`PREAUTH_SLOTS`] instead of an upload permit (and must
+/// send its form within [`PREAUTH_READ_DEADLINE`]): anonymous clients cannot take the permits that
+/// keyed clients need.
+pub async fn admit_upload_keyed_by_form(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !has_body(&request) {
+        return next.run(request).await;
+    }
+    let anonymous =
+        !state.keys.is_empty() && super::auth::presented_key(request.headers()).is_none();
+    let permits = if anonymous {
+        &state.preauth_uploads
+    } else {
+        &state.uploads
+    };
+    admit(permits, request, next).await
+}
+
+/// Requests whose key is read from their body, at once (see [`admit_upload_keyed_by_form`]).
+pub const PREAUTH_SLOTS: usize = 4;
+
+/// How long such a request may take to send its form.
+pub const PREAUTH_READ_DEADLINE: Duration = Duration::from_secs(10);
+
+async fn admit(permits: &Arc<tokio::sync::Semaphore>, request: Request, next: Next) -> Response {
+    match Arc::clone(permits).try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
         Err(_) => {
             metrics::counter!("facerec_uploads_shed_total").increment(1);

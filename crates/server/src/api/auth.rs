@@ -22,6 +22,30 @@ use super::error::ApiError;
 use super::AppState;
 use facerec_core::ErrorCode;
 
+/// The shortest key accepted, in characters: a key is all that stands between the network and the
+/// biometric data, and a short one is guessed.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// Refuses a key too short to resist guessing, saying how to make a good one.
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.chars().count() < MIN_KEY_CHARS {
+        return Err(format!(
+            "an API key of {} characters is too short: use at least {MIN_KEY_CHARS} random ones, \
+             e.g. `facerec keys generate` (32 random bytes, base64url)",
+            key.chars().count()
+        ));
+    }
+    Ok(())
+}
+
+/// A new random key: 32 bytes from the operating system, base64url without padding (43 characters).
+pub fn generate_key() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The configured keys, as hashes.
 #[derive(Clone, Default)]
 pub struct ApiKeys {
@@ -35,16 +59,15 @@ impl std::fmt::Debug for ApiKeys {
 }
 
 impl ApiKeys {
-    /// From plain keys (comma-separated in FACEREC_API_KEYS); blank entries are ignored.
-    pub fn from_plain<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
-        Self {
-            hashes: keys
-                .into_iter()
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(hash)
-                .collect(),
+    /// From plain keys (comma-separated in FACEREC_API_KEYS); blank entries are ignored, short ones
+    /// refused ([`check_key`]).
+    pub fn from_plain<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut hashes = Vec::new();
+        for key in keys.into_iter().map(str::trim).filter(|k| !k.is_empty()) {
+            check_key(key)?;
+            hashes.push(hash(key));
         }
+        Ok(Self { hashes })
     }
 
     /// Adds the keys of a file: one per line, plain or as `sha256:<hex>` (so the file need not hold
@@ -64,7 +87,10 @@ impl ApiKeys {
                     .ok_or_else(|| {
                         format!("{}:{}: not a sha256 hex digest", path.display(), n + 1)
                     })?,
-                None => hash(line),
+                None => {
+                    check_key(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+                    hash(line)
+                }
             };
             self.hashes.push(digest);
         }
@@ -269,29 +295,44 @@ mod tests {
 
     #[test]
     fn keys_are_checked_by_hash() {
-        let keys = ApiKeys::from_plain("alpha, beta,".split(','));
-        assert!(keys.verify("alpha").is_some());
-        assert!(keys.verify("beta").is_some());
-        assert!(keys.verify("gamma").is_none());
+        let keys =
+            ApiKeys::from_plain("alpha-key-0123456789, beta-key-0123456789,".split(',')).unwrap();
+        assert!(ApiKeys::from_plain(["short"])
+            .unwrap_err()
+            .contains("facerec keys generate"));
+        assert_eq!(generate_key().len(), 43);
+        assert!(check_key(&generate_key()).is_ok());
+        assert!(keys.verify("alpha-key-0123456789").is_some());
+        assert!(keys.verify("beta-key-0123456789").is_some());
+        assert!(keys.verify("gamma-key-0123456789").is_none());
         assert!(keys.verify("").is_none());
         assert_ne!(
-            keys.verify("alpha"),
-            keys.verify("beta"),
+            keys.verify("alpha-key-0123456789"),
+            keys.verify("beta-key-0123456789"),
             "each key has its own id"
         );
-        assert!(!format!("{:?}", keys).contains("alpha"));
+        assert!(!format!("{:?}", keys).contains("alpha-key-0123456789"));
     }
 
     #[test]
     fn key_files_take_plain_and_hashed_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys");
-        let hashed = hex::encode(hash("second"));
-        std::fs::write(&path, format!("# ops\nfirst\nsha256:{hashed}  # ci\n")).unwrap();
+        let hashed = hex::encode(hash("second-key-0123456789"));
+        std::fs::write(
+            &path,
+            format!("# ops\nfirst-key-0123456789\nsha256:{hashed}  # ci\n"),
+        )
+        .unwrap();
         let mut keys = ApiKeys::default();
         keys.add_file(&path).unwrap();
-        assert!(keys.verify("first").is_some() && keys.verify("second").is_some());
+        assert!(
+            keys.verify("first-key-0123456789").is_some()
+                && keys.verify("second-key-0123456789").is_some()
+        );
         std::fs::write(&path, "sha256:abc\n").unwrap();
+        assert!(ApiKeys::default().add_file(&path).is_err());
+        std::fs::write(&path, "short\n").unwrap();
         assert!(ApiKeys::default().add_file(&path).is_err());
     }
 }

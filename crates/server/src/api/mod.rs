@@ -48,6 +48,9 @@ pub struct AppState {
     /// Whether routes that accept or return raw embeddings answer (`--allow-embeddings`): a
     /// template and a similarity oracle are enough to rebuild a stored one.
     pub allow_embeddings: bool,
+    /// Uploads whose key can only come from their body, at once
+    /// ([`admission::admit_upload_keyed_by_form`]).
+    pub preauth_uploads: Arc<tokio::sync::Semaphore>,
     /// Addresses whose keys keep failing.
     pub failed_keys: auth::FailedKeys,
 }

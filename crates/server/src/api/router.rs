@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::admission::admit_upload;
+use super::admission::{admit_upload, admit_upload_keyed_by_form};
 use super::metrics::{metrics, track_request};
 use super::openapi::ApiDoc;
 use super::{auth, compat, envelope, guard, handlers, stream, web, AppState, HttpLimits};
@@ -71,10 +71,13 @@ fn routes(state: &Arc<AppState>, limits: &HttpLimits) -> Router<Arc<AppState>> {
         .route("/v1/faces/{id}", delete(handlers::delete_face))
         .route("/v1/stream/ticket", post(stream::ticket))
         .merge(compat::compreface::routes())
-        .route_layer(admission.clone())
+        .route_layer(admission)
         .route_layer(require_key);
     // DeepStack's clients send their key inside the form: its handlers authenticate once it is read.
-    let deepstack = compat::deepstack::routes().route_layer(admission);
+    let deepstack = compat::deepstack::routes().route_layer(middleware::from_fn_with_state(
+        Arc::clone(state),
+        admit_upload_keyed_by_form,
+    ));
     Router::new()
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))

@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
-use facerec_core::{Actor, ErrorCode, FaceId};
+use facerec_core::{Actor, DetectionScale, ErrorCode, FaceId};
 use facerec_service::{ranges, AppError, RecognizeOptions};
 use facerec_vision::{AnalyzedFace, Similarity};
 use serde::Deserialize;
@@ -25,6 +25,10 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// Fields that carry images (multipart parts, or base64 strings in a JSON body).
 const FILE_FIELDS: [&str; 3] = ["file", "source_image", "target_image"];
+
+/// CompreFace's detection threshold when a client sends none (`det_prob_threshold`, 0.8 in its
+/// REST API description).
+const DEFAULT_DET_PROB_THRESHOLD: f32 = 0.8;
 
 /// CompreFace's page size when none is asked for.
 const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -117,7 +121,9 @@ pub fn error_body(status: StatusCode, info: &ErrorInfo, service: Service) -> (St
 struct FaceOptions {
     /// Faces to process, strongest first (CompreFace: 0 = all).
     limit: usize,
+    /// The least detection probability a face is answered with (on `scale`).
     det_prob_threshold: f32,
+    scale: DetectionScale,
     prediction_count: usize,
     landmarks: bool,
     embedding: bool,
@@ -125,7 +131,7 @@ struct FaceOptions {
 }
 
 impl FaceOptions {
-    fn from(params: &Params) -> ApiResult<Self> {
+    fn from(params: &Params, scale: DetectionScale) -> ApiResult<Self> {
         // CompreFace: 0 is every face.
         let limit = match params.number::<u64>("limit")? {
             Some(0) => None,
@@ -140,7 +146,10 @@ impl FaceOptions {
             .unwrap_or_default();
         Ok(Self {
             limit,
-            det_prob_threshold: params.probability("det_prob_threshold")?.unwrap_or(0.0),
+            det_prob_threshold: params
+                .probability("det_prob_threshold")?
+                .unwrap_or(DEFAULT_DET_PROB_THRESHOLD),
+            scale,
             prediction_count: prediction_count(params)?,
             landmarks: plugins.contains(&"landmarks"),
             embedding: plugins.contains(&"calculator"),
@@ -156,7 +165,7 @@ impl FaceOptions {
         out.insert(
             "box".into(),
             json!({
-                "probability": round5(face.detection.score),
+                "probability": round5(self.scale.probability(face.detection.score)),
                 "x_max": px(b.x2), "y_max": px(b.y2), "x_min": px(b.x1), "y_min": px(b.y1),
             }),
         );
@@ -193,7 +202,7 @@ impl FaceOptions {
     ) -> ApiResult<Vec<Value>> {
         let result: Vec<Value> = faces
             .into_iter()
-            .filter(|(f, _)| f.detection.score >= self.det_prob_threshold)
+            .filter(|(f, _)| self.scale.probability(f.detection.score) >= self.det_prob_threshold)
             .map(|(face, extra)| {
                 let mut out = self.face(face, started);
                 more(extra, &mut out);
@@ -274,7 +283,8 @@ impl FromRequest<Arc<AppState>> for ImageCall {
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
         let started = Instant::now();
-        let options = FaceOptions::from(&Params::from_query(request.uri().query()))?;
+        let params = Params::from_query(request.uri().query());
+        let options = FaceOptions::from(&params, state.app.detection_scale())?;
         // The calculator plugin answers raw embeddings.
         if options.embedding {
             state.require_embeddings()?;

@@ -18,6 +18,7 @@ use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
 
 use super::registration;
+use crate::api::admission::PREAUTH_READ_DEADLINE;
 use crate::api::auth::{authorize, client_ip, presented_key};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
@@ -81,7 +82,18 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
         }
         let mut headers: HeaderMap = request.headers().clone();
         let client = client_ip(request.extensions());
-        let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
+        // Unauthenticated until the form is read: within a deadline of its own.
+        let form = tokio::time::timeout(
+            PREAUTH_READ_DEADLINE,
+            Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "the form did not arrive within {} s (a key sent as a header has no such deadline)",
+                PREAUTH_READ_DEADLINE.as_secs()
+            ))
+        })??;
         if let Some(key) = form
             .text("api_key")
             .and_then(|k| HeaderValue::from_str(k).ok())
@@ -163,7 +175,8 @@ async fn recognize(
     Ok(Json(json!({ "success": true, "predictions": predictions })))
 }
 
-/// Faces with their detection confidence, at or above `min_confidence` when one is sent.
+/// Faces with their detection confidence (on `DetectionScale`, as CompreFace's probability), at or
+/// above `min_confidence` when one is sent.
 async fn detect(
     State(state): State<Arc<AppState>>,
     mut request: DeepStackForm,
@@ -173,13 +186,15 @@ async fn detect(
         .app
         .detect(request.image("image")?, ranges::MAX_FACES.max as usize)
         .await?;
+    let scale = state.app.detection_scale();
     let predictions: Vec<Value> = analysis
         .faces
         .iter()
-        .filter(|f| f.detection.score >= min_confidence)
-        .map(|f| {
+        .map(|f| (f, scale.probability(f.detection.score)))
+        .filter(|(_, confidence)| *confidence >= min_confidence)
+        .map(|(f, confidence)| {
             let mut out = Map::new();
-            out.insert("confidence".into(), json!(f.detection.score));
+            out.insert("confidence".into(), json!(confidence));
             with_box(f, out)
         })
         .collect();

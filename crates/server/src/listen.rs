@@ -1,0 +1,177 @@
+//! The accept loop, in place of `axum::serve`, for what a server on an open network needs and that
+//! one lacks: a deadline for a request's header (and for an idle keep-alive connection), a cap on
+//! open connections with a clean refusal beyond it, and the open-file limit raised at start, so
+//! that idle or half-sent connections cannot take every socket (slowloris).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// How connections are held.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// A request's header must arrive within this, and so must the next request on an idle
+    /// keep-alive connection.
+    pub header_timeout: Duration,
+    /// Connections open at once; beyond them a new one is answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a shutdown waits for requests in flight.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// File descriptors kept free beyond the connections (database files, models, logs).
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// What a connection beyond the cap is told before it is closed: the envelope's `overloaded`.
+fn refusal() -> Vec<u8> {
+    let body = serde_json::json!({ "error": {
+        "code": facerec_core::ErrorCode::Overloaded.as_str(),
+        "message": "too many open connections; retry shortly",
+    }})
+    .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Raises the soft open-file limit to the hard one (a default soft limit of 1,024 is often far
+/// below what the system allows) and returns the limit now in force, if it could be read.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let before = limit.rlim_cur;
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                tracing::info!(
+                    from = before,
+                    to = raised.rlim_cur,
+                    "raised the open-file limit"
+                );
+                limit = raised;
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish
+/// (for at most the drain timeout).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let descriptors = raise_open_file_limit().unwrap_or(1024);
+    let cap = limits
+        .max_connections
+        .min(descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(1) as usize);
+    if cap < limits.max_connections {
+        tracing::warn!(cap, descriptors, "the open-file limit caps the connections");
+    }
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was accepted: wait a
+                    // moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics::counter!("facerec_connections_refused_total").increment(1);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let header_timeout = limits.header_timeout;
+        let service =
+            router
+                .clone()
+                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+        let service = TowerToHyperService::new(service);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _slot = slot;
+            // hyper's header deadline starts with the first byte (before it, the HTTP version is
+            // not known yet): a connection that sends nothing gets the same deadline here.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let _ = watcher.watch(connection).await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain timeout; stopping anyway");
+    }
+}
+
+/// Answers a connection beyond the cap with a 503 and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&refusal()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
