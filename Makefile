@@ -16,6 +16,7 @@ setup:
 setup-test:
 	scripts/setup.sh --with-fixtures --with-postgres
 	scripts/setup-browser.sh
+	scripts/setup-container.sh
 	scripts/test-venv.sh >/dev/null
 
 ## Release binary at $(TARGET_DIR)/release/facerec (target/ unless cargo is told otherwise).
@@ -28,7 +29,8 @@ run: build
 
 ## Every test, against the real models and a real PostgreSQL (started here, stopped afterwards), then
 ## the API contract (schemathesis over /openapi.json, scripts/contract-test.sh), then the download:
-## `make dist`, run from an empty folder with a bare environment (scripts/dist-test.sh). Tests that
+## `make dist`, run from an empty folder with a bare environment (scripts/dist-test.sh), and its
+## container built and run with Podman (scripts/container-test.sh; SKIPPED where Podman cannot run). Tests that
 ## need ../shared/faces are ignored where it is absent and included where it exists.
 test:
 	@scripts/stage.sh setup $(MAKE) --no-print-directory setup-test
@@ -39,6 +41,7 @@ test:
 	@scripts/stage.sh contract scripts/contract-test.sh "$(TARGET_DIR)/debug/facerec"
 	@scripts/stage.sh dist $(MAKE) --no-print-directory dist
 	@scripts/stage.sh dist-test scripts/dist-test.sh
+	@scripts/stage.sh container scripts/container-test.sh
 
 ## dist/facerec-<version>-linux-x86_64.tar.gz: the release binary, ONNX Runtime, the models, the
 ## licences, a README, the Dockerfile and compose.yaml (packaging/); runs without a toolchain.
