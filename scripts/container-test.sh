@@ -9,10 +9,7 @@
 # Where Podman cannot run, it says so and stops with the word SKIPPED (exit 0): nothing was tested.
 # Usage: scripts/container-test.sh [ARCHIVE] (default: the one `make dist` wrote).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)"
-name="facerec-$version-linux-x86_64"
-archive="${1:-$root/dist/$name.tar.gz}"
+source "$(dirname "$0")/dist-name.sh"
 photos="$root/vendor/fixtures/registry/vectron"
 base=localhost/facerec-test-base:bookworm
 image=localhost/facerec-test:latest

@@ -6,10 +6,7 @@
 # (the photos come from vendor/fixtures, scripts/setup.sh --with-fixtures), the models' SHA256SUMS and
 # the licences. Usage: scripts/dist-test.sh [ARCHIVE] (default: the one `make dist` wrote).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)"
-name="facerec-$version-linux-x86_64"
-archive="${1:-$root/dist/$name.tar.gz}"
+source "$(dirname "$0")/dist-name.sh"
 photos="$root/vendor/fixtures/registry/vectron"
 [ -f "$archive" ] || { echo "dist-test: $archive is missing: run make dist" >&2; exit 1; }
 [ -f "$photos/yaoming.jpg" ] || { echo "dist-test: test photos missing: run make setup-test" >&2; exit 1; }

@@ -42,6 +42,23 @@ fn run_clients(server: &Server) {
     assert!(stdout.contains("all client checks passed"), "{stdout}");
 }
 
+/// DeepStack's register, its key in the form as its clients send it.
+async fn deepstack_register(
+    server: &Server,
+    form: reqwest::multipart::Form,
+) -> (u16, serde_json::Value) {
+    let url = format!("{}/v1/vision/face/register", server.url);
+    json(
+        reqwest::Client::new()
+            .post(url)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 async fn start(db: Db) -> Server {
     Server::start(
         db,
@@ -100,15 +117,7 @@ async fn registration_needs_the_operators_consent_statement() {
         .part("image", image_part(photo.clone(), "y.jpg"))
         .text("userid", "Yao")
         .text("api_key", KEY);
-    let (status, body) = json(
-        client
-            .post(format!("{}/v1/vision/face/register", server.url))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = deepstack_register(&server, form).await;
     assert_eq!(
         (status, &body["success"]),
         (403, &serde_json::json!(false)),
@@ -173,15 +182,7 @@ async fn registrations_by_name_are_whole_and_name_one_person() {
         .part("image2", image_part(group, "b.jpg"))
         .text("userid", "Yao")
         .text("api_key", KEY);
-    let (status, body) = json(
-        client
-            .post(format!("{}/v1/vision/face/register", server.url))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = deepstack_register(&server, form).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["facerec_code"], "multiple_faces", "{body}");
     let (_, persons) = json(server.get("/v1/persons").await).await;

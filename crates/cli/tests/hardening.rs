@@ -264,6 +264,16 @@ async fn every_body_goes_through_admission_and_foreign_types_are_refused_unread(
     drop(held);
 }
 
+/// Sends a CompreFace request and expects raw embeddings to be refused, in CompreFace's format.
+async fn embeddings_refused(request: reqwest::RequestBuilder) {
+    let (status, body) = json(request.send().await.unwrap()).await;
+    assert_eq!(
+        (status, &body["facerec_code"]),
+        (403, &serde_json::json!("embeddings_disabled")),
+        "{body}"
+    );
+}
+
 /// Raw embeddings are off unless the operator turns them on: with them and a similarity answer
 /// against a stored face, 600 requests rebuilt a stored template exactly. Comparisons against a
 /// stored face are audited.
@@ -290,34 +300,13 @@ async fn raw_embeddings_are_off_unless_allowed_and_comparisons_are_audited() {
         "/api/v1/verification/embeddings/verify",
         "/api/v1/recognition/embeddings/faces/00000000-0000-0000-0000-000000000000/verify",
     ] {
-        let (status, body) = json(
-            compreface(path)
-                .json(&serde_json::json!({}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(
-            (status, &body["facerec_code"]),
-            (403, &serde_json::json!("embeddings_disabled")),
-            "{path}: {body}"
-        );
+        embeddings_refused(compreface(path).json(&serde_json::json!({}))).await;
     }
     let form = reqwest::multipart::Form::new().part("file", photo());
-    let (status, body) = json(
-        compreface("/api/v1/detection/detect?face_plugins=calculator")
-            .multipart(form)
-            .send()
-            .await
-            .unwrap(),
+    embeddings_refused(
+        compreface("/api/v1/detection/detect?face_plugins=calculator").multipart(form),
     )
     .await;
-    assert_eq!(
-        (status, &body["facerec_code"]),
-        (403, &serde_json::json!("embeddings_disabled")),
-        "{body}"
-    );
     drop(server);
 
     let dir = tempfile::tempdir().unwrap();
@@ -535,4 +524,41 @@ async fn faces_facerec_uses_clear_the_clients_detection_cut_offs() {
         Some(1),
         "{body}"
     );
+}
+
+/// A short key is refused at start, saying how to make a good one (`--api-keys a` started before).
+#[test]
+fn short_keys_are_refused_at_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_facerec"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--api-keys", "a"])
+        .env_remove("FACEREC_API_KEYS")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("facerec keys generate"), "{stderr}");
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_facerec"))
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(generated.stdout).unwrap();
+    assert_eq!(key.trim().len(), 43, "{key}");
+}
+
+/// A wrong key sent as a header is refused before any byte of the body is read, on the route that
+/// otherwise reads its key from the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_key_is_checked_before_the_body() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(Db::Sqlite, &["--api-keys", KEY]).await;
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(
+            b"POST /v1/vision/face/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: wrong-key-0123456789\r\n\
+              Content-Type: application/json\r\nContent-Length: 8000000\r\n\r\n{\"x\":[0,",
+        )
+        .await
+        .unwrap();
+    let text = answer_of(stream).await;
+    assert!(text.starts_with("http/1.1 401"), "{text}");
 }

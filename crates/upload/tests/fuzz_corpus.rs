@@ -1,55 +1,23 @@
-//! Replays the upload form fuzz target's corpus and its regressions (`fuzz/corpus/upload_form`,
-//! `fuzz/regressions/upload_form`) on stable, through the target's own harness.
-
-use std::path::Path;
+//! Replays the upload fuzz targets' corpora and their regressions (`fuzz/corpus/<target>`,
+//! `fuzz/regressions/<target>`) on stable, through the targets' own harnesses.
 
 include!("../../../fuzz/harness/upload_form.rs");
+include!("../../../fuzz/harness/body_forms.rs");
+include!("../../../fuzz/harness/corpus.rs");
 
 #[tokio::test]
 async fn every_corpus_input_parses_or_is_refused() {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut inputs = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("upload_form")) {
-            inputs.extend(entries.map(|e| e.unwrap().path()));
-        }
-    }
-    assert!(
-        inputs.len() >= 10,
-        "the corpus is missing: {} inputs",
-        inputs.len()
-    );
     let mut parsed = 0;
-    for path in inputs {
-        parsed += usize::from(fuzz_upload_form(&std::fs::read(&path).unwrap()).await);
+    for input in corpus_inputs("upload_form") {
+        parsed += usize::from(fuzz_upload_form(&input).await);
     }
     assert!(parsed > 0, "the seeds include well-formed forms");
 }
 
-mod body_forms {
-    use std::path::Path;
-
-    include!("../../../fuzz/harness/body_forms.rs");
-
-    #[test]
-    fn every_corpus_input_parses_or_is_refused() {
-        let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut inputs = Vec::new();
-        for dir in ["corpus", "regressions"] {
-            if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("body_forms")) {
-                inputs.extend(entries.map(|e| e.unwrap().path()));
-            }
-        }
-        assert!(
-            inputs.len() >= 10,
-            "the corpus is missing: {} inputs",
-            inputs.len()
-        );
-        let parsed: usize = inputs
-            .iter()
-            .map(|path| usize::from(fuzz_body_forms(&std::fs::read(path).unwrap())))
-            .sum();
-        assert!(parsed > 0, "the seeds include well-formed forms");
-        assert!(parsed < inputs.len(), "and malformed ones");
-    }
+#[test]
+fn every_body_forms_input_parses_or_is_refused() {
+    let inputs = corpus_inputs("body_forms");
+    let parsed = inputs.iter().filter(|input| fuzz_body_forms(input)).count();
+    assert!(parsed > 0, "the seeds include well-formed forms");
+    assert!(parsed < inputs.len(), "and malformed ones");
 }

@@ -3,27 +3,14 @@
 //! `cargo fuzz` kept as interesting, or that once crashed, must still decode or be refused, never
 //! panic.
 
-use std::path::Path;
-
 include!("../../../fuzz/harness/ingest.rs");
+include!("../../../fuzz/harness/corpus.rs");
 
 #[test]
 fn every_corpus_input_decodes_or_is_refused() {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut inputs = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("ingest")) {
-            inputs.extend(entries.map(|e| e.unwrap().path()));
-        }
-    }
-    assert!(
-        inputs.len() >= 10,
-        "the corpus is missing: {} inputs",
-        inputs.len()
-    );
-    let decoded = inputs
+    let decoded = corpus_inputs("ingest")
         .iter()
-        .filter(|path| fuzz_ingest(&std::fs::read(path).unwrap()))
+        .filter(|input| fuzz_ingest(input))
         .count();
     assert!(
         decoded > 0,

@@ -23,9 +23,6 @@ pub async fn admit_upload(
     request: Request,
     next: Next,
 ) -> Response {
-    if !has_body(&request) {
-        return next.run(request).await;
-    }
     admit(&state.uploads, request, next).await
 }
 
@@ -39,9 +36,6 @@ pub async fn admit_upload_keyed_by_form(
     request: Request,
     next: Next,
 ) -> Response {
-    if !has_body(&request) {
-        return next.run(request).await;
-    }
     let anonymous =
         !state.keys.is_empty() && super::auth::presented_key(request.headers()).is_none();
     let permits = if anonymous {
@@ -58,7 +52,11 @@ pub const PREAUTH_SLOTS: usize = 4;
 /// How long such a request may take to send its form.
 pub const PREAUTH_READ_DEADLINE: Duration = Duration::from_secs(10);
 
+/// A permit of `permits` for a request with a body, or its 503.
 async fn admit(permits: &Arc<tokio::sync::Semaphore>, request: Request, next: Next) -> Response {
+    if !has_body(&request) {
+        return next.run(request).await;
+    }
     match Arc::clone(permits).try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
         Err(_) => {
