@@ -188,7 +188,7 @@ def metric_labels():
     took = time.monotonic() - started
     after = size()
     server.stop()
-    report("60,000 requests with made-up methods", f"/metrics {before / 1e6:.2f} -> {after / 1e6:.2f} MB ({took:.0f} s)")
+    report("60,000 requests with made-up methods", f"/metrics {before / 1e3:.1f} -> {after / 1e3:.1f} kB ({took:.0f} s)")
 
 
 def patch_metadata():

@@ -27,13 +27,16 @@ pub fn read_json(body: &[u8], spec: UploadSpec<'_>) -> Result<Upload, UploadErro
             let image = decode_base64_image(&name, raw, spec.max_file_bytes)?;
             upload.files.insert(name, image);
         } else {
-            let text = text_of(raw);
-            if text.len() as u64 > MAX_TEXT_FIELD_BYTES {
+            // A value whose JSON text could not fit the limit is refused from its length (a JSON
+            // escape is at most 6 bytes for one), so a huge one is never copied.
+            let raw_limit = MAX_TEXT_FIELD_BYTES as usize * 6 + 2;
+            let text = (raw.get().len() <= raw_limit).then(|| text_of(raw));
+            let Some(text) = text.filter(|t| t.len() as u64 <= MAX_TEXT_FIELD_BYTES) else {
                 return Err(UploadError::TextTooLarge {
                     field: name,
                     limit: MAX_TEXT_FIELD_BYTES,
                 });
-            }
+            };
             upload.fields.insert(name, text);
         }
     }
