@@ -58,6 +58,7 @@ bench: setup-test
 	scripts/bench-upload-flood.sh "$(TARGET_DIR)/release/facerec"
 	scripts/bench-batch.sh "$(TARGET_DIR)/release/facerec"
 	scripts/bench-compat.sh "$(TARGET_DIR)/release/facerec"
+	scripts/bench-attacks.py "$(TARGET_DIR)/release/facerec"
 	$(CARGO) bench --locked -p facerec-vision --bench pipeline
 	$(CARGO) bench --locked -p facerec-cli --bench service
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
