@@ -25,6 +25,13 @@ pub enum StoreError {
     EmbeddingDimension { expected: usize, actual: usize },
     #[error("invalid embedding: {0}")]
     InvalidEmbedding(#[from] EmbeddingError),
+    /// The schema was written by a newer facerec: nothing was migrated or changed.
+    #[error(
+        "the database's schema is version {database}, newer than this facerec knows (up to \
+         {binary}): run the facerec that wrote it, or restore a backup made for this version; \
+         nothing was changed"
+    )]
+    TooNew { database: i64, binary: i64 },
     #[error("the database is in use by another facerec process ({0})")]
     Locked(String),
     #[error("the database cannot be reached: {0}")]
@@ -53,6 +60,7 @@ impl StoreError {
                 ErrorCode::InvalidEmbedding
             }
             Self::Locked(_) => ErrorCode::DatabaseLocked,
+            Self::TooNew { .. } => ErrorCode::DatabaseTooNew,
             Self::Unavailable(_) => ErrorCode::DatabaseUnavailable,
             Self::StorageFull(_) => ErrorCode::StorageFull,
             Self::ReadOnly(_) => ErrorCode::DatabaseReadOnly,

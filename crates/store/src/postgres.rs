@@ -121,6 +121,12 @@ impl PostgresStore {
         let mut maintenance = PgConnection::connect_with(&connect)
             .await
             .map_err(|e| StoreError::Unavailable(format!("connecting to {}: {e}", redact(url))))?;
+        // A new database has no migrations table yet: no version.
+        let applied: Option<i64> = sqlx::query_scalar(crate::sql::SELECT_SCHEMA_VERSION)
+            .fetch_one(&mut maintenance)
+            .await
+            .unwrap_or(None);
+        crate::sql::check_schema_version(applied, &MIGRATOR)?;
         MIGRATOR
             .run(&mut maintenance)
             .await

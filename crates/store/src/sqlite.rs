@@ -97,6 +97,12 @@ impl SqliteStore {
         let mut writer = SqliteConnection::connect_with(&connect)
             .await
             .map_err(db_error)?;
+        // A new database has no migrations table yet: no version.
+        let applied: Option<i64> = sqlx::query_scalar(crate::sql::SELECT_SCHEMA_VERSION)
+            .fetch_one(&mut writer)
+            .await
+            .unwrap_or(None);
+        crate::sql::check_schema_version(applied, &MIGRATOR)?;
         MIGRATOR
             .run(&mut writer)
             .await

@@ -877,6 +877,55 @@ async fn registrations_by_name(store: Arc<dyn Inspect>) {
     assert_eq!(store.persons_named("Émile Zola", 5).await.unwrap().len(), 2);
 }
 
+/// A database whose schema a newer facerec wrote is refused at open, naming both versions, and
+/// left as it was.
+async fn newer_schema_is_refused(backend: &Backend) {
+    let store = backend.open().await;
+    store
+        .register(
+            new_person("Kept"),
+            new_face(random_unit(&mut rand::rng()), "k"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let insert =
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                  VALUES (9999, 'from the future', TRUE, $1, 0)";
+    let checksum = vec![0u8; 48];
+    if backend.url.starts_with("sqlite:") {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&backend.url).await.unwrap();
+        sqlx::query(insert)
+            .bind(checksum)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&backend.url).await.unwrap();
+        sqlx::query(insert)
+            .bind(checksum)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let err = facerec_store::open(&backend.url, &StoreOptions::default())
+        .await
+        .err()
+        .expect("a newer schema is refused");
+    assert!(
+        matches!(err, StoreError::TooNew { database: 9999, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("9999") && message.contains("up to 3"),
+        "{message}"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -885,6 +934,8 @@ macro_rules! on_both_backends {
             async fn $name() { super::$name(Backend::sqlite().await.open().await).await; })*
             #[tokio::test]
             async fn persists_across_reopen() { super::persists_across_reopen(&Backend::sqlite().await).await; }
+            #[tokio::test]
+            async fn newer_schema_is_refused() { super::newer_schema_is_refused(&Backend::sqlite().await).await; }
         }
         mod postgres {
             use super::*;
@@ -892,6 +943,8 @@ macro_rules! on_both_backends {
             async fn $name() { super::$name(Backend::postgres().await.open().await).await; })*
             #[tokio::test]
             async fn persists_across_reopen() { super::persists_across_reopen(&Backend::postgres().await).await; }
+            #[tokio::test]
+            async fn newer_schema_is_refused() { super::newer_schema_is_refused(&Backend::postgres().await).await; }
         }
     };
 }

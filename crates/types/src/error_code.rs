@@ -186,6 +186,8 @@ error_codes! {
         "the database refuses writes (a read-only file or mount, or a standby)";
     DatabaseLocked "database_locked" 503 compreface(503, 0) deepstack(503) Own
         "another facerec process holds the SQLite database";
+    DatabaseTooNew "database_too_new" 503 compreface(503, 0) deepstack(503) Own
+        "the database's schema is newer than this binary (refused at start, nothing changed)";
     StorageFull "storage_full" 507 compreface(507, 0) deepstack(507) Writes
         "the database's storage is full: nothing was written";
     UnreadableFile "unreadable_file" 400 compreface(400, 26) deepstack(400) Own
