@@ -95,14 +95,7 @@ pub async fn serve(
     limits: &ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let descriptors = raise_open_file_limit().unwrap_or(1024);
-    let cap = limits
-        .max_connections
-        .min(descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(1) as usize);
-    if cap < limits.max_connections {
-        tracing::warn!(cap, descriptors, "the open-file limit caps the connections");
-    }
-    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+    let slots = Arc::new(tokio::sync::Semaphore::new(connection_cap(limits)));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -129,33 +122,17 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let header_timeout = limits.header_timeout;
-        let service =
-            router
-                .clone()
-                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let mut request = request.map(axum::body::Body::new);
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                });
-        let service = TowerToHyperService::new(service);
-        let builder = builder.clone();
+        let connection = Connection {
+            stream,
+            peer,
+            router: router.clone(),
+            builder: builder.clone(),
+            header_timeout: limits.header_timeout,
+        };
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            // hyper's header deadline starts with the first byte (before it, the HTTP version is
-            // not known yet): a connection that sends nothing gets the same deadline here.
-            let mut first = [0u8; 1];
-            if !matches!(
-                tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
-                Ok(Ok(1..))
-            ) {
-                return;
-            }
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let _ = watcher.watch(connection).await;
+            connection.serve(watcher).await;
         });
     }
     drop(listener);
@@ -164,6 +141,58 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still in flight after the drain timeout; stopping anyway");
+    }
+}
+
+/// The connections allowed at once: the configured cap, held below the open-file limit (raised
+/// first).
+fn connection_cap(limits: &ConnectionLimits) -> usize {
+    let descriptors = raise_open_file_limit().unwrap_or(1024);
+    let cap = limits
+        .max_connections
+        .min(descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(1) as usize);
+    if cap < limits.max_connections {
+        tracing::warn!(cap, descriptors, "the open-file limit caps the connections");
+    }
+    cap
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    router: Router,
+    builder: Builder<TokioExecutor>,
+    header_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve(self, watcher: hyper_util::server::graceful::Watcher) {
+        let Self {
+            stream,
+            peer,
+            router,
+            builder,
+            header_timeout,
+        } = self;
+        // hyper's header deadline starts with the first byte (before it, the HTTP version is not
+        // known yet): a connection that sends nothing gets the same deadline here.
+        let mut first = [0u8; 1];
+        if !matches!(
+            tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
+            Ok(Ok(1..))
+        ) {
+            return;
+        }
+        let service = router.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let _ = watcher.watch(connection).await;
     }
 }
 

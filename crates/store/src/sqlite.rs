@@ -69,44 +69,11 @@ impl SqliteStore {
                 "SQLite needs a file (sqlite://path/to/facerec.db); in-memory databases would lose registrations".into(),
             ));
         }
-        // Biometric data: a folder facerec creates is its user's alone (0700), and so are the
-        // files (0600; SQLite gives its -wal and -shm files the database file's mode), whatever
-        // the umask.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| io_error("cannot create", dir, e))?;
-        }
-        let lock = acquire_lock(&path)?;
-        if !path.exists() {
-            private_file()
-                .open(&path)
-                .map_err(|e| io_error("cannot create", &path, e))?;
-        }
-        // SQLite would quietly open a file it cannot write read-only, and the first registration
-        // would fail; say so at start instead.
-        if path.exists() {
-            File::options()
-                .write(true)
-                .open(&path)
-                .map_err(|e| io_error("cannot write to", &path, e))?;
-        }
-
+        let lock = prepare_files(&path)?;
         let mut writer = SqliteConnection::connect_with(&connect)
             .await
             .map_err(db_error)?;
-        // A new database has no migrations table yet: no version.
-        let applied: Option<i64> = sqlx::query_scalar(crate::sql::SELECT_SCHEMA_VERSION)
-            .fetch_one(&mut writer)
-            .await
-            .unwrap_or(None);
-        crate::sql::check_schema_version(applied, &MIGRATOR)?;
-        MIGRATOR
-            .run(&mut writer)
-            .await
-            .map_err(|e| StoreError::Database(format!("migrating {}: {e}", path.display())))?;
+        migrate(&mut writer, &path).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(4))
             .connect_with(connect.clone().read_only(true))
@@ -302,6 +269,46 @@ impl SqliteStore {
         }
         Ok(found)
     }
+}
+
+/// The folder, the lock and the database file, before SQLite opens it. Biometric data: a folder
+/// facerec creates is its user's alone (0700), and so are the files (0600; SQLite gives its -wal and
+/// -shm files the database file's mode), whatever the umask. Returns the held lock.
+fn prepare_files(path: &Path) -> StoreResult<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io_error("cannot create", dir, e))?;
+    }
+    let lock = acquire_lock(path)?;
+    if !path.exists() {
+        private_file()
+            .open(path)
+            .map_err(|e| io_error("cannot create", path, e))?;
+    }
+    // SQLite would quietly open a file it cannot write read-only, and the first registration would
+    // fail; say so at start instead.
+    File::options()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error("cannot write to", path, e))?;
+    Ok(lock)
+}
+
+/// Brings the schema up to date, refusing one a newer facerec wrote before anything runs.
+async fn migrate(writer: &mut SqliteConnection, path: &Path) -> StoreResult<()> {
+    // A new database has no migrations table yet: no version.
+    let applied: Option<i64> = sqlx::query_scalar(crate::sql::SELECT_SCHEMA_VERSION)
+        .fetch_one(&mut *writer)
+        .await
+        .unwrap_or(None);
+    crate::sql::check_schema_version(applied, &MIGRATOR)?;
+    MIGRATOR
+        .run(writer)
+        .await
+        .map_err(|e| StoreError::Database(format!("migrating {}: {e}", path.display())))
 }
 
 /// Opens (creating when missing, mode 0600) a file for writing, never truncating it.
