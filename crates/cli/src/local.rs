@@ -42,6 +42,47 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (must not exist); its sha256 and schema version go beside it, in
+    /// <PATH>.json
+    path: PathBuf,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// A consistent copy of the SQLite database, while a server may be using it.
+pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let info = facerec_store::backup::backup(&args.database.database_url, &args.path).await?;
+    println!(
+        "backed up to {} (schema version {}, sha256 {})",
+        args.path.display(),
+        info.schema_version,
+        info.sha256
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A backup made by `facerec backup` (with its <PATH>.json beside it)
+    path: PathBuf,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// Replaces the SQLite database by a checked backup; refused while a server holds it.
+pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let info = facerec_store::backup::restore(&args.database.database_url, &args.path).await?;
+    println!(
+        "restored {} (schema version {}, made {})",
+        args.path.display(),
+        info.schema_version,
+        info.created_at
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
 pub struct EnrollArgs {
     /// Folder of `<person name>/<photos>`
     dir: PathBuf,

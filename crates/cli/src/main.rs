@@ -51,6 +51,10 @@ enum Command {
     Identify(Box<local::IdentifyArgs>),
     /// Create or upgrade the database schema, then exit
     Migrate(local::MigrateArgs),
+    /// Copy the SQLite database, consistently, while a server may be using it
+    Backup(local::BackupArgs),
+    /// Replace the SQLite database by a checked backup (refused while a server holds it)
+    Restore(local::RestoreArgs),
     /// API keys
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -79,6 +83,8 @@ fn main() -> ExitCode {
             Command::Enroll(args) => local::enroll(*args).await,
             Command::Identify(args) => local::identify(*args).await,
             Command::Migrate(args) => local::migrate(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Backup(args) => local::backup(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Restore(args) => local::restore(args).await.map(|()| ExitCode::SUCCESS),
             Command::Keys(KeysCommand::Generate) => {
                 println!("{}", facerec_server::api::auth::generate_key());
                 Ok(ExitCode::SUCCESS)

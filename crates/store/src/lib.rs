@@ -11,6 +11,7 @@
 //! in `sql`; each backend keeps only what its dialect does differently. Both apply their versioned
 //! migrations (`migrations/<backend>/`) when opened.
 
+pub mod backup;
 mod columns;
 pub mod exact_index;
 pub mod postgres;

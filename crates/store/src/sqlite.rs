@@ -26,7 +26,7 @@ use crate::sql::{db_error, Backend, SELECT_PERSON};
 use crate::store_impl::{impl_store, Committed};
 use crate::StoreOptions;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl Backend for Sqlite {
     // One writer connection: nothing else can change the row before the transaction ends.
@@ -320,7 +320,7 @@ fn private_file() -> std::fs::OpenOptions {
 
 /// `<file>.lock`, locked exclusively: SQLite's own locks allow several processes, but each would
 /// hold its own in-memory index and miss the others' writes.
-fn acquire_lock(path: &Path) -> StoreResult<File> {
+pub(crate) fn acquire_lock(path: &Path) -> StoreResult<File> {
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
     let file = private_file()
         .open(&lock_path)
