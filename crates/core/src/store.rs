@@ -86,8 +86,6 @@ pub trait Store: Send + Sync {
         face: NewFace,
         actor: &Actor,
     ) -> StoreResult<(Person, Face)>;
-    /// Creates a person without faces yet (clients that name a subject before sending its photos).
-    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
     async fn get_person(&self, id: PersonId) -> StoreResult<Person>;
     /// The persons whose name folds to the same as `name` ([`fold_name`]), oldest first, at most
     /// `limit`; read where the latest write is seen.

@@ -43,11 +43,13 @@ const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// What a connection beyond the cap is told before it is closed: the envelope's `overloaded`.
 fn refusal() -> Vec<u8> {
-    let body = serde_json::json!({ "error": {
-        "code": facerec_core::ErrorCode::Overloaded.as_str(),
-        "message": "too many open connections; retry shortly",
-    }})
-    .to_string();
+    // The envelope every other refusal has, written by hand: no HTTP connection is served here.
+    let info = crate::api::error::ErrorInfo {
+        code: facerec_core::ErrorCode::Overloaded,
+        message: "too many open connections; retry shortly".into(),
+        details: None,
+    };
+    let body = serde_json::to_string(&info.body(None).0).expect("the envelope serializes");
     format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
          Connection: close\r\nContent-Length: {}\r\n\r\n{body}",

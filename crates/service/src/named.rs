@@ -52,6 +52,8 @@ impl App {
     ) -> AppResult<RegisteredNamed> {
         let person = self.new_person(&request.name, request.consent_basis, request.metadata)?;
         let mut faces = Vec::with_capacity(request.images.len());
+        // One after another: admission counted this request as one upload, so it holds one place in
+        // the inference queue at a time.
         for image in request.images {
             faces.push(self.enrollable_face(image, request.pick).await?);
         }

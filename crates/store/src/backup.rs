@@ -80,13 +80,7 @@ pub async fn backup(url: &str, dest: &Path) -> Result<BackupInfo, StoreError> {
     }
     let partial = with_suffix(dest, ".partial");
     let _ = std::fs::remove_file(&partial);
-    let mut conn = SqliteConnectOptions::new()
-        .filename(&source)
-        .read_only(true)
-        .busy_timeout(std::time::Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(db)?;
+    let mut conn = read_only(&source).await?;
     sqlx::query("VACUUM INTO $1")
         .bind(partial.to_string_lossy().into_owned())
         .execute(&mut conn)
@@ -165,10 +159,12 @@ async fn schema_version(path: &Path) -> Result<i64, StoreError> {
     Ok(version.unwrap_or(0))
 }
 
+/// A read-only connection that waits for a busy writer rather than failing at once.
 async fn read_only(path: &Path) -> Result<SqliteConnection, StoreError> {
     SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
+        .busy_timeout(std::time::Duration::from_secs(10))
         .connect()
         .await
         .map_err(db)

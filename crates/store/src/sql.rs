@@ -397,6 +397,14 @@ where
         ]
     }
 
+    /// A new person without faces yet: the row and its audit event.
+    fn create(person: &Person, actor: &Actor) -> Vec<Statement<Self>> {
+        vec![
+            Self::insert_person(person),
+            Self::audit(NewAuditEvent::person_created(person.id), actor),
+        ]
+    }
+
     fn add_face(face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
         vec![
             Self::insert_face(face),

@@ -131,19 +131,6 @@ macro_rules! impl_store {
                 Ok((person, face))
             }
 
-            async fn create_person(&self, new: NewPerson, actor: &Actor) -> StoreResult<Person> {
-                let person = facerec_core::store::person_from_new(&new, chrono::Utc::now())?;
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await.map_err(db_error)?;
-                let statements = [
-                    <$db>::insert_person(&person),
-                    <$db>::audit(NewAuditEvent::person_created(person.id), actor),
-                ];
-                $crate::store_impl::execute!(tx, statements, person.external_id.as_deref());
-                tx.commit().await.map_err(db_error)?;
-                Ok(person)
-            }
-
             async fn get_person(&self, id: PersonId) -> StoreResult<Person> {
                 let row = <$db>::select_person(id)
                     .fetch_optional(self.readers())
@@ -188,10 +175,7 @@ macro_rules! impl_store {
                         (person, false)
                     }
                     None => {
-                        let statements = [
-                            <$db>::insert_person(&candidate),
-                            <$db>::audit(NewAuditEvent::person_created(candidate.id), actor),
-                        ];
+                        let statements = <$db>::create(&candidate, actor);
                         let external_id = candidate.external_id.as_deref();
                         $crate::store_impl::execute!(tx, statements, external_id);
                         (candidate, true)

@@ -10,12 +10,14 @@ use sqlx::types::Json;
 use sqlx::{Connection, FromRow};
 
 use crate::columns::Id;
-use crate::sql::{db_error, PersonRow};
+use crate::sql::{db_error, Backend, PersonRow};
 use crate::{redact, PostgresStore, SqliteStore, StoreOptions};
 
 /// A store with the test-only operations.
 #[async_trait]
 pub trait Inspect: Store {
+    /// A person without faces (the service creates persons only with a photo, or by name).
+    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
     async fn find_person_by_external_id(&self, external_id: &str) -> StoreResult<Option<Person>>;
     /// The newest audit events first, optionally only those about one person.
     async fn audit_events(
@@ -72,9 +74,19 @@ impl TryFrom<AuditRow> for AuditEvent {
 
 /// The same two operations on both backends, over the hooks `impl_store!` uses.
 macro_rules! impl_inspect {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         #[async_trait]
         impl Inspect for $store {
+            async fn create_person(&self, new: NewPerson, actor: &Actor) -> StoreResult<Person> {
+                let person = facerec_core::store::person_from_new(&new, Utc::now())?;
+                let mut writer = self.writer().await?;
+                let mut tx = writer.begin().await.map_err(db_error)?;
+                let statements = <$db>::create(&person, actor);
+                crate::store_impl::execute!(tx, statements, person.external_id.as_deref());
+                tx.commit().await.map_err(db_error)?;
+                Ok(person)
+            }
+
             async fn find_person_by_external_id(
                 &self,
                 external_id: &str,
@@ -104,8 +116,8 @@ macro_rules! impl_inspect {
     };
 }
 
-impl_inspect!(SqliteStore);
-impl_inspect!(PostgresStore);
+impl_inspect!(SqliteStore, sqlx::Sqlite);
+impl_inspect!(PostgresStore, sqlx::Postgres);
 
 /// Creates an empty database, named `{prefix}_{unique suffix}`, on the server `admin_url` points
 /// to, and returns its URL.

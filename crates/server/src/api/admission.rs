@@ -36,9 +36,7 @@ pub async fn admit_upload_keyed_by_form(
     request: Request,
     next: Next,
 ) -> Response {
-    let anonymous =
-        !state.keys.is_empty() && super::auth::presented_key(request.headers()).is_none();
-    let permits = if anonymous {
+    let permits = if super::auth::key_only_in_body(&state, request.headers()) {
         &state.preauth_uploads
     } else {
         &state.uploads
@@ -70,15 +68,19 @@ async fn admit(permits: &Arc<tokio::sync::Semaphore>, request: Request, next: Ne
 /// Whether a request brings a body: a write method, a declared length above zero, or a chunked one.
 fn has_body(request: &Request) -> bool {
     use axum::http::Method;
-    let headers = request.headers();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() != "0");
     matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH
-    ) || declared
+    ) || declares_body(request.headers())
+}
+
+/// Whether headers announce body bytes: a length above zero, or a chunked (or otherwise encoded)
+/// transfer.
+pub fn declares_body(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
         || headers.contains_key(header::TRANSFER_ENCODING)
 }
 

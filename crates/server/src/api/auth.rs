@@ -173,6 +173,12 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Whether a request can only be authenticated from its body: keys are configured and none came in
+/// a header (DeepStack's clients send theirs as a form field).
+pub fn key_only_in_body(state: &AppState, headers: &HeaderMap) -> bool {
+    !state.keys.is_empty() && presented_key(headers).is_none()
+}
+
 /// Who is calling, or the 401 that says why not.
 pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Actor, ApiError> {
     if keys.is_empty() {

@@ -149,7 +149,7 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     /// The `/v1` envelope.
-    pub(super) fn body(&self, request_id: Option<String>) -> Json<ErrorBody> {
+    pub(crate) fn body(&self, request_id: Option<String>) -> Json<ErrorBody> {
         Json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str().to_owned(),

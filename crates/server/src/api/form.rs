@@ -50,15 +50,10 @@ impl BodyType {
     fn of(request: &Request) -> Result<Self, ApiError> {
         let headers = request.headers();
         let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
-            let declared = headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim);
-            return match declared {
-                None | Some("0") if !headers.contains_key(header::TRANSFER_ENCODING) => {
-                    Ok(Self::Empty)
-                }
-                _ => Err(unsupported("a body without a Content-Type")),
+            return if super::admission::declares_body(headers) {
+                Err(unsupported("a body without a Content-Type"))
+            } else {
+                Ok(Self::Empty)
             };
         };
         let content_type = content_type.to_str().unwrap_or("");

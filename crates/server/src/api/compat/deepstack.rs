@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 use super::registration;
 use crate::api::admission::PREAUTH_READ_DEADLINE;
-use crate::api::auth::{authorize, client_ip, presented_key};
+use crate::api::auth::{authorize, client_ip, key_only_in_body};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
 use crate::api::AppState;
@@ -75,7 +75,7 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
         // A key in a header (or no keys configured) is checked before the body is read.
-        if presented_key(request.headers()).is_some() || state.keys.is_empty() {
+        if !key_only_in_body(state, request.headers()) {
             let actor = authorize(state, request.headers(), client_ip(request.extensions()))?;
             let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
             return Ok(Self { form, actor });
