@@ -7,14 +7,16 @@
 //! - [`PostgresStore`]: PostgreSQL with pgvector. Search runs in SQL over an HNSW index, so any number
 //!   of API processes can share one database.
 //!
-//! What both do the same way (statements, row mapping, the statements of each change) is written once
-//! in `sql`; each backend keeps only what its dialect does differently. Both apply their versioned
+//! What both do the same way (statements, the statements of each change, every operation) is
+//! written once in `sql` (row mapping in `rows`) over each store's `store_impl::Hooks`; each backend
+//! keeps only what its dialect does differently. Both apply their versioned
 //! migrations (`migrations/<backend>/`) when opened.
 
 pub mod backup;
 mod columns;
 pub mod exact_index;
 pub mod postgres;
+mod rows;
 mod sql;
 pub mod sqlite;
 mod store_impl;

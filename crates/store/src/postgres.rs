@@ -3,6 +3,7 @@
 //! replicas can share one database.
 
 use std::collections::HashMap;
+use std::ops::DerefMut;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,14 +11,13 @@ use std::time::Duration;
 use facerec_core::store::StoreResult;
 use facerec_core::*;
 use facerec_types::{NormalizedEmbedding, Similarity};
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use tokio::sync::Notify;
 
 use crate::columns::Id;
 use crate::sql::{db_error, person_columns, Backend};
-use crate::store_impl::{impl_store, Committed};
+use crate::store_impl::{impl_store, Committed, Hooks};
 use crate::{redact, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -152,7 +152,7 @@ impl PostgresStore {
             vacuum,
             hnsw: options.hnsw,
         };
-        store.fold_missing_names().await?;
+        Postgres::fold_missing_names(&store).await?;
         store.ensure_hnsw_index(&mut maintenance).await?;
         Ok(store)
     }
@@ -213,21 +213,19 @@ impl PostgresStore {
     }
 }
 
-impl PostgresStore {
-    // The hooks of `impl_store!`.
-
+impl Hooks<Postgres> for PostgresStore {
     /// A pooled connection for one write transaction.
-    pub(crate) async fn writer(&self) -> StoreResult<PoolConnection<Postgres>> {
+    async fn writer(&self) -> StoreResult<impl DerefMut<Target = PgConnection> + Send> {
         self.pool.acquire().await.map_err(db_error)
     }
 
     /// The standby when there is one: its answers may lag the primary by the replication delay.
-    pub(crate) fn readers(&self) -> &PgPool {
+    fn readers(&self) -> &PgPool {
         self.read_pool.as_ref().unwrap_or(&self.pool)
     }
 
     /// Reads that must see the latest write (a ticket just issued by another replica).
-    pub(crate) fn fresh_readers(&self) -> &PgPool {
+    fn fresh_readers(&self) -> &PgPool {
         &self.pool
     }
 
@@ -241,7 +239,7 @@ impl PostgresStore {
     }
 
     async fn face_count(&self) -> StoreResult<u64> {
-        let n = Postgres::count_faces()
+        let n = Postgres::select_face_count()
             .fetch_one(self.readers())
             .await
             .map_err(db_error)?;

@@ -1,21 +1,28 @@
 //! What both SQL backends do the same way, written once: the statements, how domain values are
-//! bound, how rows become domain values, and which statements make up each change.
+//! bound, which statements make up each change, and every operation of `Store` (the provided
+//! methods of [`Backend`], over the [`Hooks`] of a backend's store).
 //!
 //! SQLite accepts PostgreSQL's `$n` placeholders, and [`Id`] and [`Embedding`] know how each backend
 //! stores them, so one statement text and one row type serve both. The backends keep only what their
 //! dialects do differently: connections and locking, search, and the in-memory index of SQLite.
+//! The operations live in the trait itself because its where-clauses (what each column type and
+//! row needs of the database) hold inside it but are not implied for a generic `DB: Backend`.
 
 use chrono::{DateTime, Utc};
-use facerec_core::store::fold_name;
+use facerec_core::store::{self, StoreResult};
 use facerec_core::{
-    Actor, Consent, Face, ModelId, NewAuditEvent, PageRequest, Person, PersonId, StoreError,
+    Actor, Added, Candidate, DeletedPerson, Face, FaceEntry, FaceId, ModelId, NewAuditEvent,
+    NewFace, NewPerson, Page, PageRequest, Person, PersonId, PersonPatch, RegisteredNamed,
+    StoreError,
 };
-use facerec_types::FaceQuality;
+use facerec_types::{FaceQuality, NormalizedEmbedding};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::types::Json;
-use sqlx::{Database, Decode, Encode, FromRow, IntoArguments, Type};
+use sqlx::{Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use crate::columns::{Embedding, Id};
+use crate::rows::{FaceEntryRow, FaceRow, PersonRow};
+use crate::store_impl::{Committed, Hooks};
 
 macro_rules! person_columns {
     () => {
@@ -116,89 +123,12 @@ impl<DB: Database, T> Column<DB> for T where
 {
 }
 
-#[derive(FromRow)]
-pub(crate) struct PersonRow {
-    id: Id,
-    name: String,
-    external_id: Option<String>,
-    metadata: Json<serde_json::Value>,
-    consent_given_at: DateTime<Utc>,
-    consent_basis: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl From<PersonRow> for Person {
-    fn from(row: PersonRow) -> Self {
-        Person {
-            id: row.id.into(),
-            name: row.name,
-            external_id: row.external_id,
-            metadata: row.metadata.0,
-            consent: Consent {
-                given_at: row.consent_given_at,
-                basis: row.consent_basis,
-            },
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
-#[derive(FromRow)]
-pub(crate) struct FaceEntryRow {
-    id: Id,
-    person_id: Id,
-    name: String,
-}
-
-impl From<FaceEntryRow> for facerec_core::FaceEntry {
-    fn from(row: FaceEntryRow) -> Self {
-        Self {
-            face_id: row.id.into(),
-            person_id: row.person_id.into(),
-            person_name: row.name,
-        }
-    }
-}
-
-#[derive(FromRow)]
-pub(crate) struct FaceRow {
-    id: Id,
-    person_id: Id,
-    embedding: Embedding,
-    det_score: f32,
-    bbox: Json<[f32; 4]>,
-    quality: Json<FaceQuality>,
-    model_name: String,
-    model_sha256: String,
-    image_sha256: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<FaceRow> for Face {
-    fn from(row: FaceRow) -> Self {
-        Face {
-            id: row.id.into(),
-            person_id: row.person_id.into(),
-            embedding: row.embedding.0,
-            det_score: row.det_score,
-            bbox: row.bbox.0,
-            quality: row.quality.0,
-            model: ModelId {
-                name: row.model_name,
-                sha256: row.model_sha256,
-            },
-            image_sha256: row.image_sha256,
-            created_at: row.created_at,
-        }
-    }
-}
-
-/// The statements of both backends. Implemented for `Sqlite` and `Postgres`; only the constants differ.
+/// The statements and operations of both backends. Implemented for `Sqlite` and `Postgres`; only
+/// the constants differ.
 pub(crate) trait Backend: Database
 where
     for<'q> Self::Arguments<'q>: IntoArguments<'q, Self>,
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
     Id: Column<Self>,
     Option<Id>: Column<Self>,
     Embedding: Column<Self>,
@@ -227,12 +157,12 @@ where
     const LOCK_NAME: Option<&'static str>;
 
     fn lock_name(name: &str) -> Option<Statement<Self>> {
-        Self::LOCK_NAME.map(|lock| sqlx::query(lock).bind(fold_name(name)))
+        Self::LOCK_NAME.map(|lock| sqlx::query(lock).bind(store::fold_name(name)))
     }
 
     fn select_persons_named(name: &str, limit: u32) -> Select<Self, PersonRow> {
         sqlx::query_as(SELECT_PERSONS_NAMED)
-            .bind(fold_name(name.trim()))
+            .bind(store::fold_name(name.trim()))
             .bind(i64::from(limit))
     }
 
@@ -248,7 +178,7 @@ where
         sqlx::query_scalar(COUNT_PERSONS).bind(name_pattern(page))
     }
 
-    fn list_persons(page: &PageRequest) -> Select<Self, PersonRow> {
+    fn select_persons_page(page: &PageRequest) -> Select<Self, PersonRow> {
         sqlx::query_as(LIST_PERSONS)
             .bind(name_pattern(page))
             .bind(i64::from(page.limit))
@@ -266,17 +196,17 @@ where
             .bind(person.consent.basis.clone())
             .bind(person.created_at)
             .bind(person.updated_at)
-            .bind(fold_name(&person.name))
+            .bind(store::fold_name(&person.name))
     }
 
-    fn update_person(person: &Person) -> Statement<Self> {
+    fn update_person_row(person: &Person) -> Statement<Self> {
         sqlx::query(UPDATE_PERSON)
             .bind(person.name.clone())
             .bind(person.external_id.clone())
             .bind(Json(person.metadata.clone()))
             .bind(person.updated_at)
             .bind(Id::from(person.id))
-            .bind(fold_name(&person.name))
+            .bind(store::fold_name(&person.name))
     }
 
     /// Persons whose folded name is missing (rows from before migration 0002).
@@ -285,10 +215,12 @@ where
     }
 
     fn set_folded_name(id: Id, name: &str) -> Statement<Self> {
-        sqlx::query(SET_FOLDED_NAME).bind(fold_name(name)).bind(id)
+        sqlx::query(SET_FOLDED_NAME)
+            .bind(store::fold_name(name))
+            .bind(id)
     }
 
-    fn delete_person(id: PersonId) -> Statement<Self> {
+    fn delete_person_row(id: PersonId) -> Statement<Self> {
         sqlx::query(DELETE_PERSON).bind(Id::from(id))
     }
 
@@ -326,7 +258,7 @@ where
         sqlx::query_as(SELECT_FACES_OF_PERSON).bind(Id::from(person))
     }
 
-    fn delete_face(id: facerec_core::FaceId) -> Select<Self, FaceRow> {
+    fn delete_face_row(id: facerec_core::FaceId) -> Select<Self, FaceRow> {
         sqlx::query_as(DELETE_FACE).bind(Id::from(id))
     }
 
@@ -336,7 +268,7 @@ where
         sqlx::query_scalar(DELETE_FACES_OF_PERSON).bind(Id::from(person))
     }
 
-    fn count_faces() -> Scalar<Self, i64> {
+    fn select_face_count() -> Scalar<Self, i64> {
         sqlx::query_scalar(COUNT_FACES)
     }
 
@@ -371,7 +303,7 @@ where
             .bind(now)
     }
 
-    fn redeem_ticket(ticket_sha256: &str, now: DateTime<Utc>) -> Scalar<Self, String> {
+    fn delete_live_ticket(ticket_sha256: &str, now: DateTime<Utc>) -> Scalar<Self, String> {
         sqlx::query_scalar(REDEEM_TICKET)
             .bind(ticket_sha256.to_owned())
             .bind(now)
@@ -388,7 +320,7 @@ where
     }
 
     /// A new person with their first face: both rows and both audit events, or nothing.
-    fn register(person: &Person, face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
+    fn registration(person: &Person, face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
         vec![
             Self::insert_person(person),
             Self::insert_face(face),
@@ -398,25 +330,407 @@ where
     }
 
     /// A new person without faces yet: the row and its audit event.
-    fn create(person: &Person, actor: &Actor) -> Vec<Statement<Self>> {
+    fn creation(person: &Person, actor: &Actor) -> Vec<Statement<Self>> {
         vec![
             Self::insert_person(person),
             Self::audit(NewAuditEvent::person_created(person.id), actor),
         ]
     }
 
-    fn add_face(face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
+    fn face_addition(face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
         vec![
             Self::insert_face(face),
             Self::audit(NewAuditEvent::face_added(face.person_id, face.id), actor),
         ]
     }
 
-    fn update(person: &Person, changed: &[&str], actor: &Actor) -> Vec<Statement<Self>> {
+    fn person_update(person: &Person, changed: &[&str], actor: &Actor) -> Vec<Statement<Self>> {
         vec![
-            Self::update_person(person),
+            Self::update_person_row(person),
             Self::audit(NewAuditEvent::person_updated(person.id, changed), actor),
         ]
+    }
+
+    // The operations of `Store`, written once over a store's hooks (`store_impl::impl_store!`
+    // forwards each `Store` method here).
+
+    /// Runs a change's statements on an open transaction; a unique violation on `external_id`
+    /// becomes its own error.
+    async fn execute(
+        tx: &mut Self::Connection,
+        statements: Vec<Statement<Self>>,
+        external_id: Option<&str>,
+    ) -> StoreResult<()> {
+        for statement in statements {
+            statement
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| write_error(e, external_id))?;
+        }
+        Ok(())
+    }
+
+    /// The person, read (and, where the dialect can, locked) inside a write transaction.
+    async fn person_for_write(tx: &mut Self::Connection, id: PersonId) -> StoreResult<Person> {
+        Self::select_person_for_write(id)
+            .fetch_optional(tx)
+            .await
+            .map_err(db_error)?
+            .map(Person::from)
+            .ok_or(StoreError::PersonNotFound(id))
+    }
+
+    /// Adds a face to a person held by this write transaction, unless the same photo is already
+    /// theirs (by sha256, for this model).
+    async fn add_face_in(
+        tx: &mut Self::Connection,
+        person: PersonId,
+        new: NewFace,
+        actor: &Actor,
+    ) -> StoreResult<(Face, Added)> {
+        let existing = Self::select_face_of_image(person, &new)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if let Some(row) = existing {
+            return Ok((row.into(), Added::AlreadyPresent));
+        }
+        let face = store::face_from_new(person, new, Utc::now())?;
+        Self::execute(tx, Self::face_addition(&face, actor), None).await?;
+        Ok((face, Added::Created))
+    }
+
+    /// Fills in the folded names that migration 0002 could not compute (SQL's `lower()` folds
+    /// differently); a no-op once done.
+    async fn fold_missing_names(store: &impl Hooks<Self>) -> StoreResult<()> {
+        let rows = Self::select_unfolded_names()
+            .fetch_all(store.fresh_readers())
+            .await
+            .map_err(db_error)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let statements: Vec<_> = rows
+            .iter()
+            .map(|(id, name)| Self::set_folded_name(*id, name))
+            .collect();
+        Self::execute(&mut tx, statements, None).await?;
+        tx.commit().await.map_err(db_error)?;
+        tracing::info!(persons = rows.len(), "folded the names of existing persons");
+        Ok(())
+    }
+
+    async fn ping(store: &impl Hooks<Self>) -> StoreResult<()> {
+        for pool in [store.fresh_readers(), store.readers()] {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    async fn register(
+        store: &impl Hooks<Self>,
+        new: NewPerson,
+        face: NewFace,
+        actor: &Actor,
+    ) -> StoreResult<(Person, Face)> {
+        let now = Utc::now();
+        let person = store::person_from_new(&new, now)?;
+        let face = store::face_from_new(person.id, face, now)?;
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let statements = Self::registration(&person, &face, actor);
+        Self::execute(&mut tx, statements, person.external_id.as_deref()).await?;
+        tx.commit().await.map_err(db_error)?;
+        store.committed(Committed::FaceAdded(&face));
+        Ok((person, face))
+    }
+
+    async fn get_person(store: &impl Hooks<Self>, id: PersonId) -> StoreResult<Person> {
+        let row = Self::select_person(id)
+            .fetch_optional(store.readers())
+            .await
+            .map_err(db_error)?;
+        row.map(Person::from).ok_or(StoreError::PersonNotFound(id))
+    }
+
+    async fn persons_named(
+        store: &impl Hooks<Self>,
+        name: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Person>> {
+        let rows = Self::select_persons_named(name, limit)
+            .fetch_all(store.fresh_readers())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(Person::from).collect())
+    }
+
+    async fn register_named(
+        store: &impl Hooks<Self>,
+        new: NewPerson,
+        faces: Vec<NewFace>,
+        actor: &Actor,
+    ) -> StoreResult<RegisteredNamed> {
+        let candidate = store::person_from_new(&new, Utc::now())?;
+        for face in &faces {
+            store::check_dimension(&face.embedding)?;
+        }
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        Self::execute(
+            &mut tx,
+            Self::lock_name(&candidate.name).into_iter().collect(),
+            None,
+        )
+        .await?;
+        let mut named = Self::select_persons_named(&candidate.name, 2)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if named.len() > 1 {
+            return Err(StoreError::AmbiguousName(candidate.name));
+        }
+        let (person, created) = match named.pop() {
+            Some(row) => (Self::person_for_write(&mut tx, row.id.into()).await?, false),
+            None => {
+                let statements = Self::creation(&candidate, actor);
+                let external_id = candidate.external_id.as_deref();
+                Self::execute(&mut tx, statements, external_id).await?;
+                (candidate, true)
+            }
+        };
+        let mut added = Vec::with_capacity(faces.len());
+        for face in faces {
+            added.push(Self::add_face_in(&mut tx, person.id, face, actor).await?);
+        }
+        tx.commit().await.map_err(db_error)?;
+        for (face, _) in added.iter().filter(|(_, a)| *a == Added::Created) {
+            store.committed(Committed::FaceAdded(face));
+        }
+        Ok(RegisteredNamed {
+            person,
+            created,
+            faces: added,
+        })
+    }
+
+    async fn list_persons(
+        store: &impl Hooks<Self>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Person>> {
+        let total = Self::count_persons(page)
+            .fetch_one(store.readers())
+            .await
+            .map_err(db_error)?;
+        let rows = Self::select_persons_page(page)
+            .fetch_all(store.readers())
+            .await
+            .map_err(db_error)?;
+        Ok(Page {
+            items: rows.into_iter().map(Person::from).collect(),
+            total: total as u64,
+        })
+    }
+
+    async fn update_person(
+        store: &impl Hooks<Self>,
+        id: PersonId,
+        patch: PersonPatch,
+        actor: &Actor,
+    ) -> StoreResult<Person> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let mut person = Self::person_for_write(&mut tx, id).await?;
+        let changed = store::apply_patch(&mut person, patch, Utc::now())?;
+        let statements = Self::person_update(&person, &changed, actor);
+        Self::execute(&mut tx, statements, person.external_id.as_deref()).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(person)
+    }
+
+    async fn delete_person(
+        store: &impl Hooks<Self>,
+        id: PersonId,
+        actor: &Actor,
+    ) -> StoreResult<DeletedPerson> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let person = Self::person_for_write(&mut tx, id).await?;
+        let faces: Vec<FaceId> = Self::delete_faces_of_person(id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(FaceId::from)
+            .collect();
+        let faces_deleted = faces.len() as u64;
+        let statements = vec![
+            Self::delete_person_row(id),
+            Self::audit(NewAuditEvent::person_deleted(id, faces_deleted), actor),
+        ];
+        Self::execute(&mut tx, statements, None).await?;
+        tx.commit().await.map_err(db_error)?;
+        store.committed(Committed::FacesRemoved(&faces));
+        store.erase(&mut writer).await;
+        Ok(DeletedPerson {
+            person,
+            faces_deleted,
+        })
+    }
+
+    async fn add_face(
+        store: &impl Hooks<Self>,
+        person: PersonId,
+        new: NewFace,
+        actor: &Actor,
+    ) -> StoreResult<(Face, Added)> {
+        store::check_dimension(&new.embedding)?;
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        // Holding the person's row serializes concurrent adds for them, so the idempotency check
+        // holds.
+        Self::person_for_write(&mut tx, person).await?;
+        let (face, added) = Self::add_face_in(&mut tx, person, new, actor).await?;
+        if added == Added::Created {
+            tx.commit().await.map_err(db_error)?;
+            store.committed(Committed::FaceAdded(&face));
+        }
+        Ok((face, added))
+    }
+
+    async fn get_face(store: &impl Hooks<Self>, id: FaceId) -> StoreResult<Face> {
+        Self::select_face(id)
+            .fetch_optional(store.readers())
+            .await
+            .map_err(db_error)?
+            .map(Face::from)
+            .ok_or(StoreError::FaceNotFound(id))
+    }
+
+    async fn list_faces(store: &impl Hooks<Self>, person: PersonId) -> StoreResult<Vec<Face>> {
+        let mut conn = store.readers().acquire().await.map_err(db_error)?;
+        Self::select_person(person)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::PersonNotFound(person))?;
+        let rows = Self::select_faces_of_person(person)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(Face::from).collect())
+    }
+
+    async fn delete_face(store: &impl Hooks<Self>, id: FaceId, actor: &Actor) -> StoreResult<Face> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let row = Self::delete_face_row(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let face = row.map(Face::from).ok_or(StoreError::FaceNotFound(id))?;
+        let event = NewAuditEvent::face_deleted(face.person_id, id);
+        Self::execute(&mut tx, vec![Self::audit(event, actor)], None).await?;
+        tx.commit().await.map_err(db_error)?;
+        store.committed(Committed::FacesRemoved(&[id]));
+        store.erase(&mut writer).await;
+        Ok(face)
+    }
+
+    async fn record(
+        store: &impl Hooks<Self>,
+        event: NewAuditEvent,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        Self::execute(&mut tx, vec![Self::audit(event, actor)], None).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn count_faces(store: &impl Hooks<Self>) -> StoreResult<u64> {
+        store.face_count().await
+    }
+
+    async fn list_all_faces(
+        store: &impl Hooks<Self>,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<Page<FaceEntry>> {
+        let total = Self::select_face_count()
+            .fetch_one(store.readers())
+            .await
+            .map_err(db_error)?;
+        let rows = Self::list_face_entries(limit, offset)
+            .fetch_all(store.readers())
+            .await
+            .map_err(db_error)?;
+        Ok(Page {
+            items: rows.into_iter().map(FaceEntry::from).collect(),
+            total: total as u64,
+        })
+    }
+
+    async fn search(
+        store: &impl Hooks<Self>,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        k: usize,
+    ) -> StoreResult<Vec<Candidate>> {
+        store::check_dimension(probe)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        store.candidates(probe, model, k).await
+    }
+
+    async fn issue_ticket(
+        store: &impl Hooks<Self>,
+        ticket_sha256: &str,
+        actor: &Actor,
+        expires_at: DateTime<Utc>,
+        max_outstanding: u64,
+    ) -> StoreResult<bool> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let expired = Self::delete_expired_tickets(Utc::now());
+        Self::execute(&mut tx, vec![expired], None).await?;
+        let outstanding = Self::count_tickets()
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if outstanding as u64 >= max_outstanding {
+            return Ok(false);
+        }
+        let insert = Self::insert_ticket(ticket_sha256, actor, expires_at);
+        Self::execute(&mut tx, vec![insert], None).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn ticket_holder(
+        store: &impl Hooks<Self>,
+        ticket_sha256: &str,
+    ) -> StoreResult<Option<Actor>> {
+        let actor = Self::select_ticket(ticket_sha256, Utc::now())
+            .fetch_optional(store.fresh_readers())
+            .await
+            .map_err(db_error)?;
+        Ok(actor.map(Actor))
+    }
+
+    async fn redeem_ticket(store: &impl Hooks<Self>, ticket_sha256: &str) -> StoreResult<bool> {
+        let mut writer = store.writer().await?;
+        let redeemed = Self::delete_live_ticket(ticket_sha256, Utc::now())
+            .fetch_optional(&mut *writer)
+            .await
+            .map_err(db_error)?;
+        Ok(redeemed.is_some())
     }
 }
 
@@ -442,7 +756,7 @@ pub(crate) fn check_schema_version(
 /// The listing's name filter as a LIKE pattern (wildcards in the name match literally).
 fn name_pattern(page: &PageRequest) -> Option<String> {
     page.name_contains.as_deref().map(|contains| {
-        let escaped = fold_name(contains)
+        let escaped = store::fold_name(contains)
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::DerefMut;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -23,7 +24,7 @@ use tokio::sync::Mutex;
 use crate::columns::{Embedding, Id};
 use crate::exact_index::{top_persons, ExactIndex};
 use crate::sql::{db_error, Backend, SELECT_PERSON};
-use crate::store_impl::{impl_store, Committed};
+use crate::store_impl::{impl_store, Committed, Hooks};
 use crate::StoreOptions;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -88,7 +89,7 @@ impl SqliteStore {
             index: Arc::new(RwLock::new(ExactIndex::new())),
             _lock: lock,
         };
-        store.fold_missing_names().await?;
+        Sqlite::fold_missing_names(&store).await?;
         store.load_index().await?;
         Ok(store)
     }
@@ -117,13 +118,11 @@ impl SqliteStore {
         *self.index.write().expect("index lock") = index;
         Ok(())
     }
+}
 
-    // The hooks of `impl_store!`.
-
+impl Hooks<Sqlite> for SqliteStore {
     /// The one writer connection, held for the whole write.
-    pub(crate) async fn writer(
-        &self,
-    ) -> StoreResult<tokio::sync::MutexGuard<'_, SqliteConnection>> {
+    async fn writer(&self) -> StoreResult<impl DerefMut<Target = SqliteConnection> + Send> {
         let mut writer = self.writer.lock().await;
         if writer.is_in_transaction() {
             // The rollback of a transaction dropped on an error is queued on the connection; a
@@ -142,12 +141,12 @@ impl SqliteStore {
         Ok(writer)
     }
 
-    pub(crate) fn readers(&self) -> &SqlitePool {
+    fn readers(&self) -> &SqlitePool {
         &self.readers
     }
 
     /// Readers see every committed write here: one file.
-    pub(crate) fn fresh_readers(&self) -> &SqlitePool {
+    fn fresh_readers(&self) -> &SqlitePool {
         &self.readers
     }
 
@@ -234,7 +233,9 @@ impl SqliteStore {
             })
             .collect())
     }
+}
 
+impl SqliteStore {
     /// The stored embeddings of the faces that still exist among `ids`.
     async fn embeddings(
         &self,

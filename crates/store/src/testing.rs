@@ -10,7 +10,9 @@ use sqlx::types::Json;
 use sqlx::{Connection, FromRow};
 
 use crate::columns::Id;
-use crate::sql::{db_error, Backend, PersonRow};
+use crate::rows::PersonRow;
+use crate::sql::{db_error, Backend};
+use crate::store_impl::Hooks;
 use crate::{redact, PostgresStore, SqliteStore, StoreOptions};
 
 /// A store with the test-only operations.
@@ -72,7 +74,8 @@ impl TryFrom<AuditRow> for AuditEvent {
     }
 }
 
-/// The same two operations on both backends, over the hooks `impl_store!` uses.
+/// The same operations on both backends, over the stores' [`Hooks`]. (A macro, as `impl_store!`
+/// is: `Inspect` is an `async_trait`.)
 macro_rules! impl_inspect {
     ($store:ty, $db:ty) => {
         #[async_trait]
@@ -81,8 +84,8 @@ macro_rules! impl_inspect {
                 let person = facerec_core::store::person_from_new(&new, Utc::now())?;
                 let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(db_error)?;
-                let statements = <$db>::create(&person, actor);
-                crate::store_impl::execute!(tx, statements, person.external_id.as_deref());
+                let statements = <$db>::creation(&person, actor);
+                <$db>::execute(&mut tx, statements, person.external_id.as_deref()).await?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(person)
             }

@@ -1,0 +1,89 @@
+//! How rows become domain values, the same on both backends ([`crate::columns`] knows how each
+//! stores an id and an embedding).
+
+use chrono::{DateTime, Utc};
+use facerec_core::{Consent, Face, FaceEntry, ModelId, Person};
+use facerec_types::FaceQuality;
+use sqlx::types::Json;
+use sqlx::FromRow;
+
+use crate::columns::{Embedding, Id};
+
+#[derive(FromRow)]
+pub(crate) struct PersonRow {
+    pub(crate) id: Id,
+    name: String,
+    external_id: Option<String>,
+    metadata: Json<serde_json::Value>,
+    consent_given_at: DateTime<Utc>,
+    consent_basis: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<PersonRow> for Person {
+    fn from(row: PersonRow) -> Self {
+        Person {
+            id: row.id.into(),
+            name: row.name,
+            external_id: row.external_id,
+            metadata: row.metadata.0,
+            consent: Consent {
+                given_at: row.consent_given_at,
+                basis: row.consent_basis,
+            },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct FaceEntryRow {
+    pub(crate) id: Id,
+    person_id: Id,
+    name: String,
+}
+
+impl From<FaceEntryRow> for FaceEntry {
+    fn from(row: FaceEntryRow) -> Self {
+        Self {
+            face_id: row.id.into(),
+            person_id: row.person_id.into(),
+            person_name: row.name,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct FaceRow {
+    pub(crate) id: Id,
+    person_id: Id,
+    embedding: Embedding,
+    det_score: f32,
+    bbox: Json<[f32; 4]>,
+    quality: Json<FaceQuality>,
+    model_name: String,
+    model_sha256: String,
+    image_sha256: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<FaceRow> for Face {
+    fn from(row: FaceRow) -> Self {
+        Face {
+            id: row.id.into(),
+            person_id: row.person_id.into(),
+            embedding: row.embedding.0,
+            det_score: row.det_score,
+            bbox: row.bbox.0,
+            quality: row.quality.0,
+            model: ModelId {
+                name: row.model_name,
+                sha256: row.model_sha256,
+            },
+            image_sha256: row.image_sha256,
+            created_at: row.created_at,
+        }
+    }
+}
