@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use facerec_core::{QualityPolicy, Threshold};
-use facerec_service::{AppConfig, EngineConfig};
+use facerec_service::{AppConfig, EngineConfig, Retention};
 use facerec_store::{HnswOptions, StoreOptions};
 
 #[derive(Debug, Clone, Args)]
@@ -82,11 +82,34 @@ impl MatchArgs {
     }
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Days a person's consent holds when their registration gives no consent_expires_at (always,
+    /// on the compatible APIs); the person is then deleted [default: until deleted]
+    #[arg(long, env = "FACEREC_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
+    /// Seconds between two sweeps for expired consent (`facerec serve`)
+    #[arg(long, env = "FACEREC_RETENTION_SWEEP_SECS", default_value_t = Retention::default().sweep_every.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retention_sweep_secs: u64,
+}
+
+impl RetentionArgs {
+    pub fn retention(&self) -> Retention {
+        Retention {
+            default_days: self.retention_days,
+            sweep_every: std::time::Duration::from_secs(self.retention_sweep_secs),
+        }
+    }
+}
+
 /// Everything a subcommand needs to run the service's use cases: database, matching, models.
 #[derive(Debug, Clone, Args)]
 pub struct ServiceArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     #[command(flatten)]
     pub matching: MatchArgs,
     #[command(flatten)]
@@ -107,6 +130,7 @@ impl ServiceArgs {
             ingest: self.vision.ingest_limits(),
             threshold: self.matching.threshold()?,
             quality: self.matching.quality(),
+            retention: self.retention.retention(),
         })
     }
 }

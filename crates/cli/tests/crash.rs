@@ -21,6 +21,7 @@ async fn check_whole(db: &str) -> HashMap<String, usize> {
         limit: 500,
         offset: 0,
         name_contains: None,
+        expires_before: None,
     };
     let persons = store.list_persons(&page).await.unwrap().items;
     let mut names = HashMap::new();

@@ -55,6 +55,9 @@ id_type!(
 pub struct Consent {
     pub given_at: DateTime<Utc>,
     pub basis: String,
+    /// When the consent runs out: the retention sweep then deletes the person. `None`: until
+    /// withdrawn (deleted).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Consent {
@@ -67,7 +70,13 @@ impl Consent {
         Ok(Self {
             given_at: Utc::now(),
             basis,
+            expires_at: None,
         })
+    }
+
+    /// The same consent, running out at `expires_at`.
+    pub fn until(self, expires_at: Option<DateTime<Utc>>) -> Self {
+        Self { expires_at, ..self }
     }
 }
 
@@ -100,6 +109,8 @@ pub struct PersonPatch {
     /// `Some(None)` clears the external id.
     pub external_id: Option<Option<String>>,
     pub metadata: Option<serde_json::Value>,
+    /// A renewed (or, with `Some(None)`, unlimited) consent expiry.
+    pub consent_expires_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// A stored face: its embedding and what the detector said. Never the image itself.
@@ -151,6 +162,8 @@ pub struct PageRequest {
     pub offset: u64,
     /// Case-insensitive substring of the name.
     pub name_contains: Option<String>,
+    /// Only persons whose consent expires at or before this instant.
+    pub expires_before: Option<DateTime<Utc>>,
 }
 
 impl Default for PageRequest {
@@ -159,6 +172,7 @@ impl Default for PageRequest {
             limit: 50,
             offset: 0,
             name_contains: None,
+            expires_before: None,
         }
     }
 }
@@ -266,6 +280,14 @@ impl NewAuditEvent {
     pub fn person_deleted(person: PersonId, faces_deleted: u64) -> Self {
         Self {
             details: serde_json::json!({ "faces_deleted": faces_deleted }),
+            ..Self::new(AuditAction::PersonDeleted, person, None)
+        }
+    }
+
+    /// The retention sweep deleted the person: their consent ran out.
+    pub fn consent_expired(person: PersonId, faces_deleted: u64) -> Self {
+        Self {
+            details: serde_json::json!({ "faces_deleted": faces_deleted, "reason": "consent_expired" }),
             ..Self::new(AuditAction::PersonDeleted, person, None)
         }
     }

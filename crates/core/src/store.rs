@@ -109,6 +109,21 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Person>;
     /// Removes the person and all their faces for good; the audit log keeps only that it happened.
     async fn delete_person(&self, id: PersonId, actor: &Actor) -> StoreResult<DeletedPerson>;
+    /// Deletes, as [`Store::delete_person`] does, at most `limit` persons whose consent expired at
+    /// or before `now`, each in a transaction of its own (an interrupted sweep loses nothing that
+    /// had not expired; the next one goes on), with an audit event saying why.
+    async fn delete_expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+        actor: &Actor,
+    ) -> StoreResult<Vec<DeletedPerson>>;
+    /// The audit log, newest first, optionally only the events about one person.
+    async fn audit_events(
+        &self,
+        person: Option<PersonId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
 
     /// Adds a face; the same image (by sha256) for the same person and model is stored once.
     async fn add_face(
@@ -221,9 +236,23 @@ pub fn check_external_id(external_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// A consent may run out later, never already.
+pub fn check_expiry(
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<()> {
+    match expires_at {
+        Some(at) if at <= now => Err(StoreError::InvalidPerson(
+            "consent_expires_at must be in the future".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A new person as stored: validated, with a fresh id and timestamps.
 pub fn person_from_new(new: &NewPerson, now: chrono::DateTime<chrono::Utc>) -> StoreResult<Person> {
     check_new_person(new)?;
+    check_expiry(new.consent.expires_at, now)?;
     Ok(Person {
         id: PersonId::new(),
         name: new.name.trim().to_owned(),
@@ -278,6 +307,11 @@ pub fn apply_patch(
         check_metadata(&metadata)?;
         person.metadata = metadata;
         changed.push("metadata");
+    }
+    if let Some(expires_at) = patch.consent_expires_at {
+        check_expiry(expires_at, now)?;
+        person.consent.expires_at = expires_at;
+        changed.push("consent_expires_at");
     }
     person.updated_at = now;
     Ok(changed)

@@ -88,6 +88,8 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         failed_keys: Default::default(),
         preauth_uploads: Arc::new(tokio::sync::Semaphore::new(api::admission::PREAUTH_SLOTS)),
     });
+    let sweeping = Arc::clone(&state);
+    tokio::spawn(async move { sweeping.app.sweep_expired_forever().await });
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -10,6 +10,7 @@ use facerec_vision::{Analysis, Detection, IngestLimits};
 use crate::engine::Engine;
 use crate::error::AppResult;
 use crate::registration::FacePick;
+use crate::retention::Retention;
 
 pub struct App {
     pub(crate) engine: Engine,
@@ -18,6 +19,7 @@ pub struct App {
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
     pub(crate) model: ModelId,
+    pub(crate) retention: Retention,
     /// The last face count and when it was taken (metrics).
     pub(crate) face_count: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
@@ -46,6 +48,7 @@ impl App {
         matcher: Matcher,
         quality: QualityPolicy,
         limits: IngestLimits,
+        retention: Retention,
     ) -> Self {
         let model = engine.model().clone();
         Self {
@@ -55,6 +58,7 @@ impl App {
             quality,
             limits,
             model,
+            retention,
             face_count: std::sync::Mutex::new(None),
         }
     }

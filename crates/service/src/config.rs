@@ -8,6 +8,7 @@ use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
 
 use crate::app::App;
 use crate::engine::Engine;
+use crate::retention::Retention;
 
 /// One inference worker per core: the models are small, so work splits across images, not threads.
 pub fn default_workers() -> usize {
@@ -61,6 +62,7 @@ pub struct AppConfig {
     pub ingest: IngestLimits,
     pub threshold: Threshold,
     pub quality: QualityPolicy,
+    pub retention: Retention,
 }
 
 /// Why the app could not start.
@@ -87,6 +89,7 @@ impl App {
             Matcher::new(config.threshold),
             config.quality,
             config.ingest,
+            config.retention,
         ))
     }
 }

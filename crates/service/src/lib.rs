@@ -16,6 +16,7 @@ mod persons;
 pub mod ranges;
 mod recognition;
 mod registration;
+mod retention;
 pub mod tickets;
 
 pub use app::{App, Load, Readiness};
@@ -24,9 +25,11 @@ pub use engine::{Engine, EngineError};
 pub use error::{AppError, AppResult};
 pub use live::{LiveFace, LiveFrame, LiveSession};
 pub use named::{NamedRegistration, RegisteredNamed};
+pub use persons::PersonExport;
 pub use recognition::{
     FaceComparison, RecognizeOptions, RecognizedFace, RecognizedImage, Verification,
 };
 pub use registration::{
     FacePick, Registered, Registration, RegistrationTarget, DEFAULT_CONSENT_BASIS,
 };
+pub use retention::Retention;

@@ -5,7 +5,7 @@
 //! transaction, serialized per name, so concurrent requests create one person.
 
 use bytes::Bytes;
-use facerec_core::{Actor, Consent, DeletedPerson, NewPerson, Person, PersonPatch, StoreError};
+use facerec_core::{Actor, DeletedPerson, NewPerson, Person, PersonPatch, StoreError};
 
 use crate::app::App;
 use crate::error::{AppError, AppResult};
@@ -122,7 +122,7 @@ impl App {
             name: name.trim().to_owned(),
             external_id: None,
             metadata,
-            consent: Consent::given_now(consent_basis)?,
+            consent: self.consent(consent_basis, None)?,
         })
     }
 }

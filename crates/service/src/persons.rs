@@ -2,7 +2,8 @@
 //! only that it happened.
 
 use facerec_core::{
-    Actor, DeletedPerson, Face, FaceEntry, FaceId, Page, PageRequest, Person, PersonId, PersonPatch,
+    Actor, AuditEvent, DeletedPerson, Face, FaceEntry, FaceId, Page, PageRequest, Person, PersonId,
+    PersonPatch,
 };
 
 use std::time::{Duration, Instant};
@@ -16,6 +17,24 @@ pub const FACE_COUNT_TTL: Duration = Duration::from_secs(60);
 /// Page size used to walk every match of a name.
 const NAME_PAGE: u32 = 500;
 
+/// All that is held about one person (GDPR art. 15 and 20): the person with their consent, their
+/// faces and every audit event about them.
+#[derive(Debug, Clone)]
+pub struct PersonExport {
+    pub person: Person,
+    pub faces: Vec<Face>,
+    /// Newest first; at most [`PersonExport::MAX_AUDIT_EVENTS`].
+    pub audit_events: Vec<AuditEvent>,
+    /// More events exist than were exported.
+    pub audit_events_truncated: bool,
+}
+
+impl PersonExport {
+    /// A bound on one answer's size; a person compared this often is a monitoring subject whose
+    /// log an operator exports from the database.
+    pub const MAX_AUDIT_EVENTS: u32 = 10_000;
+}
+
 impl App {
     pub async fn persons(&self, page: &PageRequest) -> AppResult<Page<Person>> {
         Ok(self.store.list_persons(page).await?)
@@ -25,6 +44,22 @@ impl App {
         Ok(self.store.get_person(id).await?)
     }
 
+    /// Everything held about the person.
+    pub async fn export_person(&self, id: PersonId) -> AppResult<PersonExport> {
+        let person = self.store.get_person(id).await?;
+        let faces = self.store.list_faces(id).await?;
+        let limit = PersonExport::MAX_AUDIT_EVENTS;
+        let mut audit_events = self.store.audit_events(Some(id), limit + 1).await?;
+        let audit_events_truncated = audit_events.len() > limit as usize;
+        audit_events.truncate(limit as usize);
+        Ok(PersonExport {
+            person,
+            faces,
+            audit_events,
+            audit_events_truncated,
+        })
+    }
+
     /// Every person's name, in registration order.
     pub async fn person_names(&self) -> AppResult<Vec<String>> {
         let mut names = Vec::new();
@@ -32,6 +67,7 @@ impl App {
             limit: NAME_PAGE,
             offset: 0,
             name_contains: None,
+            expires_before: None,
         };
         loop {
             let found = self.store.list_persons(&page).await?;
@@ -82,6 +118,7 @@ impl App {
                     limit: NAME_PAGE,
                     offset: 0,
                     name_contains: None,
+                    expires_before: None,
                 })
                 .await?;
             let before = persons;

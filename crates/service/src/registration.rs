@@ -2,7 +2,7 @@
 //! then the face (one face, good enough to enroll), then one transaction in the store.
 
 use bytes::Bytes;
-use facerec_core::{Actor, Added, Consent, Face, NewFace, NewPerson, Person, PersonId};
+use facerec_core::{Actor, Added, Face, NewFace, NewPerson, Person, PersonId};
 use sha2::{Digest, Sha256};
 
 use crate::app::{App, Selection};
@@ -26,6 +26,8 @@ pub struct Registration {
     /// The caller's explicit statement that the person consented.
     pub consent: bool,
     pub consent_basis: Option<String>,
+    /// When the consent runs out (a new person only; default: the configured retention).
+    pub consent_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub pick: FacePick,
 }
 
@@ -90,8 +92,8 @@ impl App {
                 metadata,
             } => {
                 let basis = request.consent_basis.filter(|b| !b.trim().is_empty());
-                let consent =
-                    Consent::given_now(basis.unwrap_or_else(|| DEFAULT_CONSENT_BASIS.to_owned()))?;
+                let basis = basis.unwrap_or_else(|| DEFAULT_CONSENT_BASIS.to_owned());
+                let consent = self.consent(basis, request.consent_expires_at)?;
                 let new_person = NewPerson {
                     name,
                     external_id,

@@ -72,14 +72,17 @@ pub async fn backup(url: &str, dest: &Path) -> Result<BackupInfo, StoreError> {
             source.display()
         )));
     }
-    if dest.exists() || info_path(dest).exists() {
+    if dest.exists() {
         return Err(StoreError::Database(format!(
             "{} already exists: a backup never overwrites one",
             dest.display()
         )));
     }
+    // What a backup killed half-way left: its partial copy, maybe its description (written just
+    // before the rename that completes a backup).
     let partial = with_suffix(dest, ".partial");
     let _ = std::fs::remove_file(&partial);
+    let _ = std::fs::remove_file(info_path(dest));
     let mut conn = read_only(&source).await?;
     sqlx::query("VACUUM INTO $1")
         .bind(partial.to_string_lossy().into_owned())

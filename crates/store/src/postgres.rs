@@ -127,10 +127,14 @@ impl PostgresStore {
             .await
             .unwrap_or(None);
         crate::sql::check_schema_version(applied, &MIGRATOR)?;
+        // Every pending migration in one transaction (each its own savepoint): one that fails
+        // leaves the database as it was, at the version it had.
+        let mut tx = maintenance.begin().await.map_err(db_error)?;
         MIGRATOR
-            .run(&mut maintenance)
+            .run(&mut tx)
             .await
             .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
+        tx.commit().await.map_err(db_error)?;
         let pool = request_pool(url, connect.clone(), options).await?;
         let read_pool = match &options.read_url {
             Some(read_url) => {

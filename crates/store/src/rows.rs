@@ -2,7 +2,10 @@
 //! stores an id and an embedding).
 
 use chrono::{DateTime, Utc};
-use facerec_core::{Consent, Face, FaceEntry, ModelId, Person};
+use facerec_core::{
+    Actor, AuditAction, AuditEvent, Consent, Face, FaceEntry, FaceId, ModelId, Person, PersonId,
+    StoreError,
+};
 use facerec_types::FaceQuality;
 use sqlx::types::Json;
 use sqlx::FromRow;
@@ -17,6 +20,7 @@ pub(crate) struct PersonRow {
     metadata: Json<serde_json::Value>,
     consent_given_at: DateTime<Utc>,
     consent_basis: String,
+    consent_expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -31,6 +35,7 @@ impl From<PersonRow> for Person {
             consent: Consent {
                 given_at: row.consent_given_at,
                 basis: row.consent_basis,
+                expires_at: row.consent_expires_at,
             },
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -85,5 +90,34 @@ impl From<FaceRow> for Face {
             image_sha256: row.image_sha256,
             created_at: row.created_at,
         }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct AuditRow {
+    id: i64,
+    at: DateTime<Utc>,
+    action: String,
+    person_id: Option<Id>,
+    face_id: Option<Id>,
+    actor: String,
+    details: Json<serde_json::Value>,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(row: AuditRow) -> Result<Self, StoreError> {
+        Ok(AuditEvent {
+            id: row.id,
+            at: row.at,
+            action: AuditAction::parse(&row.action).ok_or_else(|| {
+                StoreError::Database(format!("unknown audit action {}", row.action))
+            })?,
+            person_id: row.person_id.map(PersonId::from),
+            face_id: row.face_id.map(FaceId::from),
+            actor: Actor(row.actor),
+            details: row.details.0,
+        })
     }
 }

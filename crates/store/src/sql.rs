@@ -11,9 +11,9 @@
 use chrono::{DateTime, Utc};
 use facerec_core::store::{self, StoreResult};
 use facerec_core::{
-    Actor, Added, Candidate, DeletedPerson, Face, FaceEntry, FaceId, ModelId, NewAuditEvent,
-    NewFace, NewPerson, Page, PageRequest, Person, PersonId, PersonPatch, RegisteredNamed,
-    StoreError,
+    Actor, Added, AuditEvent, Candidate, DeletedPerson, Face, FaceEntry, FaceId, ModelId,
+    NewAuditEvent, NewFace, NewPerson, Page, PageRequest, Person, PersonId, PersonPatch,
+    RegisteredNamed, StoreError,
 };
 use facerec_types::{FaceQuality, NormalizedEmbedding};
 use sqlx::query::{Query, QueryAs, QueryScalar};
@@ -21,12 +21,13 @@ use sqlx::types::Json;
 use sqlx::{Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use crate::columns::{Embedding, Id};
-use crate::rows::{FaceEntryRow, FaceRow, PersonRow};
+use crate::rows::{AuditRow, FaceEntryRow, FaceRow, PersonRow};
 use crate::store_impl::{Committed, Hooks};
 
 macro_rules! person_columns {
     () => {
-        "id, name, external_id, metadata, consent_given_at, consent_basis, created_at, updated_at"
+        "id, name, external_id, metadata, consent_given_at, consent_basis, consent_expires_at, created_at, \
+         updated_at"
     };
 }
 macro_rules! face_columns {
@@ -35,10 +36,12 @@ macro_rules! face_columns {
          created_at"
     };
 }
-/// `$1`: a LIKE pattern over the folded name, or NULL for every person.
-macro_rules! name_filter {
+/// `$1`: a LIKE pattern over the folded name, or NULL for every person; `$2`: the latest consent
+/// expiry to list, or NULL for every person.
+macro_rules! person_filter {
     () => {
-        "(CAST($1 AS TEXT) IS NULL OR name_folded LIKE $1 ESCAPE '\\')"
+        "(CAST($1 AS TEXT) IS NULL OR name_folded LIKE $1 ESCAPE '\\') \
+         AND ($2 IS NULL OR consent_expires_at <= $2)"
     };
 }
 pub(crate) use person_columns;
@@ -48,10 +51,10 @@ pub(crate) const SELECT_PERSON: &str =
 const INSERT_PERSON: &str = concat!(
     "INSERT INTO persons (",
     person_columns!(),
-    ", name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ", name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 const UPDATE_PERSON: &str = "UPDATE persons SET name = $1, external_id = $2, metadata = $3, \
-                             updated_at = $4, name_folded = $6 WHERE id = $5";
+                             updated_at = $4, name_folded = $6, consent_expires_at = $7 WHERE id = $5";
 const SELECT_UNFOLDED_NAMES: &str = "SELECT id, name FROM persons WHERE name_folded IS NULL";
 const SET_FOLDED_NAME: &str = "UPDATE persons SET name_folded = $1 WHERE id = $2";
 const DELETE_PERSON: &str = "DELETE FROM persons WHERE id = $1";
@@ -60,13 +63,13 @@ const SELECT_PERSONS_NAMED: &str = concat!(
     person_columns!(),
     " FROM persons WHERE name_folded = $1 ORDER BY created_at, id LIMIT $2"
 );
-const COUNT_PERSONS: &str = concat!("SELECT count(*) FROM persons WHERE ", name_filter!());
+const COUNT_PERSONS: &str = concat!("SELECT count(*) FROM persons WHERE ", person_filter!());
 const LIST_PERSONS: &str = concat!(
     "SELECT ",
     person_columns!(),
     " FROM persons WHERE ",
-    name_filter!(),
-    " ORDER BY created_at, id LIMIT $2 OFFSET $3"
+    person_filter!(),
+    " ORDER BY created_at, id LIMIT $3 OFFSET $4"
 );
 
 const INSERT_FACE: &str = concat!(
@@ -90,6 +93,10 @@ const DELETE_FACE: &str = concat!(
     face_columns!()
 );
 const DELETE_FACES_OF_PERSON: &str = "DELETE FROM faces WHERE person_id = $1 RETURNING id";
+const SELECT_EXPIRED: &str = "SELECT id FROM persons WHERE consent_expires_at <= $1 \
+                              ORDER BY consent_expires_at, id LIMIT $2";
+const SELECT_AUDIT: &str = "SELECT id, at, action, person_id, face_id, actor, details FROM audit_events \
+                            WHERE (CAST($1 AS TEXT) IS NULL OR person_id = $1) ORDER BY id DESC LIMIT $2";
 const COUNT_FACES: &str = "SELECT count(*) FROM faces";
 const LIST_FACE_ENTRIES: &str = "SELECT f.id, f.person_id, p.name FROM faces f \
     JOIN persons p ON p.id = f.person_id ORDER BY f.created_at, f.id LIMIT $1 OFFSET $2";
@@ -137,12 +144,15 @@ where
     f32: Column<Self>,
     i64: Column<Self>,
     DateTime<Utc>: Column<Self>,
+    Option<DateTime<Utc>>: Column<Self>,
+    Option<i64>: Column<Self>,
     Json<serde_json::Value>: Column<Self>,
     Json<[f32; 4]>: Column<Self>,
     Json<FaceQuality>: Column<Self>,
     PersonRow: for<'r> FromRow<'r, Self::Row>,
     FaceRow: for<'r> FromRow<'r, Self::Row>,
     FaceEntryRow: for<'r> FromRow<'r, Self::Row>,
+    AuditRow: for<'r> FromRow<'r, Self::Row>,
     (Id,): for<'r> FromRow<'r, Self::Row>,
     (Id, String): for<'r> FromRow<'r, Self::Row>,
     (i64,): for<'r> FromRow<'r, Self::Row>,
@@ -175,12 +185,15 @@ where
     }
 
     fn count_persons(page: &PageRequest) -> Scalar<Self, i64> {
-        sqlx::query_scalar(COUNT_PERSONS).bind(name_pattern(page))
+        sqlx::query_scalar(COUNT_PERSONS)
+            .bind(name_pattern(page))
+            .bind(page.expires_before)
     }
 
     fn select_persons_page(page: &PageRequest) -> Select<Self, PersonRow> {
         sqlx::query_as(LIST_PERSONS)
             .bind(name_pattern(page))
+            .bind(page.expires_before)
             .bind(i64::from(page.limit))
             // Validated by the caller; a larger offset than i64 can hold finds nothing anyway.
             .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
@@ -194,6 +207,7 @@ where
             .bind(Json(person.metadata.clone()))
             .bind(person.consent.given_at)
             .bind(person.consent.basis.clone())
+            .bind(person.consent.expires_at)
             .bind(person.created_at)
             .bind(person.updated_at)
             .bind(store::fold_name(&person.name))
@@ -207,6 +221,7 @@ where
             .bind(person.updated_at)
             .bind(Id::from(person.id))
             .bind(store::fold_name(&person.name))
+            .bind(person.consent.expires_at)
     }
 
     /// Persons whose folded name is missing (rows from before migration 0002).
@@ -266,6 +281,18 @@ where
     /// backends count them the same way and SQLite can drop them from its index.
     fn delete_faces_of_person(person: PersonId) -> Scalar<Self, Id> {
         sqlx::query_scalar(DELETE_FACES_OF_PERSON).bind(Id::from(person))
+    }
+
+    fn select_expired(now: DateTime<Utc>, limit: u32) -> Scalar<Self, Id> {
+        sqlx::query_scalar(SELECT_EXPIRED)
+            .bind(now)
+            .bind(i64::from(limit))
+    }
+
+    fn select_audit(person: Option<PersonId>, limit: u32) -> Select<Self, AuditRow> {
+        sqlx::query_as(SELECT_AUDIT)
+            .bind(person.map(Id::from))
+            .bind(i64::from(limit))
     }
 
     fn select_face_count() -> Scalar<Self, i64> {
@@ -558,9 +585,68 @@ where
         id: PersonId,
         actor: &Actor,
     ) -> StoreResult<DeletedPerson> {
+        Self::delete_person_for(store, id, Deletion::OnRequest, actor)
+            .await?
+            .ok_or(StoreError::PersonNotFound(id))
+    }
+
+    async fn delete_expired(
+        store: &impl Hooks<Self>,
+        now: DateTime<Utc>,
+        limit: u32,
+        actor: &Actor,
+    ) -> StoreResult<Vec<DeletedPerson>> {
+        let expired = Self::select_expired(now, limit)
+            .fetch_all(store.fresh_readers())
+            .await
+            .map_err(db_error)?;
+        let mut deleted = Vec::with_capacity(expired.len());
+        for id in expired {
+            let why = Deletion::ConsentExpiredBy(now);
+            match Self::delete_person_for(store, id.into(), why, actor).await {
+                Ok(Some(person)) => deleted.push(person),
+                // Renewed meanwhile.
+                Ok(None) => {}
+                // Deleted meanwhile (by a caller, or another replica's sweep).
+                Err(StoreError::PersonNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn audit_events(
+        store: &impl Hooks<Self>,
+        person: Option<PersonId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let rows = Self::select_audit(person, limit)
+            .fetch_all(store.readers())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+
+    /// Deletes a person and their faces and records why, in one transaction; `None` when the
+    /// reason no longer holds (a consent renewed since it was found expired).
+    async fn delete_person_for(
+        store: &impl Hooks<Self>,
+        id: PersonId,
+        why: Deletion,
+        actor: &Actor,
+    ) -> StoreResult<Option<DeletedPerson>> {
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
         let person = Self::person_for_write(&mut tx, id).await?;
+        let event = match why {
+            Deletion::OnRequest => NewAuditEvent::person_deleted,
+            Deletion::ConsentExpiredBy(now) => {
+                if person.consent.expires_at.is_none_or(|at| at > now) {
+                    return Ok(None);
+                }
+                NewAuditEvent::consent_expired
+            }
+        };
         let faces: Vec<FaceId> = Self::delete_faces_of_person(id)
             .fetch_all(&mut *tx)
             .await
@@ -571,16 +657,16 @@ where
         let faces_deleted = faces.len() as u64;
         let statements = vec![
             Self::delete_person_row(id),
-            Self::audit(NewAuditEvent::person_deleted(id, faces_deleted), actor),
+            Self::audit(event(id, faces_deleted), actor),
         ];
         Self::execute(&mut tx, statements, None).await?;
         tx.commit().await.map_err(db_error)?;
         store.committed(Committed::FacesRemoved(&faces));
         store.erase(&mut writer).await;
-        Ok(DeletedPerson {
+        Ok(Some(DeletedPerson {
             person,
             faces_deleted,
-        })
+        }))
     }
 
     async fn add_face(
@@ -732,6 +818,15 @@ where
             .map_err(db_error)?;
         Ok(redeemed.is_some())
     }
+}
+
+/// Why a person is deleted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deletion {
+    OnRequest,
+    /// By the retention sweep: their consent had expired at this instant (checked again on the
+    /// locked row).
+    ConsentExpiredBy(DateTime<Utc>),
 }
 
 /// The newest schema version recorded in a database (`None`: a new database).

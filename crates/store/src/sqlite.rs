@@ -306,10 +306,14 @@ async fn migrate(writer: &mut SqliteConnection, path: &Path) -> StoreResult<()> 
         .await
         .unwrap_or(None);
     crate::sql::check_schema_version(applied, &MIGRATOR)?;
+    // Every pending migration in one transaction (each its own savepoint): one that fails leaves
+    // the database as it was, at the version it had.
+    let mut tx = writer.begin().await.map_err(db_error)?;
     MIGRATOR
-        .run(writer)
+        .run(&mut tx)
         .await
-        .map_err(|e| StoreError::Database(format!("migrating {}: {e}", path.display())))
+        .map_err(|e| StoreError::Database(format!("migrating {}: {e}", path.display())))?;
+    tx.commit().await.map_err(db_error)
 }
 
 /// Opens (creating when missing, mode 0600) a file for writing, never truncating it.

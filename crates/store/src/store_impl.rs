@@ -58,6 +58,9 @@ macro_rules! impl_store {
             list_persons(page: &PageRequest) -> Page<Person>;
             update_person(id: PersonId, patch: PersonPatch, actor: &Actor) -> Person;
             delete_person(id: PersonId, actor: &Actor) -> DeletedPerson;
+            delete_expired(now: chrono::DateTime<chrono::Utc>, limit: u32, actor: &Actor)
+                -> Vec<DeletedPerson>;
+            audit_events(person: Option<PersonId>, limit: u32) -> Vec<AuditEvent>;
             add_face(person: PersonId, new: NewFace, actor: &Actor) -> (Face, Added);
             get_face(id: FaceId) -> Face;
             list_faces(person: PersonId) -> Vec<Face>;

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use facerec_core::*;
-use sqlx::types::Json;
-use sqlx::{Connection, FromRow};
+use sqlx::Connection;
 
-use crate::columns::Id;
 use crate::rows::PersonRow;
 use crate::sql::{db_error, Backend};
 use crate::store_impl::Hooks;
@@ -21,12 +19,6 @@ pub trait Inspect: Store {
     /// A person without faces (the service creates persons only with a photo, or by name).
     async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
     async fn find_person_by_external_id(&self, external_id: &str) -> StoreResult<Option<Person>>;
-    /// The newest audit events first, optionally only those about one person.
-    async fn audit_events(
-        &self,
-        person: Option<PersonId>,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// Opens a store like [`crate::open`], with the test-only operations.
@@ -43,37 +35,6 @@ const SELECT_PERSON_BY_EXTERNAL_ID: &str = concat!(
     crate::sql::person_columns!(),
     " FROM persons WHERE external_id = $1"
 );
-const SELECT_AUDIT: &str = "SELECT id, at, action, person_id, face_id, actor, details FROM audit_events \
-                            WHERE (CAST($1 AS TEXT) IS NULL OR person_id = $1) ORDER BY id DESC LIMIT $2";
-
-#[derive(FromRow)]
-struct AuditRow {
-    id: i64,
-    at: DateTime<Utc>,
-    action: String,
-    person_id: Option<Id>,
-    face_id: Option<Id>,
-    actor: String,
-    details: Json<serde_json::Value>,
-}
-
-impl TryFrom<AuditRow> for AuditEvent {
-    type Error = StoreError;
-    fn try_from(row: AuditRow) -> StoreResult<Self> {
-        Ok(AuditEvent {
-            id: row.id,
-            at: row.at,
-            action: AuditAction::parse(&row.action).ok_or_else(|| {
-                StoreError::Database(format!("unknown audit action {}", row.action))
-            })?,
-            person_id: row.person_id.map(PersonId::from),
-            face_id: row.face_id.map(FaceId::from),
-            actor: Actor(row.actor),
-            details: row.details.0,
-        })
-    }
-}
-
 /// The same operations on both backends, over the stores' [`Hooks`]. (A macro, as `impl_store!`
 /// is: `Inspect` is an `async_trait`.)
 macro_rules! impl_inspect {
@@ -100,20 +61,6 @@ macro_rules! impl_inspect {
                     .await
                     .map_err(db_error)?;
                 Ok(row.map(Person::from))
-            }
-
-            async fn audit_events(
-                &self,
-                person: Option<PersonId>,
-                limit: u32,
-            ) -> StoreResult<Vec<AuditEvent>> {
-                let rows: Vec<AuditRow> = sqlx::query_as(SELECT_AUDIT)
-                    .bind(person.map(Id::from))
-                    .bind(i64::from(limit))
-                    .fetch_all(self.readers())
-                    .await
-                    .map_err(db_error)?;
-                rows.into_iter().map(AuditEvent::try_from).collect()
             }
         }
     };

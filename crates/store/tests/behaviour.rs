@@ -107,6 +107,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
             limit: 2,
             offset: 0,
             name_contains: None,
+            expires_before: None,
         })
         .await
         .unwrap();
@@ -115,6 +116,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
             limit: 10,
             offset: 2,
             name_contains: None,
+            expires_before: None,
         })
         .await
         .unwrap();
@@ -144,6 +146,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
             limit: 10,
             offset: 0,
             name_contains: Some("ADA".into()),
+            expires_before: None,
         })
         .await
         .unwrap();
@@ -153,6 +156,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
             limit: 10,
             offset: 0,
             name_contains: Some("%".into()),
+            expires_before: None,
         })
         .await
         .unwrap();
@@ -168,6 +172,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
         name: Some("Augusta Ada King".into()),
         external_id: Some(Some("emp-1".into())),
         metadata: None,
+        consent_expires_at: None,
     };
     let updated = store
         .update_person(person.id, patch, &actor())
@@ -506,6 +511,7 @@ async fn concurrent_registrations(store: Arc<dyn Inspect>) {
             limit: 1000,
             offset: 0,
             name_contains: None,
+            expires_before: None,
         })
         .await
         .unwrap();
@@ -740,6 +746,7 @@ async fn names_in_any_script(store: Arc<dyn Inspect>) {
         limit: 10,
         offset: 0,
         name_contains: Some(text.into()),
+        expires_before: None,
     };
     for text in ["émile", "ÉMILE", "Émile Zola", "zola"] {
         let page = store.list_persons(&find(text)).await.unwrap();
@@ -762,6 +769,7 @@ async fn names_in_any_script(store: Arc<dyn Inspect>) {
         name: Some("ÉLODIE Zola".into()),
         external_id: None,
         metadata: None,
+        consent_expires_at: None,
     };
     store
         .update_person(emile.id, patch, &actor())
@@ -921,9 +929,102 @@ async fn newer_schema_is_refused(backend: &Backend) {
     );
     let message = err.to_string();
     assert!(
-        message.contains("9999") && message.contains("up to 3"),
+        message.contains("9999") && message.contains("up to 4"),
         "{message}"
     );
+}
+
+/// Consent that runs out: the sweep deletes exactly the expired persons, each with an audit event
+/// saying why, and their faces leave the search; a renewed consent is kept.
+async fn consent_expiry(store: Arc<dyn Inspect>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(800);
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let mut register = |name: &str, expires_at| {
+        let mut person = new_person(name);
+        person.consent = person.consent.until(expires_at);
+        let embedding = random_unit(&mut rng);
+        let store = Arc::clone(&store);
+        async move {
+            let (person, face) = store
+                .register(person, new_face(embedding.clone(), "img"), &actor())
+                .await
+                .unwrap();
+            (person, face.embedding)
+        }
+    };
+    let (expiring, expiring_embedding) = register("Expiring", Some(soon)).await;
+    let (renewed, _) = register("Renewed", Some(soon)).await;
+    let (hour, _) = register("Hour", Some(later)).await;
+    let (forever, _) = register("Forever", None).await;
+    assert_eq!(expiring.consent.expires_at, Some(soon));
+
+    let past = new_person("Past").consent.until(Some(chrono::Utc::now()));
+    let refused = store
+        .register(
+            NewPerson {
+                consent: past,
+                ..new_person("Past")
+            },
+            new_face(random_unit(&mut rng), "p"),
+            &actor(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::InvalidPerson(_))),
+        "{refused:?}"
+    );
+
+    let renew = PersonPatch {
+        consent_expires_at: Some(Some(later)),
+        ..PersonPatch::default()
+    };
+    store
+        .update_person(renewed.id, renew, &actor())
+        .await
+        .unwrap();
+
+    let expiring_soon = store
+        .list_persons(&PageRequest {
+            expires_before: Some(later),
+            ..PageRequest::default()
+        })
+        .await
+        .unwrap();
+    let listed: HashSet<PersonId> = expiring_soon.items.iter().map(|p| p.id).collect();
+    assert_eq!(listed, HashSet::from([expiring.id, renewed.id, hour.id]));
+    assert_eq!(expiring_soon.total, 3);
+
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let now = chrono::Utc::now();
+    let swept = store.delete_expired(now, 100, &actor()).await.unwrap();
+    assert_eq!(
+        swept.iter().map(|d| d.person.id).collect::<Vec<_>>(),
+        [expiring.id]
+    );
+    assert_eq!(swept[0].faces_deleted, 1);
+    assert!(store
+        .delete_expired(now, 100, &actor())
+        .await
+        .unwrap()
+        .is_empty());
+    for kept in [renewed.id, hour.id, forever.id] {
+        store.get_person(kept).await.unwrap();
+    }
+    assert!(matches!(
+        store.get_person(expiring.id).await,
+        Err(StoreError::PersonNotFound(_))
+    ));
+    let hits = store
+        .search(&expiring_embedding, &model(), 5)
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|h| h.person_id != expiring.id));
+    let events = store.audit_events(Some(expiring.id), 10).await.unwrap();
+    let deletion = &events[0];
+    assert_eq!(deletion.action, AuditAction::PersonDeleted);
+    assert_eq!(deletion.details["reason"], "consent_expired");
+    assert_eq!(deletion.details["faces_deleted"], 1);
 }
 
 macro_rules! on_both_backends {
@@ -960,6 +1061,7 @@ on_both_backends!(
     stream_tickets_are_spent_once,
     all_faces_in_pages,
     registrations_by_name,
+    consent_expiry,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

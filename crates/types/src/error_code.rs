@@ -143,7 +143,7 @@ error_codes! {
     ConsentRequired "consent_required" 422 compreface(405, 32) deepstack(403) WithBody
         "registration needs explicit consent (the compatible APIs: the operator's consent statement)";
     InvalidPerson "invalid_person" 422 compreface(400, 26) deepstack(400) WithBody
-        "a person's name or external id is empty or too long";
+        "a person's field is invalid: a name or external id empty or too long, metadata too large, a consent expiry not in the future";
     InvalidEmbedding "invalid_embedding" 400 compreface(400, 26) deepstack(400) Own
         "an embedding of the wrong length, or not a finite unit vector";
     PersonNotFound "person_not_found" 404 compreface(404, 42) deepstack(404) ById

@@ -192,3 +192,39 @@ pub fn expect(answer: (u16, serde_json::Value), status: u16, code: &str) -> serd
     );
     body
 }
+
+/// A read-only connection to a SQLite file, beside the server that holds it.
+pub async fn read_only_sqlite(path: &Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A face of a random unit embedding (no photo), for filling a database fast.
+pub fn synthetic_face(rng: &mut impl rand::Rng, image: usize) -> facerec_core::NewFace {
+    let raw: Vec<f32> = (0..facerec_core::EMBEDDING_DIM)
+        .map(|_| rng.random::<f32>() - 0.5)
+        .collect();
+    facerec_core::NewFace {
+        embedding: facerec_types::NormalizedEmbedding::normalize(&raw)
+            .unwrap()
+            .0,
+        det_score: 0.8,
+        bbox: [0.0, 0.0, 100.0, 100.0],
+        quality: facerec_types::FaceQuality {
+            face_size_px: 100.0,
+            interocular_px: 40.0,
+            frontality: 0.9,
+            embedding_norm: 20.0,
+        },
+        model: facerec_core::ModelId {
+            name: "synthetic".into(),
+            sha256: "0".into(),
+        },
+        image_sha256: format!("{image}"),
+    }
+}

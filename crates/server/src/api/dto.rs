@@ -11,6 +11,8 @@ use uuid::Uuid;
 pub struct ConsentDto {
     pub given_at: DateTime<Utc>,
     pub basis: String,
+    /// When the consent runs out and the person is deleted (`null`: until deleted).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,6 +37,7 @@ impl From<Person> for PersonDto {
             consent: ConsentDto {
                 given_at: p.consent.given_at,
                 basis: p.consent.basis,
+                expires_at: p.consent.expires_at,
             },
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -236,13 +239,72 @@ pub struct PersonPatchDto {
     pub external_id: Option<Option<String>>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// A renewed consent expiry (RFC 3339, in the future), or `null` for none.
+    #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub consent_expires_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
-fn present_or_null<'de, D: serde::Deserializer<'de>>(
+fn present_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
-) -> Result<Option<Option<String>>, D::Error> {
+) -> Result<Option<Option<T>>, D::Error> {
     Ok(Some(Option::deserialize(d)?))
+}
+
+/// `GET /v1/persons/{id}/export`: all that is held about one person.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonExportDto {
+    pub exported_at: DateTime<Utc>,
+    /// The person, with their consent record.
+    pub person: PersonDto,
+    /// Their faces' metadata (photos are never kept; embeddings only when asked for and allowed).
+    pub faces: Vec<ExportedFaceDto>,
+    /// Every audit event about the person, newest first.
+    pub audit_events: Vec<AuditEventDto>,
+    /// More events exist than one export holds (10,000).
+    pub audit_events_truncated: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedFaceDto {
+    #[serde(flatten)]
+    pub face: FaceDto,
+    /// sha256 of the photo the face came from (the photo itself is not kept).
+    pub image_sha256: String,
+    /// The L2-normalized embedding; only with `include_embeddings=true` on a server that allows
+    /// raw embeddings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventDto {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// `person_created`, `person_updated`, `person_deleted`, `face_added`, `face_deleted` or
+    /// `face_compared`.
+    pub action: String,
+    pub person_id: Option<Uuid>,
+    pub face_id: Option<Uuid>,
+    /// Who: an API key's id, `local`, or `retention-sweep`.
+    pub actor: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<facerec_core::AuditEvent> for AuditEventDto {
+    fn from(e: facerec_core::AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            at: e.at,
+            action: e.action.as_str().to_owned(),
+            person_id: e.person_id.map(|p| p.0),
+            face_id: e.face_id.map(|f| f.0),
+            actor: e.actor.0,
+            details: e.details,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -273,6 +335,9 @@ pub struct RegisterForm {
     consent: bool,
     /// The operator's words on how consent was obtained.
     consent_basis: Option<String>,
+    /// RFC 3339, in the future: when the consent runs out and the person is deleted (default: the
+    /// server's `--retention-days`, else never).
+    consent_expires_at: Option<DateTime<Utc>>,
     external_id: Option<String>,
     /// A JSON object.
     metadata: Option<String>,

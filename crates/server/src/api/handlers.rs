@@ -109,6 +109,16 @@ pub async fn register(
         target,
         consent: form.flag("consent")?,
         consent_basis: form.text("consent_basis").map(str::to_owned),
+        consent_expires_at: form
+            .text("consent_expires_at")
+            .map(|text| {
+                chrono::DateTime::parse_from_rfc3339(text.trim())
+                    .map(|at| at.to_utc())
+                    .map_err(|_| {
+                        ApiError::bad_request("field 'consent_expires_at' must be an RFC 3339 time")
+                    })
+            })
+            .transpose()?,
         pick: face_pick(&form)?,
     };
     registered(state.app.register(request, &actor).await?)
@@ -132,6 +142,7 @@ pub async fn add_face(
         target: RegistrationTarget::Existing(person),
         consent: form.flag("consent")?,
         consent_basis: None,
+        consent_expires_at: None,
         pick: face_pick(&form)?,
     };
     registered(state.app.register(request, &actor).await?)
@@ -254,6 +265,8 @@ pub struct ListQuery {
     offset: Option<u64>,
     /// Case-insensitive part of the name.
     name: Option<String>,
+    /// Only persons whose consent expires at or before this time (RFC 3339; `+` written `%2B`).
+    expires_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[utoipa::path(get, path = "/v1/persons", tag = "persons", params(ListQuery),
@@ -266,6 +279,7 @@ pub async fn list_persons(
         limit: in_range("limit", q.limit.map(u64::from), ranges::PAGE_SIZE)? as u32,
         offset: in_range("offset", q.offset, ranges::OFFSET)?,
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
+        expires_before: q.expires_before,
     };
     let result = state.app.persons(&page).await?;
     Ok(Json(PersonsPage {
@@ -286,6 +300,41 @@ pub async fn get_person(
     Ok(Json(state.app.person(person_id(&id)?).await?.into()))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ExportQuery {
+    /// Include each face's embedding (only where the server allows raw embeddings).
+    include_embeddings: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/v1/persons/{id}/export", tag = "persons",
+    params(("id" = uuid::Uuid, Path), ExportQuery),
+    responses((status = 200, description = "All that is held about the person (GDPR art. 15 and 20)", body = PersonExportDto),
+              (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn export_person(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Json<PersonExportDto>> {
+    let with_embeddings = q.include_embeddings.unwrap_or(false);
+    if with_embeddings {
+        state.require_embeddings()?;
+    }
+    let export = state.app.export_person(person_id(&id)?).await?;
+    let faces = export.faces.into_iter().map(|face| ExportedFaceDto {
+        image_sha256: face.image_sha256.clone(),
+        embedding: with_embeddings.then(|| face.embedding.as_slice().to_vec()),
+        face: face.into(),
+    });
+    Ok(Json(PersonExportDto {
+        exported_at: chrono::Utc::now(),
+        person: export.person.into(),
+        faces: faces.collect(),
+        audit_events: export.audit_events.into_iter().map(Into::into).collect(),
+        audit_events_truncated: export.audit_events_truncated,
+    }))
+}
+
 #[utoipa::path(patch, path = "/v1/persons/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
     request_body = PersonPatchDto,
     responses((status = 200, body = PersonDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
@@ -304,6 +353,7 @@ pub async fn update_person(
         name: patch.name,
         external_id: patch.external_id,
         metadata: patch.metadata,
+        consent_expires_at: patch.consent_expires_at,
     };
     Ok(Json(
         state

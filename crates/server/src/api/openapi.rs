@@ -12,7 +12,8 @@ use super::{handlers, stream};
         (field `image`); every /v1 route needs an API key when keys are configured."),
     paths(
         handlers::health, handlers::ready, handlers::register, handlers::recognize, handlers::verify,
-        handlers::detect, handlers::list_persons, handlers::get_person, handlers::update_person,
+        handlers::detect, handlers::list_persons, handlers::get_person, handlers::export_person,
+        handlers::update_person,
         handlers::delete_person, handlers::list_faces, handlers::add_face, handlers::delete_face,
         stream::ticket, stream::stream
     ),

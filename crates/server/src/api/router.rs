@@ -64,6 +64,7 @@ fn routes(state: &Arc<AppState>, limits: &HttpLimits) -> Router<Arc<AppState>> {
                 .patch(handlers::update_person)
                 .delete(handlers::delete_person),
         )
+        .route("/v1/persons/{id}/export", get(handlers::export_person))
         .route(
             "/v1/persons/{id}/faces",
             get(handlers::list_faces).post(handlers::add_face),

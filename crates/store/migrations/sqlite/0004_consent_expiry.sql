@@ -1,0 +1,4 @@
+-- Consent that runs out: the retention sweep deletes a person once it has (NULL: until withdrawn).
+ALTER TABLE persons ADD COLUMN consent_expires_at TEXT; -- RFC 3339
+CREATE INDEX persons_consent_expires_at ON persons (consent_expires_at)
+    WHERE consent_expires_at IS NOT NULL;

@@ -1,0 +1,268 @@
+//! Upgrades, on both backends: a database the previous release wrote (schema version 3, made at
+//! test time from the checked-in `fixtures/schema-v3-*.sql`, synthetic vectors only) opens in this
+//! build with every person, face, audit event and ticket intact and recognized as before; a
+//! migration that fails leaves the database exactly as it was.
+
+use facerec_core::*;
+use facerec_store::StoreOptions;
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+const FIXTURE_SQLITE: &str = include_str!("fixtures/schema-v3-sqlite.sql");
+const FIXTURE_POSTGRES: &str = include_str!("fixtures/schema-v3-postgres.sql");
+
+/// The tables and columns of schema version 3, compared row by row before and after.
+const V3_TABLES: [(&str, &str); 5] = [
+    // (table, its columns in version 3, which rows)
+    (
+        "persons",
+        "id, name, external_id, metadata, consent_given_at, consent_basis, created_at, updated_at, \
+         name_folded",
+    ),
+    (
+        "faces",
+        "id, person_id, embedding, det_score, bbox, quality, model_name, model_sha256, \
+         image_sha256, created_at",
+    ),
+    (
+        "audit_events",
+        "id, at, action, person_id, face_id, actor, details",
+    ),
+    ("stream_tickets", "ticket_sha256, actor, expires_at"),
+    (
+        "_sqlx_migrations WHERE version <= 3",
+        "version, description, checksum",
+    ),
+];
+
+enum Kind {
+    /// With the folder the file lives in, deleted at the end.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres,
+}
+
+struct Fixture {
+    url: String,
+    kind: Kind,
+}
+
+impl Fixture {
+    /// A new database holding the previous release's schema and data.
+    async fn previous_release(postgres: bool) -> Self {
+        let fixture = if postgres {
+            let admin = std::env::var("FACEREC_TEST_DATABASE_URL")
+                .expect("FACEREC_TEST_DATABASE_URL is not set: run `make test`");
+            let url = facerec_store::testing::create_database(&admin, "facerec_upgrade")
+                .await
+                .unwrap();
+            Self {
+                url,
+                kind: Kind::Postgres,
+            }
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            Self {
+                url: format!("sqlite://{}/facerec.db?mode=rwc", dir.path().display()),
+                kind: Kind::Sqlite(dir),
+            }
+        };
+        let script = match fixture.kind {
+            Kind::Sqlite(_) => FIXTURE_SQLITE,
+            Kind::Postgres => FIXTURE_POSTGRES,
+        };
+        fixture.execute(script).await;
+        fixture
+    }
+
+    /// Runs `sql` (one or more statements) on a connection of its own.
+    async fn try_execute(&self, sql: &str) -> Result<(), sqlx::Error> {
+        match self.kind {
+            Kind::Sqlite(_) => {
+                let mut conn = SqliteConnection::connect(&self.url).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                conn.close().await
+            }
+            Kind::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                conn.close().await
+            }
+        }
+    }
+
+    async fn execute(&self, sql: &str) {
+        self.try_execute(sql).await.unwrap();
+    }
+
+    /// The first column of every row `sql` answers, as text.
+    async fn texts(&self, sql: &str) -> Vec<String> {
+        match self.kind {
+            Kind::Sqlite(_) => {
+                let mut conn = SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+            }
+            Kind::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// Every row of the version-3 columns, each as one line of quoted values, sorted.
+    async fn snapshot(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (table, columns) in V3_TABLES {
+            let quoted: Vec<String> = columns
+                .split(',')
+                .map(|c| match self.kind {
+                    Kind::Sqlite(_) => format!("quote({})", c.trim()),
+                    Kind::Postgres => format!("format('%L', {})", c.trim()),
+                })
+                .collect();
+            let sql = format!("SELECT {} FROM {table}", quoted.join(" || ',' || "));
+            let rows = self.texts(&sql).await;
+            assert!(!rows.is_empty(), "{table}: rows in the fixture");
+            lines.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+        }
+        lines.sort();
+        lines
+    }
+
+    async fn schema_version(&self) -> i64 {
+        let version = self
+            .texts("SELECT CAST(MAX(version) AS TEXT) FROM _sqlx_migrations")
+            .await;
+        version[0].parse().unwrap()
+    }
+
+    async fn open(&self) -> StoreResult<std::sync::Arc<dyn facerec_store::testing::Inspect>> {
+        let url = self.url.trim_end_matches("?mode=rwc");
+        facerec_store::testing::open(url, &StoreOptions::default()).await
+    }
+}
+
+/// The two snapshots hold the same rows (printing only those that differ: embeddings are long).
+fn same_rows(before: &[String], after: &[String]) {
+    let gone: Vec<&String> = before.iter().filter(|r| !after.contains(r)).collect();
+    let new: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
+    let short = |rows: Vec<&String>| -> Vec<String> {
+        rows.iter().map(|r| r.chars().take(300).collect()).collect()
+    };
+    assert!(
+        gone.is_empty() && new.is_empty() && before.len() == after.len(),
+        "rows changed:\n  before only: {:?}\n  after only: {:?}",
+        short(gone),
+        short(new)
+    );
+}
+
+async fn previous_release_opens_intact(postgres: bool) {
+    let fixture = Fixture::previous_release(postgres).await;
+    assert_eq!(fixture.schema_version().await, 3);
+    let before = fixture.snapshot().await;
+
+    let store = fixture
+        .open()
+        .await
+        .expect("the previous release's database opens");
+    drop(store);
+    assert_eq!(fixture.schema_version().await, 4);
+    same_rows(&before, &fixture.snapshot().await);
+
+    let store = fixture.open().await.unwrap();
+    let persons = store.list_persons(&PageRequest::default()).await.unwrap();
+    let names: Vec<&str> = persons.items.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Ada Lovelace", "Émile Zola", "Grace Hopper", "Nobody Yet"]
+    );
+    assert!(persons.items.iter().all(|p| p.consent.expires_at.is_none()));
+    let mut faces = 0;
+    for person in &persons.items {
+        for face in store.list_faces(person.id).await.unwrap() {
+            faces += 1;
+            let hits = store.search(&face.embedding, &face.model, 1).await.unwrap();
+            assert_eq!(hits[0].person_id, person.id, "recognized as before");
+            assert!(hits[0].similarity.value() > 0.999);
+        }
+    }
+    assert_eq!(faces, 4);
+    assert_eq!(store.count_faces().await.unwrap(), 4);
+    let zola = store
+        .find_person_by_external_id("emp-7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(zola.name, "Émile Zola");
+    assert_eq!(store.persons_named("ÉMILE ZOLA", 2).await.unwrap().len(), 1);
+    let audit = store.audit_events(None, 100).await.unwrap();
+    assert_eq!(audit.len(), 12);
+    assert_eq!(audit[0].action, AuditAction::PersonDeleted);
+    // The fixture's ticket: sha256("ticket").
+    let sha = "14069429150abcbf244c4c2fb2c4c46a49c93ca9457263ecd9ebb176de3a58bb";
+    assert_eq!(
+        store.ticket_holder(sha).await.unwrap(),
+        Some(Actor("key:3f2a".into()))
+    );
+    // What the new version adds works on the old data.
+    let soon = chrono::Utc::now() + chrono::Duration::days(1);
+    let renewed = PersonPatch {
+        consent_expires_at: Some(Some(soon)),
+        ..PersonPatch::default()
+    };
+    let ada = &persons.items[0];
+    let updated = store
+        .update_person(ada.id, renewed, &Actor::local_operator())
+        .await
+        .unwrap();
+    assert_eq!(updated.consent.expires_at, Some(soon));
+}
+
+/// Migration 0004 made to fail (an index of its name already exists): the open is refused with
+/// the reason, and the database keeps its version, its columns and every row; once the obstacle
+/// is gone the upgrade completes.
+async fn failed_migration_leaves_the_database_as_it_was(postgres: bool) {
+    let fixture = Fixture::previous_release(postgres).await;
+    fixture
+        .execute("CREATE INDEX persons_consent_expires_at ON persons (name)")
+        .await;
+    let before = fixture.snapshot().await;
+
+    let refused = fixture.open().await;
+    let message = refused.err().expect("the migration fails").to_string();
+    assert!(message.contains("migrat"), "{message}");
+    assert_eq!(fixture.schema_version().await, 3);
+    same_rows(&before, &fixture.snapshot().await);
+    let added_column = fixture
+        .try_execute("SELECT consent_expires_at FROM persons")
+        .await;
+    assert!(
+        added_column.is_err(),
+        "the half-run migration's column is rolled back"
+    );
+
+    fixture
+        .execute("DROP INDEX persons_consent_expires_at")
+        .await;
+    fixture.open().await.expect("the upgrade completes");
+    assert_eq!(fixture.schema_version().await, 4);
+}
+
+#[tokio::test]
+async fn previous_release_opens_intact_on_sqlite() {
+    previous_release_opens_intact(false).await;
+}
+
+#[tokio::test]
+async fn previous_release_opens_intact_on_postgres() {
+    previous_release_opens_intact(true).await;
+}
+
+#[tokio::test]
+async fn failed_migration_leaves_sqlite_as_it_was() {
+    failed_migration_leaves_the_database_as_it_was(false).await;
+}
+
+#[tokio::test]
+async fn failed_migration_leaves_postgres_as_it_was() {
+    failed_migration_leaves_the_database_as_it_was(true).await;
+}
