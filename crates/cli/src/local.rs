@@ -25,6 +25,44 @@ async fn local_app(service: &ServiceArgs, workers: usize) -> anyhow::Result<App>
 }
 
 #[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Print the whole calibration as JSON (the curve and histograms included)
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+/// Recalibrates the match threshold now and records it (a running server adopts it at its next look).
+pub async fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
+    let app = local_app(&args.service, 1).await?;
+    let calibration = app.calibrate().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&*calibration)?);
+    } else {
+        println!(
+            "threshold {:.3} (floor {:.3}) for {} persons: estimated {:.4} of strangers named \
+             (95% bound {:.4}, target {}), {} method{}",
+            calibration.effective_threshold,
+            calibration.floor_threshold,
+            calibration.persons,
+            calibration.estimated_fpir,
+            calibration.estimated_fpir_upper,
+            calibration.target_fpir,
+            serde_json::to_value(calibration.method)?
+                .as_str()
+                .unwrap_or_default(),
+            if calibration.weak {
+                "; too few persons for the target: the floor is kept (weak estimate)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
 pub struct MigrateArgs {
     #[command(flatten)]
     database: DatabaseArgs,
@@ -259,6 +297,8 @@ pub struct IdentifyArgs {
 
 pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
     let app = local_app(&args.service, default_workers()).await?;
+    // Decide as a server on this database would.
+    app.calibrate_if_changed().await?;
     // The best candidate and the runner-up.
     let options = RecognizeOptions {
         top_k: 2,

@@ -49,6 +49,8 @@ enum Command {
     Enroll(Box<local::EnrollArgs>),
     /// Say who is in each photo
     Identify(Box<local::IdentifyArgs>),
+    /// Recalibrate the match threshold from the gallery now (see --target-fpir)
+    Calibrate(Box<local::CalibrateArgs>),
     /// Create or upgrade the database schema, then exit
     Migrate(local::MigrateArgs),
     /// Copy the SQLite database, consistently, while a server may be using it
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             Command::Analyze(args) => analyze::run(args).await,
             Command::Enroll(args) => local::enroll(*args).await,
             Command::Identify(args) => local::identify(*args).await,
+            Command::Calibrate(args) => local::calibrate(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Migrate(args) => local::migrate(args).await.map(|()| ExitCode::SUCCESS),
             Command::Backup(args) => local::backup(args).await.map(|()| ExitCode::SUCCESS),
             Command::Restore(args) => local::restore(args).await.map(|()| ExitCode::SUCCESS),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use facerec_core::{QualityPolicy, Threshold};
-use facerec_service::{AppConfig, EngineConfig, Retention};
+use facerec_service::{AppConfig, CalibrationConfig, EngineConfig, Retention};
 use facerec_store::{HnswOptions, StoreOptions};
 
 #[derive(Debug, Clone, Args)]
@@ -83,6 +83,39 @@ impl MatchArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct CalibrationArgs {
+    /// The share of strangers that may be named: the match threshold rises above
+    /// --match-threshold (its floor) as far as the gallery's measured false-match rate needs
+    #[arg(long, env = "FACEREC_TARGET_FPIR", default_value_t = CalibrationConfig::default().target_fpir)]
+    pub target_fpir: f64,
+    /// Persons sampled at most by a calibration (bounds its time on a large gallery)
+    #[arg(long, env = "FACEREC_CALIBRATION_MAX_PERSONS", default_value_t = CalibrationConfig::default().max_persons)]
+    pub calibration_max_persons: u32,
+    /// Seconds between two looks at the gallery (`facerec serve`): it recalibrates once the face
+    /// count has changed by a tenth, and adopts what another replica computed
+    #[arg(long, env = "FACEREC_CALIBRATION_CHECK_SECS", default_value_t = CalibrationConfig::default().check_every.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub calibration_check_secs: u64,
+}
+
+impl CalibrationArgs {
+    pub fn calibration(&self) -> anyhow::Result<CalibrationConfig> {
+        if !(self.target_fpir > 0.0 && self.target_fpir < 1.0) {
+            anyhow::bail!("--target-fpir {} is outside (0, 1)", self.target_fpir);
+        }
+        if self.calibration_max_persons < 2 {
+            anyhow::bail!("--calibration-max-persons must be at least 2");
+        }
+        Ok(CalibrationConfig {
+            target_fpir: self.target_fpir,
+            max_persons: self.calibration_max_persons,
+            check_every: std::time::Duration::from_secs(self.calibration_check_secs),
+            ..CalibrationConfig::default()
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct RetentionArgs {
     /// Days a person's consent holds when their registration gives no consent_expires_at (always,
     /// on the compatible APIs); the person is then deleted [default: until deleted]
@@ -111,6 +144,8 @@ pub struct ServiceArgs {
     #[command(flatten)]
     pub retention: RetentionArgs,
     #[command(flatten)]
+    pub calibration: CalibrationArgs,
+    #[command(flatten)]
     pub matching: MatchArgs,
     #[command(flatten)]
     pub vision: crate::vision_args::VisionArgs,
@@ -131,6 +166,7 @@ impl ServiceArgs {
             threshold: self.matching.threshold()?,
             quality: self.matching.quality(),
             retention: self.retention.retention(),
+            calibration: self.calibration.calibration()?,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! that databases implement, the enrollment quality policy and the [`Matcher`], the one place where a
 //! similarity becomes "this is X" or "unknown".
 
+pub mod calibration;
 pub mod domain;
 pub mod enrollment;
 pub mod matching;

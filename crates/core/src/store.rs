@@ -118,6 +118,17 @@ pub trait Store: Send + Sync {
         limit: u32,
         actor: &Actor,
     ) -> StoreResult<Vec<DeletedPerson>>;
+    /// Every face (of this model) of at most `max_persons` persons drawn at random.
+    async fn sample_faces(&self, max_persons: u32, model: &ModelId) -> StoreResult<Vec<Face>>;
+    /// Records a calibration (a JSON document), keeping the newest few.
+    async fn save_calibration(
+        &self,
+        computed_at: chrono::DateTime<chrono::Utc>,
+        faces: u64,
+        document: serde_json::Value,
+    ) -> StoreResult<()>;
+    /// The newest calibration, if any.
+    async fn latest_calibration(&self) -> StoreResult<Option<serde_json::Value>>;
     /// The audit log, newest first, optionally only the events about one person.
     async fn audit_events(
         &self,

@@ -90,6 +90,8 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
     });
     let sweeping = Arc::clone(&state);
     tokio::spawn(async move { sweeping.app.sweep_expired_forever().await });
+    let calibrating = Arc::clone(&state);
+    tokio::spawn(async move { calibrating.app.calibrate_forever().await });
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -7,15 +7,20 @@ use bytes::Bytes;
 use facerec_core::{Matcher, ModelId, QualityPolicy, Store};
 use facerec_vision::{Analysis, Detection, IngestLimits};
 
+use crate::calibration::CalibrationConfig;
 use crate::engine::Engine;
 use crate::error::AppResult;
 use crate::registration::FacePick;
 use crate::retention::Retention;
+use facerec_core::calibration::Calibration;
 
 pub struct App {
     pub(crate) engine: Engine,
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) matcher: Matcher,
+    /// The configured threshold: the lowest the calibration may settle on.
+    pub(crate) floor: Matcher,
+    pub(crate) calibration: std::sync::RwLock<Arc<Calibration>>,
+    pub(crate) calibration_config: CalibrationConfig,
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
     pub(crate) model: ModelId,
@@ -49,12 +54,18 @@ impl App {
         quality: QualityPolicy,
         limits: IngestLimits,
         retention: Retention,
+        calibration_config: CalibrationConfig,
     ) -> Self {
         let model = engine.model().clone();
         Self {
             engine,
             store,
-            matcher,
+            floor: matcher,
+            calibration: std::sync::RwLock::new(Arc::new(Calibration::floor_only(
+                matcher.threshold(),
+                calibration_config.target_fpir,
+            ))),
+            calibration_config,
             quality,
             limits,
             model,
@@ -68,9 +79,10 @@ impl App {
         &self.model
     }
 
-    /// The one place that turns similarities into decisions.
-    pub fn matcher(&self) -> &Matcher {
-        &self.matcher
+    /// The one place that turns similarities into decisions, at the threshold the calibration in
+    /// force settled on.
+    pub fn matcher(&self) -> Matcher {
+        Matcher::new(self.calibration().threshold())
     }
 
     /// How the compatible APIs report detection scores (from the detector's own threshold).

@@ -7,6 +7,7 @@ use facerec_store::StoreOptions;
 use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
 
 use crate::app::App;
+use crate::calibration::CalibrationConfig;
 use crate::engine::Engine;
 use crate::retention::Retention;
 
@@ -63,6 +64,7 @@ pub struct AppConfig {
     pub threshold: Threshold,
     pub quality: QualityPolicy,
     pub retention: Retention,
+    pub calibration: CalibrationConfig,
 }
 
 /// Why the app could not start.
@@ -90,6 +92,7 @@ impl App {
             config.quality,
             config.ingest,
             config.retention,
+            config.calibration,
         ))
     }
 }

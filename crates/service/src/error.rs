@@ -36,6 +36,9 @@ pub enum AppError {
     NameNotFound(String),
     #[error("somebody is already named '{0}'")]
     NameTaken(String),
+    /// A failure of facerec itself (the log has the details).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl AppError {
@@ -57,6 +60,7 @@ impl AppError {
             Self::InvalidEmbedding(_) => ErrorCode::InvalidEmbedding,
             Self::NameNotFound(_) => ErrorCode::PersonNotFound,
             Self::NameTaken(_) => ErrorCode::SubjectExists,
+            Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 }

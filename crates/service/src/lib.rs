@@ -7,6 +7,7 @@
 //! the store or the models.
 
 mod app;
+mod calibration;
 mod config;
 pub mod engine;
 mod error;
@@ -20,6 +21,7 @@ mod retention;
 pub mod tickets;
 
 pub use app::{App, Load, Readiness};
+pub use calibration::CalibrationConfig;
 pub use config::{default_workers, AppConfig, EngineConfig, StartError};
 pub use engine::{Engine, EngineError};
 pub use error::{AppError, AppResult};

@@ -46,7 +46,7 @@ impl App {
         LiveSession {
             app: self,
             tracker: Tracker::new(tracker),
-            matcher: self.matcher.with_threshold(threshold),
+            matcher: self.matcher().with_threshold(threshold),
         }
     }
 }
@@ -56,7 +56,16 @@ impl App {
 /// for `max_missed` frames after it was last seen).
 pub const MAX_FACES_PER_FRAME: usize = 20;
 
-impl LiveSession<'_> {
+impl<'a> LiveSession<'a> {
+    pub fn app(&self) -> &'a App {
+        self.app
+    }
+
+    /// The threshold this stream decides at (fixed when it opened).
+    pub fn threshold(&self) -> Threshold {
+        self.matcher.threshold()
+    }
+
     /// Decodes and detects on the pool, updates the tracks, embeds and identifies the faces the
     /// tracker asks for (a second pool job, so a frame without such faces costs one detection).
     pub async fn process(&mut self, frame: Bytes) -> AppResult<LiveFrame> {

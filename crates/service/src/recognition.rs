@@ -69,7 +69,7 @@ impl App {
         let analysis = self
             .analyze_selecting(image, Selection::Strongest(options.max_faces))
             .await?;
-        let matcher = self.matcher.with_threshold(options.threshold);
+        let matcher = self.matcher().with_threshold(options.threshold);
         let mut faces = Vec::with_capacity(analysis.faces.len());
         for face in analysis.faces {
             let recognition = self
@@ -107,7 +107,7 @@ impl App {
         top_k: usize,
     ) -> AppResult<Recognition> {
         let probe = client_embedding(values)?;
-        self.identify(&probe, &self.matcher, top_k).await
+        self.identify(&probe, &self.matcher(), top_k).await
     }
 
     /// 1:N for each of several client embeddings, in order.
@@ -244,7 +244,7 @@ impl App {
     }
 
     fn verdict(&self, similarity: Similarity, threshold: Option<Threshold>) -> Verification {
-        let matcher = self.matcher.with_threshold(threshold);
+        let matcher = self.matcher().with_threshold(threshold);
         Verification {
             similarity,
             threshold: matcher.threshold(),

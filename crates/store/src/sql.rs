@@ -95,6 +95,19 @@ const DELETE_FACE: &str = concat!(
 const DELETE_FACES_OF_PERSON: &str = "DELETE FROM faces WHERE person_id = $1 RETURNING id";
 const SELECT_EXPIRED: &str = "SELECT id FROM persons WHERE consent_expires_at <= $1 \
                               ORDER BY consent_expires_at, id LIMIT $2";
+const SAMPLE_FACES: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE model_name = $1 AND model_sha256 = $2 \
+     AND person_id IN (SELECT id FROM persons ORDER BY random() LIMIT $3)"
+);
+/// Calibrations kept (the newest is in force; the others are history for the operator).
+const CALIBRATIONS_KEPT: i64 = 10;
+const INSERT_CALIBRATION: &str =
+    "INSERT INTO calibrations (computed_at, faces, document) VALUES ($1, $2, $3)";
+const PRUNE_CALIBRATIONS: &str = "DELETE FROM calibrations WHERE id NOT IN \
+     (SELECT id FROM calibrations ORDER BY id DESC LIMIT $1)";
+const SELECT_CALIBRATION: &str = "SELECT document FROM calibrations ORDER BY id DESC LIMIT 1";
 const SELECT_AUDIT: &str = "SELECT id, at, action, person_id, face_id, actor, details FROM audit_events \
                             WHERE (CAST($1 AS TEXT) IS NULL OR person_id = $1) ORDER BY id DESC LIMIT $2";
 const COUNT_FACES: &str = "SELECT count(*) FROM faces";
@@ -157,6 +170,7 @@ where
     (Id, String): for<'r> FromRow<'r, Self::Row>,
     (i64,): for<'r> FromRow<'r, Self::Row>,
     (String,): for<'r> FromRow<'r, Self::Row>,
+    (Json<serde_json::Value>,): for<'r> FromRow<'r, Self::Row>,
 {
     /// Reads a person inside a write transaction and holds their row until it ends, so that
     /// concurrent changes to one person are serialized (idempotent face adds rely on it).
@@ -287,6 +301,24 @@ where
         sqlx::query_scalar(SELECT_EXPIRED)
             .bind(now)
             .bind(i64::from(limit))
+    }
+
+    fn sample_faces_of(max_persons: u32, model: &ModelId) -> Select<Self, FaceRow> {
+        sqlx::query_as(SAMPLE_FACES)
+            .bind(model.name.clone())
+            .bind(model.sha256.clone())
+            .bind(i64::from(max_persons))
+    }
+
+    fn insert_calibration(
+        computed_at: DateTime<Utc>,
+        faces: u64,
+        document: serde_json::Value,
+    ) -> Statement<Self> {
+        sqlx::query(INSERT_CALIBRATION)
+            .bind(computed_at)
+            .bind(i64::try_from(faces).unwrap_or(i64::MAX))
+            .bind(Json(document))
     }
 
     fn select_audit(person: Option<PersonId>, limit: u32) -> Select<Self, AuditRow> {
@@ -613,6 +645,44 @@ where
             }
         }
         Ok(deleted)
+    }
+
+    async fn sample_faces(
+        store: &impl Hooks<Self>,
+        max_persons: u32,
+        model: &ModelId,
+    ) -> StoreResult<Vec<Face>> {
+        let rows = Self::sample_faces_of(max_persons, model)
+            .fetch_all(store.readers())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(Face::from).collect())
+    }
+
+    async fn save_calibration(
+        store: &impl Hooks<Self>,
+        computed_at: DateTime<Utc>,
+        faces: u64,
+        document: serde_json::Value,
+    ) -> StoreResult<()> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let statements = vec![
+            Self::insert_calibration(computed_at, faces, document),
+            sqlx::query(PRUNE_CALIBRATIONS).bind(CALIBRATIONS_KEPT),
+        ];
+        Self::execute(&mut tx, statements, None).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn latest_calibration(
+        store: &impl Hooks<Self>,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        let document: Option<Json<serde_json::Value>> = sqlx::query_scalar(SELECT_CALIBRATION)
+            .fetch_optional(store.fresh_readers())
+            .await
+            .map_err(db_error)?;
+        Ok(document.map(|d| d.0))
     }
 
     async fn audit_events(

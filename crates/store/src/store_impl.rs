@@ -61,6 +61,13 @@ macro_rules! impl_store {
             delete_expired(now: chrono::DateTime<chrono::Utc>, limit: u32, actor: &Actor)
                 -> Vec<DeletedPerson>;
             audit_events(person: Option<PersonId>, limit: u32) -> Vec<AuditEvent>;
+            sample_faces(max_persons: u32, model: &ModelId) -> Vec<Face>;
+            save_calibration(
+                computed_at: chrono::DateTime<chrono::Utc>,
+                faces: u64,
+                document: serde_json::Value
+            ) -> ();
+            latest_calibration() -> Option<serde_json::Value>;
             add_face(person: PersonId, new: NewFace, actor: &Actor) -> (Face, Added);
             get_face(id: FaceId) -> Face;
             list_faces(person: PersonId) -> Vec<Face>;

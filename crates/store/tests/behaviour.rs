@@ -929,7 +929,7 @@ async fn newer_schema_is_refused(backend: &Backend) {
     );
     let message = err.to_string();
     assert!(
-        message.contains("9999") && message.contains("up to 4"),
+        message.contains("9999") && message.contains("up to 5"),
         "{message}"
     );
 }
@@ -1027,6 +1027,58 @@ async fn consent_expiry(store: Arc<dyn Inspect>) {
     assert_eq!(deletion.details["faces_deleted"], 1);
 }
 
+/// The calibration's inputs and records: a random sample of persons with all their faces, and the
+/// newest calibration document back (the last 10 kept).
+async fn calibration_samples_and_records(store: Arc<dyn Inspect>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let mut faces_of = HashMap::new();
+    for i in 0..12 {
+        let (person, _) = store
+            .register(
+                new_person(&format!("P{i}")),
+                new_face(random_unit(&mut rng), "a"),
+                &actor(),
+            )
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            store
+                .add_face(person.id, new_face(random_unit(&mut rng), "b"), &actor())
+                .await
+                .unwrap();
+        }
+        faces_of.insert(person.id, if i % 3 == 0 { 2 } else { 1 });
+    }
+    let sample = store.sample_faces(5, &model()).await.unwrap();
+    let mut persons: HashMap<PersonId, usize> = HashMap::new();
+    for face in &sample {
+        *persons.entry(face.person_id).or_default() += 1;
+    }
+    assert_eq!(persons.len(), 5);
+    for (person, faces) in &persons {
+        assert_eq!(faces, &faces_of[person], "all of a sampled person's faces");
+    }
+    assert_eq!(store.sample_faces(100, &model()).await.unwrap().len(), 16);
+    let other = ModelId {
+        name: "other".into(),
+        sha256: "1".into(),
+    };
+    assert!(store.sample_faces(100, &other).await.unwrap().is_empty());
+
+    assert_eq!(store.latest_calibration().await.unwrap(), None);
+    for i in 0..12 {
+        let at = chrono::Utc::now();
+        store
+            .save_calibration(at, i, serde_json::json!({ "run": i }))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.latest_calibration().await.unwrap(),
+        Some(serde_json::json!({ "run": 11 }))
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1062,6 +1114,7 @@ on_both_backends!(
     all_faces_in_pages,
     registrations_by_name,
     consent_expiry,
+    calibration_samples_and_records,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

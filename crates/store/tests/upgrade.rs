@@ -7,6 +7,9 @@ use facerec_core::*;
 use facerec_store::StoreOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
+/// The schema version this build migrates to.
+const NEWEST: i64 = 5;
+
 const FIXTURE_SQLITE: &str = include_str!("fixtures/schema-v3-sqlite.sql");
 const FIXTURE_POSTGRES: &str = include_str!("fixtures/schema-v3-postgres.sql");
 
@@ -165,7 +168,7 @@ async fn previous_release_opens_intact(postgres: bool) {
         .await
         .expect("the previous release's database opens");
     drop(store);
-    assert_eq!(fixture.schema_version().await, 4);
+    assert_eq!(fixture.schema_version().await, NEWEST);
     same_rows(&before, &fixture.snapshot().await);
 
     let store = fixture.open().await.unwrap();
@@ -244,7 +247,7 @@ async fn failed_migration_leaves_the_database_as_it_was(postgres: bool) {
         .execute("DROP INDEX persons_consent_expires_at")
         .await;
     fixture.open().await.expect("the upgrade completes");
-    assert_eq!(fixture.schema_version().await, 4);
+    assert_eq!(fixture.schema_version().await, NEWEST);
 }
 
 #[tokio::test]

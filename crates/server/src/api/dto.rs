@@ -1,6 +1,7 @@
 //! The JSON the API speaks. Domain types stay in facerec-core; these are their public shapes.
 
 use chrono::{DateTime, Utc};
+use facerec_core::calibration::{Calibration, Method};
 use facerec_core::{Candidate, Face, Person, Recognition};
 use facerec_vision::{AnalyzedFace, FaceQuality};
 use serde::{Deserialize, Serialize};
@@ -159,11 +160,21 @@ pub struct RecognizedFaceDto {
     pub matched: Option<CandidateDto>,
     /// Ranked candidates (best first), whether or not they clear the threshold.
     pub candidates: Vec<CandidateDto>,
+    /// The threshold this face was decided at.
+    pub threshold: f32,
+    /// With a match: the estimated share of strangers who score at least this similarity at this
+    /// gallery size (see `GET /v1/calibration`); null for an unknown face.
+    pub estimated_fpir: Option<f64>,
 }
 
 impl RecognizedFaceDto {
-    pub fn new(face: &AnalyzedFace, recognition: &Recognition) -> Self {
+    pub fn new(face: &AnalyzedFace, recognition: &Recognition, calibration: &Calibration) -> Self {
         Self {
+            threshold: recognition.threshold.value(),
+            estimated_fpir: recognition
+                .matched
+                .as_ref()
+                .map(|m| calibration.estimated_fpir(m.similarity.value())),
             bbox: face.detection.bbox.to_array(),
             landmarks: face.detection.landmarks,
             det_score: face.detection.score,
@@ -189,6 +200,9 @@ pub struct RecognizeResponse {
     pub faces: Vec<RecognizedFaceDto>,
     /// The similarity threshold used.
     pub threshold: f32,
+    /// The gallery is too small for the calibration to reach its target: the estimates are weak
+    /// and the configured floor is used.
+    pub estimate_weak: bool,
     pub image: ImageSizeDto,
 }
 
@@ -203,6 +217,95 @@ pub struct VerifyResponse {
     pub similarity: f32,
     pub threshold: f32,
     pub same_person: bool,
+    /// The estimated share of strangers who score at least this similarity at this gallery size.
+    pub estimated_fpir: f64,
+    pub estimate_weak: bool,
+}
+
+/// `GET /v1/calibration`: the threshold in force and the evidence it rests on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalibrationDto {
+    /// The threshold every decision uses (unless a request names its own).
+    pub effective_threshold: f32,
+    /// `--match-threshold`: never gone below.
+    pub floor_threshold: f32,
+    /// `--target-fpir`: the share of strangers that may be named.
+    pub target_fpir: f64,
+    /// At the effective threshold.
+    pub estimated_fpir: f64,
+    /// Its 95% upper bound (Clopper–Pearson).
+    pub estimated_fpir_upper: f64,
+    /// Too few persons for the bound to reach the target: the floor is kept.
+    pub weak: bool,
+    /// `direct` (strangers searched at the gallery's size) or `extrapolated` (pairwise rate,
+    /// 1 − (1 − FMR)^N).
+    pub method: String,
+    pub persons: u64,
+    pub faces: u64,
+    pub persons_sampled: u64,
+    pub stranger_probes: u64,
+    pub genuine_probes: u64,
+    pub impostor_pairs: u64,
+    pub computed_at: DateTime<Utc>,
+    pub curve: Vec<CurvePointDto>,
+    pub histograms: HistogramsDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurvePointDto {
+    pub threshold: f32,
+    pub fpir: f64,
+    pub fpir_upper: f64,
+    /// Share of genuine probes below this threshold; null without persons of two faces.
+    pub fnir: Option<f64>,
+}
+
+/// Counts of genuine and stranger scores in `bins` equal bins over [-1, 1].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistogramsDto {
+    pub bins: usize,
+    pub genuine: Vec<u32>,
+    pub stranger: Vec<u32>,
+}
+
+impl From<&Calibration> for CalibrationDto {
+    fn from(c: &Calibration) -> Self {
+        Self {
+            effective_threshold: c.effective_threshold,
+            floor_threshold: c.floor_threshold,
+            target_fpir: c.target_fpir,
+            estimated_fpir: c.estimated_fpir,
+            estimated_fpir_upper: c.estimated_fpir_upper,
+            weak: c.weak,
+            method: match c.method {
+                Method::Direct => "direct",
+                Method::Extrapolated => "extrapolated",
+            }
+            .to_owned(),
+            persons: c.persons,
+            faces: c.faces,
+            persons_sampled: c.persons_sampled,
+            stranger_probes: c.stranger_probes,
+            genuine_probes: c.genuine_probes,
+            impostor_pairs: c.impostor_pairs,
+            computed_at: c.computed_at,
+            curve: c
+                .curve
+                .iter()
+                .map(|p| CurvePointDto {
+                    threshold: p.threshold,
+                    fpir: p.fpir,
+                    fpir_upper: p.fpir_upper,
+                    fnir: p.fnir,
+                })
+                .collect(),
+            histograms: HistogramsDto {
+                bins: c.histograms.bins,
+                genuine: c.histograms.genuine.clone(),
+                stranger: c.histograms.stranger.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -180,13 +180,15 @@ pub async fn recognize(
         max_faces: in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)? as usize,
     };
     let result = state.app.recognize(form.image("image")?, &options).await?;
+    let calibration = state.app.calibration();
     Ok(Json(RecognizeResponse {
         faces: result
             .faces
             .iter()
-            .map(|f| RecognizedFaceDto::new(&f.face, &f.recognition))
+            .map(|f| RecognizedFaceDto::new(&f.face, &f.recognition, &calibration))
             .collect(),
         threshold: result.threshold.value(),
+        estimate_weak: calibration.weak,
         image: ImageSizeDto {
             width: result.width,
             height: result.height,
@@ -219,11 +221,28 @@ pub async fn verify(
             ))
         }
     };
+    let calibration = state.app.calibration();
     Ok(Json(VerifyResponse {
         similarity: verdict.similarity.value(),
         threshold: verdict.threshold.value(),
         same_person: verdict.same_person,
+        estimated_fpir: calibration.estimated_fpir(verdict.similarity.value()),
+        estimate_weak: calibration.weak,
     }))
+}
+
+#[utoipa::path(get, path = "/v1/calibration", tag = "recognition",
+    responses((status = 200, description = "The match threshold in force and the evidence it rests on", body = CalibrationDto)),
+    security(("api_key" = [])))]
+pub async fn calibration(State(state): State<Arc<AppState>>) -> Json<CalibrationDto> {
+    Json(CalibrationDto::from(&*state.app.calibration()))
+}
+
+#[utoipa::path(post, path = "/v1/calibration", tag = "recognition",
+    responses((status = 200, description = "Recalibrated now from the gallery", body = CalibrationDto)),
+    security(("api_key" = [])))]
+pub async fn recalibrate(State(state): State<Arc<AppState>>) -> ApiResult<Json<CalibrationDto>> {
+    Ok(Json(CalibrationDto::from(&*state.app.calibrate().await?)))
 }
 
 #[utoipa::path(post, path = "/v1/detect", tag = "recognition",

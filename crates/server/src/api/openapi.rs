@@ -13,7 +13,7 @@ use super::{handlers, stream};
     paths(
         handlers::health, handlers::ready, handlers::register, handlers::recognize, handlers::verify,
         handlers::detect, handlers::list_persons, handlers::get_person, handlers::export_person,
-        handlers::update_person,
+        handlers::update_person, handlers::calibration, handlers::recalibrate,
         handlers::delete_person, handlers::list_faces, handlers::add_face, handlers::delete_face,
         stream::ticket, stream::stream
     ),

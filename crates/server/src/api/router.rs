@@ -57,6 +57,10 @@ fn routes(state: &Arc<AppState>, limits: &HttpLimits) -> Router<Arc<AppState>> {
         .route("/v1/recognize", post(handlers::recognize))
         .route("/v1/verify", post(handlers::verify))
         .route("/v1/detect", post(handlers::detect))
+        .route(
+            "/v1/calibration",
+            get(handlers::calibration).post(handlers::recalibrate),
+        )
         .route("/v1/persons", get(handlers::list_persons))
         .route(
             "/v1/persons/{id}",

@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
+use facerec_core::calibration::Calibration;
 use facerec_core::tracking::TrackerConfig;
 use facerec_core::Actor;
 use facerec_service::{LiveFrame, LiveSession};
@@ -252,10 +253,19 @@ struct StreamMatch {
     person_id: uuid::Uuid,
     name: String,
     similarity: f32,
+    /// The threshold it was decided at, and the estimated share of strangers scoring this high.
+    threshold: f32,
+    estimated_fpir: f64,
 }
 
 impl FrameResult {
-    fn new(frame: &Frame, skipped: u64, live: LiveFrame) -> Self {
+    fn new(
+        frame: &Frame,
+        skipped: u64,
+        live: LiveFrame,
+        threshold: f32,
+        calibration: &Calibration,
+    ) -> Self {
         Self {
             frame: frame.number,
             skipped,
@@ -273,6 +283,8 @@ impl FrameResult {
                         person_id: id.person_id.0,
                         name: id.name,
                         similarity: id.similarity,
+                        threshold,
+                        estimated_fpir: calibration.estimated_fpir(id.similarity),
                     }),
                 })
                 .collect(),
@@ -424,7 +436,9 @@ async fn process_frames(
         last_start = Some(tokio::time::Instant::now());
         let reply = match session.process(frame.bytes.clone()).await {
             Ok(live) => {
-                let result = FrameResult::new(&frame, skipped, live);
+                let calibration = session.app().calibration();
+                let threshold = session.threshold().value();
+                let result = FrameResult::new(&frame, skipped, live, threshold, &calibration);
                 Message::Text(serde_json::to_string(&result).expect("plain data").into())
             }
             Err(e) => {

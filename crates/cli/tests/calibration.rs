@@ -1,0 +1,403 @@
+//! The threshold that follows the gallery, end to end: a gallery written to the database, a server
+//! on it, `POST /v1/calibration`, and the numbers checked against a brute-force computation over the
+//! same embeddings written here; then, over InsightFace's embeddings of `shared/faces`, held-out
+//! strangers, the rank-1 rate of registered people, and galleries of two sizes.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use facerec_core::*;
+use facerec_store::StoreOptions;
+use facerec_types::embedding::dot;
+use facerec_types::{FaceQuality, NormalizedEmbedding};
+use support::*;
+
+/// What the service uses of each person: its first five faces (calibration.rs, PROBES_PER_PERSON).
+const PROBES_PER_PERSON: usize = 5;
+
+fn model() -> ModelId {
+    use sha2::Digest;
+    let bytes = std::fs::read(workspace().join("vendor/models/w600k_mbf.onnx")).unwrap();
+    ModelId {
+        name: facerec_vision::pipeline::EMBEDDER_NAME.into(),
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+    }
+}
+
+fn unit(values: &[f32]) -> NormalizedEmbedding {
+    NormalizedEmbedding::normalize(values).unwrap().0
+}
+
+/// Writes the gallery (persons in order, each with its faces in order) to a new SQLite database.
+async fn write_gallery(url: &str, gallery: &[(String, Vec<NormalizedEmbedding>)]) {
+    let store = facerec_store::open(url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let model = model();
+    for (name, faces) in gallery {
+        let face = |embedding: &NormalizedEmbedding, i: usize| NewFace {
+            embedding: embedding.clone(),
+            det_score: 0.8,
+            bbox: [0.0, 0.0, 100.0, 100.0],
+            quality: FaceQuality {
+                face_size_px: 100.0,
+                interocular_px: 40.0,
+                frontality: 0.9,
+                embedding_norm: 20.0,
+            },
+            model: model.clone(),
+            image_sha256: format!("{name}-{i}"),
+        };
+        let person = NewPerson {
+            name: name.clone(),
+            external_id: None,
+            metadata: serde_json::json!({}),
+            consent: Consent::given_now("synthetic").unwrap(),
+        };
+        let (person, _) = store
+            .register(person, face(&faces[0], 0), &Actor::local_operator())
+            .await
+            .unwrap();
+        for (i, embedding) in faces.iter().enumerate().skip(1) {
+            store
+                .add_face(person.id, face(embedding, i), &Actor::local_operator())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The curve's point estimates computed here by brute force: (threshold, fpir, fnir) per point.
+fn brute_force(
+    gallery: &[(String, Vec<NormalizedEmbedding>)],
+    thresholds: &[f32],
+) -> Vec<(f64, Option<f64>)> {
+    let persons = gallery.len() as u64;
+    let probes: Vec<(usize, &NormalizedEmbedding)> = gallery
+        .iter()
+        .enumerate()
+        .flat_map(|(p, (_, faces))| faces.iter().take(PROBES_PER_PERSON).map(move |f| (p, f)))
+        .collect();
+    let stranger_best: Vec<f32> = probes
+        .iter()
+        .map(|(p, probe)| {
+            gallery
+                .iter()
+                .enumerate()
+                .filter(|(q, _)| q != p)
+                .flat_map(|(_, (_, faces))| faces)
+                .map(|f| dot(probe.as_slice(), f.as_slice()))
+                .fold(f32::MIN, f32::max)
+        })
+        .collect();
+    let mut genuine_best = Vec::new();
+    for (_, faces) in gallery {
+        let faces = &faces[..faces.len().min(PROBES_PER_PERSON)];
+        for (i, a) in faces.iter().enumerate() {
+            let best = faces
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, b)| dot(a.as_slice(), b.as_slice()))
+                .fold(f32::MIN, f32::max);
+            if faces.len() > 1 {
+                genuine_best.push(best);
+            }
+        }
+    }
+    let mut pairs = Vec::new();
+    for (i, (p, a)) in probes.iter().enumerate() {
+        for (q, b) in &probes[i + 1..] {
+            if p != q {
+                pairs.push(dot(a.as_slice(), b.as_slice()));
+            }
+        }
+    }
+    let direct = stranger_best.len() >= 299; // the probes the bound needs for a 1% target
+    thresholds
+        .iter()
+        .map(|&t| {
+            let share = |scores: &[f32]| {
+                scores.iter().filter(|&&s| s >= t).count() as f64 / scores.len() as f64
+            };
+            let fpir = if direct {
+                share(&stranger_best)
+            } else {
+                1.0 - (1.0 - share(&pairs)).powf(persons as f64)
+            };
+            let fnir = (!genuine_best.is_empty()).then(|| 1.0 - share(&genuine_best));
+            (fpir, fnir)
+        })
+        .collect()
+}
+
+/// A gallery of random persons: person k has 1 + k % 3 faces around its own direction.
+fn synthetic(persons: usize, seed: u64) -> Vec<(String, Vec<NormalizedEmbedding>)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut random = |scale: f32| -> Vec<f32> {
+        (0..EMBEDDING_DIM)
+            .map(|_| (rng.random::<f32>() - 0.5) * scale)
+            .collect()
+    };
+    (0..persons)
+        .map(|k| {
+            let base = random(1.0);
+            let faces = (0..1 + k % 3)
+                .map(|_| {
+                    let noise = random(1.2);
+                    unit(
+                        &base
+                            .iter()
+                            .zip(&noise)
+                            .map(|(b, n)| b + n)
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            (format!("person {k}"), faces)
+        })
+        .collect()
+}
+
+async fn calibrated(server: &Server) -> serde_json::Value {
+    let response = server
+        .client
+        .post(format!("{}/v1/calibration", server.url))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn assert_matches_brute_force(
+    calibration: &serde_json::Value,
+    gallery: &[(String, Vec<NormalizedEmbedding>)],
+) {
+    let curve = calibration["curve"].as_array().unwrap();
+    let thresholds: Vec<f32> = curve
+        .iter()
+        .map(|p| p["threshold"].as_f64().unwrap() as f32)
+        .collect();
+    let expected = brute_force(gallery, &thresholds);
+    for (point, (fpir, fnir)) in curve.iter().zip(expected) {
+        let got = point["fpir"].as_f64().unwrap();
+        assert!(
+            (got - fpir).abs() < 1e-9,
+            "at {}: {got} vs {fpir}",
+            point["threshold"]
+        );
+        assert_eq!(
+            point["fnir"].as_f64().map(|f| (f * 1e9).round()),
+            fnir.map(|f| (f * 1e9).round())
+        );
+        assert!(point["fpir_upper"].as_f64().unwrap() >= got);
+    }
+    // The effective threshold is the first point at or above the floor whose bound meets the target.
+    let target = calibration["target_fpir"].as_f64().unwrap();
+    let floor = calibration["floor_threshold"].as_f64().unwrap();
+    let first = curve.iter().find(|p| {
+        p["threshold"].as_f64().unwrap() >= floor - 1e-6
+            && p["fpir_upper"].as_f64().unwrap() <= target
+    });
+    match first {
+        Some(p) => assert_eq!(calibration["effective_threshold"], p["threshold"]),
+        None => {
+            assert_eq!(calibration["weak"], true);
+            assert!((calibration["effective_threshold"].as_f64().unwrap() - floor).abs() < 1e-6);
+        }
+    }
+    assert_eq!(calibration["persons"].as_u64(), Some(gallery.len() as u64));
+    assert_eq!(
+        calibration["persons_sampled"].as_u64(),
+        Some(gallery.len() as u64)
+    );
+}
+
+/// The estimator's numbers equal a brute-force computation over the same (synthetic) embeddings,
+/// for both methods: extrapolated (a small gallery) and direct (enough stranger probes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_estimate_equals_a_brute_force_computation() {
+    for (persons, method) in [(60, "extrapolated"), (320, "direct")] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/facerec.db", dir.path().display());
+        let gallery = synthetic(persons, persons as u64);
+        write_gallery(&url, &gallery).await;
+        let server = Server::start(Db::Url(url), &[]).await;
+        let calibration = calibrated(&server).await;
+        assert_eq!(calibration["method"], method, "{}", calibration["persons"]);
+        assert_matches_brute_force(&calibration, &gallery);
+        // GET answers the calibration in force (this one, or the background task's of the same
+        // gallery), and recognition decides at its threshold.
+        let (_, in_force) = json(server.get("/v1/calibration").await).await;
+        assert_eq!(
+            in_force["effective_threshold"],
+            calibration["effective_threshold"]
+        );
+        assert_eq!(in_force["curve"], calibration["curve"]);
+        let photo = registry_photo("vectron/yaoming.jpg");
+        let form =
+            reqwest::multipart::Form::new().part("image", image_part(photo.clone(), "y.jpg"));
+        let (status, recognized) = json(server.post_form("/v1/recognize", form).await).await;
+        assert_eq!(status, 200, "{recognized}");
+        assert_eq!(recognized["threshold"], calibration["effective_threshold"]);
+        assert_eq!(
+            recognized["faces"][0]["threshold"],
+            calibration["effective_threshold"]
+        );
+        assert_eq!(
+            recognized["faces"][0]["match"],
+            serde_json::Value::Null,
+            "a stranger"
+        );
+        assert_eq!(
+            recognized["faces"][0]["estimated_fpir"],
+            serde_json::Value::Null
+        );
+        assert_eq!(recognized["estimate_weak"], calibration["weak"]);
+        let form = reqwest::multipart::Form::new()
+            .part("image", image_part(photo.clone(), "y.jpg"))
+            .part("image2", image_part(photo, "y.jpg"));
+        let (status, verified) = json(server.post_form("/v1/verify", form).await).await;
+        assert_eq!(status, 200, "{verified}");
+        assert_eq!(verified["same_person"], true);
+        assert_eq!(verified["threshold"], calibration["effective_threshold"]);
+        assert!(
+            verified["estimated_fpir"].as_f64().unwrap()
+                <= calibration["estimated_fpir"].as_f64().unwrap()
+        );
+    }
+}
+
+/// InsightFace's embeddings of shared/faces' photos (the main face of each), by identity.
+fn shared_gallery() -> Option<BTreeMap<String, Vec<NormalizedEmbedding>>> {
+    let reference = workspace().join("../shared/faces/reference.jsonl");
+    let text = std::fs::read_to_string(reference).ok()?;
+    let mut by_identity: BTreeMap<String, Vec<NormalizedEmbedding>> = BTreeMap::new();
+    for line in text.lines() {
+        let photo: serde_json::Value = serde_json::from_str(line).unwrap();
+        let path = photo["path"].as_str().unwrap();
+        let Some(identity) = path
+            .strip_prefix("images/")
+            .and_then(|p| p.split('/').next())
+        else {
+            continue;
+        };
+        if let Some(face) = photo["faces"].as_array().and_then(|f| f.first()) {
+            let values: Vec<f32> = serde_json::from_value(face["embedding"].clone()).unwrap();
+            by_identity
+                .entry(identity.to_owned())
+                .or_default()
+                .push(unit(&values));
+        }
+    }
+    Some(by_identity)
+}
+
+async fn calibrate_gallery(gallery: &[(String, Vec<NormalizedEmbedding>)]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/facerec.db", dir.path().display());
+    write_gallery(&url, gallery).await;
+    let server = Server::start(Db::Url(url), &[]).await;
+    calibrated(&server).await
+}
+
+/// Over shared/faces: the estimate equals brute force; held-out strangers (the single-photo
+/// identities) are named at most at the target's rate plus its confidence interval, while the
+/// registered people's other photos are still named first; a larger gallery's threshold is at least
+/// a smaller one's. Prints the table the README shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ../shared/faces; `make test` includes it where that folder exists"]
+async fn calibration_over_shared_faces() {
+    let by_identity = shared_gallery().expect("../shared/faces/reference.jsonl");
+    let (registered, strangers): (Vec<_>, Vec<_>) = by_identity
+        .into_iter()
+        .partition(|(_, faces)| faces.len() > 1);
+    let strangers: Vec<NormalizedEmbedding> = strangers.into_iter().flat_map(|(_, f)| f).collect();
+
+    // Leave one photo of each registered person out, as a probe of a known person.
+    let (gallery, held_out): (Vec<_>, Vec<_>) = registered
+        .iter()
+        .map(|(name, faces)| {
+            let (probe, rest) = faces.split_last().unwrap();
+            ((name.clone(), rest.to_vec()), (name.clone(), probe.clone()))
+        })
+        .unzip();
+    let calibration = calibrate_gallery(&gallery).await;
+    assert_matches_brute_force(&calibration, &gallery);
+    let threshold = calibration["effective_threshold"].as_f64().unwrap() as f32;
+    let best = |probe: &NormalizedEmbedding| {
+        gallery
+            .iter()
+            .map(|(name, faces)| {
+                let s = faces
+                    .iter()
+                    .map(|f| dot(probe.as_slice(), f.as_slice()))
+                    .fold(f32::MIN, f32::max);
+                (s, name)
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap()
+    };
+    let named = strangers.iter().filter(|s| best(s).0 >= threshold).count();
+    let rank1 = held_out.iter().filter(|(name, probe)| {
+        let (s, who) = best(probe);
+        who == name && s >= threshold
+    });
+    let rank1 = rank1.count() as f64 / held_out.len() as f64;
+    println!(
+        "{} persons: threshold {threshold:.3} ({}), {named} of {} held-out strangers named, rank-1 {:.3}",
+        gallery.len(),
+        calibration["method"],
+        strangers.len(),
+        rank1
+    );
+    // At most the target share plus its interval: with 24 strangers a 1% target allows 0 or 1
+    // (k = 2 of 24 would put the lower 95% bound above 1%).
+    let target = calibration["target_fpir"].as_f64().unwrap();
+    let lower = |k: usize, n: usize| {
+        if k == 0 {
+            0.0
+        } else {
+            use statrs::distribution::{Beta, ContinuousCDF};
+            Beta::new(k as f64, (n - k + 1) as f64)
+                .unwrap()
+                .inverse_cdf(0.05)
+        }
+    };
+    assert!(
+        lower(named, strangers.len()) <= target,
+        "{named} strangers named"
+    );
+    assert!(rank1 >= 0.9, "registered people are still named: {rank1}");
+
+    // The README's table: gallery size → effective threshold → FNIR there.
+    let mut previous = f64::MIN;
+    for size in [10, 20, 40, gallery.len()] {
+        let c = calibrate_gallery(&gallery[..size]).await;
+        let effective = c["effective_threshold"].as_f64().unwrap();
+        let fnir = c["curve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["threshold"] == c["effective_threshold"])
+            .and_then(|p| p["fnir"].as_f64());
+        println!(
+            "| {size} | {effective:.3} | {} | {:.4} (bound {:.4}) | {} |",
+            c["method"],
+            c["estimated_fpir"].as_f64().unwrap(),
+            c["estimated_fpir_upper"].as_f64().unwrap(),
+            fnir.map_or("—".into(), |f| format!("{:.1}%", f * 100.0)),
+        );
+        if size == 20 || size == gallery.len() {
+            assert!(
+                effective >= previous,
+                "the larger gallery's threshold is at least the smaller's"
+            );
+            previous = effective;
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The threshold that follows the gallery (see `facerec_core::calibration`): scores measured on the
+//! gallery itself, a calibration computed from them in the background when the gallery has changed
+//! enough (and on demand), kept in the database so that replicas share it, and the effective
+//! threshold every decision then uses. Serving never waits for it: a request reads the calibration
+//! in force, and a recomputation replaces it when done.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use facerec_core::calibration::{Calibration, Gallery, Scores, DEFAULT_TARGET_FPIR};
+use facerec_core::{PageRequest, PersonId};
+use facerec_types::embedding::dot;
+use facerec_types::NormalizedEmbedding;
+
+use crate::app::App;
+use crate::error::{AppError, AppResult};
+
+/// How the threshold is calibrated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CalibrationConfig {
+    /// The share of strangers that may be named (`--target-fpir`).
+    pub target_fpir: f64,
+    /// Persons sampled at most, so that a large gallery calibrates in bounded time.
+    pub max_persons: u32,
+    /// Recalibrate once the face count has changed by this fraction since the last calibration.
+    pub after_change: f64,
+    /// How often the background task looks (and adopts what another replica computed).
+    pub check_every: Duration,
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self {
+            target_fpir: DEFAULT_TARGET_FPIR,
+            max_persons: 1_000,
+            after_change: 0.1,
+            check_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A sampled person's faces used as probes, at most (a person with hundreds of photos would weigh
+/// on the estimate as much as hundreds of persons).
+const PROBES_PER_PERSON: usize = 5;
+/// Impostor pairs computed at most (2M dot products: well under a second).
+const MAX_PAIRS: usize = 2_000_000;
+
+impl App {
+    /// The calibration in force.
+    pub fn calibration(&self) -> Arc<Calibration> {
+        Arc::clone(&self.calibration.read().expect("calibration lock"))
+    }
+
+    fn adopt(&self, calibration: Arc<Calibration>) {
+        metrics::gauge!("facerec_match_threshold_effective")
+            .set(f64::from(calibration.effective_threshold));
+        metrics::gauge!("facerec_estimated_fpir").set(calibration.estimated_fpir);
+        *self.calibration.write().expect("calibration lock") = calibration;
+    }
+
+    /// Measures the gallery, computes a calibration, records it and puts it in force.
+    pub async fn calibrate(&self) -> AppResult<Arc<Calibration>> {
+        let persons = self
+            .store
+            .list_persons(&PageRequest {
+                limit: 1,
+                ..PageRequest::default()
+            })
+            .await?
+            .total;
+        let faces = self.store.count_faces().await?;
+        let config = self.calibration_config;
+        let sample = self
+            .store
+            .sample_faces(config.max_persons, &self.model)
+            .await?;
+        let mut sample = sample;
+        // Each person's faces in the order they were added (ids are time-ordered UUIDv7).
+        sample.sort_by_key(|face| face.id);
+        let mut by_person: BTreeMap<PersonId, Vec<NormalizedEmbedding>> = BTreeMap::new();
+        for face in sample {
+            by_person
+                .entry(face.person_id)
+                .or_default()
+                .push(face.embedding);
+        }
+        let mut stranger_best = Vec::new();
+        for (person, embeddings) in &by_person {
+            for probe in embeddings.iter().take(PROBES_PER_PERSON) {
+                // The best of the others: the person itself is at most one of the top two.
+                let hits = self.store.search(probe, &self.model, 2).await?;
+                if let Some(best) = hits.iter().find(|c| c.person_id != *person) {
+                    stranger_best.push(best.similarity.value());
+                }
+            }
+        }
+        let gallery = Gallery {
+            persons,
+            faces,
+            persons_sampled: by_person.len() as u64,
+        };
+        let floor = self.floor.threshold();
+        let calibration = tokio::task::spawn_blocking(move || {
+            let mut scores = pairwise(&by_person);
+            scores.stranger_best = stranger_best;
+            Calibration::compute(&scores, gallery, config.target_fpir, floor, Utc::now())
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("calibration task failed: {e}")))?;
+        let document = serde_json::to_value(&calibration)
+            .map_err(|e| AppError::Internal(format!("calibration does not serialize: {e}")))?;
+        self.store
+            .save_calibration(calibration.computed_at, faces, document)
+            .await?;
+        tracing::info!(
+            threshold = calibration.effective_threshold,
+            estimated_fpir = calibration.estimated_fpir,
+            weak = calibration.weak,
+            persons,
+            "calibrated the match threshold"
+        );
+        let calibration = Arc::new(calibration);
+        self.adopt(Arc::clone(&calibration));
+        Ok(calibration)
+    }
+
+    /// One look: adopts the newest recorded calibration made for these settings, and recalibrates
+    /// when there is none or the gallery has changed by [`CalibrationConfig::after_change`].
+    pub async fn calibrate_if_changed(&self) -> AppResult<Arc<Calibration>> {
+        let config = self.calibration_config;
+        let recorded = self
+            .store
+            .latest_calibration()
+            .await?
+            .and_then(|d| serde_json::from_value::<Calibration>(d).ok())
+            .filter(|c| {
+                c.target_fpir == config.target_fpir
+                    && c.floor_threshold == self.floor.threshold().value()
+            });
+        let faces = self.store.count_faces().await?;
+        match recorded {
+            Some(c)
+                if (faces.abs_diff(c.faces) as f64)
+                    < config.after_change * c.faces.max(1) as f64 =>
+            {
+                let calibration = Arc::new(c);
+                if *calibration != *self.calibration() {
+                    self.adopt(Arc::clone(&calibration));
+                }
+                Ok(calibration)
+            }
+            _ => self.calibrate().await,
+        }
+    }
+
+    /// Looks every [`CalibrationConfig::check_every`], forever; a failure is logged and retried at
+    /// the next look.
+    pub async fn calibrate_forever(&self) {
+        let mut tick = tokio::time::interval(self.calibration_config.check_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.calibrate_if_changed().await {
+                tracing::warn!(error = %e, "calibrating the match threshold failed; retrying later");
+            }
+        }
+    }
+}
+
+/// Genuine scores (each face against the rest of its person) and impostor pairs (faces of
+/// different sampled persons, at most [`MAX_PAIRS`]).
+fn pairwise(by_person: &BTreeMap<PersonId, Vec<NormalizedEmbedding>>) -> Scores {
+    let mut genuine_best = Vec::new();
+    for embeddings in by_person.values() {
+        let faces = &embeddings[..embeddings.len().min(PROBES_PER_PERSON)];
+        if faces.len() < 2 {
+            continue;
+        }
+        for (i, probe) in faces.iter().enumerate() {
+            let best = faces
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, other)| dot(probe.as_slice(), other.as_slice()))
+                .fold(f32::MIN, f32::max);
+            genuine_best.push(best);
+        }
+    }
+    // The faces in sampled order (persons are drawn at random, so any prefix is a random sample).
+    let faces: Vec<(usize, &NormalizedEmbedding)> = by_person
+        .values()
+        .enumerate()
+        .flat_map(|(p, e)| e.iter().take(PROBES_PER_PERSON).map(move |f| (p, f)))
+        .collect();
+    let mut impostor_pairs = Vec::new();
+    'pairs: for (i, (p, a)) in faces.iter().enumerate() {
+        for (q, b) in &faces[i + 1..] {
+            if p != q {
+                if impostor_pairs.len() == MAX_PAIRS {
+                    break 'pairs;
+                }
+                impostor_pairs.push(dot(a.as_slice(), b.as_slice()));
+            }
+        }
+    }
+    Scores {
+        stranger_best: Vec::new(),
+        genuine_best,
+        impostor_pairs,
+    }
+}
