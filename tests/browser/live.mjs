@@ -120,6 +120,24 @@ try {
   result.listed = true;
   await page.screenshot({ path: `${shots}/persons.png`, fullPage: true });
 
+  // The accuracy view: the calibration drawn, and its sentence.
+  await page.goto(`${base}/?tab=accuracy`);
+  await page.click("#accuracy-recalibrate");
+  await page.waitForSelector("#status:has-text('Recalibrated')", { timeout: 30000 });
+  result.accuracy = await page.textContent("#accuracy-sentence");
+  result.accuracyDrawn = await page.evaluate(() => {
+    // Pixels the page drew on each canvas (not blank).
+    const inked = (id) => {
+      const canvas = document.querySelector(id);
+      const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+      let count = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count++;
+      return count;
+    };
+    return { histograms: inked("#accuracy-histograms"), curve: inked("#accuracy-curve") };
+  });
+  await page.screenshot({ path: `${shots}/accuracy.png`, fullPage: true });
+
   // Live view with the fake camera.
   await page.goto(`${base}/?autostart=live`);
   await page.waitForFunction(

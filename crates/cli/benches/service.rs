@@ -3,6 +3,9 @@
 //! 1. HTTP: `/v1/recognize` on a one-face photo with 10,000 registered faces (SQLite + exact index),
 //!    at 1, 2 and 4 concurrent clients, beside the pipeline's own end-to-end time for the same photo.
 //! 2. Stream: one 640x480 WebSocket stream with one face and with five, tracking on and off.
+//! 3. Calibration: `POST /v1/calibration` over 100,000 random faces (FACEREC_BENCH_CALIBRATION_FACES;
+//!    plus InsightFace's embeddings of shared/faces where present), timed, while one client keeps
+//!    calling `/v1/recognize`: its latency before and during the run.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -91,12 +94,12 @@ fn start_server(database_url: &str, extra: &[&str]) -> Server {
     Server(child, url)
 }
 
-async fn fill(database_url: &str, model: &ModelId) {
+async fn fill(database_url: &str, model: &ModelId, count: usize) {
     let store = facerec_store::open(database_url, &StoreOptions::default())
         .await
         .unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    for i in 0..REGISTERED {
+    for i in 0..count {
         let raw: Vec<f32> = (0..EMBEDDING_DIM)
             .map(|_| rng.random::<f32>() - 0.5)
             .collect();
@@ -251,7 +254,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/bench.db", dir.path().display());
-    fill(&database_url, &model).await;
+    fill(&database_url, &model, REGISTERED).await;
     let server = start_server(
         &database_url,
         &[
@@ -263,6 +266,8 @@ async fn main() {
             "1000",
         ],
     );
+    // Measured once the calibration at start is done (it searches the gallery a thousand times).
+    wait_calibrated(&server.1).await;
     http_level(&server.1, &yao, 1).await; // warm-up
     println!("POST /v1/recognize, one-face photo (yaoming.jpg, 233x287), {REGISTERED} registered faces, 2 workers");
     println!("pipeline alone (in process, 1 thread): median {pipeline_ms:.2} ms");
@@ -301,4 +306,173 @@ async fn main() {
         }
     }
     drop(server);
+    bench_calibration(&model, &yao).await;
+}
+
+/// InsightFace's embeddings of shared/faces' photos (each photo's first face), by identity.
+fn shared_embeddings() -> Vec<(String, NormalizedEmbedding)> {
+    let Ok(text) = std::fs::read_to_string(root().join("../shared/faces/reference.jsonl")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let photo: serde_json::Value = serde_json::from_str(line).ok()?;
+            let identity = photo["path"]
+                .as_str()?
+                .strip_prefix("images/")?
+                .split('/')
+                .next()?;
+            let values: Vec<f32> =
+                serde_json::from_value(photo["faces"][0]["embedding"].clone()).ok()?;
+            Some((
+                identity.to_owned(),
+                NormalizedEmbedding::normalize(&values).ok()?.0,
+            ))
+        })
+        .collect()
+}
+
+async fn add_shared(database_url: &str, model: &ModelId) -> usize {
+    let store = facerec_store::open(database_url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let shared = shared_embeddings();
+    for (i, (identity, embedding)) in shared.iter().enumerate() {
+        let person = NewPerson {
+            name: identity.clone(),
+            external_id: None,
+            metadata: serde_json::json!({}),
+            consent: Consent::given_now("benchmark").unwrap(),
+        };
+        let face = NewFace {
+            embedding: embedding.clone(),
+            det_score: 0.8,
+            bbox: [0.0, 0.0, 100.0, 100.0],
+            quality: FaceQuality {
+                face_size_px: 100.0,
+                interocular_px: 40.0,
+                frontality: 1.0,
+                embedding_norm: 20.0,
+            },
+            model: model.clone(),
+            image_sha256: format!("shared {i}"),
+        };
+        // One person per identity: later photos join the first.
+        let named = store.persons_named(identity, 1).await.unwrap();
+        match named.first() {
+            Some(p) => drop(
+                store
+                    .add_face(p.id, face, &Actor::local_operator())
+                    .await
+                    .unwrap(),
+            ),
+            None => drop(
+                store
+                    .register(person, face, &Actor::local_operator())
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+    shared.len()
+}
+
+/// The server calibrates once at start (nothing is recorded yet): waits until it has.
+async fn wait_calibrated(url: &str) {
+    let client = reqwest::Client::new();
+    loop {
+        let calibration: serde_json::Value = client
+            .get(format!("{url}/v1/calibration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if calibration["persons"].as_u64() > Some(0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn recognize_once(client: &reqwest::Client, url: &str, image: &[u8]) -> f64 {
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        reqwest::multipart::Part::bytes(image.to_vec()).file_name("y.jpg"),
+    );
+    let started = Instant::now();
+    let response = client
+        .post(format!("{url}/v1/recognize"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    response.bytes().await.unwrap();
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+async fn bench_calibration(model: &ModelId, yao: &[u8]) {
+    let faces: usize = std::env::var("FACEREC_BENCH_CALIBRATION_FACES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/calibration.db", dir.path().display());
+    fill(&database_url, model, faces).await;
+    let shared = add_shared(&database_url, model).await;
+    let server = start_server(
+        &database_url,
+        &["--workers", "2", "--calibration-check-secs", "86400"],
+    );
+    let client = reqwest::Client::new();
+    let first = Instant::now();
+    wait_calibrated(&server.1).await;
+    let startup = first.elapsed().as_secs_f64();
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(recognize_once(&client, &server.1, yao).await);
+    }
+    let started = Instant::now();
+    let run = {
+        let (client, url) = (client.clone(), server.1.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{url}/v1/calibration"))
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (started.elapsed().as_secs_f64(), body)
+        })
+    };
+    let mut during = Vec::new();
+    while !run.is_finished() {
+        during.push(recognize_once(&client, &server.1, yao).await);
+    }
+    let (took, calibration) = run.await.unwrap();
+    idle.sort_by(f64::total_cmp);
+    during.sort_by(f64::total_cmp);
+    println!(
+        "\nPOST /v1/calibration over {} faces ({faces} random + {shared} of shared/faces), 2 workers, SQLite",
+        faces + shared
+    );
+    println!(
+        "  took {took:.1} s (the one at start: {startup:.1} s); {} persons sampled, {} stranger probes, \
+         {} impostor pairs, method {}, threshold {}",
+        calibration["persons_sampled"],
+        calibration["stranger_probes"],
+        calibration["impostor_pairs"],
+        calibration["method"],
+        calibration["effective_threshold"]
+    );
+    println!(
+        "  /v1/recognize (one client): before p50 {:.1} ms p99 {:.1} ms; during p50 {:.1} ms p99 {:.1} ms ({} requests)",
+        percentile(&idle, 0.5),
+        percentile(&idle, 0.99),
+        percentile(&during, 0.5),
+        percentile(&during, 0.99),
+        during.len()
+    );
 }

@@ -114,6 +114,20 @@ async fn run_browser(server: &Server, key: Option<&str>, attack: bool) -> serde_
         "{result}"
     );
     assert!(shots.join("persons.png").is_file() && shots.join("live.png").is_file());
+    // The accuracy view, after "Recalibrate now" with the two persons registered: a gallery that
+    // small keeps the floor and says so.
+    let sentence = result["accuracy"].as_str().unwrap_or_default();
+    assert!(
+        sentence.contains("2 persons") && sentence.contains("weak"),
+        "{result}"
+    );
+    for canvas in ["histograms", "curve"] {
+        assert!(
+            result["accuracyDrawn"][canvas].as_u64() > Some(500),
+            "the {canvas} canvas is drawn: {result}"
+        );
+    }
+    assert!(shots.join("accuracy.png").is_file());
     result
 }
 

@@ -1,4 +1,5 @@
-// facerec web page: persons, recognition of a photo, and live recognition over a WebSocket.
+// facerec web page: persons, recognition of a photo, live recognition over a WebSocket, and the
+// accuracy of the calibrated threshold.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
@@ -32,6 +33,7 @@ document.querySelectorAll("nav button").forEach((button) =>
 function showTab(name) {
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.id === name));
+  if (name === "accuracy") loadAccuracy();
 }
 
 $("#api-key").value = sessionStorage.getItem(KEY) || "";
@@ -259,6 +261,117 @@ $("#live-stop").addEventListener("click", stopLive);
 // ---- start ----------------------------------------------------------------------------------------------
 loadPersons();
 const params = new URLSearchParams(location.search);
+// ---- accuracy: the calibrated threshold, drawn -----------------------------------------------------------
+async function loadAccuracy(recalibrate = false) {
+  try {
+    const calibration = await api("/v1/calibration", recalibrate ? { method: "POST" } : {});
+    showAccuracy(calibration);
+    if (recalibrate) status("Recalibrated.");
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+const percent = (share) => `${(share * 100).toFixed(share < 0.01 ? 2 : 1)}%`;
+
+/// One sentence in plain words, from the 95% upper bound (what the threshold was chosen by).
+function accuracySentence(c) {
+  const threshold = c.effective_threshold.toFixed(3);
+  if (c.weak) {
+    return `With ${c.persons} persons registered, the estimate is weak: too few to show that at most ` +
+      `${percent(c.target_fpir)} of strangers would be named, so the configured threshold ${threshold} is used.`;
+  }
+  const oneIn = Math.max(1, Math.round(1 / Math.max(c.estimated_fpir_upper, 1e-9)));
+  return `At this gallery size (${c.persons} persons), at most about 1 stranger in ${oneIn.toLocaleString("en")} ` +
+    `would be named (threshold ${threshold}).`;
+}
+
+function showAccuracy(c) {
+  $("#accuracy-sentence").textContent = accuracySentence(c);
+  $("#accuracy-details").textContent =
+    `Target ${percent(c.target_fpir)} of strangers; floor ${c.floor_threshold.toFixed(3)}; ${c.method} estimate from ` +
+    `${c.persons_sampled} sampled persons (${c.stranger_probes} stranger probes, ${c.genuine_probes} genuine, ` +
+    `${c.impostor_pairs} pairs); computed ${new Date(c.computed_at).toLocaleString()}.`;
+  drawHistograms($("#accuracy-histograms"), c);
+  drawCurve($("#accuracy-curve"), c);
+}
+
+const LOW = -0.2, HIGH = 1.0; // the score range drawn
+
+function axes(ctx, width, height, pad) {
+  ctx.clearRect(0, 0, width, height);
+  ctx.strokeStyle = "#d9dee3";
+  ctx.fillStyle = "#68727d";
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.beginPath();
+  ctx.moveTo(pad, height - pad);
+  ctx.lineTo(width - 16, height - pad);
+  ctx.stroke();
+  for (let s = 0; s <= HIGH + 1e-9; s += 0.2) {
+    const x = pad + ((s - LOW) / (HIGH - LOW)) * (width - pad - 16);
+    ctx.fillText(s.toFixed(1), x - 8, height - pad + 14);
+  }
+  return (score) => pad + ((score - LOW) / (HIGH - LOW)) * (width - pad - 16);
+}
+
+function thresholdLine(ctx, x, height, pad, threshold) {
+  ctx.strokeStyle = "#1d232a";
+  ctx.setLineDash([]);
+  ctx.beginPath();
+  ctx.moveTo(x, 4);
+  ctx.lineTo(x, height - pad);
+  ctx.stroke();
+  ctx.fillStyle = "#1d232a";
+  ctx.fillText(`threshold ${threshold.toFixed(3)}`, x + 4, 14);
+}
+
+function drawHistograms(canvas, c) {
+  const ctx = canvas.getContext("2d");
+  const { width, height } = canvas;
+  const pad = 28;
+  const x = axes(ctx, width, height, pad);
+  const bins = c.histograms.bins;
+  for (const [counts, color] of [[c.histograms.stranger, "rgba(207,34,46,.55)"], [c.histograms.genuine, "rgba(26,127,55,.55)"]]) {
+    const top = Math.max(1, ...counts);
+    ctx.fillStyle = color;
+    counts.forEach((count, i) => {
+      const from = -1 + (2 * i) / bins, to = -1 + (2 * (i + 1)) / bins;
+      if (to <= LOW || !count) return;
+      const h = (count / top) * (height - pad - 24);
+      ctx.fillRect(x(Math.max(from, LOW)), height - pad - h, x(to) - x(Math.max(from, LOW)) - 1, h);
+    });
+  }
+  thresholdLine(ctx, x(c.effective_threshold), height, pad, c.effective_threshold);
+}
+
+function drawCurve(canvas, c) {
+  const ctx = canvas.getContext("2d");
+  const { width, height } = canvas;
+  const pad = 28;
+  const x = axes(ctx, width, height, pad);
+  const y = (share) => height - pad - share * (height - pad - 24);
+  ctx.fillStyle = "#68727d";
+  ctx.fillText("100%", 0, y(1) + 4);
+  ctx.fillText("0%", 8, y(0));
+  const line = (key, color, dash) => {
+    ctx.strokeStyle = color;
+    ctx.setLineDash(dash);
+    ctx.beginPath();
+    c.curve.filter((p) => p[key] !== null).forEach((p, i) => {
+      const at = [x(p.threshold), y(p[key])];
+      if (i === 0) ctx.moveTo(...at); else ctx.lineTo(...at);
+    });
+    ctx.stroke();
+  };
+  line("fpir", "#cf222e", []);
+  line("fpir_upper", "#cf222e", [4, 3]);
+  line("fnir", "#1f6feb", []);
+  ctx.setLineDash([]);
+  thresholdLine(ctx, x(c.effective_threshold), height, pad, c.effective_threshold);
+}
+
+$("#accuracy-recalibrate").addEventListener("click", () => loadAccuracy(true));
+
 if (params.get("tab")) showTab(params.get("tab"));
 if (params.get("autostart") === "live") {
   showTab("live");
