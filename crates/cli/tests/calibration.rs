@@ -401,3 +401,82 @@ async fn calibration_over_shared_faces() {
         }
     }
 }
+
+/// Where the gallery raises the threshold above the floor, the compatible APIs decide at it too: a
+/// probe scoring between the floor and the effective threshold is reported below their clients'
+/// cut-offs (CompreFace's similarity < 0.39), one above it as a match (≥ 0.67).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compatible_scale_follows_the_calibrated_threshold() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(77);
+    let mut random_unit = || -> Vec<f32> {
+        let v: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|_| rng.random::<f32>() - 0.5)
+            .collect();
+        unit(&v).as_slice().to_vec()
+    };
+    // 320 persons in look-alike pairs: each pair shares half its direction (similarity ~0.5), so
+    // every stranger resembles someone far above the 0.30 floor.
+    let mut gallery = Vec::new();
+    for pair in 0..160 {
+        let shared = random_unit();
+        for member in 0..2 {
+            let own = random_unit();
+            let face: Vec<f32> = shared.iter().zip(&own).map(|(s, o)| s + o).collect();
+            gallery.push((format!("pair {pair} member {member}"), vec![unit(&face)]));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/facerec.db", dir.path().display());
+    write_gallery(&url, &gallery).await;
+    let server = Server::start(Db::Url(url), &["--allow-embeddings"]).await;
+    let calibration = calibrated(&server).await;
+    let effective = calibration["effective_threshold"].as_f64().unwrap() as f32;
+    assert!(
+        effective > 0.45,
+        "the look-alikes raise the threshold: {effective}"
+    );
+
+    // Probes at a chosen similarity to the first person's face.
+    let target = gallery[0].1[0].as_slice().to_vec();
+    let probe_at = |similarity: f32, noise: &[f32]| -> Vec<f32> {
+        let along: f32 = noise.iter().zip(&target).map(|(n, t)| n * t).sum();
+        let orthogonal: Vec<f32> = noise
+            .iter()
+            .zip(&target)
+            .map(|(n, t)| n - along * t)
+            .collect();
+        let orthogonal = unit(&orthogonal);
+        let rest = (1.0 - similarity * similarity).sqrt();
+        target
+            .iter()
+            .zip(orthogonal.as_slice())
+            .map(|(t, o)| similarity * t + rest * o)
+            .collect()
+    };
+    let (between, above) = (
+        probe_at(0.40, &random_unit()),
+        probe_at(0.95, &random_unit()),
+    );
+    let response = server
+        .client
+        .post(format!(
+            "{}/api/v1/recognition/embeddings/recognize",
+            server.url
+        ))
+        .json(&serde_json::json!({ "embeddings": [between, above] }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200, "{body}");
+    let best = |i: usize| body["result"][i]["similarities"][0].clone();
+    assert_eq!(best(0)["subject"], "pair 0 member 0", "{body}");
+    let reported = best(0)["similarity"].as_f64().unwrap();
+    assert!(
+        reported < 0.39,
+        "0.40 is above the floor but below {effective}: {reported}"
+    );
+    assert_eq!(best(1)["subject"], "pair 0 member 0");
+    assert!(best(1)["similarity"].as_f64().unwrap() >= 0.67, "{body}");
+}
