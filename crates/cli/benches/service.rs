@@ -94,6 +94,32 @@ fn start_server(database_url: &str, extra: &[&str]) -> Server {
     Server(child, url)
 }
 
+fn bench_person(name: &str) -> NewPerson {
+    NewPerson {
+        name: name.to_owned(),
+        external_id: None,
+        metadata: serde_json::json!({}),
+        consent: Consent::given_now("benchmark").unwrap(),
+    }
+}
+
+/// A face as registration would store it, for an embedding made by the benchmark.
+fn bench_face(embedding: NormalizedEmbedding, model: &ModelId, image_sha256: String) -> NewFace {
+    NewFace {
+        embedding,
+        det_score: 0.8,
+        bbox: [0.0, 0.0, 100.0, 100.0],
+        quality: FaceQuality {
+            face_size_px: 100.0,
+            interocular_px: 40.0,
+            frontality: 1.0,
+            embedding_norm: 20.0,
+        },
+        model: model.clone(),
+        image_sha256,
+    }
+}
+
 async fn fill(database_url: &str, model: &ModelId, count: usize) {
     let store = facerec_store::open(database_url, &StoreOptions::default())
         .await
@@ -103,25 +129,9 @@ async fn fill(database_url: &str, model: &ModelId, count: usize) {
         let raw: Vec<f32> = (0..EMBEDDING_DIM)
             .map(|_| rng.random::<f32>() - 0.5)
             .collect();
-        let person = NewPerson {
-            name: format!("person {i}"),
-            external_id: None,
-            metadata: serde_json::json!({}),
-            consent: Consent::given_now("benchmark").unwrap(),
-        };
-        let face = NewFace {
-            embedding: NormalizedEmbedding::normalize(&raw).unwrap().0,
-            det_score: 0.8,
-            bbox: [0.0, 0.0, 100.0, 100.0],
-            quality: FaceQuality {
-                face_size_px: 100.0,
-                interocular_px: 40.0,
-                frontality: 1.0,
-                embedding_norm: 20.0,
-            },
-            model: model.clone(),
-            image_sha256: format!("{i}"),
-        };
+        let person = bench_person(&format!("person {i}"));
+        let embedding = NormalizedEmbedding::normalize(&raw).unwrap().0;
+        let face = bench_face(embedding, model, format!("{i}"));
         store
             .register(person, face, &Actor::local_operator())
             .await
@@ -325,25 +335,8 @@ async fn add_shared(database_url: &str, model: &ModelId) -> usize {
         .unwrap();
     let shared = shared_embeddings();
     for (i, (identity, embedding)) in shared.iter().enumerate() {
-        let person = NewPerson {
-            name: identity.clone(),
-            external_id: None,
-            metadata: serde_json::json!({}),
-            consent: Consent::given_now("benchmark").unwrap(),
-        };
-        let face = NewFace {
-            embedding: embedding.clone(),
-            det_score: 0.8,
-            bbox: [0.0, 0.0, 100.0, 100.0],
-            quality: FaceQuality {
-                face_size_px: 100.0,
-                interocular_px: 40.0,
-                frontality: 1.0,
-                embedding_norm: 20.0,
-            },
-            model: model.clone(),
-            image_sha256: format!("shared {i}"),
-        };
+        let person = bench_person(identity);
+        let face = bench_face(embedding.clone(), model, format!("shared {i}"));
         // One person per identity: later photos join the first.
         let named = store.persons_named(identity, 1).await.unwrap();
         match named.first() {

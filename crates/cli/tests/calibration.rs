@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use facerec_core::*;
 use facerec_store::StoreOptions;
 use facerec_types::embedding::dot;
-use facerec_types::{FaceQuality, NormalizedEmbedding};
+use facerec_types::NormalizedEmbedding;
 use support::*;
 
 /// What the service uses of each person: its first five faces (calibration.rs, PROBES_PER_PERSON).
@@ -36,18 +36,8 @@ async fn write_gallery(url: &str, gallery: &[(String, Vec<NormalizedEmbedding>)]
         .unwrap();
     let model = model();
     for (name, faces) in gallery {
-        let face = |embedding: &NormalizedEmbedding, i: usize| NewFace {
-            embedding: embedding.clone(),
-            det_score: 0.8,
-            bbox: [0.0, 0.0, 100.0, 100.0],
-            quality: FaceQuality {
-                face_size_px: 100.0,
-                interocular_px: 40.0,
-                frontality: 0.9,
-                embedding_norm: 20.0,
-            },
-            model: model.clone(),
-            image_sha256: format!("{name}-{i}"),
+        let face = |embedding: &NormalizedEmbedding, i: usize| {
+            stored_face(embedding.clone(), &model, format!("{name}-{i}"))
         };
         let person = NewPerson {
             name: name.clone(),

@@ -72,11 +72,10 @@ impl App {
             .total;
         let faces = self.store.count_faces().await?;
         let config = self.calibration_config;
-        let sample = self
+        let mut sample = self
             .store
             .sample_faces(config.max_persons, &self.model)
             .await?;
-        let mut sample = sample;
         // Each person's faces in the order they were added (ids are time-ordered UUIDv7).
         sample.sort_by_key(|face| face.id);
         let mut by_person: BTreeMap<PersonId, Vec<NormalizedEmbedding>> = BTreeMap::new();

@@ -209,10 +209,27 @@ pub fn synthetic_face(rng: &mut impl rand::Rng, image: usize) -> facerec_core::N
     let raw: Vec<f32> = (0..facerec_core::EMBEDDING_DIM)
         .map(|_| rng.random::<f32>() - 0.5)
         .collect();
-    facerec_core::NewFace {
-        embedding: facerec_types::NormalizedEmbedding::normalize(&raw)
+    let model = facerec_core::ModelId {
+        name: "synthetic".into(),
+        sha256: "0".into(),
+    };
+    stored_face(
+        facerec_types::NormalizedEmbedding::normalize(&raw)
             .unwrap()
             .0,
+        &model,
+        format!("{image}"),
+    )
+}
+
+/// A face as registration would store it, for an embedding made by the test.
+pub fn stored_face(
+    embedding: facerec_types::NormalizedEmbedding,
+    model: &facerec_core::ModelId,
+    image_sha256: String,
+) -> facerec_core::NewFace {
+    facerec_core::NewFace {
+        embedding,
         det_score: 0.8,
         bbox: [0.0, 0.0, 100.0, 100.0],
         quality: facerec_types::FaceQuality {
@@ -221,10 +238,7 @@ pub fn synthetic_face(rng: &mut impl rand::Rng, image: usize) -> facerec_core::N
             frontality: 0.9,
             embedding_norm: 20.0,
         },
-        model: facerec_core::ModelId {
-            name: "synthetic".into(),
-            sha256: "0".into(),
-        },
-        image_sha256: format!("{image}"),
+        model: model.clone(),
+        image_sha256,
     }
 }
