@@ -6,6 +6,7 @@ jakowenko/double-take), reproduced with plain HTTP and judged with its normaliza
 Run by crates/cli/tests/compat.rs against SQLite and PostgreSQL, with:
   FACEREC_URL     http://127.0.0.1:PORT of a facerec started with --api-keys and --compat-consent-basis
   FACEREC_KEY     its API key
+  FACEREC_OTHER_KEY  a key of another collection (another CompreFace service, another DeepStack)
   FACEREC_PHOTOS  vendor/fixtures/registry (photos from PyPI packages; scripts/setup.sh --with-fixtures)
 Exits non-zero with the failed check on any failure.
 """
@@ -25,6 +26,7 @@ from deepstack import core as deepstack
 
 URL = os.environ["FACEREC_URL"].rstrip("/")
 KEY = os.environ["FACEREC_KEY"]
+OTHER_KEY = os.environ["FACEREC_OTHER_KEY"]
 PHOTOS = Path(os.environ["FACEREC_PHOTOS"])
 HOST = f"{urlsplit(URL).scheme}://{urlsplit(URL).hostname}"
 PORT = str(urlsplit(URL).port)
@@ -248,8 +250,40 @@ def deepstack_python():
     check(r.status_code == 401 and r.json()["success"] is False, "deepstack: a wrong key header is refused")
 
 
+def two_collections():
+    """Two keys of two collections, as two CompreFace services or two DeepStack servers: each
+    client sees its own subjects only."""
+    compre_face = CompreFace(HOST, PORT)
+    mine = compre_face.init_face_recognition(KEY)
+    theirs = compre_face.init_face_recognition(OTHER_KEY)
+    check(theirs.get_subjects().add("Only Theirs") == {"subject": "Only Theirs"}, "two: add a subject there")
+    added = theirs.get_face_collection().add(image_path=YAO, subject="Yao Ming")
+    check(added.get("subject") == "Yao Ming", f"two: the same name in the other collection {added}")
+    mine.get_subjects().add("Only Mine")
+    check(sorted(theirs.get_subjects().list()["subjects"]) == ["Only Theirs", "Yao Ming"],
+          "two: the other service sees its own subjects")
+    own = mine.get_subjects().list()["subjects"]
+    check("Only Theirs" not in own and "Only Mine" in own, f"two: this service sees only its own ({own})")
+    check(all(f["subject"] != "Only Theirs" for f in mine.get_face_collection().list()["faces"]),
+          "two: faces are per service too")
+    found = mine.recognize(image_path=YAO, options={"prediction_count": 1})["result"][0]["subjects"]
+    check(not found or found[0]["subject"] != "Yao Ming" or found[0]["similarity"] < 0.6,
+          f"two: the other service's person is not recognized here ({found})")
+    host, port = HOST.split("://")[1], int(PORT)
+    ours = deepstack.DeepstackFace(ip=host, port=port, api_key=KEY)
+    other = deepstack.DeepstackFace(ip=host, port=port, api_key=OTHER_KEY)
+    with open(YAO, "rb") as f:
+        yao = f.read()
+    other.register("Deep Yao", yao)
+    check("Deep Yao" in other.get_registered_faces(), "two: deepstack registers in its collection")
+    check("Deep Yao" not in ours.get_registered_faces(), "two: deepstack lists only its own")
+    named = deepstack.get_recognized_faces(ours.recognize(yao))
+    check("Deep Yao" not in named, f"two: deepstack recognizes only its own ({named})")
+
+
 if __name__ == "__main__":
-    for test in (compreface_sdk, compreface_raw, double_take_compreface, double_take_deepstack, deepstack_python):
+    for test in (compreface_sdk, compreface_raw, double_take_compreface, double_take_deepstack, deepstack_python,
+                 two_collections):
         print(f"# {test.__name__}")
         test()
     print("all client checks passed")

@@ -133,7 +133,12 @@ async fn fill(database_url: &str, model: &ModelId, count: usize) {
         let embedding = NormalizedEmbedding::normalize(&raw).unwrap().0;
         let face = bench_face(embedding, model, format!("{i}"));
         store
-            .register(person, face, &Actor::local_operator())
+            .register(
+                facerec_core::CollectionId::DEFAULT,
+                person,
+                face,
+                &Actor::local_operator(),
+            )
             .await
             .unwrap();
     }
@@ -338,17 +343,30 @@ async fn add_shared(database_url: &str, model: &ModelId) -> usize {
         let person = bench_person(identity);
         let face = bench_face(embedding.clone(), model, format!("shared {i}"));
         // One person per identity: later photos join the first.
-        let named = store.persons_named(identity, 1).await.unwrap();
+        let named = store
+            .persons_named(facerec_core::CollectionId::DEFAULT, identity, 1)
+            .await
+            .unwrap();
         match named.first() {
             Some(p) => drop(
                 store
-                    .add_face(p.id, face, &Actor::local_operator())
+                    .add_face(
+                        facerec_core::CollectionId::DEFAULT,
+                        p.id,
+                        face,
+                        &Actor::local_operator(),
+                    )
                     .await
                     .unwrap(),
             ),
             None => drop(
                 store
-                    .register(person, face, &Actor::local_operator())
+                    .register(
+                        facerec_core::CollectionId::DEFAULT,
+                        person,
+                        face,
+                        &Actor::local_operator(),
+                    )
                     .await
                     .unwrap(),
             ),

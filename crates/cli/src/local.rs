@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facerec_core::{Actor, Added, ErrorCode};
+use facerec_core::{Added, Caller, ErrorCode};
 use facerec_service::{
     default_workers, App, AppResult, FacePick, NamedRegistration, RecognizeOptions, RecognizedFace,
 };
@@ -30,13 +30,24 @@ pub struct CalibrateArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    collection: CollectionArg,
+    #[command(flatten)]
     service: ServiceArgs,
+}
+
+/// The collection a command acts in.
+#[derive(Debug, Args)]
+pub struct CollectionArg {
+    /// The collection to act in (name or id)
+    #[arg(long, env = "FACEREC_COLLECTION", default_value = "default")]
+    pub collection: String,
 }
 
 /// Recalibrates the match threshold now and records it (a running server adopts it at its next look).
 pub async fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let app = local_app(&args.service, 1).await?;
-    let calibration = app.calibrate().await?;
+    let caller = app.local_operator(&args.collection.collection).await?;
+    let calibration = app.calibrate(&caller.collection).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&*calibration)?);
     } else {
@@ -140,6 +151,8 @@ pub struct EnrollArgs {
     #[arg(long, env = "FACEREC_WORKERS")]
     workers: Option<usize>,
     #[command(flatten)]
+    collection: CollectionArg,
+    #[command(flatten)]
     service: ServiceArgs,
 }
 
@@ -159,13 +172,13 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     }
     let workers = args.workers.unwrap_or_else(default_workers);
     let app = local_app(&args.service, workers).await?;
-    let actor = Actor::local_operator();
+    let caller = app.local_operator(&args.collection.collection).await?;
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("static template"),
     );
     let enrolling = Enrolling {
         app: &app,
-        actor: &actor,
+        caller: &caller,
         args: &args,
         bar: &bar,
         workers,
@@ -231,7 +244,7 @@ fn print_enrolled(
 /// One `facerec enroll` run: what each person's registrations share.
 struct Enrolling<'a> {
     app: &'a App,
-    actor: &'a Actor,
+    caller: &'a Caller,
     args: &'a EnrollArgs,
     bar: &'a ProgressBar,
     workers: usize,
@@ -272,7 +285,7 @@ impl Enrolling<'_> {
                 FacePick::Only
             },
         };
-        let outcome = self.app.register_named(request, self.actor).await;
+        let outcome = self.app.register_named(request, self.caller).await;
         self.bar.inc(1);
         self.bar.set_message(name.to_owned());
         Ok(outcome.map(|r| {
@@ -292,13 +305,16 @@ pub struct IdentifyArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    collection: CollectionArg,
+    #[command(flatten)]
     service: ServiceArgs,
 }
 
 pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
     let app = local_app(&args.service, default_workers()).await?;
     // Decide as a server on this database would.
-    app.calibrate_if_changed().await?;
+    let caller = app.local_operator(&args.collection.collection).await?;
+    app.calibrate_if_changed(&caller.collection).await?;
     // The best candidate and the runner-up.
     let options = RecognizeOptions {
         top_k: 2,
@@ -309,7 +325,7 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
         let shown = path.display().to_string();
         let result = match std::fs::read(path) {
             Ok(bytes) => app
-                .recognize(bytes.into(), &options)
+                .recognize(&caller, bytes.into(), &options)
                 .await
                 .map(|r| r.faces)
                 .map_err(|e| (e.code().to_string(), e.to_string())),

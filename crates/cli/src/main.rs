@@ -1,6 +1,7 @@
 //! `facerec`: the face recognition service and its command-line tools.
 
 mod analyze;
+mod keys;
 mod local;
 mod serve;
 mod settings;
@@ -57,15 +58,12 @@ enum Command {
     Backup(local::BackupArgs),
     /// Replace the SQLite database by a checked backup (refused while a server holds it)
     Restore(local::RestoreArgs),
-    /// API keys
+    /// API keys: kept in the database, scoped to a collection
     #[command(subcommand)]
-    Keys(KeysCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Print a new random key (32 bytes from the operating system, base64url) for --api-keys
-    Generate,
+    Keys(keys::KeysCommand),
+    /// Collections: a gallery per application
+    #[command(subcommand)]
+    Collections(keys::CollectionsCommand),
 }
 
 fn main() -> ExitCode {
@@ -88,9 +86,9 @@ fn main() -> ExitCode {
             Command::Migrate(args) => local::migrate(args).await.map(|()| ExitCode::SUCCESS),
             Command::Backup(args) => local::backup(args).await.map(|()| ExitCode::SUCCESS),
             Command::Restore(args) => local::restore(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Keys(KeysCommand::Generate) => {
-                println!("{}", facerec_server::api::auth::generate_key());
-                Ok(ExitCode::SUCCESS)
+            Command::Keys(command) => keys::keys(command).await.map(|()| ExitCode::SUCCESS),
+            Command::Collections(command) => {
+                keys::collections(command).await.map(|()| ExitCode::SUCCESS)
             }
         }
     });

@@ -130,7 +130,12 @@ async fn kill_9_during_a_backup_leaves_no_torn_copy() {
             };
             let face = synthetic_face(&mut rng, i as usize);
             store
-                .register(person, face, &Actor::local_operator())
+                .register(
+                    facerec_core::CollectionId::DEFAULT,
+                    person,
+                    face,
+                    &Actor::local_operator(),
+                )
                 .await
                 .unwrap();
         }

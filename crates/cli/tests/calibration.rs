@@ -46,12 +46,22 @@ async fn write_gallery(url: &str, gallery: &[(String, Vec<NormalizedEmbedding>)]
             consent: Consent::given_now("synthetic").unwrap(),
         };
         let (person, _) = store
-            .register(person, face(&faces[0], 0), &Actor::local_operator())
+            .register(
+                facerec_core::CollectionId::DEFAULT,
+                person,
+                face(&faces[0], 0),
+                &Actor::local_operator(),
+            )
             .await
             .unwrap();
         for (i, embedding) in faces.iter().enumerate().skip(1) {
             store
-                .add_face(person.id, face(embedding, i), &Actor::local_operator())
+                .add_face(
+                    facerec_core::CollectionId::DEFAULT,
+                    person.id,
+                    face(embedding, i),
+                    &Actor::local_operator(),
+                )
                 .await
                 .unwrap();
         }

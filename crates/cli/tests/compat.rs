@@ -21,12 +21,42 @@ fn test_venv_python() -> std::path::PathBuf {
     python
 }
 
-/// Runs the client checks against `server` and fails with their output if any fails.
-fn run_clients(server: &Server) {
+/// A key of a second collection, `other`, as a CompreFace service of its own would have.
+async fn other_collections_key(server: &Server) -> String {
+    let client = &server.client;
+    let created = client
+        .post(format!("{}/v1/collections", server.url))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({ "name": "other" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let (status, key) = json(
+        client
+            .post(format!("{}/v1/keys", server.url))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({
+                "collection": "other", "scopes": ["recognize", "enroll", "manage"], "label": "second service"
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    key["key"].as_str().unwrap().to_owned()
+}
+
+/// Runs the client checks against `server` (with a key of `default` and one of a second
+/// collection) and fails with their output if any fails.
+async fn run_clients(server: &Server) {
+    let other = other_collections_key(server).await;
     let output = Command::new(test_venv_python())
         .arg(workspace().join("tests/compat/clients.py"))
         .env("FACEREC_URL", &server.url)
         .env("FACEREC_KEY", KEY)
+        .env("FACEREC_OTHER_KEY", other)
         .env(
             "FACEREC_PHOTOS",
             workspace().join("vendor/fixtures/registry"),
@@ -77,12 +107,12 @@ async fn start(db: Db) -> Server {
 
 #[tokio::test]
 async fn real_clients_work_on_sqlite() {
-    run_clients(&start(Db::Sqlite).await);
+    run_clients(&start(Db::Sqlite).await).await;
 }
 
 #[tokio::test]
 async fn real_clients_work_on_postgres() {
-    run_clients(&start(Db::Postgres).await);
+    run_clients(&start(Db::Postgres).await).await;
 }
 
 /// Without a consent statement, both APIs refuse to register, each in its client's format and

@@ -23,14 +23,27 @@ async fn check_whole(db: &str) -> HashMap<String, usize> {
         name_contains: None,
         expires_before: None,
     };
-    let persons = store.list_persons(&page).await.unwrap().items;
+    let persons = store
+        .list_persons(facerec_core::CollectionId::DEFAULT, &page)
+        .await
+        .unwrap()
+        .items;
     let mut names = HashMap::new();
     let mut faces_total = 0;
     for person in &persons {
-        let faces = store.list_faces(person.id).await.unwrap();
+        let faces = store
+            .list_faces(facerec_core::CollectionId::DEFAULT, person.id)
+            .await
+            .unwrap();
         assert!(!faces.is_empty(), "{} has no face", person.name);
         faces_total += faces.len();
-        let events = store.audit_events(Some(person.id), 100).await.unwrap();
+        let events = store
+            .audit_events(
+                None,
+                &facerec_core::AuditFilter::newest(Some(person.id), 100),
+            )
+            .await
+            .unwrap();
         let count = |action| events.iter().filter(|e| e.action == action).count();
         assert_eq!(count(AuditAction::PersonCreated), 1, "{}", person.name);
         assert_eq!(
@@ -42,7 +55,7 @@ async fn check_whole(db: &str) -> HashMap<String, usize> {
         *names.entry(person.name.clone()).or_insert(0) += 1;
     }
     assert_eq!(
-        store.count_faces().await.unwrap() as usize,
+        store.count_faces(None).await.unwrap() as usize,
         faces_total,
         "no orphan face"
     );

@@ -269,7 +269,7 @@ async fn embeddings_refused(request: reqwest::RequestBuilder) {
     let (status, body) = json(request.send().await.unwrap()).await;
     assert_eq!(
         (status, &body["facerec_code"]),
-        (403, &serde_json::json!("embeddings_disabled")),
+        (403, &serde_json::json!("insufficient_scope")),
         "{body}"
     );
 }
@@ -287,7 +287,7 @@ async fn raw_embeddings_are_off_unless_allowed_and_comparisons_are_audited() {
     expect(
         json(server.post_form("/v1/detect", form).await).await,
         403,
-        "embeddings_disabled",
+        "insufficient_scope",
     );
     let compreface = |path: &str| {
         server
@@ -339,7 +339,10 @@ async fn raw_embeddings_are_off_unless_allowed_and_comparisons_are_audited() {
     let store = facerec_store::testing::open(&url, &Default::default())
         .await
         .unwrap();
-    let events = store.audit_events(None, 100).await.unwrap();
+    let events = store
+        .audit_events(None, &facerec_core::AuditFilter::newest(None, 100))
+        .await
+        .unwrap();
     let compared: Vec<_> = events
         .iter()
         .filter(|e| e.action == facerec_core::AuditAction::FaceCompared)

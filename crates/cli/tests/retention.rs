@@ -151,7 +151,10 @@ async fn consent_expires_on_a_running_server(
         .await
         .unwrap();
     let id = PersonId(expiring.parse().unwrap());
-    let events = store.audit_events(Some(id), 10).await.unwrap();
+    let events = store
+        .audit_events(None, &facerec_core::AuditFilter::newest(Some(id), 10))
+        .await
+        .unwrap();
     assert_eq!(events[0].action, AuditAction::PersonDeleted, "{events:?}");
     assert_eq!(events[0].details["reason"], "consent_expired");
     assert_eq!(events[0].actor, Actor("retention-sweep".into()));
@@ -287,7 +290,7 @@ async fn a_persons_export_holds_all_that_is_kept() {
         )
         .await;
         if !allow {
-            expect(with, 403, "embeddings_disabled");
+            expect(with, 403, "insufficient_scope");
             continue;
         }
         let (status, export) = with;
@@ -361,6 +364,7 @@ async fn kill_9_during_a_retention_sweep() {
             };
             store
                 .register(
+                    facerec_core::CollectionId::DEFAULT,
                     person,
                     synthetic_face(&mut rng, i as usize),
                     &Actor::local_operator(),

@@ -241,6 +241,11 @@ impl Calibration {
         )
     }
 
+    /// Whether it was made for these settings (a changed floor or target needs a new one).
+    pub fn fits(&self, floor: Threshold, target_fpir: f64) -> bool {
+        self.floor_threshold == floor.value() && self.target_fpir == target_fpir
+    }
+
     pub fn threshold(&self) -> Threshold {
         Threshold::new(self.effective_threshold).unwrap_or_default()
     }

@@ -49,6 +49,20 @@ id_type!(
     /// Identifies one stored face (one embedding) of a person.
     FaceId
 );
+id_type!(
+    /// Identifies a collection (a gallery of its own).
+    CollectionId
+);
+id_type!(
+    /// Identifies an API key kept in the database (never its secret).
+    KeyId
+);
+
+impl CollectionId {
+    /// The collection `default`, which holds the data from before collections existed (migration
+    /// 0006) and serves whoever names no other.
+    pub const DEFAULT: Self = Self(Uuid::nil());
+}
 
 /// The record of a person's consent to be registered: when, and on what basis (the operator's words).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +219,11 @@ pub enum AuditAction {
     FaceDeleted,
     /// Something was compared with a stored face (its similarity told to the caller).
     FaceCompared,
+    CollectionCreated,
+    CollectionUpdated,
+    CollectionDeleted,
+    KeyCreated,
+    KeyRevoked,
 }
 
 impl AuditAction {
@@ -216,6 +235,11 @@ impl AuditAction {
             Self::FaceAdded => "face_added",
             Self::FaceDeleted => "face_deleted",
             Self::FaceCompared => "face_compared",
+            Self::CollectionCreated => "collection_created",
+            Self::CollectionUpdated => "collection_updated",
+            Self::CollectionDeleted => "collection_deleted",
+            Self::KeyCreated => "key_created",
+            Self::KeyRevoked => "key_revoked",
         }
     }
 
@@ -227,6 +251,11 @@ impl AuditAction {
             Self::FaceAdded,
             Self::FaceDeleted,
             Self::FaceCompared,
+            Self::CollectionCreated,
+            Self::CollectionUpdated,
+            Self::CollectionDeleted,
+            Self::KeyCreated,
+            Self::KeyRevoked,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -238,6 +267,8 @@ impl AuditAction {
 pub struct AuditEvent {
     pub id: i64,
     pub at: DateTime<Utc>,
+    /// The collection it happened in.
+    pub collection_id: CollectionId,
     pub action: AuditAction,
     pub person_id: Option<PersonId>,
     pub face_id: Option<FaceId>,
@@ -298,6 +329,50 @@ impl NewAuditEvent {
 
     pub fn face_deleted(person: PersonId, face: FaceId) -> Self {
         Self::new(AuditAction::FaceDeleted, person, Some(face))
+    }
+
+    fn about(action: AuditAction, details: serde_json::Value) -> Self {
+        Self {
+            action,
+            person_id: None,
+            face_id: None,
+            details,
+        }
+    }
+
+    pub fn collection_created(name: &str) -> Self {
+        Self::about(
+            AuditAction::CollectionCreated,
+            serde_json::json!({ "name": name }),
+        )
+    }
+
+    pub fn collection_updated(fields: &[&str]) -> Self {
+        Self::about(
+            AuditAction::CollectionUpdated,
+            serde_json::json!({ "fields": fields }),
+        )
+    }
+
+    pub fn collection_deleted(name: &str, persons_deleted: u64, faces_deleted: u64) -> Self {
+        Self::about(
+            AuditAction::CollectionDeleted,
+            serde_json::json!({ "name": name, "persons_deleted": persons_deleted, "faces_deleted": faces_deleted }),
+        )
+    }
+
+    pub fn key_created(key: KeyId, scopes: &str) -> Self {
+        Self::about(
+            AuditAction::KeyCreated,
+            serde_json::json!({ "key_id": key, "scopes": scopes }),
+        )
+    }
+
+    pub fn key_revoked(key: KeyId) -> Self {
+        Self::about(
+            AuditAction::KeyRevoked,
+            serde_json::json!({ "key_id": key }),
+        )
     }
 
     /// `comparisons`: how many probes (faces of a photo, or client embeddings) were compared.

@@ -5,19 +5,24 @@
 //! similarity becomes "this is X" or "unknown".
 
 pub mod calibration;
+pub mod collection;
 pub mod domain;
 pub mod enrollment;
 pub mod matching;
 pub mod store;
 pub mod tracking;
 
+pub use collection::{
+    ApiKey, Caller, Collection, CollectionPatch, CollectionSettings, DeletedCollection, NewApiKey,
+    NewCollection, Scope, Scopes,
+};
 pub use domain::*;
 pub use enrollment::{PoorQuality, QualityPolicy};
 pub use facerec_types::{error_code, ErrorCode};
 pub use matching::{
     Candidate, DetectionScale, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD,
 };
-pub use store::{Store, StoreError, StoreResult};
+pub use store::{AuditFilter, Store, StoreError, StoreResult};
 
 /// Length of the embeddings stored and compared (ArcFace: 512).
 pub const EMBEDDING_DIM: usize = 512;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use facerec_core::{Matcher, ModelId, QualityPolicy, Store};
+use facerec_core::{Caller, CollectionId, Matcher, ModelId, QualityPolicy, Store};
 use facerec_vision::{Analysis, Detection, IngestLimits};
 
 use crate::calibration::CalibrationConfig;
@@ -19,12 +19,16 @@ pub struct App {
     pub(crate) store: Arc<dyn Store>,
     /// The configured threshold: the lowest the calibration may settle on.
     pub(crate) floor: Matcher,
-    pub(crate) calibration: std::sync::RwLock<Arc<Calibration>>,
+    /// Each collection's calibration in force (at most one per collection, [`facerec_core::Collection::MAX`]).
+    pub(crate) calibrations:
+        std::sync::RwLock<std::collections::HashMap<CollectionId, Arc<Calibration>>>,
     pub(crate) calibration_config: CalibrationConfig,
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
     pub(crate) model: ModelId,
     pub(crate) retention: Retention,
+    /// Keys and collections as the database said within the last second.
+    pub(crate) access: crate::access::AccessCache,
     /// The last face count and when it was taken (metrics).
     pub(crate) face_count: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
@@ -61,15 +65,13 @@ impl App {
             engine,
             store,
             floor: matcher,
-            calibration: std::sync::RwLock::new(Arc::new(Calibration::floor_only(
-                matcher.threshold(),
-                calibration_config.target_fpir,
-            ))),
+            calibrations: std::sync::RwLock::default(),
             calibration_config,
             quality,
             limits,
             model,
             retention,
+            access: crate::access::AccessCache::default(),
             face_count: std::sync::Mutex::new(None),
         }
     }
@@ -80,9 +82,9 @@ impl App {
     }
 
     /// The one place that turns similarities into decisions, at the threshold the calibration in
-    /// force settled on.
-    pub fn matcher(&self) -> Matcher {
-        Matcher::new(self.calibration().threshold())
+    /// force for the caller's collection settled on.
+    pub fn matcher(&self, caller: &Caller) -> Matcher {
+        Matcher::new(self.calibration(&caller.collection).threshold())
     }
 
     /// How the compatible APIs report detection scores (from the detector's own threshold).

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use facerec_core::calibration::{Calibration, Gallery, Scores, DEFAULT_TARGET_FPIR};
-use facerec_core::{PageRequest, PersonId};
+use facerec_core::{Collection, PageRequest, PersonId, Threshold};
 use facerec_types::embedding::dot;
 use facerec_types::NormalizedEmbedding;
 
@@ -48,33 +48,67 @@ const PROBES_PER_PERSON: usize = 5;
 const MAX_PAIRS: usize = 2_000_000;
 
 impl App {
-    /// The calibration in force.
-    pub fn calibration(&self) -> Arc<Calibration> {
-        Arc::clone(&self.calibration.read().expect("calibration lock"))
+    /// The threshold no calibration of this collection goes below: its own setting, else the
+    /// server's `--match-threshold`.
+    pub fn floor(&self, collection: &Collection) -> Threshold {
+        collection
+            .settings
+            .match_threshold
+            // Checked within 0..=1 when set.
+            .and_then(|t| Threshold::new(t).ok())
+            .unwrap_or(self.floor.threshold())
     }
 
-    fn adopt(&self, calibration: Arc<Calibration>) {
-        metrics::gauge!("facerec_match_threshold_effective")
+    /// The share of strangers this collection's calibration allows to be named.
+    pub fn target_fpir(&self, collection: &Collection) -> f64 {
+        collection
+            .settings
+            .target_fpir
+            .unwrap_or(self.calibration_config.target_fpir)
+    }
+
+    /// The calibration in force for the collection: the last one computed for its settings, or
+    /// its floor alone.
+    pub fn calibration(&self, collection: &Collection) -> Arc<Calibration> {
+        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
+        self.calibrations
+            .read()
+            .expect("calibration lock")
+            .get(&collection.id)
+            .filter(|c| c.fits(floor, target))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Calibration::floor_only(floor, target)))
+    }
+
+    fn adopt(&self, collection: &Collection, calibration: Arc<Calibration>) {
+        let labels = [("collection", collection.name.clone())];
+        metrics::gauge!("facerec_match_threshold_effective", &labels)
             .set(f64::from(calibration.effective_threshold));
-        metrics::gauge!("facerec_estimated_fpir").set(calibration.estimated_fpir);
-        *self.calibration.write().expect("calibration lock") = calibration;
+        metrics::gauge!("facerec_estimated_fpir", &labels).set(calibration.estimated_fpir);
+        let mut calibrations = self.calibrations.write().expect("calibration lock");
+        // Bounded by the collections there are: entries of deleted ones go at the next look.
+        calibrations.insert(collection.id, calibration);
     }
 
-    /// Measures the gallery, computes a calibration, records it and puts it in force.
-    pub async fn calibrate(&self) -> AppResult<Arc<Calibration>> {
+    /// Measures the collection's gallery, computes a calibration, records it and puts it in force.
+    pub async fn calibrate(&self, collection: &Collection) -> AppResult<Arc<Calibration>> {
+        let c = collection.id;
         let persons = self
             .store
-            .list_persons(&PageRequest {
-                limit: 1,
-                ..PageRequest::default()
-            })
+            .list_persons(
+                c,
+                &PageRequest {
+                    limit: 1,
+                    ..PageRequest::default()
+                },
+            )
             .await?
             .total;
-        let faces = self.store.count_faces().await?;
+        let faces = self.store.count_faces(Some(c)).await?;
         let config = self.calibration_config;
         let mut sample = self
             .store
-            .sample_faces(config.max_persons, &self.model)
+            .sample_faces(c, config.max_persons, &self.model)
             .await?;
         // Each person's faces in the order they were added (ids are time-ordered UUIDv7).
         sample.sort_by_key(|face| face.id);
@@ -89,7 +123,7 @@ impl App {
         for (person, embeddings) in &by_person {
             for probe in embeddings.iter().take(PROBES_PER_PERSON) {
                 // The best of the others: the person itself is at most one of the top two.
-                let hits = self.store.search(probe, &self.model, 2).await?;
+                let hits = self.store.search(c, probe, &self.model, 2).await?;
                 if let Some(best) = hits.iter().find(|c| c.person_id != *person) {
                     stranger_best.push(best.similarity.value());
                 }
@@ -100,20 +134,21 @@ impl App {
             faces,
             persons_sampled: by_person.len() as u64,
         };
-        let floor = self.floor.threshold();
+        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
         let calibration = tokio::task::spawn_blocking(move || {
             let mut scores = pairwise(&by_person);
             scores.stranger_best = stranger_best;
-            Calibration::compute(&scores, gallery, config.target_fpir, floor, Utc::now())
+            Calibration::compute(&scores, gallery, target, floor, Utc::now())
         })
         .await
         .map_err(|e| AppError::Internal(format!("calibration task failed: {e}")))?;
         let document = serde_json::to_value(&calibration)
             .map_err(|e| AppError::Internal(format!("calibration does not serialize: {e}")))?;
         self.store
-            .save_calibration(calibration.computed_at, faces, document)
+            .save_calibration(c, calibration.computed_at, faces, document)
             .await?;
         tracing::info!(
+            collection = %collection.name,
             threshold = calibration.effective_threshold,
             estimated_fpir = calibration.estimated_fpir,
             weak = calibration.weak,
@@ -121,37 +156,52 @@ impl App {
             "calibrated the match threshold"
         );
         let calibration = Arc::new(calibration);
-        self.adopt(Arc::clone(&calibration));
+        self.adopt(collection, Arc::clone(&calibration));
         Ok(calibration)
     }
 
-    /// One look: adopts the newest recorded calibration made for these settings, and recalibrates
-    /// when there is none or the gallery has changed by [`CalibrationConfig::after_change`].
-    pub async fn calibrate_if_changed(&self) -> AppResult<Arc<Calibration>> {
+    /// One look at a collection: adopts the newest recorded calibration made for its settings, and
+    /// recalibrates when there is none or its gallery has changed by
+    /// [`CalibrationConfig::after_change`].
+    pub async fn calibrate_if_changed(
+        &self,
+        collection: &Collection,
+    ) -> AppResult<Arc<Calibration>> {
         let config = self.calibration_config;
+        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
         let recorded = self
             .store
-            .latest_calibration()
+            .latest_calibration(collection.id)
             .await?
             .and_then(|d| serde_json::from_value::<Calibration>(d).ok())
-            .filter(|c| {
-                c.target_fpir == config.target_fpir
-                    && c.floor_threshold == self.floor.threshold().value()
-            });
-        let faces = self.store.count_faces().await?;
+            .filter(|c| c.fits(floor, target));
+        let faces = self.store.count_faces(Some(collection.id)).await?;
         match recorded {
             Some(c)
                 if (faces.abs_diff(c.faces) as f64)
                     < config.after_change * c.faces.max(1) as f64 =>
             {
                 let calibration = Arc::new(c);
-                if *calibration != *self.calibration() {
-                    self.adopt(Arc::clone(&calibration));
+                if *calibration != *self.calibration(collection) {
+                    self.adopt(collection, Arc::clone(&calibration));
                 }
                 Ok(calibration)
             }
-            _ => self.calibrate().await,
+            _ => self.calibrate(collection).await,
         }
+    }
+
+    /// One look at every collection; the calibrations of deleted collections are dropped.
+    pub async fn calibrate_all_if_changed(&self) -> AppResult<()> {
+        let collections = self.store.list_collections().await?;
+        self.calibrations
+            .write()
+            .expect("calibration lock")
+            .retain(|id, _| collections.iter().any(|c| c.id == *id));
+        for collection in &collections {
+            self.calibrate_if_changed(collection).await?;
+        }
+        Ok(())
     }
 
     /// Looks every [`CalibrationConfig::check_every`], forever; a failure is logged and retried at
@@ -161,7 +211,7 @@ impl App {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = self.calibrate_if_changed().await {
+            if let Err(e) = self.calibrate_all_if_changed().await {
                 tracing::warn!(error = %e, "calibrating the match threshold failed; retrying later");
             }
         }

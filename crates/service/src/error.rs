@@ -2,7 +2,7 @@
 //! (`facerec_server::api::error`); the CLI prints the code.
 
 use facerec_core::ErrorCode;
-use facerec_core::{PoorQuality, StoreError};
+use facerec_core::{PoorQuality, Scope, StoreError};
 use facerec_vision::{IngestError, RuntimeError, VisionError};
 
 use crate::engine::EngineError;
@@ -36,6 +36,9 @@ pub enum AppError {
     NameNotFound(String),
     #[error("somebody is already named '{0}'")]
     NameTaken(String),
+    /// The caller's key lacks the scope.
+    #[error("this needs the scope '{0}', which the key does not have")]
+    InsufficientScope(Scope),
     /// A failure of facerec itself (the log has the details).
     #[error("{0}")]
     Internal(String),
@@ -60,6 +63,7 @@ impl AppError {
             Self::InvalidEmbedding(_) => ErrorCode::InvalidEmbedding,
             Self::NameNotFound(_) => ErrorCode::PersonNotFound,
             Self::NameTaken(_) => ErrorCode::SubjectExists,
+            Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }

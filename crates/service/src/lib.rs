@@ -6,6 +6,7 @@
 //! facerec through [`App`] and nothing else: no HTTP here, no SQL, and no caller reaches past it to
 //! the store or the models.
 
+pub mod access;
 mod app;
 mod calibration;
 mod config;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use facerec_core::tracking::{TrackIdentity, Tracker, TrackerConfig};
-use facerec_core::{Matcher, Threshold};
+use facerec_core::{Caller, Matcher, Threshold};
 use facerec_vision::{decode_image, Detection};
 
 use crate::app::App;
@@ -17,6 +17,7 @@ pub struct LiveSession<'a> {
     app: &'a App,
     tracker: Tracker,
     matcher: Matcher,
+    caller: Caller,
 }
 
 /// What one frame showed.
@@ -40,13 +41,15 @@ impl App {
     /// A session for one stream; `threshold` overrides the configured one for this stream.
     pub fn live_session(
         &self,
+        caller: &Caller,
         tracker: TrackerConfig,
         threshold: Option<Threshold>,
     ) -> LiveSession<'_> {
         LiveSession {
             app: self,
             tracker: Tracker::new(tracker),
-            matcher: self.matcher().with_threshold(threshold),
+            matcher: self.matcher(caller).with_threshold(threshold),
+            caller: caller.clone(),
         }
     }
 }
@@ -59,6 +62,11 @@ pub const MAX_FACES_PER_FRAME: usize = 20;
 impl<'a> LiveSession<'a> {
     pub fn app(&self) -> &'a App {
         self.app
+    }
+
+    /// Whom the stream serves.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// The threshold this stream decides at (fixed when it opened).
@@ -98,7 +106,9 @@ impl<'a> LiveSession<'a> {
                 .await?
                 .map_err(AppError::from)?;
             for (track, face) in tracks.into_iter().zip(faces) {
-                let recognition = app.identify(&face.embedding, &self.matcher, 1).await?;
+                let recognition = app
+                    .identify(&self.caller, &face.embedding, &self.matcher, 1)
+                    .await?;
                 self.tracker.record(track, &recognition);
             }
         }

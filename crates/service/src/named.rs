@@ -5,7 +5,7 @@
 //! transaction, serialized per name, so concurrent requests create one person.
 
 use bytes::Bytes;
-use facerec_core::{Actor, DeletedPerson, NewPerson, Person, PersonPatch, StoreError};
+use facerec_core::{Caller, DeletedPerson, NewPerson, Person, PersonPatch, StoreError};
 
 use crate::app::App;
 use crate::error::{AppError, AppResult};
@@ -28,8 +28,11 @@ pub use facerec_core::RegisteredNamed;
 
 impl App {
     /// The one person called `name` (Unicode-folded), if anybody is.
-    pub async fn person_named(&self, name: &str) -> AppResult<Option<Person>> {
-        let mut named = self.store.persons_named(name, 2).await?;
+    pub async fn person_named(&self, caller: &Caller, name: &str) -> AppResult<Option<Person>> {
+        let mut named = self
+            .store
+            .persons_named(caller.collection_id(), name, 2)
+            .await?;
         if named.len() > 1 {
             return Err(AppError::AmbiguousName(name.to_owned()));
         }
@@ -37,8 +40,8 @@ impl App {
     }
 
     /// The one person called `name`, or [`AppError::NameNotFound`].
-    pub async fn require_named(&self, name: &str) -> AppResult<Person> {
-        self.person_named(name)
+    pub async fn require_named(&self, caller: &Caller, name: &str) -> AppResult<Person> {
+        self.person_named(caller, name)
             .await?
             .ok_or_else(|| AppError::NameNotFound(name.to_owned()))
     }
@@ -48,16 +51,24 @@ impl App {
     pub async fn register_named(
         &self,
         request: NamedRegistration,
-        actor: &Actor,
+        caller: &Caller,
     ) -> AppResult<RegisteredNamed> {
-        let person = self.new_person(&request.name, request.consent_basis, request.metadata)?;
+        let person = self.new_person(
+            caller,
+            &request.name,
+            request.consent_basis,
+            request.metadata,
+        )?;
         let mut faces = Vec::with_capacity(request.images.len());
         // One after another: admission counted this request as one upload, so it holds one place in
         // the inference queue at a time.
         for image in request.images {
             faces.push(self.enrollable_face(image, request.pick).await?);
         }
-        Ok(self.store.register_named(person, faces, actor).await?)
+        Ok(self
+            .store
+            .register_named(caller.collection_id(), person, faces, &caller.actor)
+            .await?)
     }
 
     /// A person of this name without faces yet (clients that name a subject before sending photos
@@ -66,10 +77,13 @@ impl App {
         &self,
         name: &str,
         consent_basis: String,
-        actor: &Actor,
+        caller: &Caller,
     ) -> AppResult<Person> {
-        let person = self.new_person(name, consent_basis, serde_json::Value::Null)?;
-        let registered = self.store.register_named(person, Vec::new(), actor).await?;
+        let person = self.new_person(caller, name, consent_basis, serde_json::Value::Null)?;
+        let registered = self
+            .store
+            .register_named(caller.collection_id(), person, Vec::new(), &caller.actor)
+            .await?;
         if !registered.created {
             return Err(AppError::NameTaken(name.to_owned()));
         }
@@ -78,19 +92,22 @@ impl App {
 
     /// Renames the person called `from`. Onto a name another person has, it refuses
     /// ([`AppError::NameTaken`]): merging two persons would merge two people's consent.
-    pub async fn rename(&self, from: &str, to: &str, actor: &Actor) -> AppResult<Person> {
-        let person = self.require_named(from).await?;
+    pub async fn rename(&self, from: &str, to: &str, caller: &Caller) -> AppResult<Person> {
+        let person = self.require_named(caller, from).await?;
         if to == person.name {
             return Ok(person);
         }
-        match self.person_named(to).await? {
+        match self.person_named(caller, to).await? {
             Some(other) if other.id != person.id => Err(AppError::NameTaken(to.to_owned())),
             _ => {
                 let patch = PersonPatch {
                     name: Some(to.to_owned()),
                     ..PersonPatch::default()
                 };
-                Ok(self.store.update_person(person.id, patch, actor).await?)
+                Ok(self
+                    .store
+                    .update_person(caller.collection_id(), person.id, patch, &caller.actor)
+                    .await?)
             }
         }
     }
@@ -99,12 +116,16 @@ impl App {
     pub async fn delete_named(
         &self,
         name: &str,
-        actor: &Actor,
+        caller: &Caller,
     ) -> AppResult<Option<DeletedPerson>> {
-        let Some(person) = self.person_named(name).await? else {
+        let Some(person) = self.person_named(caller, name).await? else {
             return Ok(None);
         };
-        match self.store.delete_person(person.id, actor).await {
+        match self
+            .store
+            .delete_person(caller.collection_id(), person.id, &caller.actor)
+            .await
+        {
             Ok(deleted) => Ok(Some(deleted)),
             // Deleted meanwhile.
             Err(StoreError::PersonNotFound(_)) => Ok(None),
@@ -114,6 +135,7 @@ impl App {
 
     fn new_person(
         &self,
+        caller: &Caller,
         name: &str,
         consent_basis: String,
         metadata: serde_json::Value,
@@ -122,7 +144,7 @@ impl App {
             name: name.trim().to_owned(),
             external_id: None,
             metadata,
-            consent: self.consent(consent_basis, None)?,
+            consent: self.consent(caller, consent_basis, None)?,
         })
     }
 }

@@ -2,8 +2,8 @@
 //! only that it happened.
 
 use facerec_core::{
-    Actor, AuditEvent, DeletedPerson, Face, FaceEntry, FaceId, Page, PageRequest, Person, PersonId,
-    PersonPatch,
+    AuditEvent, AuditFilter, Caller, DeletedPerson, Face, FaceEntry, FaceId, Page, PageRequest,
+    Person, PersonId, PersonPatch,
 };
 
 use std::time::{Duration, Instant};
@@ -36,20 +36,27 @@ impl PersonExport {
 }
 
 impl App {
-    pub async fn persons(&self, page: &PageRequest) -> AppResult<Page<Person>> {
-        Ok(self.store.list_persons(page).await?)
+    pub async fn persons(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<Person>> {
+        Ok(self
+            .store
+            .list_persons(caller.collection_id(), page)
+            .await?)
     }
 
-    pub async fn person(&self, id: PersonId) -> AppResult<Person> {
-        Ok(self.store.get_person(id).await?)
+    pub async fn person(&self, caller: &Caller, id: PersonId) -> AppResult<Person> {
+        Ok(self.store.get_person(caller.collection_id(), id).await?)
     }
 
     /// Everything held about the person.
-    pub async fn export_person(&self, id: PersonId) -> AppResult<PersonExport> {
-        let person = self.store.get_person(id).await?;
-        let faces = self.store.list_faces(id).await?;
+    pub async fn export_person(&self, caller: &Caller, id: PersonId) -> AppResult<PersonExport> {
+        let person = self.store.get_person(caller.collection_id(), id).await?;
+        let faces = self.store.list_faces(caller.collection_id(), id).await?;
         let limit = PersonExport::MAX_AUDIT_EVENTS;
-        let mut audit_events = self.store.audit_events(Some(id), limit + 1).await?;
+        let filter = AuditFilter::newest(Some(id), limit + 1);
+        let mut audit_events = self
+            .store
+            .audit_events(Some(caller.collection_id()), &filter)
+            .await?;
         let audit_events_truncated = audit_events.len() > limit as usize;
         audit_events.truncate(limit as usize);
         Ok(PersonExport {
@@ -61,7 +68,7 @@ impl App {
     }
 
     /// Every person's name, in registration order.
-    pub async fn person_names(&self) -> AppResult<Vec<String>> {
+    pub async fn person_names(&self, caller: &Caller) -> AppResult<Vec<String>> {
         let mut names = Vec::new();
         let mut page = PageRequest {
             limit: NAME_PAGE,
@@ -70,7 +77,10 @@ impl App {
             expires_before: None,
         };
         loop {
-            let found = self.store.list_persons(&page).await?;
+            let found = self
+                .store
+                .list_persons(caller.collection_id(), &page)
+                .await?;
             let n = found.items.len();
             names.extend(found.items.into_iter().map(|p| p.name));
             if n < NAME_PAGE as usize {
@@ -84,46 +94,70 @@ impl App {
         &self,
         id: PersonId,
         patch: PersonPatch,
-        actor: &Actor,
+        caller: &Caller,
     ) -> AppResult<Person> {
-        Ok(self.store.update_person(id, patch, actor).await?)
+        Ok(self
+            .store
+            .update_person(caller.collection_id(), id, patch, &caller.actor)
+            .await?)
     }
 
     /// Deletes the person and every face of theirs.
-    pub async fn delete_person(&self, id: PersonId, actor: &Actor) -> AppResult<DeletedPerson> {
-        Ok(self.store.delete_person(id, actor).await?)
+    pub async fn delete_person(&self, id: PersonId, caller: &Caller) -> AppResult<DeletedPerson> {
+        Ok(self
+            .store
+            .delete_person(caller.collection_id(), id, &caller.actor)
+            .await?)
     }
 
     /// A person's faces (their embeddings stay inside the service unless a caller asks).
-    pub async fn faces(&self, person: PersonId) -> AppResult<Vec<Face>> {
-        Ok(self.store.list_faces(person).await?)
+    pub async fn faces(&self, caller: &Caller, person: PersonId) -> AppResult<Vec<Face>> {
+        Ok(self
+            .store
+            .list_faces(caller.collection_id(), person)
+            .await?)
     }
 
-    pub async fn face(&self, id: FaceId) -> AppResult<Face> {
-        Ok(self.store.get_face(id).await?)
+    pub async fn face(&self, caller: &Caller, id: FaceId) -> AppResult<Face> {
+        Ok(self.store.get_face(caller.collection_id(), id).await?)
     }
 
     /// Every stored face in registration order, a page at a time, with whose it is.
-    pub async fn all_faces(&self, limit: u32, offset: u64) -> AppResult<Page<FaceEntry>> {
-        Ok(self.store.list_all_faces(limit, offset).await?)
+    pub async fn all_faces(
+        &self,
+        caller: &Caller,
+        limit: u32,
+        offset: u64,
+    ) -> AppResult<Page<FaceEntry>> {
+        Ok(self
+            .store
+            .list_all_faces(caller.collection_id(), limit, offset)
+            .await?)
     }
 
     /// Deletes every person and every face, for good; how many persons and faces went.
-    pub async fn delete_all_persons(&self, actor: &Actor) -> AppResult<(u64, u64)> {
+    pub async fn delete_all_persons(&self, caller: &Caller) -> AppResult<(u64, u64)> {
         let (mut persons, mut faces) = (0, 0);
         loop {
             let page = self
                 .store
-                .list_persons(&PageRequest {
-                    limit: NAME_PAGE,
-                    offset: 0,
-                    name_contains: None,
-                    expires_before: None,
-                })
+                .list_persons(
+                    caller.collection_id(),
+                    &PageRequest {
+                        limit: NAME_PAGE,
+                        offset: 0,
+                        name_contains: None,
+                        expires_before: None,
+                    },
+                )
                 .await?;
             let before = persons;
             for person in page.items {
-                match self.store.delete_person(person.id, actor).await {
+                match self
+                    .store
+                    .delete_person(caller.collection_id(), person.id, &caller.actor)
+                    .await
+                {
                     Ok(deleted) => {
                         persons += 1;
                         faces += deleted.faces_deleted;
@@ -139,8 +173,11 @@ impl App {
         }
     }
 
-    pub async fn delete_face(&self, id: FaceId, actor: &Actor) -> AppResult<Face> {
-        Ok(self.store.delete_face(id, actor).await?)
+    pub async fn delete_face(&self, id: FaceId, caller: &Caller) -> AppResult<Face> {
+        Ok(self
+            .store
+            .delete_face(caller.collection_id(), id, &caller.actor)
+            .await?)
     }
 
     /// Deletes one face and says whose it was (the person stays, with their other faces; `None`
@@ -148,22 +185,30 @@ impl App {
     pub async fn delete_face_of(
         &self,
         id: FaceId,
-        actor: &Actor,
+        caller: &Caller,
     ) -> AppResult<(Face, Option<Person>)> {
-        let face = self.store.delete_face(id, actor).await?;
-        let person = self.store.get_person(face.person_id).await.ok();
+        let face = self
+            .store
+            .delete_face(caller.collection_id(), id, &caller.actor)
+            .await?;
+        let person = self
+            .store
+            .get_person(caller.collection_id(), face.person_id)
+            .await
+            .ok();
         Ok((face, person))
     }
 
-    /// How many faces are stored, for metrics: counted at most once per [`FACE_COUNT_TTL`], so a
-    /// scrape costs nothing (a count over a large PostgreSQL table is a scan).
+    /// How many faces are stored in all collections, for metrics: counted at most once per
+    /// [`FACE_COUNT_TTL`], so a scrape costs nothing (a count over a large PostgreSQL table is a
+    /// scan).
     pub async fn faces_stored(&self) -> AppResult<u64> {
         if let Some((at, n)) = *self.face_count.lock().expect("face count lock") {
             if at.elapsed() < FACE_COUNT_TTL {
                 return Ok(n);
             }
         }
-        let n = self.store.count_faces().await?;
+        let n = self.store.count_faces(None).await?;
         *self.face_count.lock().expect("face count lock") = Some((Instant::now(), n));
         Ok(n)
     }

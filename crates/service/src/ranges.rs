@@ -62,6 +62,13 @@ pub const PAGE_SIZE: Range = Range {
     max: 500,
 };
 
+/// Audit events per page.
+pub const AUDIT_PAGE: Range = Range {
+    min: 1,
+    default: 100,
+    max: 1_000,
+};
+
 /// How deep a listing goes (a larger offset is a client's mistake, not a page).
 pub const OFFSET: Range = Range {
     min: 0,

@@ -1,7 +1,7 @@
 //! Recognition (1:N), verification (1:1) and detection.
 
 use bytes::Bytes;
-use facerec_core::{Actor, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold};
+use facerec_core::{Caller, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
 use crate::app::{App, Selection};
@@ -63,17 +63,18 @@ impl App {
     /// candidates and verdict.
     pub async fn recognize(
         &self,
+        caller: &Caller,
         image: Bytes,
         options: &RecognizeOptions,
     ) -> AppResult<RecognizedImage> {
         let analysis = self
             .analyze_selecting(image, Selection::Strongest(options.max_faces))
             .await?;
-        let matcher = self.matcher().with_threshold(options.threshold);
+        let matcher = self.matcher(caller).with_threshold(options.threshold);
         let mut faces = Vec::with_capacity(analysis.faces.len());
         for face in analysis.faces {
             let recognition = self
-                .identify(&face.embedding, &matcher, options.top_k)
+                .identify(caller, &face.embedding, &matcher, options.top_k)
                 .await?;
             faces.push(RecognizedFace { face, recognition });
         }
@@ -88,13 +89,14 @@ impl App {
     /// Searches one embedding and decides. The store answers candidates with their names.
     pub(crate) async fn identify(
         &self,
+        caller: &Caller,
         embedding: &NormalizedEmbedding,
         matcher: &Matcher,
         top_k: usize,
     ) -> AppResult<Recognition> {
         let candidates = self
             .store
-            .search(embedding, &self.model, top_k.max(1))
+            .search(caller.collection_id(), embedding, &self.model, top_k.max(1))
             .await?;
         Ok(matcher.decide(candidates))
     }
@@ -103,22 +105,25 @@ impl App {
     /// length-512 vector of this model, normalized here.
     pub async fn recognize_embedding(
         &self,
+        caller: &Caller,
         values: &[f32],
         top_k: usize,
     ) -> AppResult<Recognition> {
         let probe = client_embedding(values)?;
-        self.identify(&probe, &self.matcher(), top_k).await
+        self.identify(caller, &probe, &self.matcher(caller), top_k)
+            .await
     }
 
     /// 1:N for each of several client embeddings, in order.
     pub async fn recognize_embeddings(
         &self,
+        caller: &Caller,
         embeddings: &[Vec<f32>],
         top_k: usize,
     ) -> AppResult<Vec<Recognition>> {
         let mut recognitions = Vec::with_capacity(embeddings.len());
         for values in embeddings {
-            recognitions.push(self.recognize_embedding(values, top_k).await?);
+            recognitions.push(self.recognize_embedding(caller, values, top_k).await?);
         }
         Ok(recognitions)
     }
@@ -142,15 +147,17 @@ impl App {
         &self,
         face: FaceId,
         targets: &[Vec<f32>],
-        actor: &Actor,
+        caller: &Caller,
     ) -> AppResult<Vec<Similarity>> {
-        let stored = self.store.get_face(face).await?;
+        let stored = self.store.get_face(caller.collection_id(), face).await?;
         let similarities = targets
             .iter()
             .map(|target| Ok(stored.embedding.similarity(&client_embedding(target)?)))
             .collect::<AppResult<Vec<_>>>()?;
         let event = NewAuditEvent::face_compared(stored.person_id, face, targets.len());
-        self.store.record(event, actor).await?;
+        self.store
+            .record(caller.collection_id(), event, &caller.actor)
+            .await?;
         Ok(similarities)
     }
 
@@ -185,23 +192,28 @@ impl App {
     /// 1:1 — two photos (largest face of each).
     pub async fn verify_images(
         &self,
+        caller: &Caller,
         first: Bytes,
         second: Bytes,
         threshold: Option<Threshold>,
     ) -> AppResult<Verification> {
         // Both photos at once: the pool has a worker for each.
         let (a, b) = tokio::try_join!(self.largest_face(first), self.largest_face(second))?;
-        Ok(self.verdict(a.embedding.similarity(&b.embedding), threshold))
+        Ok(self.verdict(caller, a.embedding.similarity(&b.embedding), threshold))
     }
 
     /// 1:1 — a photo against a registered person (their most similar face).
     pub async fn verify_person(
         &self,
+        caller: &Caller,
         image: Bytes,
         person: PersonId,
         threshold: Option<Threshold>,
     ) -> AppResult<Verification> {
-        let faces = self.store.list_faces(person).await?;
+        let faces = self
+            .store
+            .list_faces(caller.collection_id(), person)
+            .await?;
         let probe = self.largest_face(image).await?;
         let best = faces
             .iter()
@@ -211,7 +223,7 @@ impl App {
             .ok_or(AppError::OtherModel(format!(
                 "person {person} has no face from the current model"
             )))?;
-        Ok(self.verdict(best, threshold))
+        Ok(self.verdict(caller, best, threshold))
     }
 
     /// The faces of a photo (at most `max_faces`, strongest first), each compared with one stored
@@ -221,9 +233,9 @@ impl App {
         image: Bytes,
         face: FaceId,
         max_faces: usize,
-        actor: &Actor,
+        caller: &Caller,
     ) -> AppResult<Vec<(AnalyzedFace, Similarity)>> {
-        let stored = self.store.get_face(face).await?;
+        let stored = self.store.get_face(caller.collection_id(), face).await?;
         if stored.model != self.model {
             return Err(AppError::OtherModel(format!(
                 "face {face} was embedded by another model ({})",
@@ -232,7 +244,9 @@ impl App {
         }
         let analysis = self.detect(image, max_faces).await?;
         let event = NewAuditEvent::face_compared(stored.person_id, face, analysis.faces.len());
-        self.store.record(event, actor).await?;
+        self.store
+            .record(caller.collection_id(), event, &caller.actor)
+            .await?;
         Ok(analysis
             .faces
             .into_iter()
@@ -243,8 +257,13 @@ impl App {
             .collect())
     }
 
-    fn verdict(&self, similarity: Similarity, threshold: Option<Threshold>) -> Verification {
-        let matcher = self.matcher().with_threshold(threshold);
+    fn verdict(
+        &self,
+        caller: &Caller,
+        similarity: Similarity,
+        threshold: Option<Threshold>,
+    ) -> Verification {
+        let matcher = self.matcher(caller).with_threshold(threshold);
         Verification {
             similarity,
             threshold: matcher.threshold(),

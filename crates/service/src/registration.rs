@@ -2,7 +2,7 @@
 //! then the face (one face, good enough to enroll), then one transaction in the store.
 
 use bytes::Bytes;
-use facerec_core::{Actor, Added, Face, NewFace, NewPerson, Person, PersonId};
+use facerec_core::{Added, Caller, Face, NewFace, NewPerson, Person, PersonId};
 use sha2::{Digest, Sha256};
 
 use crate::app::{App, Selection};
@@ -71,15 +71,21 @@ impl App {
     }
 
     /// Registers a person from a photo, or adds the photo's face to an existing person.
-    pub async fn register(&self, request: Registration, actor: &Actor) -> AppResult<Registered> {
+    pub async fn register(&self, request: Registration, caller: &Caller) -> AppResult<Registered> {
         if !request.consent {
             return Err(AppError::ConsentRequired);
         }
         let new_face = self.enrollable_face(request.image, request.pick).await?;
         match request.target {
             RegistrationTarget::Existing(person_id) => {
-                let person = self.store.get_person(person_id).await?;
-                let (face, added) = self.store.add_face(person_id, new_face, actor).await?;
+                let person = self
+                    .store
+                    .get_person(caller.collection_id(), person_id)
+                    .await?;
+                let (face, added) = self
+                    .store
+                    .add_face(caller.collection_id(), person_id, new_face, &caller.actor)
+                    .await?;
                 Ok(Registered {
                     person,
                     face,
@@ -93,14 +99,17 @@ impl App {
             } => {
                 let basis = request.consent_basis.filter(|b| !b.trim().is_empty());
                 let basis = basis.unwrap_or_else(|| DEFAULT_CONSENT_BASIS.to_owned());
-                let consent = self.consent(basis, request.consent_expires_at)?;
+                let consent = self.consent(caller, basis, request.consent_expires_at)?;
                 let new_person = NewPerson {
                     name,
                     external_id,
                     metadata,
                     consent,
                 };
-                let (person, face) = self.store.register(new_person, new_face, actor).await?;
+                let (person, face) = self
+                    .store
+                    .register(caller.collection_id(), new_person, new_face, &caller.actor)
+                    .await?;
                 Ok(Registered {
                     person,
                     face,

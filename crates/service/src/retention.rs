@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use facerec_core::{Actor, Consent, DeletedPerson};
+use facerec_core::{Actor, Caller, Consent, DeletedPerson};
 
 use crate::app::App;
 use crate::error::AppResult;
@@ -40,16 +40,20 @@ fn sweeper() -> Actor {
 }
 
 impl App {
-    /// A consent given now, until `expires_at` or else the default retention.
+    /// A consent given now, until `expires_at` or else the caller's collection's default
+    /// retention, or the server's.
     pub(crate) fn consent(
         &self,
+        caller: &Caller,
         basis: String,
         expires_at: Option<DateTime<Utc>>,
     ) -> AppResult<Consent> {
         let consent = Consent::given_now(basis)?;
-        let default = self
-            .retention
-            .default_days
+        let default = caller
+            .collection
+            .settings
+            .retention_days
+            .or(self.retention.default_days)
             .map(|days| consent.given_at + chrono::Duration::days(i64::from(days)));
         Ok(consent.until(expires_at.or(default)))
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use facerec_core::Actor;
+use facerec_core::{Actor, Caller, CollectionId};
 use sha2::{Digest, Sha256};
 
 use crate::{App, AppResult};
@@ -19,9 +19,9 @@ fn digest(ticket: &str) -> String {
 }
 
 impl App {
-    /// A new ticket for `actor`, valid for [`TICKET_TTL`]; `None` when [`MAX_TICKETS`] are
+    /// A new ticket for the caller (its collection and who it is), valid for [`TICKET_TTL`]; `None` when [`MAX_TICKETS`] are
     /// outstanding.
-    pub async fn issue_stream_ticket(&self, actor: &Actor) -> AppResult<Option<String>> {
+    pub async fn issue_stream_ticket(&self, caller: &Caller) -> AppResult<Option<String>> {
         // Two v4 UUIDs: 244 random bits from the operating system's generator.
         let ticket = format!(
             "{}{}",
@@ -32,8 +32,9 @@ impl App {
         let issued = self
             .store
             .issue_ticket(
+                caller.collection_id(),
                 &digest(&ticket),
-                actor,
+                &caller.actor,
                 chrono::Utc::now() + ttl,
                 MAX_TICKETS,
             )
@@ -42,7 +43,10 @@ impl App {
     }
 
     /// The holder of an unexpired ticket; it stays valid.
-    pub async fn stream_ticket_holder(&self, ticket: &str) -> AppResult<Option<Actor>> {
+    pub async fn stream_ticket_holder(
+        &self,
+        ticket: &str,
+    ) -> AppResult<Option<(Actor, CollectionId)>> {
         Ok(self.store.ticket_holder(&digest(ticket)).await?)
     }
 

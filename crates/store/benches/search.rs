@@ -186,6 +186,7 @@ async fn registration_throughput(store: Arc<dyn Store>, total: usize, tasks: usi
                 for i in (t..total).step_by(tasks) {
                     store
                         .register(
+                            facerec_core::CollectionId::DEFAULT,
                             person(i),
                             face(random_unit(&mut rng), i),
                             &Actor::local_operator(),
@@ -381,13 +382,19 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
                 .unwrap();
             // One pass to load the index pages into PostgreSQL's buffers, then the measured pass.
             for (probe, _) in probes.iter().take(50) {
-                store.search(probe, &model, 1).await.unwrap();
+                store
+                    .search(facerec_core::CollectionId::DEFAULT, probe, &model, 1)
+                    .await
+                    .unwrap();
             }
             let mut times = Vec::new();
             let mut correct = 0;
             for (probe, truth) in &probes {
                 let start = Instant::now();
-                let hits = store.search(probe, &model, 1).await.unwrap();
+                let hits = store
+                    .search(facerec_core::CollectionId::DEFAULT, probe, &model, 1)
+                    .await
+                    .unwrap();
                 times.push(start.elapsed().as_secs_f64() * 1e3);
                 correct += usize::from(hits.first().is_some_and(|h| h.person_id == *truth));
             }

@@ -1,7 +1,7 @@
 //! The two column types whose storage differs between the backends. Each knows how it is kept in
 //! SQLite and in PostgreSQL, so the statements and row mappings in [`crate::sql`] are written once.
 
-use facerec_core::{FaceId, PersonId};
+use facerec_core::{CollectionId, FaceId, KeyId, PersonId};
 use facerec_types::NormalizedEmbedding;
 use pgvector::Vector;
 use sqlx::encode::IsNull;
@@ -24,6 +24,24 @@ impl From<FaceId> for Id {
         Self(id.0)
     }
 }
+
+/// Ids of the other kinds convert alike.
+macro_rules! id_conversions {
+    ($($kind:ty),*) => {$(
+        impl From<$kind> for Id {
+            fn from(id: $kind) -> Self {
+                Self(id.0)
+            }
+        }
+
+        impl From<Id> for $kind {
+            fn from(id: Id) -> Self {
+                Self(id.0)
+            }
+        }
+    )*};
+}
+id_conversions!(CollectionId, KeyId);
 
 impl From<Id> for PersonId {
     fn from(id: Id) -> Self {

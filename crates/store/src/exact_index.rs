@@ -203,6 +203,10 @@ impl ExactIndex {
         index.rows.truncate(last);
         index.row_face.truncate(last);
         index.row_person.truncate(last);
+        if index.row_face.is_empty() {
+            // The last face of a collection (or model) gone: its shard goes too.
+            self.models.remove(&model);
+        }
         true
     }
 

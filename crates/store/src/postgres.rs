@@ -26,7 +26,7 @@ impl Backend for Postgres {
     const SELECT_PERSON_FOR_WRITE: &'static str = concat!(
         "SELECT ",
         person_columns!(),
-        " FROM persons WHERE id = $1 FOR UPDATE"
+        " FROM persons WHERE id = $1 AND collection_id = $2 FOR UPDATE"
     );
     // A transaction-scoped advisory lock keyed by the folded name: two replicas registering the
     // same new name one after the other create one person.
@@ -242,8 +242,8 @@ impl Hooks<Postgres> for PostgresStore {
         self.vacuum.notify_one();
     }
 
-    async fn face_count(&self) -> StoreResult<u64> {
-        let n = Postgres::select_face_count()
+    async fn face_count(&self, collection: Option<CollectionId>) -> StoreResult<u64> {
+        let n = Postgres::select_face_count(collection)
             .fetch_one(self.readers())
             .await
             .map_err(db_error)?;
@@ -253,6 +253,7 @@ impl Hooks<Postgres> for PostgresStore {
     /// The HNSW index finds candidate faces, joined to their persons' names in the same statement.
     async fn candidates(
         &self,
+        collection: CollectionId,
         probe: &NormalizedEmbedding,
         model: &ModelId,
         k: usize,
@@ -266,13 +267,14 @@ impl Hooks<Postgres> for PostgresStore {
         let rows: Vec<(Id, Id, String, f64)> = sqlx::query_as(&format!(
             "SELECT nearest.id, nearest.person_id, persons.name, nearest.similarity
              FROM (SELECT id, person_id, (embedding <#> $1) * -1 AS similarity FROM faces
-                   WHERE model_name = $2 AND model_sha256 = $3
+                   WHERE collection_id = $4 AND model_name = $2 AND model_sha256 = $3
                    ORDER BY embedding <#> $1 LIMIT {limit}) AS nearest
              JOIN persons ON persons.id = nearest.person_id"
         ))
         .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
         .bind(&model.name)
         .bind(&model.sha256)
+        .bind(Id::from(collection))
         .fetch_all(self.readers())
         .await
         .map_err(db_error)?;

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use facerec_core::{
-    Actor, AuditAction, AuditEvent, Consent, Face, FaceEntry, FaceId, ModelId, Person, PersonId,
-    StoreError,
+    Actor, ApiKey, AuditAction, AuditEvent, Collection, Consent, Face, FaceEntry, FaceId, ModelId,
+    Person, PersonId, Scopes, StoreError,
 };
 use facerec_types::FaceQuality;
 use sqlx::types::Json;
@@ -97,6 +97,7 @@ impl From<FaceRow> for Face {
 pub(crate) struct AuditRow {
     id: i64,
     at: DateTime<Utc>,
+    collection_id: Id,
     action: String,
     person_id: Option<Id>,
     face_id: Option<Id>,
@@ -111,6 +112,7 @@ impl TryFrom<AuditRow> for AuditEvent {
         Ok(AuditEvent {
             id: row.id,
             at: row.at,
+            collection_id: row.collection_id.into(),
             action: AuditAction::parse(&row.action).ok_or_else(|| {
                 StoreError::Database(format!("unknown audit action {}", row.action))
             })?,
@@ -118,6 +120,60 @@ impl TryFrom<AuditRow> for AuditEvent {
             face_id: row.face_id.map(FaceId::from),
             actor: Actor(row.actor),
             details: row.details.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct CollectionRow {
+    id: Id,
+    name: String,
+    settings: Json<serde_json::Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<CollectionRow> for Collection {
+    type Error = StoreError;
+
+    fn try_from(row: CollectionRow) -> Result<Self, StoreError> {
+        Ok(Collection {
+            id: row.id.into(),
+            settings: serde_json::from_value(row.settings.0).map_err(|e| {
+                StoreError::Database(format!("collection {}'s settings: {e}", row.name))
+            })?,
+            name: row.name,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: Id,
+    collection_id: Id,
+    label: String,
+    scopes: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+
+    fn try_from(row: ApiKeyRow) -> Result<Self, StoreError> {
+        Ok(ApiKey {
+            id: row.id.into(),
+            collection_id: row.collection_id.into(),
+            label: row.label,
+            scopes: Scopes::parse_list(&row.scopes).map_err(StoreError::Database)?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            last_used_at: row.last_used_at,
         })
     }
 }

@@ -9,11 +9,12 @@
 //! row needs of the database) hold inside it but are not implied for a generic `DB: Backend`.
 
 use chrono::{DateTime, Utc};
-use facerec_core::store::{self, StoreResult};
+use facerec_core::store::{self, In, StoreResult};
 use facerec_core::{
-    Actor, Added, AuditEvent, Candidate, DeletedPerson, Face, FaceEntry, FaceId, ModelId,
-    NewAuditEvent, NewFace, NewPerson, Page, PageRequest, Person, PersonId, PersonPatch,
-    RegisteredNamed, StoreError,
+    Actor, Added, ApiKey, AuditEvent, AuditFilter, Candidate, Collection, CollectionId,
+    CollectionPatch, CollectionSettings, DeletedCollection, DeletedPerson, Face, FaceEntry, FaceId,
+    KeyId, ModelId, NewApiKey, NewAuditEvent, NewCollection, NewFace, NewPerson, Page, PageRequest,
+    Person, PersonId, PersonPatch, RegisteredNamed, StoreError,
 };
 use facerec_types::{FaceQuality, NormalizedEmbedding};
 use sqlx::query::{Query, QueryAs, QueryScalar};
@@ -21,7 +22,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use crate::columns::{Embedding, Id};
-use crate::rows::{AuditRow, FaceEntryRow, FaceRow, PersonRow};
+use crate::rows::{ApiKeyRow, AuditRow, CollectionRow, FaceEntryRow, FaceRow, PersonRow};
 use crate::store_impl::{Committed, Hooks};
 
 macro_rules! person_columns {
@@ -36,22 +37,26 @@ macro_rules! face_columns {
          created_at"
     };
 }
-/// `$1`: a LIKE pattern over the folded name, or NULL for every person; `$2`: the latest consent
-/// expiry to list, or NULL for every person.
+/// `$1`: the collection; `$2`: a LIKE pattern over the folded name, or NULL for every person;
+/// `$3`: the latest consent expiry to list, or NULL for every person.
 macro_rules! person_filter {
     () => {
-        "(CAST($1 AS TEXT) IS NULL OR name_folded LIKE $1 ESCAPE '\\') \
-         AND ($2 IS NULL OR consent_expires_at <= $2)"
+        "collection_id = $1 AND (CAST($2 AS TEXT) IS NULL OR name_folded LIKE $2 ESCAPE '\\') \
+         AND ($3 IS NULL OR consent_expires_at <= $3)"
     };
 }
 pub(crate) use person_columns;
 
-pub(crate) const SELECT_PERSON: &str =
-    concat!("SELECT ", person_columns!(), " FROM persons WHERE id = $1");
+/// `$1`: the person, `$2`: the collection it must be in.
+pub(crate) const SELECT_PERSON: &str = concat!(
+    "SELECT ",
+    person_columns!(),
+    " FROM persons WHERE id = $1 AND collection_id = $2"
+);
 const INSERT_PERSON: &str = concat!(
     "INSERT INTO persons (",
     person_columns!(),
-    ", name_folded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ", name_folded, collection_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 const UPDATE_PERSON: &str = "UPDATE persons SET name = $1, external_id = $2, metadata = $3, \
                              updated_at = $4, name_folded = $6, consent_expires_at = $7 WHERE id = $5";
@@ -61,7 +66,7 @@ const DELETE_PERSON: &str = "DELETE FROM persons WHERE id = $1";
 const SELECT_PERSONS_NAMED: &str = concat!(
     "SELECT ",
     person_columns!(),
-    " FROM persons WHERE name_folded = $1 ORDER BY created_at, id LIMIT $2"
+    " FROM persons WHERE collection_id = $3 AND name_folded = $1 ORDER BY created_at, id LIMIT $2"
 );
 const COUNT_PERSONS: &str = concat!("SELECT count(*) FROM persons WHERE ", person_filter!());
 const LIST_PERSONS: &str = concat!(
@@ -69,62 +74,139 @@ const LIST_PERSONS: &str = concat!(
     person_columns!(),
     " FROM persons WHERE ",
     person_filter!(),
-    " ORDER BY created_at, id LIMIT $3 OFFSET $4"
+    " ORDER BY created_at, id LIMIT $4 OFFSET $5"
 );
 
 const INSERT_FACE: &str = concat!(
     "INSERT INTO faces (",
     face_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ", collection_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 const SELECT_FACE_OF_IMAGE: &str = concat!(
     "SELECT ",
     face_columns!(),
     " FROM faces WHERE person_id = $1 AND model_name = $2 AND model_sha256 = $3 AND image_sha256 = $4"
 );
-const SELECT_FACE: &str = concat!("SELECT ", face_columns!(), " FROM faces WHERE id = $1");
+const SELECT_FACE: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE id = $1 AND collection_id = $2"
+);
 const SELECT_FACES_OF_PERSON: &str = concat!(
     "SELECT ",
     face_columns!(),
     " FROM faces WHERE person_id = $1 ORDER BY created_at, id"
 );
 const DELETE_FACE: &str = concat!(
-    "DELETE FROM faces WHERE id = $1 RETURNING ",
+    "DELETE FROM faces WHERE id = $1 AND collection_id = $2 RETURNING ",
     face_columns!()
 );
 const DELETE_FACES_OF_PERSON: &str = "DELETE FROM faces WHERE person_id = $1 RETURNING id";
-const SELECT_EXPIRED: &str = "SELECT id FROM persons WHERE consent_expires_at <= $1 \
+const SELECT_EXPIRED: &str =
+    "SELECT id, collection_id FROM persons WHERE consent_expires_at <= $1 \
                               ORDER BY consent_expires_at, id LIMIT $2";
 const SAMPLE_FACES: &str = concat!(
     "SELECT ",
     face_columns!(),
-    " FROM faces WHERE model_name = $1 AND model_sha256 = $2 \
-     AND person_id IN (SELECT id FROM persons ORDER BY random() LIMIT $3)"
+    " FROM faces WHERE collection_id = $4 AND model_name = $1 AND model_sha256 = $2 \
+     AND person_id IN (SELECT id FROM persons WHERE collection_id = $4 ORDER BY random() LIMIT $3)"
 );
-/// Calibrations kept (the newest is in force; the others are history for the operator).
+/// Calibrations kept per collection (the newest is in force; the others are history for the
+/// operator).
 const CALIBRATIONS_KEPT: i64 = 10;
-const INSERT_CALIBRATION: &str =
-    "INSERT INTO calibrations (computed_at, faces, document) VALUES ($1, $2, $3)";
-const PRUNE_CALIBRATIONS: &str = "DELETE FROM calibrations WHERE id NOT IN \
-     (SELECT id FROM calibrations ORDER BY id DESC LIMIT $1)";
-const SELECT_CALIBRATION: &str = "SELECT document FROM calibrations ORDER BY id DESC LIMIT 1";
-const SELECT_AUDIT: &str = "SELECT id, at, action, person_id, face_id, actor, details FROM audit_events \
-                            WHERE (CAST($1 AS TEXT) IS NULL OR person_id = $1) ORDER BY id DESC LIMIT $2";
+const INSERT_CALIBRATION: &str = "INSERT INTO calibrations (computed_at, faces, document, \
+                                  collection_id) VALUES ($1, $2, $3, $4)";
+const PRUNE_CALIBRATIONS: &str = "DELETE FROM calibrations WHERE collection_id = $1 AND id NOT IN \
+     (SELECT id FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT $2)";
+const SELECT_CALIBRATION: &str =
+    "SELECT document FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT 1";
+const SELECT_AUDIT: &str =
+    "SELECT id, at, collection_id, action, person_id, face_id, actor, details \
+     FROM audit_events WHERE (CAST($1 AS TEXT) IS NULL OR collection_id = $1) \
+     AND (CAST($2 AS TEXT) IS NULL OR person_id = $2) AND ($3 IS NULL OR id < $3) \
+     AND ($4 IS NULL OR at >= $4) ORDER BY id DESC LIMIT $5";
 const COUNT_FACES: &str = "SELECT count(*) FROM faces";
+const COUNT_FACES_IN: &str = "SELECT count(*) FROM faces WHERE collection_id = $1";
 const LIST_FACE_ENTRIES: &str = "SELECT f.id, f.person_id, p.name FROM faces f \
-    JOIN persons p ON p.id = f.person_id ORDER BY f.created_at, f.id LIMIT $1 OFFSET $2";
+    JOIN persons p ON p.id = f.person_id WHERE f.collection_id = $3 \
+    ORDER BY f.created_at, f.id LIMIT $1 OFFSET $2";
 const DELETE_EXPIRED_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at <= $1";
 const COUNT_TICKETS: &str = "SELECT count(*) FROM stream_tickets";
-const INSERT_TICKET: &str =
-    "INSERT INTO stream_tickets (ticket_sha256, actor, expires_at) VALUES ($1, $2, $3)";
-const SELECT_TICKET: &str =
-    "SELECT actor FROM stream_tickets WHERE ticket_sha256 = $1 AND expires_at > $2";
+const INSERT_TICKET: &str = "INSERT INTO stream_tickets (ticket_sha256, actor, expires_at, \
+                             collection_id) VALUES ($1, $2, $3, $4)";
+const SELECT_TICKET: &str = "SELECT actor, collection_id FROM stream_tickets \
+                             WHERE ticket_sha256 = $1 AND expires_at > $2";
 const REDEEM_TICKET: &str =
     "DELETE FROM stream_tickets WHERE ticket_sha256 = $1 AND expires_at > $2 RETURNING actor";
 
 const INSERT_AUDIT: &str =
-    "INSERT INTO audit_events (at, action, person_id, face_id, actor, details) \
-                            VALUES ($1, $2, $3, $4, $5, $6)";
+    "INSERT INTO audit_events (at, action, person_id, face_id, actor, details, collection_id) \
+                            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+macro_rules! collection_columns {
+    () => {
+        "id, name, settings, created_at, updated_at"
+    };
+}
+const INSERT_COLLECTION: &str = concat!(
+    "INSERT INTO collections (",
+    collection_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5)"
+);
+const SELECT_COLLECTION: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections WHERE id = $1"
+);
+const SELECT_COLLECTION_NAMED: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections WHERE name = $1"
+);
+const LIST_COLLECTIONS: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections ORDER BY created_at, id LIMIT $1"
+);
+const COUNT_COLLECTIONS: &str = "SELECT count(*) FROM collections";
+const UPDATE_COLLECTION: &str =
+    "UPDATE collections SET name = $2, settings = $3, updated_at = $4 WHERE id = $1";
+const DELETE_FACES_OF_COLLECTION: &str = "DELETE FROM faces WHERE collection_id = $1 RETURNING id";
+const DELETE_PERSONS_OF_COLLECTION: &str =
+    "DELETE FROM persons WHERE collection_id = $1 RETURNING id";
+const DELETE_KEYS_OF_COLLECTION: &str =
+    "DELETE FROM api_keys WHERE collection_id = $1 RETURNING id";
+const DELETE_CALIBRATIONS_OF_COLLECTION: &str = "DELETE FROM calibrations WHERE collection_id = $1";
+const DELETE_TICKETS_OF_COLLECTION: &str = "DELETE FROM stream_tickets WHERE collection_id = $1";
+const DELETE_COLLECTION: &str = "DELETE FROM collections WHERE id = $1";
+
+macro_rules! key_columns {
+    () => {
+        "id, collection_id, label, scopes, created_at, expires_at, revoked_at, last_used_at"
+    };
+}
+const INSERT_KEY: &str = concat!(
+    "INSERT INTO api_keys (",
+    key_columns!(),
+    ", secret_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+);
+const LIST_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR collection_id = $1) \
+     ORDER BY created_at, id LIMIT $2"
+);
+const COUNT_KEYS: &str = "SELECT count(*) FROM api_keys";
+const SELECT_KEY_BY_SECRET: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys WHERE secret_sha256 = $1"
+);
+const REVOKE_KEY: &str = concat!(
+    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING ",
+    key_columns!()
+);
+const TOUCH_KEY: &str = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
 
 /// A statement with its values bound, ready to run on either backend.
 pub(crate) type Statement<DB> = Query<'static, DB, <DB as Database>::Arguments<'static>>;
@@ -166,46 +248,60 @@ where
     FaceRow: for<'r> FromRow<'r, Self::Row>,
     FaceEntryRow: for<'r> FromRow<'r, Self::Row>,
     AuditRow: for<'r> FromRow<'r, Self::Row>,
+    CollectionRow: for<'r> FromRow<'r, Self::Row>,
+    ApiKeyRow: for<'r> FromRow<'r, Self::Row>,
     (Id,): for<'r> FromRow<'r, Self::Row>,
+    (Id, Id): for<'r> FromRow<'r, Self::Row>,
     (Id, String): for<'r> FromRow<'r, Self::Row>,
+    (String, Id): for<'r> FromRow<'r, Self::Row>,
     (i64,): for<'r> FromRow<'r, Self::Row>,
     (String,): for<'r> FromRow<'r, Self::Row>,
     (Json<serde_json::Value>,): for<'r> FromRow<'r, Self::Row>,
 {
-    /// Reads a person inside a write transaction and holds their row until it ends, so that
-    /// concurrent changes to one person are serialized (idempotent face adds rely on it).
+    /// Reads a person of a collection inside a write transaction and holds their row until it
+    /// ends, so that concurrent changes to one person are serialized (idempotent face adds rely
+    /// on it).
     const SELECT_PERSON_FOR_WRITE: &'static str;
 
     /// Serializes write transactions that look a name up and may create it, until they end (SQLite
     /// has one writer, so needs none).
     const LOCK_NAME: Option<&'static str>;
 
-    fn lock_name(name: &str) -> Option<Statement<Self>> {
-        Self::LOCK_NAME.map(|lock| sqlx::query(lock).bind(store::fold_name(name)))
+    /// The lock is per collection and folded name.
+    fn lock_name(collection: In, name: &str) -> Option<Statement<Self>> {
+        Self::LOCK_NAME
+            .map(|lock| sqlx::query(lock).bind(format!("{collection}/{}", store::fold_name(name))))
     }
 
-    fn select_persons_named(name: &str, limit: u32) -> Select<Self, PersonRow> {
+    fn select_persons_named(collection: In, name: &str, limit: u32) -> Select<Self, PersonRow> {
         sqlx::query_as(SELECT_PERSONS_NAMED)
             .bind(store::fold_name(name.trim()))
             .bind(i64::from(limit))
+            .bind(Id::from(collection))
     }
 
-    fn select_person(id: PersonId) -> Select<Self, PersonRow> {
-        sqlx::query_as(SELECT_PERSON).bind(Id::from(id))
+    fn select_person(collection: In, id: PersonId) -> Select<Self, PersonRow> {
+        sqlx::query_as(SELECT_PERSON)
+            .bind(Id::from(id))
+            .bind(Id::from(collection))
     }
 
-    fn select_person_for_write(id: PersonId) -> Select<Self, PersonRow> {
-        sqlx::query_as(Self::SELECT_PERSON_FOR_WRITE).bind(Id::from(id))
+    fn select_person_for_write(collection: In, id: PersonId) -> Select<Self, PersonRow> {
+        sqlx::query_as(Self::SELECT_PERSON_FOR_WRITE)
+            .bind(Id::from(id))
+            .bind(Id::from(collection))
     }
 
-    fn count_persons(page: &PageRequest) -> Scalar<Self, i64> {
+    fn count_persons(collection: In, page: &PageRequest) -> Scalar<Self, i64> {
         sqlx::query_scalar(COUNT_PERSONS)
+            .bind(Id::from(collection))
             .bind(name_pattern(page))
             .bind(page.expires_before)
     }
 
-    fn select_persons_page(page: &PageRequest) -> Select<Self, PersonRow> {
+    fn select_persons_page(collection: In, page: &PageRequest) -> Select<Self, PersonRow> {
         sqlx::query_as(LIST_PERSONS)
+            .bind(Id::from(collection))
             .bind(name_pattern(page))
             .bind(page.expires_before)
             .bind(i64::from(page.limit))
@@ -213,7 +309,7 @@ where
             .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
     }
 
-    fn insert_person(person: &Person) -> Statement<Self> {
+    fn insert_person(collection: In, person: &Person) -> Statement<Self> {
         sqlx::query(INSERT_PERSON)
             .bind(Id::from(person.id))
             .bind(person.name.clone())
@@ -225,6 +321,7 @@ where
             .bind(person.created_at)
             .bind(person.updated_at)
             .bind(store::fold_name(&person.name))
+            .bind(Id::from(collection))
     }
 
     fn update_person_row(person: &Person) -> Statement<Self> {
@@ -253,7 +350,7 @@ where
         sqlx::query(DELETE_PERSON).bind(Id::from(id))
     }
 
-    fn insert_face(face: &Face) -> Statement<Self> {
+    fn insert_face(collection: In, face: &Face) -> Statement<Self> {
         sqlx::query(INSERT_FACE)
             .bind(Id::from(face.id))
             .bind(Id::from(face.person_id))
@@ -265,13 +362,11 @@ where
             .bind(face.model.sha256.clone())
             .bind(face.image_sha256.clone())
             .bind(face.created_at)
+            .bind(Id::from(collection))
     }
 
     /// The face already stored for this photo of this person with this model (idempotency).
-    fn select_face_of_image(
-        person: PersonId,
-        face: &facerec_core::NewFace,
-    ) -> Select<Self, FaceRow> {
+    fn select_face_of_image(person: PersonId, face: &NewFace) -> Select<Self, FaceRow> {
         sqlx::query_as(SELECT_FACE_OF_IMAGE)
             .bind(Id::from(person))
             .bind(face.model.name.clone())
@@ -279,16 +374,20 @@ where
             .bind(face.image_sha256.clone())
     }
 
-    fn select_face(id: facerec_core::FaceId) -> Select<Self, FaceRow> {
-        sqlx::query_as(SELECT_FACE).bind(Id::from(id))
+    fn select_face(collection: In, id: FaceId) -> Select<Self, FaceRow> {
+        sqlx::query_as(SELECT_FACE)
+            .bind(Id::from(id))
+            .bind(Id::from(collection))
     }
 
     fn select_faces_of_person(person: PersonId) -> Select<Self, FaceRow> {
         sqlx::query_as(SELECT_FACES_OF_PERSON).bind(Id::from(person))
     }
 
-    fn delete_face_row(id: facerec_core::FaceId) -> Select<Self, FaceRow> {
-        sqlx::query_as(DELETE_FACE).bind(Id::from(id))
+    fn delete_face_row(collection: In, id: FaceId) -> Select<Self, FaceRow> {
+        sqlx::query_as(DELETE_FACE)
+            .bind(Id::from(id))
+            .bind(Id::from(collection))
     }
 
     /// Deletes a person's faces explicitly (not by cascade), answering their ids, so that both
@@ -297,20 +396,22 @@ where
         sqlx::query_scalar(DELETE_FACES_OF_PERSON).bind(Id::from(person))
     }
 
-    fn select_expired(now: DateTime<Utc>, limit: u32) -> Scalar<Self, Id> {
-        sqlx::query_scalar(SELECT_EXPIRED)
+    fn select_expired(now: DateTime<Utc>, limit: u32) -> Select<Self, (Id, Id)> {
+        sqlx::query_as(SELECT_EXPIRED)
             .bind(now)
             .bind(i64::from(limit))
     }
 
-    fn sample_faces_of(max_persons: u32, model: &ModelId) -> Select<Self, FaceRow> {
+    fn sample_faces_of(collection: In, max_persons: u32, model: &ModelId) -> Select<Self, FaceRow> {
         sqlx::query_as(SAMPLE_FACES)
             .bind(model.name.clone())
             .bind(model.sha256.clone())
             .bind(i64::from(max_persons))
+            .bind(Id::from(collection))
     }
 
     fn insert_calibration(
+        collection: In,
         computed_at: DateTime<Utc>,
         faces: u64,
         document: serde_json::Value,
@@ -319,22 +420,33 @@ where
             .bind(computed_at)
             .bind(i64::try_from(faces).unwrap_or(i64::MAX))
             .bind(Json(document))
+            .bind(Id::from(collection))
     }
 
-    fn select_audit(person: Option<PersonId>, limit: u32) -> Select<Self, AuditRow> {
+    fn select_audit(
+        collection: Option<CollectionId>,
+        filter: &AuditFilter,
+    ) -> Select<Self, AuditRow> {
         sqlx::query_as(SELECT_AUDIT)
-            .bind(person.map(Id::from))
-            .bind(i64::from(limit))
+            .bind(collection.map(Id::from))
+            .bind(filter.person.map(Id::from))
+            .bind(filter.before_id)
+            .bind(filter.since)
+            .bind(i64::from(filter.limit))
     }
 
-    fn select_face_count() -> Scalar<Self, i64> {
-        sqlx::query_scalar(COUNT_FACES)
+    fn select_face_count(collection: Option<CollectionId>) -> Scalar<Self, i64> {
+        match collection {
+            Some(c) => sqlx::query_scalar(COUNT_FACES_IN).bind(Id::from(c)),
+            None => sqlx::query_scalar(COUNT_FACES),
+        }
     }
 
-    fn list_face_entries(limit: u32, offset: u64) -> Select<Self, FaceEntryRow> {
+    fn list_face_entries(collection: In, limit: u32, offset: u64) -> Select<Self, FaceEntryRow> {
         sqlx::query_as(LIST_FACE_ENTRIES)
             .bind(i64::from(limit))
             .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .bind(Id::from(collection))
     }
 
     fn delete_expired_tickets(now: DateTime<Utc>) -> Statement<Self> {
@@ -346,6 +458,7 @@ where
     }
 
     fn insert_ticket(
+        collection: In,
         ticket_sha256: &str,
         actor: &Actor,
         expires_at: DateTime<Utc>,
@@ -354,10 +467,11 @@ where
             .bind(ticket_sha256.to_owned())
             .bind(actor.0.clone())
             .bind(expires_at)
+            .bind(Id::from(collection))
     }
 
-    fn select_ticket(ticket_sha256: &str, now: DateTime<Utc>) -> Scalar<Self, String> {
-        sqlx::query_scalar(SELECT_TICKET)
+    fn select_ticket(ticket_sha256: &str, now: DateTime<Utc>) -> Select<Self, (String, Id)> {
+        sqlx::query_as(SELECT_TICKET)
             .bind(ticket_sha256.to_owned())
             .bind(now)
     }
@@ -368,7 +482,7 @@ where
             .bind(now)
     }
 
-    fn audit(event: NewAuditEvent, actor: &Actor) -> Statement<Self> {
+    fn audit(collection: In, event: NewAuditEvent, actor: &Actor) -> Statement<Self> {
         sqlx::query(INSERT_AUDIT)
             .bind(Utc::now())
             .bind(event.action.as_str().to_owned())
@@ -376,37 +490,98 @@ where
             .bind(event.face_id.map(Id::from))
             .bind(actor.0.clone())
             .bind(Json(event.details))
+            .bind(Id::from(collection))
+    }
+
+    fn insert_collection(collection: &Collection) -> Statement<Self> {
+        sqlx::query(INSERT_COLLECTION)
+            .bind(Id::from(collection.id))
+            .bind(collection.name.clone())
+            .bind(Json(settings_json(&collection.settings)))
+            .bind(collection.created_at)
+            .bind(collection.updated_at)
+    }
+
+    fn update_collection_row(collection: &Collection) -> Statement<Self> {
+        sqlx::query(UPDATE_COLLECTION)
+            .bind(Id::from(collection.id))
+            .bind(collection.name.clone())
+            .bind(Json(settings_json(&collection.settings)))
+            .bind(collection.updated_at)
+    }
+
+    fn select_collection(id: CollectionId) -> Select<Self, CollectionRow> {
+        sqlx::query_as(SELECT_COLLECTION).bind(Id::from(id))
+    }
+
+    fn by_collection(statement: &'static str, id: CollectionId) -> Statement<Self> {
+        sqlx::query(statement).bind(Id::from(id))
+    }
+
+    fn insert_key(key: &ApiKey, secret_sha256: &str) -> Statement<Self> {
+        sqlx::query(INSERT_KEY)
+            .bind(Id::from(key.id))
+            .bind(Id::from(key.collection_id))
+            .bind(key.label.clone())
+            .bind(key.scopes.to_text())
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .bind(key.revoked_at)
+            .bind(key.last_used_at)
+            .bind(secret_sha256.to_owned())
     }
 
     /// A new person with their first face: both rows and both audit events, or nothing.
-    fn registration(person: &Person, face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
+    fn registration(
+        collection: In,
+        person: &Person,
+        face: &Face,
+        actor: &Actor,
+    ) -> Vec<Statement<Self>> {
         vec![
-            Self::insert_person(person),
-            Self::insert_face(face),
-            Self::audit(NewAuditEvent::person_created(person.id), actor),
-            Self::audit(NewAuditEvent::face_added(person.id, face.id), actor),
+            Self::insert_person(collection, person),
+            Self::insert_face(collection, face),
+            Self::audit(collection, NewAuditEvent::person_created(person.id), actor),
+            Self::audit(
+                collection,
+                NewAuditEvent::face_added(person.id, face.id),
+                actor,
+            ),
         ]
     }
 
     /// A new person without faces yet: the row and its audit event.
-    fn creation(person: &Person, actor: &Actor) -> Vec<Statement<Self>> {
+    fn creation(collection: In, person: &Person, actor: &Actor) -> Vec<Statement<Self>> {
         vec![
-            Self::insert_person(person),
-            Self::audit(NewAuditEvent::person_created(person.id), actor),
+            Self::insert_person(collection, person),
+            Self::audit(collection, NewAuditEvent::person_created(person.id), actor),
         ]
     }
 
-    fn face_addition(face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
+    fn face_addition(collection: In, face: &Face, actor: &Actor) -> Vec<Statement<Self>> {
         vec![
-            Self::insert_face(face),
-            Self::audit(NewAuditEvent::face_added(face.person_id, face.id), actor),
+            Self::insert_face(collection, face),
+            Self::audit(
+                collection,
+                NewAuditEvent::face_added(face.person_id, face.id),
+                actor,
+            ),
         ]
     }
 
-    fn person_update(person: &Person, changed: &[&str], actor: &Actor) -> Vec<Statement<Self>> {
+    fn person_update(
+        collection: In,
+        person: &Person,
+        changed: &[&str],
+        actor: &Actor,
+    ) -> Vec<Statement<Self>> {
         vec![
             Self::update_person_row(person),
-            Self::audit(NewAuditEvent::person_updated(person.id, changed), actor),
+            Self::audit(
+                collection,
+                NewAuditEvent::person_updated(person.id, changed),
+                actor,
+            ),
         ]
     }
 
@@ -429,9 +604,14 @@ where
         Ok(())
     }
 
-    /// The person, read (and, where the dialect can, locked) inside a write transaction.
-    async fn person_for_write(tx: &mut Self::Connection, id: PersonId) -> StoreResult<Person> {
-        Self::select_person_for_write(id)
+    /// The person of the collection, read (and, where the dialect can, locked) inside a write
+    /// transaction.
+    async fn person_for_write(
+        tx: &mut Self::Connection,
+        collection: In,
+        id: PersonId,
+    ) -> StoreResult<Person> {
+        Self::select_person_for_write(collection, id)
             .fetch_optional(tx)
             .await
             .map_err(db_error)?
@@ -443,6 +623,7 @@ where
     /// theirs (by sha256, for this model).
     async fn add_face_in(
         tx: &mut Self::Connection,
+        collection: In,
         person: PersonId,
         new: NewFace,
         actor: &Actor,
@@ -455,7 +636,7 @@ where
             return Ok((row.into(), Added::AlreadyPresent));
         }
         let face = store::face_from_new(person, new, Utc::now())?;
-        Self::execute(tx, Self::face_addition(&face, actor), None).await?;
+        Self::execute(tx, Self::face_addition(collection, &face, actor), None).await?;
         Ok((face, Added::Created))
     }
 
@@ -491,8 +672,285 @@ where
         Ok(())
     }
 
+    async fn create_collection(
+        store: &impl Hooks<Self>,
+        new: NewCollection,
+        actor: &Actor,
+    ) -> StoreResult<Collection> {
+        facerec_core::collection::check_collection_name(&new.name)?;
+        new.settings.check()?;
+        let now = Utc::now();
+        let collection = Collection {
+            id: CollectionId::new(),
+            name: new.name,
+            settings: new.settings,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let count = sqlx::query_scalar::<_, i64>(COUNT_COLLECTIONS)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if count >= i64::from(Collection::MAX) {
+            return Err(StoreError::InvalidCollection(format!(
+                "a server holds at most {} collections",
+                Collection::MAX
+            )));
+        }
+        let statements = vec![
+            Self::insert_collection(&collection),
+            Self::audit(
+                collection.id,
+                NewAuditEvent::collection_created(&collection.name),
+                actor,
+            ),
+        ];
+        execute_naming(&mut tx, statements, &collection.name).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(collection)
+    }
+
+    async fn get_collection(store: &impl Hooks<Self>, id: CollectionId) -> StoreResult<Collection> {
+        Self::select_collection(id)
+            .fetch_optional(store.fresh_readers())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::CollectionNotFound(id.to_string()))?
+            .try_into()
+    }
+
+    async fn collection_named(store: &impl Hooks<Self>, name: &str) -> StoreResult<Collection> {
+        sqlx::query_as::<_, CollectionRow>(SELECT_COLLECTION_NAMED)
+            .bind(name.to_owned())
+            .fetch_optional(store.fresh_readers())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::CollectionNotFound(name.to_owned()))?
+            .try_into()
+    }
+
+    async fn list_collections(store: &impl Hooks<Self>) -> StoreResult<Vec<Collection>> {
+        sqlx::query_as::<_, CollectionRow>(LIST_COLLECTIONS)
+            .bind(i64::from(Collection::MAX))
+            .fetch_all(store.fresh_readers())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(Collection::try_from)
+            .collect()
+    }
+
+    async fn update_collection(
+        store: &impl Hooks<Self>,
+        id: CollectionId,
+        patch: CollectionPatch,
+        actor: &Actor,
+    ) -> StoreResult<Collection> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let mut collection: Collection = Self::select_collection(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::CollectionNotFound(id.to_string()))?
+            .try_into()?;
+        let mut changed = Vec::new();
+        if let Some(name) = patch.name.filter(|n| *n != collection.name) {
+            if id == CollectionId::DEFAULT {
+                return Err(StoreError::DefaultCollection);
+            }
+            facerec_core::collection::check_collection_name(&name)?;
+            collection.name = name;
+            changed.push("name");
+        }
+        if let Some(settings) = patch.settings {
+            settings.check()?;
+            collection.settings = settings;
+            changed.push("settings");
+        }
+        collection.updated_at = Utc::now();
+        let statements = vec![
+            Self::update_collection_row(&collection),
+            Self::audit(id, NewAuditEvent::collection_updated(&changed), actor),
+        ];
+        execute_naming(&mut tx, statements, &collection.name).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(collection)
+    }
+
+    async fn delete_collection(
+        store: &impl Hooks<Self>,
+        id: CollectionId,
+        actor: &Actor,
+    ) -> StoreResult<DeletedCollection> {
+        if id == CollectionId::DEFAULT {
+            return Err(StoreError::DefaultCollection);
+        }
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let collection: Collection = Self::select_collection(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::CollectionNotFound(id.to_string()))?
+            .try_into()?;
+        let faces: Vec<FaceId> = sqlx::query_scalar::<_, Id>(DELETE_FACES_OF_COLLECTION)
+            .bind(Id::from(id))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(FaceId::from)
+            .collect();
+        let mut deleted = Vec::with_capacity(2);
+        for statement in [DELETE_PERSONS_OF_COLLECTION, DELETE_KEYS_OF_COLLECTION] {
+            let ids = sqlx::query_scalar::<_, Id>(statement)
+                .bind(Id::from(id))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            deleted.push(ids.len() as u64);
+        }
+        let (persons, keys) = (deleted[0], deleted[1]);
+        let event =
+            NewAuditEvent::collection_deleted(&collection.name, persons, faces.len() as u64);
+        let statements = vec![
+            Self::by_collection(DELETE_CALIBRATIONS_OF_COLLECTION, id),
+            Self::by_collection(DELETE_TICKETS_OF_COLLECTION, id),
+            Self::by_collection(DELETE_COLLECTION, id),
+            Self::audit(id, event, actor),
+        ];
+        Self::execute(&mut tx, statements, None).await?;
+        tx.commit().await.map_err(db_error)?;
+        store.committed(Committed::FacesRemoved(&faces));
+        store.erase(&mut writer).await;
+        Ok(DeletedCollection {
+            collection,
+            persons_deleted: persons,
+            faces_deleted: faces.len() as u64,
+            keys_deleted: keys,
+        })
+    }
+
+    async fn create_key(
+        store: &impl Hooks<Self>,
+        new: NewApiKey,
+        actor: &Actor,
+    ) -> StoreResult<ApiKey> {
+        let now = Utc::now();
+        if new.scopes.is_empty() {
+            return Err(StoreError::InvalidKey(
+                "a key needs at least one scope".into(),
+            ));
+        }
+        if new.label.trim().is_empty() || new.label.chars().count() > 200 {
+            return Err(StoreError::InvalidKey(
+                "label must have 1 to 200 characters".into(),
+            ));
+        }
+        if new.expires_at.is_some_and(|at| at <= now) {
+            return Err(StoreError::InvalidKey(
+                "expires_at must be in the future".into(),
+            ));
+        }
+        let key = ApiKey {
+            id: KeyId::new(),
+            collection_id: new.collection_id,
+            label: new.label.trim().to_owned(),
+            scopes: new.scopes,
+            created_at: now,
+            expires_at: new.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        Self::select_collection(key.collection_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::CollectionNotFound(key.collection_id.to_string()))?;
+        let count = sqlx::query_scalar::<_, i64>(COUNT_KEYS)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if count >= i64::from(ApiKey::MAX) {
+            return Err(StoreError::InvalidKey(format!(
+                "a server holds at most {} keys: revoke (delete) unused ones",
+                ApiKey::MAX
+            )));
+        }
+        let event = NewAuditEvent::key_created(key.id, &key.scopes.to_text());
+        let statements = vec![
+            Self::insert_key(&key, &new.secret_sha256),
+            Self::audit(key.collection_id, event, actor),
+        ];
+        Self::execute(&mut tx, statements, None).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(key)
+    }
+
+    async fn list_keys(
+        store: &impl Hooks<Self>,
+        collection: Option<CollectionId>,
+    ) -> StoreResult<Vec<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(LIST_KEYS)
+            .bind(collection.map(Id::from))
+            .bind(i64::from(ApiKey::MAX))
+            .fetch_all(store.fresh_readers())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(ApiKey::try_from)
+            .collect()
+    }
+
+    async fn key_by_secret(
+        store: &impl Hooks<Self>,
+        secret_sha256: &str,
+    ) -> StoreResult<Option<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(SELECT_KEY_BY_SECRET)
+            .bind(secret_sha256.to_owned())
+            .fetch_optional(store.fresh_readers())
+            .await
+            .map_err(db_error)?
+            .map(ApiKey::try_from)
+            .transpose()
+    }
+
+    async fn revoke_key(store: &impl Hooks<Self>, id: KeyId, actor: &Actor) -> StoreResult<ApiKey> {
+        let mut writer = store.writer().await?;
+        let mut tx = writer.begin().await.map_err(db_error)?;
+        let key: ApiKey = sqlx::query_as::<_, ApiKeyRow>(REVOKE_KEY)
+            .bind(Id::from(id))
+            .bind(Utc::now())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::KeyNotFound(id))?
+            .try_into()?;
+        let audit = Self::audit(key.collection_id, NewAuditEvent::key_revoked(id), actor);
+        Self::execute(&mut tx, vec![audit], None).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(key)
+    }
+
+    async fn touch_key(store: &impl Hooks<Self>, id: KeyId, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut writer = store.writer().await?;
+        sqlx::query(TOUCH_KEY)
+            .bind(Id::from(id))
+            .bind(at)
+            .execute(&mut *writer)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn register(
         store: &impl Hooks<Self>,
+        collection: In,
         new: NewPerson,
         face: NewFace,
         actor: &Actor,
@@ -502,15 +960,19 @@ where
         let face = store::face_from_new(person.id, face, now)?;
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
-        let statements = Self::registration(&person, &face, actor);
+        let statements = Self::registration(collection, &person, &face, actor);
         Self::execute(&mut tx, statements, person.external_id.as_deref()).await?;
         tx.commit().await.map_err(db_error)?;
-        store.committed(Committed::FaceAdded(&face));
+        store.committed(Committed::FaceAdded(collection, &face));
         Ok((person, face))
     }
 
-    async fn get_person(store: &impl Hooks<Self>, id: PersonId) -> StoreResult<Person> {
-        let row = Self::select_person(id)
+    async fn get_person(
+        store: &impl Hooks<Self>,
+        collection: In,
+        id: PersonId,
+    ) -> StoreResult<Person> {
+        let row = Self::select_person(collection, id)
             .fetch_optional(store.readers())
             .await
             .map_err(db_error)?;
@@ -519,10 +981,11 @@ where
 
     async fn persons_named(
         store: &impl Hooks<Self>,
+        collection: In,
         name: &str,
         limit: u32,
     ) -> StoreResult<Vec<Person>> {
-        let rows = Self::select_persons_named(name, limit)
+        let rows = Self::select_persons_named(collection, name, limit)
             .fetch_all(store.fresh_readers())
             .await
             .map_err(db_error)?;
@@ -531,6 +994,7 @@ where
 
     async fn register_named(
         store: &impl Hooks<Self>,
+        collection: In,
         new: NewPerson,
         faces: Vec<NewFace>,
         actor: &Actor,
@@ -543,11 +1007,13 @@ where
         let mut tx = writer.begin().await.map_err(db_error)?;
         Self::execute(
             &mut tx,
-            Self::lock_name(&candidate.name).into_iter().collect(),
+            Self::lock_name(collection, &candidate.name)
+                .into_iter()
+                .collect(),
             None,
         )
         .await?;
-        let mut named = Self::select_persons_named(&candidate.name, 2)
+        let mut named = Self::select_persons_named(collection, &candidate.name, 2)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -555,9 +1021,12 @@ where
             return Err(StoreError::AmbiguousName(candidate.name));
         }
         let (person, created) = match named.pop() {
-            Some(row) => (Self::person_for_write(&mut tx, row.id.into()).await?, false),
+            Some(row) => (
+                Self::person_for_write(&mut tx, collection, row.id.into()).await?,
+                false,
+            ),
             None => {
-                let statements = Self::creation(&candidate, actor);
+                let statements = Self::creation(collection, &candidate, actor);
                 let external_id = candidate.external_id.as_deref();
                 Self::execute(&mut tx, statements, external_id).await?;
                 (candidate, true)
@@ -565,11 +1034,11 @@ where
         };
         let mut added = Vec::with_capacity(faces.len());
         for face in faces {
-            added.push(Self::add_face_in(&mut tx, person.id, face, actor).await?);
+            added.push(Self::add_face_in(&mut tx, collection, person.id, face, actor).await?);
         }
         tx.commit().await.map_err(db_error)?;
         for (face, _) in added.iter().filter(|(_, a)| *a == Added::Created) {
-            store.committed(Committed::FaceAdded(face));
+            store.committed(Committed::FaceAdded(collection, face));
         }
         Ok(RegisteredNamed {
             person,
@@ -580,13 +1049,14 @@ where
 
     async fn list_persons(
         store: &impl Hooks<Self>,
+        collection: In,
         page: &PageRequest,
     ) -> StoreResult<Page<Person>> {
-        let total = Self::count_persons(page)
+        let total = Self::count_persons(collection, page)
             .fetch_one(store.readers())
             .await
             .map_err(db_error)?;
-        let rows = Self::select_persons_page(page)
+        let rows = Self::select_persons_page(collection, page)
             .fetch_all(store.readers())
             .await
             .map_err(db_error)?;
@@ -598,15 +1068,16 @@ where
 
     async fn update_person(
         store: &impl Hooks<Self>,
+        collection: In,
         id: PersonId,
         patch: PersonPatch,
         actor: &Actor,
     ) -> StoreResult<Person> {
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
-        let mut person = Self::person_for_write(&mut tx, id).await?;
+        let mut person = Self::person_for_write(&mut tx, collection, id).await?;
         let changed = store::apply_patch(&mut person, patch, Utc::now())?;
-        let statements = Self::person_update(&person, &changed, actor);
+        let statements = Self::person_update(collection, &person, &changed, actor);
         Self::execute(&mut tx, statements, person.external_id.as_deref()).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(person)
@@ -614,10 +1085,11 @@ where
 
     async fn delete_person(
         store: &impl Hooks<Self>,
+        collection: In,
         id: PersonId,
         actor: &Actor,
     ) -> StoreResult<DeletedPerson> {
-        Self::delete_person_for(store, id, Deletion::OnRequest, actor)
+        Self::delete_person_for(store, collection, id, Deletion::OnRequest, actor)
             .await?
             .ok_or(StoreError::PersonNotFound(id))
     }
@@ -633,9 +1105,9 @@ where
             .await
             .map_err(db_error)?;
         let mut deleted = Vec::with_capacity(expired.len());
-        for id in expired {
+        for (id, collection) in expired {
             let why = Deletion::ConsentExpiredBy(now);
-            match Self::delete_person_for(store, id.into(), why, actor).await {
+            match Self::delete_person_for(store, collection.into(), id.into(), why, actor).await {
                 Ok(Some(person)) => deleted.push(person),
                 // Renewed meanwhile.
                 Ok(None) => {}
@@ -649,10 +1121,11 @@ where
 
     async fn sample_faces(
         store: &impl Hooks<Self>,
+        collection: In,
         max_persons: u32,
         model: &ModelId,
     ) -> StoreResult<Vec<Face>> {
-        let rows = Self::sample_faces_of(max_persons, model)
+        let rows = Self::sample_faces_of(collection, max_persons, model)
             .fetch_all(store.readers())
             .await
             .map_err(db_error)?;
@@ -661,6 +1134,7 @@ where
 
     async fn save_calibration(
         store: &impl Hooks<Self>,
+        collection: In,
         computed_at: DateTime<Utc>,
         faces: u64,
         document: serde_json::Value,
@@ -668,8 +1142,10 @@ where
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
         let statements = vec![
-            Self::insert_calibration(computed_at, faces, document),
-            sqlx::query(PRUNE_CALIBRATIONS).bind(CALIBRATIONS_KEPT),
+            Self::insert_calibration(collection, computed_at, faces, document),
+            sqlx::query(PRUNE_CALIBRATIONS)
+                .bind(Id::from(collection))
+                .bind(CALIBRATIONS_KEPT),
         ];
         Self::execute(&mut tx, statements, None).await?;
         tx.commit().await.map_err(db_error)
@@ -677,8 +1153,10 @@ where
 
     async fn latest_calibration(
         store: &impl Hooks<Self>,
+        collection: In,
     ) -> StoreResult<Option<serde_json::Value>> {
         let document: Option<Json<serde_json::Value>> = sqlx::query_scalar(SELECT_CALIBRATION)
+            .bind(Id::from(collection))
             .fetch_optional(store.fresh_readers())
             .await
             .map_err(db_error)?;
@@ -687,10 +1165,10 @@ where
 
     async fn audit_events(
         store: &impl Hooks<Self>,
-        person: Option<PersonId>,
-        limit: u32,
+        collection: Option<CollectionId>,
+        filter: &AuditFilter,
     ) -> StoreResult<Vec<AuditEvent>> {
-        let rows = Self::select_audit(person, limit)
+        let rows = Self::select_audit(collection, filter)
             .fetch_all(store.readers())
             .await
             .map_err(db_error)?;
@@ -701,13 +1179,14 @@ where
     /// reason no longer holds (a consent renewed since it was found expired).
     async fn delete_person_for(
         store: &impl Hooks<Self>,
+        collection: In,
         id: PersonId,
         why: Deletion,
         actor: &Actor,
     ) -> StoreResult<Option<DeletedPerson>> {
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
-        let person = Self::person_for_write(&mut tx, id).await?;
+        let person = Self::person_for_write(&mut tx, collection, id).await?;
         let event = match why {
             Deletion::OnRequest => NewAuditEvent::person_deleted,
             Deletion::ConsentExpiredBy(now) => {
@@ -727,7 +1206,7 @@ where
         let faces_deleted = faces.len() as u64;
         let statements = vec![
             Self::delete_person_row(id),
-            Self::audit(event(id, faces_deleted), actor),
+            Self::audit(collection, event(id, faces_deleted), actor),
         ];
         Self::execute(&mut tx, statements, None).await?;
         tx.commit().await.map_err(db_error)?;
@@ -741,6 +1220,7 @@ where
 
     async fn add_face(
         store: &impl Hooks<Self>,
+        collection: In,
         person: PersonId,
         new: NewFace,
         actor: &Actor,
@@ -750,17 +1230,17 @@ where
         let mut tx = writer.begin().await.map_err(db_error)?;
         // Holding the person's row serializes concurrent adds for them, so the idempotency check
         // holds.
-        Self::person_for_write(&mut tx, person).await?;
-        let (face, added) = Self::add_face_in(&mut tx, person, new, actor).await?;
+        Self::person_for_write(&mut tx, collection, person).await?;
+        let (face, added) = Self::add_face_in(&mut tx, collection, person, new, actor).await?;
         if added == Added::Created {
             tx.commit().await.map_err(db_error)?;
-            store.committed(Committed::FaceAdded(&face));
+            store.committed(Committed::FaceAdded(collection, &face));
         }
         Ok((face, added))
     }
 
-    async fn get_face(store: &impl Hooks<Self>, id: FaceId) -> StoreResult<Face> {
-        Self::select_face(id)
+    async fn get_face(store: &impl Hooks<Self>, collection: In, id: FaceId) -> StoreResult<Face> {
+        Self::select_face(collection, id)
             .fetch_optional(store.readers())
             .await
             .map_err(db_error)?
@@ -768,9 +1248,13 @@ where
             .ok_or(StoreError::FaceNotFound(id))
     }
 
-    async fn list_faces(store: &impl Hooks<Self>, person: PersonId) -> StoreResult<Vec<Face>> {
+    async fn list_faces(
+        store: &impl Hooks<Self>,
+        collection: In,
+        person: PersonId,
+    ) -> StoreResult<Vec<Face>> {
         let mut conn = store.readers().acquire().await.map_err(db_error)?;
-        Self::select_person(person)
+        Self::select_person(collection, person)
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_error)?
@@ -782,16 +1266,21 @@ where
         Ok(rows.into_iter().map(Face::from).collect())
     }
 
-    async fn delete_face(store: &impl Hooks<Self>, id: FaceId, actor: &Actor) -> StoreResult<Face> {
+    async fn delete_face(
+        store: &impl Hooks<Self>,
+        collection: In,
+        id: FaceId,
+        actor: &Actor,
+    ) -> StoreResult<Face> {
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
-        let row = Self::delete_face_row(id)
+        let row = Self::delete_face_row(collection, id)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
         let face = row.map(Face::from).ok_or(StoreError::FaceNotFound(id))?;
         let event = NewAuditEvent::face_deleted(face.person_id, id);
-        Self::execute(&mut tx, vec![Self::audit(event, actor)], None).await?;
+        Self::execute(&mut tx, vec![Self::audit(collection, event, actor)], None).await?;
         tx.commit().await.map_err(db_error)?;
         store.committed(Committed::FacesRemoved(&[id]));
         store.erase(&mut writer).await;
@@ -800,29 +1289,34 @@ where
 
     async fn record(
         store: &impl Hooks<Self>,
+        collection: In,
         event: NewAuditEvent,
         actor: &Actor,
     ) -> StoreResult<()> {
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
-        Self::execute(&mut tx, vec![Self::audit(event, actor)], None).await?;
+        Self::execute(&mut tx, vec![Self::audit(collection, event, actor)], None).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn count_faces(store: &impl Hooks<Self>) -> StoreResult<u64> {
-        store.face_count().await
+    async fn count_faces(
+        store: &impl Hooks<Self>,
+        collection: Option<CollectionId>,
+    ) -> StoreResult<u64> {
+        store.face_count(collection).await
     }
 
     async fn list_all_faces(
         store: &impl Hooks<Self>,
+        collection: In,
         limit: u32,
         offset: u64,
     ) -> StoreResult<Page<FaceEntry>> {
-        let total = Self::select_face_count()
+        let total = Self::select_face_count(Some(collection))
             .fetch_one(store.readers())
             .await
             .map_err(db_error)?;
-        let rows = Self::list_face_entries(limit, offset)
+        let rows = Self::list_face_entries(collection, limit, offset)
             .fetch_all(store.readers())
             .await
             .map_err(db_error)?;
@@ -834,6 +1328,7 @@ where
 
     async fn search(
         store: &impl Hooks<Self>,
+        collection: In,
         probe: &NormalizedEmbedding,
         model: &ModelId,
         k: usize,
@@ -842,11 +1337,12 @@ where
         if k == 0 {
             return Ok(Vec::new());
         }
-        store.candidates(probe, model, k).await
+        store.candidates(collection, probe, model, k).await
     }
 
     async fn issue_ticket(
         store: &impl Hooks<Self>,
+        collection: In,
         ticket_sha256: &str,
         actor: &Actor,
         expires_at: DateTime<Utc>,
@@ -863,7 +1359,7 @@ where
         if outstanding as u64 >= max_outstanding {
             return Ok(false);
         }
-        let insert = Self::insert_ticket(ticket_sha256, actor, expires_at);
+        let insert = Self::insert_ticket(collection, ticket_sha256, actor, expires_at);
         Self::execute(&mut tx, vec![insert], None).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
@@ -872,12 +1368,12 @@ where
     async fn ticket_holder(
         store: &impl Hooks<Self>,
         ticket_sha256: &str,
-    ) -> StoreResult<Option<Actor>> {
-        let actor = Self::select_ticket(ticket_sha256, Utc::now())
+    ) -> StoreResult<Option<(Actor, CollectionId)>> {
+        let holder = Self::select_ticket(ticket_sha256, Utc::now())
             .fetch_optional(store.fresh_readers())
             .await
             .map_err(db_error)?;
-        Ok(actor.map(Actor))
+        Ok(holder.map(|(actor, collection)| (Actor(actor), collection.into())))
     }
 
     async fn redeem_ticket(store: &impl Hooks<Self>, ticket_sha256: &str) -> StoreResult<bool> {
@@ -888,6 +1384,35 @@ where
             .map_err(db_error)?;
         Ok(redeemed.is_some())
     }
+}
+
+/// A collection's settings as stored: JSON, without the unset ones.
+fn settings_json(settings: &CollectionSettings) -> serde_json::Value {
+    serde_json::to_value(settings).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+/// Runs statements that write a collection's name; a unique violation is a name taken.
+async fn execute_naming<DB: Database>(
+    tx: &mut DB::Connection,
+    statements: Vec<Statement<DB>>,
+    name: &str,
+) -> StoreResult<()>
+where
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    for statement in statements {
+        statement.execute(&mut *tx).await.map_err(|e| {
+            if e.as_database_error()
+                .is_some_and(|db| db.is_unique_violation())
+            {
+                StoreError::CollectionExists(name.to_owned())
+            } else {
+                db_error(e)
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Why a person is deleted.

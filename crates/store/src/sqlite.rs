@@ -99,16 +99,17 @@ impl SqliteStore {
     }
 
     async fn load_index(&self) -> StoreResult<()> {
-        let rows: Vec<(Id, Id, String, String, Embedding)> =
-            sqlx::query_as("SELECT id, person_id, model_name, model_sha256, embedding FROM faces")
-                .fetch_all(&self.readers)
-                .await
-                .map_err(db_error)?;
+        let rows: Vec<(Id, Id, Id, String, String, Embedding)> = sqlx::query_as(
+            "SELECT id, person_id, collection_id, model_name, model_sha256, embedding FROM faces",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
         let mut index = ExactIndex::new();
-        for (face, person, name, sha256, embedding) in rows {
+        for (face, person, collection, name, sha256, embedding) in rows {
             let model = ModelId { name, sha256 };
             index.insert(
-                &model.key(),
+                &shard(collection.into(), &model),
                 face.into(),
                 person.into(),
                 embedding.0.as_slice(),
@@ -155,8 +156,8 @@ impl Hooks<Sqlite> for SqliteStore {
     fn committed(&self, change: Committed<'_>) {
         let mut index = self.index.write().expect("index lock poisoned");
         match change {
-            Committed::FaceAdded(face) => index.insert(
-                &face.model.key(),
+            Committed::FaceAdded(collection, face) => index.insert(
+                &shard(collection, &face.model),
                 face.id,
                 face.person_id,
                 face.embedding.as_slice(),
@@ -186,19 +187,29 @@ impl Hooks<Sqlite> for SqliteStore {
         }
     }
 
-    async fn face_count(&self) -> StoreResult<u64> {
-        Ok(self.index.read().expect("index lock").len() as u64)
+    async fn face_count(&self, collection: Option<CollectionId>) -> StoreResult<u64> {
+        match collection {
+            None => Ok(self.index.read().expect("index lock").len() as u64),
+            Some(_) => {
+                let n = Sqlite::select_face_count(collection)
+                    .fetch_one(&self.readers)
+                    .await
+                    .map_err(db_error)?;
+                Ok(n as u64)
+            }
+        }
     }
 
     /// An exact scan of the in-memory index, then the names of the persons found.
     async fn candidates(
         &self,
+        collection: CollectionId,
         probe: &NormalizedEmbedding,
         model: &ModelId,
         k: usize,
     ) -> StoreResult<Vec<Candidate>> {
         let index = Arc::clone(&self.index);
-        let (scan_probe, key) = (probe.clone(), model.key());
+        let (scan_probe, key) = (probe.clone(), shard(collection, model));
         // A scan of a large index takes milliseconds: off the async runtime's threads.
         let candidates = tokio::task::spawn_blocking(move || {
             index
@@ -356,6 +367,11 @@ fn io_error(what: &str, path: &Path, err: std::io::Error) -> StoreError {
         }
         _ => StoreError::Database(message),
     }
+}
+
+/// The index's shard for one collection's faces of one model: a search scans only its own.
+fn shard(collection: CollectionId, model: &ModelId) -> String {
+    format!("{collection}/{}", model.key())
 }
 
 impl_store!(SqliteStore, Sqlite, "sqlite");

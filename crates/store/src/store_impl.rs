@@ -11,13 +11,13 @@
 use std::ops::DerefMut;
 
 use facerec_core::store::StoreResult;
-use facerec_core::{Candidate, Face, FaceId, ModelId};
+use facerec_core::{Candidate, CollectionId, Face, FaceId, ModelId};
 use facerec_types::NormalizedEmbedding;
 use sqlx::{Database, Pool};
 
 /// What a committed write changed, for a backend that keeps state beside the database.
 pub(crate) enum Committed<'a> {
-    FaceAdded(&'a Face),
+    FaceAdded(CollectionId, &'a Face),
     FacesRemoved(&'a [FaceId]),
 }
 
@@ -36,10 +36,11 @@ pub(crate) trait Hooks<DB: Database>: Sync {
     /// Called after a deletion commits, so that the deleted rows become unreadable in the
     /// database files too (SQLite: a WAL checkpoint; PostgreSQL: a batched VACUUM).
     async fn erase(&self, writer: &mut DB::Connection);
-    async fn face_count(&self) -> StoreResult<u64>;
-    /// The nearest faces' persons, each backend searching its own way.
+    async fn face_count(&self, collection: Option<CollectionId>) -> StoreResult<u64>;
+    /// The nearest faces' persons within the collection, each backend searching its own way.
     async fn candidates(
         &self,
+        collection: CollectionId,
         probe: &NormalizedEmbedding,
         model: &ModelId,
         k: usize,
@@ -51,38 +52,53 @@ macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         $crate::store_impl::forward! { $store, $db, $backend;
             ping() -> ();
-            register(new: NewPerson, face: NewFace, actor: &Actor) -> (Person, Face);
-            get_person(id: PersonId) -> Person;
-            persons_named(name: &str, limit: u32) -> Vec<Person>;
-            register_named(new: NewPerson, faces: Vec<NewFace>, actor: &Actor) -> RegisteredNamed;
-            list_persons(page: &PageRequest) -> Page<Person>;
-            update_person(id: PersonId, patch: PersonPatch, actor: &Actor) -> Person;
-            delete_person(id: PersonId, actor: &Actor) -> DeletedPerson;
+            create_collection(new: NewCollection, actor: &Actor) -> Collection;
+            get_collection(id: CollectionId) -> Collection;
+            collection_named(name: &str) -> Collection;
+            list_collections() -> Vec<Collection>;
+            update_collection(id: CollectionId, patch: CollectionPatch, actor: &Actor) -> Collection;
+            delete_collection(id: CollectionId, actor: &Actor) -> DeletedCollection;
+            create_key(new: NewApiKey, actor: &Actor) -> ApiKey;
+            list_keys(collection: Option<CollectionId>) -> Vec<ApiKey>;
+            key_by_secret(secret_sha256: &str) -> Option<ApiKey>;
+            revoke_key(id: KeyId, actor: &Actor) -> ApiKey;
+            touch_key(id: KeyId, at: chrono::DateTime<chrono::Utc>) -> ();
+            register(c: CollectionId, new: NewPerson, face: NewFace, actor: &Actor) -> (Person, Face);
+            get_person(c: CollectionId, id: PersonId) -> Person;
+            persons_named(c: CollectionId, name: &str, limit: u32) -> Vec<Person>;
+            register_named(c: CollectionId, new: NewPerson, faces: Vec<NewFace>, actor: &Actor)
+                -> RegisteredNamed;
+            list_persons(c: CollectionId, page: &PageRequest) -> Page<Person>;
+            update_person(c: CollectionId, id: PersonId, patch: PersonPatch, actor: &Actor) -> Person;
+            delete_person(c: CollectionId, id: PersonId, actor: &Actor) -> DeletedPerson;
             delete_expired(now: chrono::DateTime<chrono::Utc>, limit: u32, actor: &Actor)
                 -> Vec<DeletedPerson>;
-            audit_events(person: Option<PersonId>, limit: u32) -> Vec<AuditEvent>;
-            sample_faces(max_persons: u32, model: &ModelId) -> Vec<Face>;
+            audit_events(c: Option<CollectionId>, filter: &AuditFilter) -> Vec<AuditEvent>;
+            sample_faces(c: CollectionId, max_persons: u32, model: &ModelId) -> Vec<Face>;
             save_calibration(
+                c: CollectionId,
                 computed_at: chrono::DateTime<chrono::Utc>,
                 faces: u64,
                 document: serde_json::Value
             ) -> ();
-            latest_calibration() -> Option<serde_json::Value>;
-            add_face(person: PersonId, new: NewFace, actor: &Actor) -> (Face, Added);
-            get_face(id: FaceId) -> Face;
-            list_faces(person: PersonId) -> Vec<Face>;
-            delete_face(id: FaceId, actor: &Actor) -> Face;
-            record(event: NewAuditEvent, actor: &Actor) -> ();
-            count_faces() -> u64;
-            list_all_faces(limit: u32, offset: u64) -> Page<FaceEntry>;
-            search(probe: &NormalizedEmbedding, model: &ModelId, k: usize) -> Vec<Candidate>;
+            latest_calibration(c: CollectionId) -> Option<serde_json::Value>;
+            add_face(c: CollectionId, person: PersonId, new: NewFace, actor: &Actor) -> (Face, Added);
+            get_face(c: CollectionId, id: FaceId) -> Face;
+            list_faces(c: CollectionId, person: PersonId) -> Vec<Face>;
+            delete_face(c: CollectionId, id: FaceId, actor: &Actor) -> Face;
+            record(c: CollectionId, event: NewAuditEvent, actor: &Actor) -> ();
+            count_faces(c: Option<CollectionId>) -> u64;
+            list_all_faces(c: CollectionId, limit: u32, offset: u64) -> Page<FaceEntry>;
+            search(c: CollectionId, probe: &NormalizedEmbedding, model: &ModelId, k: usize)
+                -> Vec<Candidate>;
             issue_ticket(
+                c: CollectionId,
                 ticket_sha256: &str,
                 actor: &Actor,
                 expires_at: chrono::DateTime<chrono::Utc>,
                 max_outstanding: u64
             ) -> bool;
-            ticket_holder(ticket_sha256: &str) -> Option<Actor>;
+            ticket_holder(ticket_sha256: &str) -> Option<(Actor, CollectionId)>;
             redeem_ticket(ticket_sha256: &str) -> bool;
         }
     };

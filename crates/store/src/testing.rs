@@ -17,8 +17,17 @@ use crate::{redact, PostgresStore, SqliteStore, StoreOptions};
 #[async_trait]
 pub trait Inspect: Store {
     /// A person without faces (the service creates persons only with a photo, or by name).
-    async fn create_person(&self, person: NewPerson, actor: &Actor) -> StoreResult<Person>;
-    async fn find_person_by_external_id(&self, external_id: &str) -> StoreResult<Option<Person>>;
+    async fn create_person(
+        &self,
+        collection: CollectionId,
+        person: NewPerson,
+        actor: &Actor,
+    ) -> StoreResult<Person>;
+    async fn find_person_by_external_id(
+        &self,
+        collection: CollectionId,
+        external_id: &str,
+    ) -> StoreResult<Option<Person>>;
 }
 
 /// Opens a store like [`crate::open`], with the test-only operations.
@@ -33,7 +42,7 @@ pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Insp
 const SELECT_PERSON_BY_EXTERNAL_ID: &str = concat!(
     "SELECT ",
     crate::sql::person_columns!(),
-    " FROM persons WHERE external_id = $1"
+    " FROM persons WHERE external_id = $1 AND collection_id = $2"
 );
 /// The same operations on both backends, over the stores' [`Hooks`]. (A macro, as `impl_store!`
 /// is: `Inspect` is an `async_trait`.)
@@ -41,11 +50,16 @@ macro_rules! impl_inspect {
     ($store:ty, $db:ty) => {
         #[async_trait]
         impl Inspect for $store {
-            async fn create_person(&self, new: NewPerson, actor: &Actor) -> StoreResult<Person> {
+            async fn create_person(
+                &self,
+                collection: CollectionId,
+                new: NewPerson,
+                actor: &Actor,
+            ) -> StoreResult<Person> {
                 let person = facerec_core::store::person_from_new(&new, Utc::now())?;
                 let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(db_error)?;
-                let statements = <$db>::creation(&person, actor);
+                let statements = <$db>::creation(collection, &person, actor);
                 <$db>::execute(&mut tx, statements, person.external_id.as_deref()).await?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(person)
@@ -53,10 +67,12 @@ macro_rules! impl_inspect {
 
             async fn find_person_by_external_id(
                 &self,
+                collection: CollectionId,
                 external_id: &str,
             ) -> StoreResult<Option<Person>> {
                 let row: Option<PersonRow> = sqlx::query_as(SELECT_PERSON_BY_EXTERNAL_ID)
                     .bind(external_id.to_owned())
+                    .bind(crate::columns::Id::from(collection))
                     .fetch_optional(self.readers())
                     .await
                     .map_err(db_error)?;

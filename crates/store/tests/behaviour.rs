@@ -98,26 +98,36 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
         "Edsger Dijkstra",
     ] {
         store
-            .create_person(new_person(name), &actor())
+            .create_person(
+                facerec_core::CollectionId::DEFAULT,
+                new_person(name),
+                &actor(),
+            )
             .await
             .unwrap();
     }
     let first = store
-        .list_persons(&PageRequest {
-            limit: 2,
-            offset: 0,
-            name_contains: None,
-            expires_before: None,
-        })
+        .list_persons(
+            facerec_core::CollectionId::DEFAULT,
+            &PageRequest {
+                limit: 2,
+                offset: 0,
+                name_contains: None,
+                expires_before: None,
+            },
+        )
         .await
         .unwrap();
     let rest = store
-        .list_persons(&PageRequest {
-            limit: 10,
-            offset: 2,
-            name_contains: None,
-            expires_before: None,
-        })
+        .list_persons(
+            facerec_core::CollectionId::DEFAULT,
+            &PageRequest {
+                limit: 10,
+                offset: 2,
+                name_contains: None,
+                expires_before: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -142,28 +152,37 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
         "creation order"
     );
     let ada = store
-        .list_persons(&PageRequest {
-            limit: 10,
-            offset: 0,
-            name_contains: Some("ADA".into()),
-            expires_before: None,
-        })
+        .list_persons(
+            facerec_core::CollectionId::DEFAULT,
+            &PageRequest {
+                limit: 10,
+                offset: 0,
+                name_contains: Some("ADA".into()),
+                expires_before: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(ada.total, 2);
     let literal = store
-        .list_persons(&PageRequest {
-            limit: 10,
-            offset: 0,
-            name_contains: Some("%".into()),
-            expires_before: None,
-        })
+        .list_persons(
+            facerec_core::CollectionId::DEFAULT,
+            &PageRequest {
+                limit: 10,
+                offset: 0,
+                name_contains: Some("%".into()),
+                expires_before: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(literal.total, 0, "wildcards match literally");
 
     let person = &first.items[0];
-    let fetched = store.get_person(person.id).await.unwrap();
+    let fetched = store
+        .get_person(facerec_core::CollectionId::DEFAULT, person.id)
+        .await
+        .unwrap();
     assert_eq!(&fetched, person);
     assert_eq!(fetched.consent.basis, "signed form #1");
     assert_eq!(fetched.metadata["team"], "test");
@@ -175,7 +194,12 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
         consent_expires_at: None,
     };
     let updated = store
-        .update_person(person.id, patch, &actor())
+        .update_person(
+            facerec_core::CollectionId::DEFAULT,
+            person.id,
+            patch,
+            &actor(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -185,7 +209,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
     assert!(updated.updated_at >= person.updated_at);
     assert_eq!(
         store
-            .find_person_by_external_id("emp-1")
+            .find_person_by_external_id(facerec_core::CollectionId::DEFAULT, "emp-1")
             .await
             .unwrap()
             .unwrap()
@@ -193,7 +217,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
         person.id
     );
     assert!(store
-        .find_person_by_external_id("emp-404")
+        .find_person_by_external_id(facerec_core::CollectionId::DEFAULT, "emp-404")
         .await
         .unwrap()
         .is_none());
@@ -203,16 +227,24 @@ async fn bad_input_is_typed(store: Arc<dyn Inspect>) {
     let mut with_ext = new_person("First");
     with_ext.external_id = Some("dup".into());
     store
-        .create_person(with_ext.clone(), &actor())
+        .create_person(
+            facerec_core::CollectionId::DEFAULT,
+            with_ext.clone(),
+            &actor(),
+        )
         .await
         .unwrap();
     with_ext.name = "Second".into();
     assert!(matches!(
-        store.create_person(with_ext, &actor()).await,
+        store.create_person(facerec_core::CollectionId::DEFAULT, with_ext, &actor()).await,
         Err(StoreError::DuplicateExternalId(id)) if id == "dup"
     ));
     let other = store
-        .create_person(new_person("Third"), &actor())
+        .create_person(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("Third"),
+            &actor(),
+        )
         .await
         .unwrap();
     let steal = PersonPatch {
@@ -220,14 +252,23 @@ async fn bad_input_is_typed(store: Arc<dyn Inspect>) {
         ..Default::default()
     };
     assert!(matches!(
-        store.update_person(other.id, steal, &actor()).await,
+        store
+            .update_person(
+                facerec_core::CollectionId::DEFAULT,
+                other.id,
+                steal,
+                &actor()
+            )
+            .await,
         Err(StoreError::DuplicateExternalId(_))
     ));
 
     let mut no_consent = new_person("Nobody");
     no_consent.consent.basis = "  ".into();
     assert!(matches!(
-        store.create_person(no_consent, &actor()).await,
+        store
+            .create_person(facerec_core::CollectionId::DEFAULT, no_consent, &actor())
+            .await,
         Err(StoreError::ConsentRequired)
     ));
     assert!(matches!(
@@ -237,33 +278,49 @@ async fn bad_input_is_typed(store: Arc<dyn Inspect>) {
     let mut unnamed = new_person("");
     unnamed.name = " ".into();
     assert!(matches!(
-        store.create_person(unnamed, &actor()).await,
+        store
+            .create_person(facerec_core::CollectionId::DEFAULT, unnamed, &actor())
+            .await,
         Err(StoreError::InvalidPerson(_))
     ));
 
     let unknown = PersonId::new();
     assert!(
-        matches!(store.get_person(unknown).await, Err(StoreError::PersonNotFound(id)) if id == unknown)
+        matches!(store.get_person(facerec_core::CollectionId::DEFAULT, unknown).await, Err(StoreError::PersonNotFound(id)) if id == unknown)
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     assert!(matches!(
         store
-            .add_face(unknown, new_face(random_unit(&mut rng), "x"), &actor())
+            .add_face(
+                facerec_core::CollectionId::DEFAULT,
+                unknown,
+                new_face(random_unit(&mut rng), "x"),
+                &actor()
+            )
             .await,
         Err(StoreError::PersonNotFound(_))
     ));
     assert!(matches!(
-        store.delete_person(unknown, &actor()).await,
+        store
+            .delete_person(facerec_core::CollectionId::DEFAULT, unknown, &actor())
+            .await,
         Err(StoreError::PersonNotFound(_))
     ));
     assert!(matches!(
-        store.delete_face(FaceId::new(), &actor()).await,
+        store
+            .delete_face(facerec_core::CollectionId::DEFAULT, FaceId::new(), &actor())
+            .await,
         Err(StoreError::FaceNotFound(_))
     ));
 
     let short = NormalizedEmbedding::normalize(&[1.0; 128]).unwrap().0;
     let err = store
-        .add_face(other.id, new_face(short.clone(), "y"), &actor())
+        .add_face(
+            facerec_core::CollectionId::DEFAULT,
+            other.id,
+            new_face(short.clone(), "y"),
+            &actor(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -278,7 +335,9 @@ async fn bad_input_is_typed(store: Arc<dyn Inspect>) {
     );
     assert_eq!(err.code(), "invalid_embedding");
     assert!(matches!(
-        store.search(&short, &model(), 3).await,
+        store
+            .search(facerec_core::CollectionId::DEFAULT, &short, &model(), 3)
+            .await,
         Err(StoreError::EmbeddingDimension { .. })
     ));
     let mut nan = vec![0.0f32; 512];
@@ -289,7 +348,11 @@ async fn bad_input_is_typed(store: Arc<dyn Inspect>) {
         StoreError::InvalidEmbedding(facerec_types::EmbeddingError::NonFinite)
     ));
     assert!(
-        store.list_faces(other.id).await.unwrap().is_empty(),
+        store
+            .list_faces(facerec_core::CollectionId::DEFAULT, other.id)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing half-written"
     );
 }
@@ -299,6 +362,7 @@ async fn faces_idempotency_and_deletion(store: Arc<dyn Inspect>) {
     let (e1, e2) = (random_unit(&mut rng), random_unit(&mut rng));
     let (alice, first) = store
         .register(
+            facerec_core::CollectionId::DEFAULT,
             new_person("Alice"),
             new_face(e1.clone(), "photo-1"),
             &actor(),
@@ -307,7 +371,12 @@ async fn faces_idempotency_and_deletion(store: Arc<dyn Inspect>) {
         .unwrap();
     assert_eq!(first.person_id, alice.id);
     let (again, added) = store
-        .add_face(alice.id, new_face(e1.clone(), "photo-1"), &actor())
+        .add_face(
+            facerec_core::CollectionId::DEFAULT,
+            alice.id,
+            new_face(e1.clone(), "photo-1"),
+            &actor(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -316,11 +385,19 @@ async fn faces_idempotency_and_deletion(store: Arc<dyn Inspect>) {
         "same photo, same face"
     );
     let (second, added) = store
-        .add_face(alice.id, new_face(e2.clone(), "photo-2"), &actor())
+        .add_face(
+            facerec_core::CollectionId::DEFAULT,
+            alice.id,
+            new_face(e2.clone(), "photo-2"),
+            &actor(),
+        )
         .await
         .unwrap();
     assert_eq!(added, Added::Created);
-    let faces = store.list_faces(alice.id).await.unwrap();
+    let faces = store
+        .list_faces(facerec_core::CollectionId::DEFAULT, alice.id)
+        .await
+        .unwrap();
     assert_eq!(
         faces.iter().map(|f| f.id).collect::<Vec<_>>(),
         vec![first.id, second.id]
@@ -328,9 +405,12 @@ async fn faces_idempotency_and_deletion(store: Arc<dyn Inspect>) {
     assert_eq!(faces[0].embedding, e1, "embeddings round-trip exactly");
     assert_eq!(faces[0].model, model());
     assert_eq!(faces[0].bbox, [10.0, 20.0, 110.0, 150.0]);
-    assert_eq!(store.count_faces().await.unwrap(), 2);
+    assert_eq!(store.count_faces(None).await.unwrap(), 2);
 
-    let hit = store.search(&e2, &model(), 1).await.unwrap();
+    let hit = store
+        .search(facerec_core::CollectionId::DEFAULT, &e2, &model(), 1)
+        .await
+        .unwrap();
     assert_eq!((hit[0].person_id, hit[0].face_id), (alice.id, second.id));
     assert!((hit[0].similarity.value() - 1.0).abs() < 1e-4);
     let other_model = ModelId {
@@ -338,48 +418,82 @@ async fn faces_idempotency_and_deletion(store: Arc<dyn Inspect>) {
         sha256: "0".into(),
     };
     assert!(
-        store.search(&e2, &other_model, 1).await.unwrap().is_empty(),
+        store
+            .search(facerec_core::CollectionId::DEFAULT, &e2, &other_model, 1)
+            .await
+            .unwrap()
+            .is_empty(),
         "models are never mixed"
     );
 
-    let deleted = store.delete_face(second.id, &actor()).await.unwrap();
+    let deleted = store
+        .delete_face(facerec_core::CollectionId::DEFAULT, second.id, &actor())
+        .await
+        .unwrap();
     assert_eq!(deleted.id, second.id);
     assert!(matches!(
-        store.get_face(second.id).await,
+        store
+            .get_face(facerec_core::CollectionId::DEFAULT, second.id)
+            .await,
         Err(StoreError::FaceNotFound(_))
     ));
-    let hit = store.search(&e2, &model(), 1).await.unwrap();
+    let hit = store
+        .search(facerec_core::CollectionId::DEFAULT, &e2, &model(), 1)
+        .await
+        .unwrap();
     assert_eq!(
         hit[0].face_id, first.id,
         "the deleted face is no longer searched"
     );
 
     let bob = store
-        .create_person(new_person("Bob"), &actor())
+        .create_person(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("Bob"),
+            &actor(),
+        )
         .await
         .unwrap();
     store
-        .add_face(bob.id, new_face(e2.clone(), "photo-2"), &actor())
+        .add_face(
+            facerec_core::CollectionId::DEFAULT,
+            bob.id,
+            new_face(e2.clone(), "photo-2"),
+            &actor(),
+        )
         .await
         .unwrap();
-    let gone = store.delete_person(alice.id, &actor()).await.unwrap();
+    let gone = store
+        .delete_person(facerec_core::CollectionId::DEFAULT, alice.id, &actor())
+        .await
+        .unwrap();
     assert_eq!((gone.person.id, gone.faces_deleted), (alice.id, 1));
     assert!(matches!(
-        store.get_person(alice.id).await,
+        store
+            .get_person(facerec_core::CollectionId::DEFAULT, alice.id)
+            .await,
         Err(StoreError::PersonNotFound(_))
     ));
     assert!(matches!(
-        store.get_face(first.id).await,
+        store
+            .get_face(facerec_core::CollectionId::DEFAULT, first.id)
+            .await,
         Err(StoreError::FaceNotFound(_))
     ));
-    let hits = store.search(&e1, &model(), 5).await.unwrap();
+    let hits = store
+        .search(facerec_core::CollectionId::DEFAULT, &e1, &model(), 5)
+        .await
+        .unwrap();
     assert!(
         hits.iter().all(|h| h.person_id != alice.id),
         "a deleted person is never found"
     );
-    assert_eq!(store.count_faces().await.unwrap(), 1);
+    assert_eq!(store.count_faces(None).await.unwrap(), 1);
 
-    let events = store.audit_events(Some(alice.id), 50).await.unwrap();
+    let events = store
+        .audit_events(None, &facerec_core::AuditFilter::newest(Some(alice.id), 50))
+        .await
+        .unwrap();
     let actions: Vec<AuditAction> = events.iter().map(|e| e.action).collect();
     assert_eq!(
         actions,
@@ -409,6 +523,7 @@ async fn search_matches_brute_force(store: Arc<dyn Inspect>) {
         let faces = 1 + p % 3;
         let (person, _) = store
             .register(
+                facerec_core::CollectionId::DEFAULT,
                 new_person(&format!("P{p}")),
                 new_face(base.clone(), &format!("{p}-0")),
                 &actor(),
@@ -426,6 +541,7 @@ async fn search_matches_brute_force(store: Arc<dyn Inspect>) {
             let e = NormalizedEmbedding::normalize(&raw).unwrap().0;
             store
                 .add_face(
+                    facerec_core::CollectionId::DEFAULT,
                     person.id,
                     new_face(e.clone(), &format!("{p}-{f}")),
                     &actor(),
@@ -451,7 +567,10 @@ async fn search_matches_brute_force(store: Arc<dyn Inspect>) {
         }
         let mut expected: Vec<(PersonId, f32)> = best.into_iter().collect();
         expected.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let hits = store.search(&probe, &model(), 5).await.unwrap();
+        let hits = store
+            .search(facerec_core::CollectionId::DEFAULT, &probe, &model(), 5)
+            .await
+            .unwrap();
         assert_eq!(hits.len(), 5);
         for (hit, (person, similarity)) in hits.iter().zip(&expected) {
             assert_eq!(hit.person_id, *person, "probe {q}");
@@ -465,7 +584,11 @@ async fn search_matches_brute_force(store: Arc<dyn Inspect>) {
 
 async fn concurrent_registrations(store: Arc<dyn Inspect>) {
     let target = store
-        .create_person(new_person("Shared"), &actor())
+        .create_person(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("Shared"),
+            &actor(),
+        )
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -477,6 +600,7 @@ async fn concurrent_registrations(store: Arc<dyn Inspect>) {
             for i in 0..5 {
                 let (p, _) = store
                     .register(
+                        facerec_core::CollectionId::DEFAULT,
                         new_person(&format!("T{t}-{i}")),
                         new_face(random_unit(&mut rng), &format!("{t}-{i}")),
                         &actor(),
@@ -490,7 +614,12 @@ async fn concurrent_registrations(store: Arc<dyn Inspect>) {
                 .unwrap()
                 .0;
             let (_, added) = store
-                .add_face(target.id, new_face(same, "same-photo"), &actor())
+                .add_face(
+                    facerec_core::CollectionId::DEFAULT,
+                    target.id,
+                    new_face(same, "same-photo"),
+                    &actor(),
+                )
                 .await
                 .unwrap();
             (ids, added)
@@ -505,18 +634,28 @@ async fn concurrent_registrations(store: Arc<dyn Inspect>) {
     }
     assert_eq!(ids.len(), 60, "every registration is there once");
     assert_eq!(created, 1, "one photo, one face, however many senders");
-    assert_eq!(store.list_faces(target.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_faces(facerec_core::CollectionId::DEFAULT, target.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let page = store
-        .list_persons(&PageRequest {
-            limit: 1000,
-            offset: 0,
-            name_contains: None,
-            expires_before: None,
-        })
+        .list_persons(
+            facerec_core::CollectionId::DEFAULT,
+            &PageRequest {
+                limit: 1000,
+                offset: 0,
+                name_contains: None,
+                expires_before: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(page.total, 61);
-    assert_eq!(store.count_faces().await.unwrap(), 61);
+    assert_eq!(store.count_faces(None).await.unwrap(), 61);
 }
 
 async fn persists_across_reopen(backend: &Backend) {
@@ -525,17 +664,29 @@ async fn persists_across_reopen(backend: &Backend) {
     let person = {
         let store = backend.open().await;
         let (person, _) = store
-            .register(new_person("Persistent"), new_face(e.clone(), "p"), &actor())
+            .register(
+                facerec_core::CollectionId::DEFAULT,
+                new_person("Persistent"),
+                new_face(e.clone(), "p"),
+                &actor(),
+            )
             .await
             .unwrap();
         person
     };
     let store = backend.open().await;
     assert_eq!(
-        store.get_person(person.id).await.unwrap().name,
+        store
+            .get_person(facerec_core::CollectionId::DEFAULT, person.id)
+            .await
+            .unwrap()
+            .name,
         "Persistent"
     );
-    let hits = store.search(&e, &model(), 1).await.unwrap();
+    let hits = store
+        .search(facerec_core::CollectionId::DEFAULT, &e, &model(), 1)
+        .await
+        .unwrap();
     assert_eq!(
         hits[0].person_id, person.id,
         "the index is rebuilt from the database"
@@ -618,6 +769,7 @@ async fn recognition_over_shared_faces(store: Arc<dyn Inspect>) {
         }
         let (person, _) = store
             .register(
+                facerec_core::CollectionId::DEFAULT,
                 new_person(identity),
                 new_face(list[0].embedding.clone(), &list[0].path),
                 &actor(),
@@ -631,7 +783,15 @@ async fn recognition_over_shared_faces(store: Arc<dyn Inspect>) {
     let mut rank1 = 0;
     let mut failures = Vec::new();
     for p in &probes {
-        let hits = store.search(&p.embedding, &model(), 2).await.unwrap();
+        let hits = store
+            .search(
+                facerec_core::CollectionId::DEFAULT,
+                &p.embedding,
+                &model(),
+                2,
+            )
+            .await
+            .unwrap();
         if registered[&hits[0].person_id] == p.identity {
             rank1 += 1;
         } else {
@@ -645,7 +805,15 @@ async fn recognition_over_shared_faces(store: Arc<dyn Inspect>) {
     }
     let mut rejected = 0;
     for s in &strangers {
-        let hits = store.search(&s.embedding, &model(), 1).await.unwrap();
+        let hits = store
+            .search(
+                facerec_core::CollectionId::DEFAULT,
+                &s.embedding,
+                &model(),
+                1,
+            )
+            .await
+            .unwrap();
         if !matcher.accepts(hits[0].similarity) {
             rejected += 1;
         } else {
@@ -695,6 +863,7 @@ async fn recognition_over_registry_photos(store: Arc<dyn Inspect>) {
         .collect();
     let (yao, _) = store
         .register(
+            facerec_core::CollectionId::DEFAULT,
             new_person("Yao Ming"),
             new_face(refs["vectron/yaoming.jpg"][0].clone(), "yao"),
             &actor(),
@@ -704,6 +873,7 @@ async fn recognition_over_registry_photos(store: Arc<dyn Inspect>) {
     for (i, face) in refs["insightface/t1.jpg"].iter().enumerate() {
         store
             .register(
+                facerec_core::CollectionId::DEFAULT,
                 new_person(&format!("t1 face {i}")),
                 new_face(face.clone(), &format!("t1-{i}")),
                 &actor(),
@@ -713,7 +883,11 @@ async fn recognition_over_registry_photos(store: Arc<dyn Inspect>) {
     }
     let matcher = Matcher::default();
     for (i, face) in refs["vectron/players.jpg"].iter().enumerate() {
-        let hit = store.search(face, &model(), 1).await.unwrap().remove(0);
+        let hit = store
+            .search(facerec_core::CollectionId::DEFAULT, face, &model(), 1)
+            .await
+            .unwrap()
+            .remove(0);
         let accepted = matcher.accepts(hit.similarity);
         if i == 3 {
             assert!(
@@ -735,11 +909,19 @@ async fn recognition_over_registry_photos(store: Arc<dyn Inspect>) {
 /// refolds.
 async fn names_in_any_script(store: Arc<dyn Inspect>) {
     let emile = store
-        .create_person(new_person("Émile Zola"), &actor())
+        .create_person(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("Émile Zola"),
+            &actor(),
+        )
         .await
         .unwrap();
     store
-        .create_person(new_person("Ωmega Ölund"), &actor())
+        .create_person(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("Ωmega Ölund"),
+            &actor(),
+        )
         .await
         .unwrap();
     let find = |text: &str| PageRequest {
@@ -749,19 +931,30 @@ async fn names_in_any_script(store: Arc<dyn Inspect>) {
         expires_before: None,
     };
     for text in ["émile", "ÉMILE", "Émile Zola", "zola"] {
-        let page = store.list_persons(&find(text)).await.unwrap();
+        let page = store
+            .list_persons(facerec_core::CollectionId::DEFAULT, &find(text))
+            .await
+            .unwrap();
         assert_eq!(page.total, 1, "'{text}' finds Émile Zola once");
         assert_eq!(page.items[0].id, emile.id);
     }
     for text in ["ωmega", "ÖLUND"] {
         assert_eq!(
-            store.list_persons(&find(text)).await.unwrap().total,
+            store
+                .list_persons(facerec_core::CollectionId::DEFAULT, &find(text))
+                .await
+                .unwrap()
+                .total,
             1,
             "{text}"
         );
     }
     assert_eq!(
-        store.list_persons(&find("emile")).await.unwrap().total,
+        store
+            .list_persons(facerec_core::CollectionId::DEFAULT, &find("emile"))
+            .await
+            .unwrap()
+            .total,
         0,
         "accents are kept"
     );
@@ -772,11 +965,30 @@ async fn names_in_any_script(store: Arc<dyn Inspect>) {
         consent_expires_at: None,
     };
     store
-        .update_person(emile.id, patch, &actor())
+        .update_person(
+            facerec_core::CollectionId::DEFAULT,
+            emile.id,
+            patch,
+            &actor(),
+        )
         .await
         .unwrap();
-    assert_eq!(store.list_persons(&find("élodie")).await.unwrap().total, 1);
-    assert_eq!(store.list_persons(&find("émile")).await.unwrap().total, 0);
+    assert_eq!(
+        store
+            .list_persons(facerec_core::CollectionId::DEFAULT, &find("élodie"))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store
+            .list_persons(facerec_core::CollectionId::DEFAULT, &find("émile"))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
 }
 
 /// Every face, across persons, in the order added, a page at a time, with whose it is.
@@ -785,18 +997,33 @@ async fn all_faces_in_pages(store: Arc<dyn Inspect>) {
     let mut added = Vec::new();
     for (name, photos) in [("First", 2), ("Second", 1), ("Third", 3)] {
         let person = store
-            .create_person(new_person(name), &actor())
+            .create_person(
+                facerec_core::CollectionId::DEFAULT,
+                new_person(name),
+                &actor(),
+            )
             .await
             .unwrap();
         for i in 0..photos {
             let face = new_face(random_unit(&mut rng), &format!("{name}-{i}"));
-            let (face, _) = store.add_face(person.id, face, &actor()).await.unwrap();
+            let (face, _) = store
+                .add_face(
+                    facerec_core::CollectionId::DEFAULT,
+                    person.id,
+                    face,
+                    &actor(),
+                )
+                .await
+                .unwrap();
             added.push((face.id, person.id, name.to_owned()));
         }
     }
     let mut listed = Vec::new();
     for offset in (0..8).step_by(4) {
-        let page = store.list_all_faces(4, offset).await.unwrap();
+        let page = store
+            .list_all_faces(facerec_core::CollectionId::DEFAULT, 4, offset)
+            .await
+            .unwrap();
         assert_eq!(page.total, 6);
         listed.extend(
             page.items
@@ -806,11 +1033,17 @@ async fn all_faces_in_pages(store: Arc<dyn Inspect>) {
     }
     assert_eq!(listed, added);
     let (gone, _, _) = added.remove(0);
-    store.delete_face(gone, &actor()).await.unwrap();
-    let page = store.list_all_faces(10, 0).await.unwrap();
+    store
+        .delete_face(facerec_core::CollectionId::DEFAULT, gone, &actor())
+        .await
+        .unwrap();
+    let page = store
+        .list_all_faces(facerec_core::CollectionId::DEFAULT, 10, 0)
+        .await
+        .unwrap();
     assert_eq!((page.total, page.items.len()), (5, 5));
     assert!(store
-        .list_all_faces(10, 1 << 62)
+        .list_all_faces(facerec_core::CollectionId::DEFAULT, 10, 1 << 62)
         .await
         .unwrap()
         .items
@@ -836,7 +1069,12 @@ async fn registrations_by_name(store: Arc<dyn Inspect>) {
                 "ÉMILE ZOLA"
             };
             store
-                .register_named(new_person(name), faces, &actor())
+                .register_named(
+                    facerec_core::CollectionId::DEFAULT,
+                    new_person(name),
+                    faces,
+                    &actor(),
+                )
                 .await
                 .unwrap()
         }));
@@ -851,13 +1089,28 @@ async fn registrations_by_name(store: Arc<dyn Inspect>) {
     }
     assert_eq!((persons.len(), created), (1, 1), "one person, created once");
     let person = *persons.iter().next().unwrap();
-    assert_eq!(store.list_faces(person).await.unwrap().len(), 16);
-    let named = store.persons_named("émile zola", 5).await.unwrap();
+    assert_eq!(
+        store
+            .list_faces(facerec_core::CollectionId::DEFAULT, person)
+            .await
+            .unwrap()
+            .len(),
+        16
+    );
+    let named = store
+        .persons_named(facerec_core::CollectionId::DEFAULT, "émile zola", 5)
+        .await
+        .unwrap();
     assert_eq!(named.iter().map(|p| p.id).collect::<Vec<_>>(), [person]);
 
     // No faces: the person is found, nothing is added.
     let again = store
-        .register_named(new_person("émile zola"), Vec::new(), &actor())
+        .register_named(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("émile zola"),
+            Vec::new(),
+            &actor(),
+        )
         .await
         .unwrap();
     assert_eq!((again.person.id, again.created), (person, false));
@@ -866,11 +1119,17 @@ async fn registrations_by_name(store: Arc<dyn Inspect>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(400);
     let face = new_face(random_unit(&mut rng), "other");
     store
-        .register(new_person("Emile Zola"), face, &actor())
+        .register(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("Emile Zola"),
+            face,
+            &actor(),
+        )
         .await
         .unwrap();
     store
         .register(
+            facerec_core::CollectionId::DEFAULT,
             new_person("Émile zola"),
             new_face(random_unit(&mut rng), "x"),
             &actor(),
@@ -878,11 +1137,23 @@ async fn registrations_by_name(store: Arc<dyn Inspect>) {
         .await
         .unwrap();
     let err = store
-        .register_named(new_person("ÉMILE ZOLA"), Vec::new(), &actor())
+        .register_named(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("ÉMILE ZOLA"),
+            Vec::new(),
+            &actor(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AmbiguousName(_)), "{err:?}");
-    assert_eq!(store.persons_named("Émile Zola", 5).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .persons_named(facerec_core::CollectionId::DEFAULT, "Émile Zola", 5)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// A database whose schema a newer facerec wrote is refused at open, naming both versions, and
@@ -891,6 +1162,7 @@ async fn newer_schema_is_refused(backend: &Backend) {
     let store = backend.open().await;
     store
         .register(
+            facerec_core::CollectionId::DEFAULT,
             new_person("Kept"),
             new_face(random_unit(&mut rand::rng()), "k"),
             &actor(),
@@ -929,7 +1201,7 @@ async fn newer_schema_is_refused(backend: &Backend) {
     );
     let message = err.to_string();
     assert!(
-        message.contains("9999") && message.contains("up to 5"),
+        message.contains("9999") && message.contains("up to 6"),
         "{message}"
     );
 }
@@ -947,7 +1219,12 @@ async fn consent_expiry(store: Arc<dyn Inspect>) {
         let store = Arc::clone(&store);
         async move {
             let (person, face) = store
-                .register(person, new_face(embedding.clone(), "img"), &actor())
+                .register(
+                    facerec_core::CollectionId::DEFAULT,
+                    person,
+                    new_face(embedding.clone(), "img"),
+                    &actor(),
+                )
                 .await
                 .unwrap();
             (person, face.embedding)
@@ -962,6 +1239,7 @@ async fn consent_expiry(store: Arc<dyn Inspect>) {
     let past = new_person("Past").consent.until(Some(chrono::Utc::now()));
     let refused = store
         .register(
+            facerec_core::CollectionId::DEFAULT,
             NewPerson {
                 consent: past,
                 ..new_person("Past")
@@ -980,15 +1258,23 @@ async fn consent_expiry(store: Arc<dyn Inspect>) {
         ..PersonPatch::default()
     };
     store
-        .update_person(renewed.id, renew, &actor())
+        .update_person(
+            facerec_core::CollectionId::DEFAULT,
+            renewed.id,
+            renew,
+            &actor(),
+        )
         .await
         .unwrap();
 
     let expiring_soon = store
-        .list_persons(&PageRequest {
-            expires_before: Some(later),
-            ..PageRequest::default()
-        })
+        .list_persons(
+            facerec_core::CollectionId::DEFAULT,
+            &PageRequest {
+                expires_before: Some(later),
+                ..PageRequest::default()
+            },
+        )
         .await
         .unwrap();
     let listed: HashSet<PersonId> = expiring_soon.items.iter().map(|p| p.id).collect();
@@ -1009,18 +1295,34 @@ async fn consent_expiry(store: Arc<dyn Inspect>) {
         .unwrap()
         .is_empty());
     for kept in [renewed.id, hour.id, forever.id] {
-        store.get_person(kept).await.unwrap();
+        store
+            .get_person(facerec_core::CollectionId::DEFAULT, kept)
+            .await
+            .unwrap();
     }
     assert!(matches!(
-        store.get_person(expiring.id).await,
+        store
+            .get_person(facerec_core::CollectionId::DEFAULT, expiring.id)
+            .await,
         Err(StoreError::PersonNotFound(_))
     ));
     let hits = store
-        .search(&expiring_embedding, &model(), 5)
+        .search(
+            facerec_core::CollectionId::DEFAULT,
+            &expiring_embedding,
+            &model(),
+            5,
+        )
         .await
         .unwrap();
     assert!(hits.iter().all(|h| h.person_id != expiring.id));
-    let events = store.audit_events(Some(expiring.id), 10).await.unwrap();
+    let events = store
+        .audit_events(
+            None,
+            &facerec_core::AuditFilter::newest(Some(expiring.id), 10),
+        )
+        .await
+        .unwrap();
     let deletion = &events[0];
     assert_eq!(deletion.action, AuditAction::PersonDeleted);
     assert_eq!(deletion.details["reason"], "consent_expired");
@@ -1035,6 +1337,7 @@ async fn calibration_samples_and_records(store: Arc<dyn Inspect>) {
     for i in 0..12 {
         let (person, _) = store
             .register(
+                facerec_core::CollectionId::DEFAULT,
                 new_person(&format!("P{i}")),
                 new_face(random_unit(&mut rng), "a"),
                 &actor(),
@@ -1043,13 +1346,21 @@ async fn calibration_samples_and_records(store: Arc<dyn Inspect>) {
             .unwrap();
         if i % 3 == 0 {
             store
-                .add_face(person.id, new_face(random_unit(&mut rng), "b"), &actor())
+                .add_face(
+                    facerec_core::CollectionId::DEFAULT,
+                    person.id,
+                    new_face(random_unit(&mut rng), "b"),
+                    &actor(),
+                )
                 .await
                 .unwrap();
         }
         faces_of.insert(person.id, if i % 3 == 0 { 2 } else { 1 });
     }
-    let sample = store.sample_faces(5, &model()).await.unwrap();
+    let sample = store
+        .sample_faces(facerec_core::CollectionId::DEFAULT, 5, &model())
+        .await
+        .unwrap();
     let mut persons: HashMap<PersonId, usize> = HashMap::new();
     for face in &sample {
         *persons.entry(face.person_id).or_default() += 1;
@@ -1058,25 +1369,243 @@ async fn calibration_samples_and_records(store: Arc<dyn Inspect>) {
     for (person, faces) in &persons {
         assert_eq!(faces, &faces_of[person], "all of a sampled person's faces");
     }
-    assert_eq!(store.sample_faces(100, &model()).await.unwrap().len(), 16);
+    assert_eq!(
+        store
+            .sample_faces(facerec_core::CollectionId::DEFAULT, 100, &model())
+            .await
+            .unwrap()
+            .len(),
+        16
+    );
     let other = ModelId {
         name: "other".into(),
         sha256: "1".into(),
     };
-    assert!(store.sample_faces(100, &other).await.unwrap().is_empty());
+    assert!(store
+        .sample_faces(facerec_core::CollectionId::DEFAULT, 100, &other)
+        .await
+        .unwrap()
+        .is_empty());
 
-    assert_eq!(store.latest_calibration().await.unwrap(), None);
+    assert_eq!(
+        store
+            .latest_calibration(facerec_core::CollectionId::DEFAULT)
+            .await
+            .unwrap(),
+        None
+    );
     for i in 0..12 {
         let at = chrono::Utc::now();
         store
-            .save_calibration(at, i, serde_json::json!({ "run": i }))
+            .save_calibration(
+                facerec_core::CollectionId::DEFAULT,
+                at,
+                i,
+                serde_json::json!({ "run": i }),
+            )
             .await
             .unwrap();
     }
     assert_eq!(
-        store.latest_calibration().await.unwrap(),
+        store
+            .latest_calibration(facerec_core::CollectionId::DEFAULT)
+            .await
+            .unwrap(),
         Some(serde_json::json!({ "run": 11 }))
     );
+}
+
+/// Two collections, one person of the same name and external id in each: nothing of one is seen,
+/// counted, searched, changed or deleted from the other; deleting a collection takes its persons,
+/// faces, keys and calibrations with it and leaves the other whole.
+async fn collections_are_isolated(store: Arc<dyn Inspect>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+    let collection = |name: &str| NewCollection {
+        name: name.into(),
+        settings: CollectionSettings::default(),
+    };
+    let a = store
+        .create_collection(collection("lobby"), &actor())
+        .await
+        .unwrap();
+    let b = store
+        .create_collection(collection("hr"), &actor())
+        .await
+        .unwrap();
+    let taken = store.create_collection(collection("hr"), &actor()).await;
+    assert!(
+        matches!(taken, Err(StoreError::CollectionExists(_))),
+        "{taken:?}"
+    );
+    assert!(matches!(
+        store
+            .create_collection(collection("Not A Slug"), &actor())
+            .await,
+        Err(StoreError::InvalidCollection(_))
+    ));
+    let same = random_unit(&mut rng);
+    let mut registered = Vec::new();
+    for c in [&a, &b] {
+        let person = NewPerson {
+            external_id: Some("emp-1".into()),
+            ..new_person("Ada Lovelace")
+        };
+        let (person, face) = store
+            .register(c.id, person, new_face(same.clone(), "a"), &actor())
+            .await
+            .expect("the same name and external id in another collection");
+        registered.push((c.id, person, face));
+    }
+    let [(a_id, a_person, a_face), (b_id, b_person, b_face)] = &registered[..] else {
+        unreachable!()
+    };
+    for (own, other, person, face) in [
+        (a_id, b_id, a_person, a_face),
+        (b_id, a_id, b_person, b_face),
+    ] {
+        let hits = store.search(*own, &same, &model(), 5).await.unwrap();
+        assert_eq!(hits.len(), 1, "one person in each collection");
+        assert_eq!(hits[0].person_id, person.id);
+        assert_eq!(store.count_faces(Some(*own)).await.unwrap(), 1);
+        let page = store
+            .list_persons(*own, &PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!((page.total, page.items[0].id), (1, person.id));
+        let named = store.persons_named(*own, "ada lovelace", 5).await.unwrap();
+        assert_eq!(named.len(), 1);
+        // From the other collection, this person and face do not exist.
+        assert!(matches!(
+            store.get_person(*other, person.id).await,
+            Err(StoreError::PersonNotFound(_))
+        ));
+        assert!(matches!(
+            store.get_face(*other, face.id).await,
+            Err(StoreError::FaceNotFound(_))
+        ));
+        assert!(matches!(
+            store.list_faces(*other, person.id).await,
+            Err(StoreError::PersonNotFound(_))
+        ));
+        let patch = PersonPatch {
+            name: Some("Renamed".into()),
+            ..PersonPatch::default()
+        };
+        assert!(matches!(
+            store
+                .update_person(*other, person.id, patch, &actor())
+                .await,
+            Err(StoreError::PersonNotFound(_))
+        ));
+        assert!(matches!(
+            store
+                .add_face(
+                    *other,
+                    person.id,
+                    new_face(random_unit(&mut rng), "x"),
+                    &actor()
+                )
+                .await,
+            Err(StoreError::PersonNotFound(_))
+        ));
+        let found = store
+            .find_person_by_external_id(*own, "emp-1")
+            .await
+            .unwrap();
+        assert_eq!(found.map(|p| p.id), Some(person.id));
+    }
+    assert!(matches!(
+        store.delete_person(*b_id, a_person.id, &actor()).await,
+        Err(StoreError::PersonNotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_face(*b_id, a_face.id, &actor()).await,
+        Err(StoreError::FaceNotFound(_))
+    ));
+    let a_events = store
+        .audit_events(Some(*a_id), &AuditFilter::newest(None, 100))
+        .await
+        .unwrap();
+    assert!(a_events.iter().all(|e| e.collection_id == *a_id));
+    assert!(a_events.iter().any(|e| e.person_id == Some(a_person.id)));
+    assert!(a_events.iter().all(|e| e.person_id != Some(b_person.id)));
+    // Keys: by hash, bound to their collection, revocable.
+    let key = store
+        .create_key(
+            NewApiKey {
+                collection_id: b.id,
+                label: "hr door".into(),
+                scopes: Scopes::parse_list("recognize").unwrap(),
+                expires_at: None,
+                secret_sha256: "ab".repeat(32),
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let found = store
+        .key_by_secret(&"ab".repeat(32))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id, found.collection_id), (key.id, b.id));
+    assert!(found.is_live(chrono::Utc::now()));
+    assert!(store
+        .key_by_secret(&"cd".repeat(32))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.list_keys(Some(a.id)).await.unwrap().len(), 0);
+    assert_eq!(store.list_keys(Some(b.id)).await.unwrap().len(), 1);
+    store.touch_key(key.id, chrono::Utc::now()).await.unwrap();
+    let revoked = store.revoke_key(key.id, &actor()).await.unwrap();
+    assert!(revoked.revoked_at.is_some() && !revoked.is_live(chrono::Utc::now()));
+    let again = store
+        .key_by_secret(&"ab".repeat(32))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again.is_live(chrono::Utc::now()) && again.last_used_at.is_some());
+    // Deleting a collection takes everything in it, and nothing else.
+    assert!(matches!(
+        store
+            .delete_collection(CollectionId::DEFAULT, &actor())
+            .await,
+        Err(StoreError::DefaultCollection)
+    ));
+    let deleted = store.delete_collection(b.id, &actor()).await.unwrap();
+    assert_eq!(
+        (
+            deleted.persons_deleted,
+            deleted.faces_deleted,
+            deleted.keys_deleted
+        ),
+        (1, 1, 1)
+    );
+    assert!(matches!(
+        store.get_collection(b.id).await,
+        Err(StoreError::CollectionNotFound(_))
+    ));
+    assert!(store
+        .search(b.id, &same, &model(), 5)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.count_faces(Some(b.id)).await.unwrap(), 0);
+    assert!(store
+        .key_by_secret(&"ab".repeat(32))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.search(a.id, &same, &model(), 5).await.unwrap().len(),
+        1
+    );
+    let events = store
+        .audit_events(Some(b.id), &AuditFilter::newest(None, 1))
+        .await
+        .unwrap();
+    assert_eq!(events[0].action, AuditAction::CollectionDeleted);
 }
 
 macro_rules! on_both_backends {
@@ -1115,6 +1644,7 @@ on_both_backends!(
     registrations_by_name,
     consent_expiry,
     calibration_samples_and_records,
+    collections_are_isolated,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1134,10 +1664,19 @@ async fn recognition_over_shared_faces_on_postgres() {
 async fn stream_tickets_are_spent_once(store: Arc<dyn Inspect>) {
     let actor = Actor("key:0123abcd".into());
     let soon = chrono::Utc::now() + chrono::Duration::seconds(60);
-    assert!(store.issue_ticket("hash-a", &actor, soon, 3).await.unwrap());
+    assert!(store
+        .issue_ticket(
+            facerec_core::CollectionId::DEFAULT,
+            "hash-a",
+            &actor,
+            soon,
+            3
+        )
+        .await
+        .unwrap());
     assert_eq!(
         store.ticket_holder("hash-a").await.unwrap(),
-        Some(actor.clone())
+        Some((actor.clone(), facerec_core::CollectionId::DEFAULT))
     );
     assert_eq!(store.ticket_holder("hash-b").await.unwrap(), None);
     let spends = tokio::join!(
@@ -1153,22 +1692,37 @@ async fn stream_tickets_are_spent_once(store: Arc<dyn Inspect>) {
 
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     assert!(store
-        .issue_ticket("expired", &actor, past, 3)
+        .issue_ticket(
+            facerec_core::CollectionId::DEFAULT,
+            "expired",
+            &actor,
+            past,
+            3
+        )
         .await
         .unwrap());
     assert_eq!(store.ticket_holder("expired").await.unwrap(), None);
     assert!(!store.redeem_ticket("expired").await.unwrap(), "expired");
 
     for hash in ["t1", "t2", "t3"] {
-        assert!(store.issue_ticket(hash, &actor, soon, 3).await.unwrap());
+        assert!(store
+            .issue_ticket(facerec_core::CollectionId::DEFAULT, hash, &actor, soon, 3)
+            .await
+            .unwrap());
     }
     assert!(
-        !store.issue_ticket("t4", &actor, soon, 3).await.unwrap(),
+        !store
+            .issue_ticket(facerec_core::CollectionId::DEFAULT, "t4", &actor, soon, 3)
+            .await
+            .unwrap(),
         "at most 3 outstanding"
     );
     assert!(store.redeem_ticket("t1").await.unwrap());
     assert!(
-        store.issue_ticket("t4", &actor, soon, 3).await.unwrap(),
+        store
+            .issue_ticket(facerec_core::CollectionId::DEFAULT, "t4", &actor, soon, 3)
+            .await
+            .unwrap(),
         "room again"
     );
 }
@@ -1199,18 +1753,31 @@ async fn deleted_embeddings_leave_the_sqlite_files() {
     };
     let (kept_needle, deleted_needle) = (needle(&kept), needle(&deleted));
     let (gone, _) = store
-        .register(new_person("To Delete"), new_face(deleted, "a"), &actor())
+        .register(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("To Delete"),
+            new_face(deleted, "a"),
+            &actor(),
+        )
         .await
         .unwrap();
     store
-        .register(new_person("To Keep"), new_face(kept, "b"), &actor())
+        .register(
+            facerec_core::CollectionId::DEFAULT,
+            new_person("To Keep"),
+            new_face(kept, "b"),
+            &actor(),
+        )
         .await
         .unwrap();
     assert!(
         files.iter().any(|f| file_contains(f, &deleted_needle)),
         "the check can see a stored embedding"
     );
-    store.delete_person(gone.id, &actor()).await.unwrap();
+    store
+        .delete_person(facerec_core::CollectionId::DEFAULT, gone.id, &actor())
+        .await
+        .unwrap();
     for file in &files {
         assert!(
             !file_contains(file, &deleted_needle),

@@ -8,7 +8,7 @@ use facerec_store::StoreOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
 /// The schema version this build migrates to.
-const NEWEST: i64 = 5;
+const NEWEST: i64 = 6;
 
 const FIXTURE_SQLITE: &str = include_str!("fixtures/schema-v3-sqlite.sql");
 const FIXTURE_POSTGRES: &str = include_str!("fixtures/schema-v3-postgres.sql");
@@ -172,7 +172,10 @@ async fn previous_release_opens_intact(postgres: bool) {
     same_rows(&before, &fixture.snapshot().await);
 
     let store = fixture.open().await.unwrap();
-    let persons = store.list_persons(&PageRequest::default()).await.unwrap();
+    let persons = store
+        .list_persons(facerec_core::CollectionId::DEFAULT, &PageRequest::default())
+        .await
+        .unwrap();
     let names: Vec<&str> = persons.items.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -181,30 +184,88 @@ async fn previous_release_opens_intact(postgres: bool) {
     assert!(persons.items.iter().all(|p| p.consent.expires_at.is_none()));
     let mut faces = 0;
     for person in &persons.items {
-        for face in store.list_faces(person.id).await.unwrap() {
+        for face in store
+            .list_faces(facerec_core::CollectionId::DEFAULT, person.id)
+            .await
+            .unwrap()
+        {
             faces += 1;
-            let hits = store.search(&face.embedding, &face.model, 1).await.unwrap();
+            let hits = store
+                .search(
+                    facerec_core::CollectionId::DEFAULT,
+                    &face.embedding,
+                    &face.model,
+                    1,
+                )
+                .await
+                .unwrap();
             assert_eq!(hits[0].person_id, person.id, "recognized as before");
             assert!(hits[0].similarity.value() > 0.999);
         }
     }
     assert_eq!(faces, 4);
-    assert_eq!(store.count_faces().await.unwrap(), 4);
+    assert_eq!(store.count_faces(None).await.unwrap(), 4);
+    // Everything moved into `default`, the one collection there is; another sees none of it.
+    let default = facerec_core::CollectionId::DEFAULT;
+    assert_eq!(store.count_faces(Some(default)).await.unwrap(), 4);
+    let collections = store.list_collections().await.unwrap();
+    assert_eq!(collections.len(), 1);
+    assert_eq!(
+        (collections[0].id, collections[0].name.as_str()),
+        (default, "default")
+    );
+    let other = store
+        .create_collection(
+            facerec_core::NewCollection {
+                name: "other".into(),
+                settings: Default::default(),
+            },
+            &Actor::local_operator(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.count_faces(Some(other.id)).await.unwrap(), 0);
+    let probe = &store
+        .list_faces(default, persons.items[0].id)
+        .await
+        .unwrap()[0];
+    assert!(store
+        .search(other.id, &probe.embedding, &probe.model, 1)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .get_person(other.id, persons.items[0].id)
+        .await
+        .is_err());
     let zola = store
-        .find_person_by_external_id("emp-7")
+        .find_person_by_external_id(facerec_core::CollectionId::DEFAULT, "emp-7")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(zola.name, "Émile Zola");
-    assert_eq!(store.persons_named("ÉMILE ZOLA", 2).await.unwrap().len(), 1);
-    let audit = store.audit_events(None, 100).await.unwrap();
+    assert_eq!(
+        store
+            .persons_named(facerec_core::CollectionId::DEFAULT, "ÉMILE ZOLA", 2)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let audit = store
+        .audit_events(Some(default), &facerec_core::AuditFilter::newest(None, 100))
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 12);
     assert_eq!(audit[0].action, AuditAction::PersonDeleted);
     // The fixture's ticket: sha256("ticket").
     let sha = "14069429150abcbf244c4c2fb2c4c46a49c93ca9457263ecd9ebb176de3a58bb";
     assert_eq!(
         store.ticket_holder(sha).await.unwrap(),
-        Some(Actor("key:3f2a".into()))
+        Some((
+            Actor("key:3f2a".into()),
+            facerec_core::CollectionId::DEFAULT
+        ))
     );
     // What the new version adds works on the old data.
     let soon = chrono::Utc::now() + chrono::Duration::days(1);
@@ -214,7 +275,12 @@ async fn previous_release_opens_intact(postgres: bool) {
     };
     let ada = &persons.items[0];
     let updated = store
-        .update_person(ada.id, renewed, &Actor::local_operator())
+        .update_person(
+            facerec_core::CollectionId::DEFAULT,
+            ada.id,
+            renewed,
+            &Actor::local_operator(),
+        )
         .await
         .unwrap();
     assert_eq!(updated.consent.expires_at, Some(soon));

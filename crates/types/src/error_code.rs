@@ -112,12 +112,23 @@ error_codes! {
     InvalidApiKey "invalid_api_key" 401
         compreface(404, 10, "{service} service with this API Key not found") deepstack(401) Keyed
         "the API key is not one of this server's";
-    EmbeddingsDisabled "embeddings_disabled" 403 compreface(403, 0) deepstack(403) Own
-        "raw embeddings are off on this server (the operator's --allow-embeddings turns them on)";
+    InsufficientScope "insufficient_scope" 403 compreface(403, 0) deepstack(403) Keyed
+        "the key lacks the scope this route needs (details.scope names it; raw embeddings need `embeddings`, which no key holds unless granted by name)";
     InvalidTicket "invalid_ticket" 401 compreface(401, 0) deepstack(401) Keyed
         "the stream ticket is unknown, expired or spent";
     RateLimited "rate_limited" 429 compreface(429, 0) deepstack(429) Keyed
         "the key is past its budget (Retry-After: the limiter's own wait, in whole seconds)";
+    // Collections and keys.
+    CollectionNotFound "collection_not_found" 404 compreface(404, 0) deepstack(404) Own
+        "no such collection (or none this key may reach)";
+    CollectionExists "collection_exists" 409 compreface(409, 0) deepstack(409) Own
+        "a collection of this name already exists";
+    InvalidCollection "invalid_collection" 422 compreface(400, 26) deepstack(400) Own
+        "a collection's name or setting is invalid, or the collection `default` was to be deleted or renamed";
+    KeyNotFound "key_not_found" 404 compreface(404, 0) deepstack(404) Own
+        "no such API key";
+    InvalidKey "invalid_key" 422 compreface(400, 26) deepstack(400) Own
+        "a key to create has no scopes, an empty or long label, or an expiry not in the future";
     // Images.
     EmptyImage "empty_image" 400 compreface(400, 26) deepstack(400) WithBody
         "the image is empty";

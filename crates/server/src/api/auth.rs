@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use facerec_core::Actor;
+use facerec_core::{Actor, Caller, Collection, CollectionId, Scope, Scopes};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
@@ -38,80 +38,124 @@ pub fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A new random key: 32 bytes from the operating system, base64url without padding (43 characters).
-pub fn generate_key() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+pub use facerec_service::access::generate_secret as generate_key;
+
+/// A key given in the configuration: the operator's (every scope on every collection but
+/// `embeddings`), or bound by the key file to a collection and scopes.
+#[derive(Clone)]
+struct ConfiguredKey {
+    hash: [u8; 32],
+    /// `None`: any collection (the one a request names, else `default`).
+    collection: Option<String>,
+    /// `None`: the operator's scopes.
+    scopes: Option<Scopes>,
 }
 
 /// The configured keys, as hashes.
 #[derive(Clone, Default)]
 pub struct ApiKeys {
-    hashes: Vec<[u8; 32]>,
+    keys: Vec<ConfiguredKey>,
 }
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiKeys({} configured)", self.hashes.len())
+        write!(f, "ApiKeys({} configured)", self.keys.len())
     }
 }
 
+/// What a configured key may do, once verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfiguredGrant {
+    pub actor: Actor,
+    pub collection: Option<String>,
+    pub scopes: Option<Scopes>,
+}
+
 impl ApiKeys {
-    /// From plain keys (comma-separated in FACEREC_API_KEYS); blank entries are ignored, short ones
-    /// refused ([`check_key`]).
+    /// From plain keys (comma-separated in FACEREC_API_KEYS): operator keys. Blank entries are
+    /// ignored, short ones refused ([`check_key`]).
     pub fn from_plain<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
-        let mut hashes = Vec::new();
+        let mut configured = Vec::new();
         for key in keys.into_iter().map(str::trim).filter(|k| !k.is_empty()) {
             check_key(key)?;
-            hashes.push(hash(key));
+            configured.push(ConfiguredKey {
+                hash: hash(key),
+                collection: None,
+                scopes: None,
+            });
         }
-        Ok(Self { hashes })
+        Ok(Self { keys: configured })
     }
 
-    /// Adds the keys of a file: one per line, plain or as `sha256:<hex>` (so the file need not hold
-    /// secrets); `#` starts a comment.
+    /// Adds the keys of a file, one per line: the key, plain or as `sha256:<hex>` (so the file
+    /// need not hold secrets), then optionally `collection=<name>` and `scopes=<a,b,...>`; `#`
+    /// starts a comment. A key without `scopes=` is an operator key.
     pub fn add_file(&mut self, path: &Path) -> Result<(), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         for (n, line) in text.lines().enumerate() {
+            let at = |e: String| format!("{}:{}: {e}", path.display(), n + 1);
             let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
+            let mut words = line.split_whitespace();
+            let Some(key) = words.next() else {
                 continue;
-            }
-            let digest = match line.strip_prefix("sha256:") {
+            };
+            let digest = match key.strip_prefix("sha256:") {
                 Some(hexed) => hex::decode(hexed)
                     .ok()
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| {
-                        format!("{}:{}: not a sha256 hex digest", path.display(), n + 1)
-                    })?,
+                    .ok_or_else(|| at("not a sha256 hex digest".into()))?,
                 None => {
-                    check_key(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
-                    hash(line)
+                    check_key(key).map_err(at)?;
+                    hash(key)
                 }
             };
-            self.hashes.push(digest);
+            let mut configured = ConfiguredKey {
+                hash: digest,
+                collection: None,
+                scopes: None,
+            };
+            for word in words {
+                match word.split_once('=') {
+                    Some(("collection", name)) => {
+                        facerec_core::collection::check_collection_name(name)
+                            .map_err(|e| at(e.to_string()))?;
+                        configured.collection = Some(name.to_owned());
+                    }
+                    Some(("scopes", list)) => {
+                        configured.scopes = Some(Scopes::parse_list(list).map_err(at)?);
+                    }
+                    _ => {
+                        return Err(at(format!(
+                            "'{word}' is neither collection=<name> nor scopes=<a,b>"
+                        )))
+                    }
+                }
+            }
+            self.keys.push(configured);
         }
         Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.keys.is_empty()
     }
 
-    /// The key's id (for logs and the audit trail) when it is one of ours. Every configured hash is
-    /// compared, so timing tells nothing about which or how much matched.
-    pub fn verify(&self, presented: &str) -> Option<Actor> {
+    /// What the key may do when it is one of ours. Every configured hash is compared, so timing
+    /// tells nothing about which or how much matched.
+    pub fn verify(&self, presented: &str) -> Option<ConfiguredGrant> {
         let digest = hash(presented);
-        let mut found: Option<[u8; 32]> = None;
-        for candidate in &self.hashes {
-            if bool::from(candidate.ct_eq(&digest)) {
-                found = Some(*candidate);
+        let mut found: Option<&ConfiguredKey> = None;
+        for candidate in &self.keys {
+            if bool::from(candidate.hash.ct_eq(&digest)) {
+                found = Some(candidate);
             }
         }
-        found.map(|h| key_id(&h))
+        found.map(|key| ConfiguredGrant {
+            actor: key_id(&key.hash),
+            collection: key.collection.clone(),
+            scopes: key.scopes,
+        })
     }
 }
 
@@ -179,30 +223,120 @@ pub fn key_only_in_body(state: &AppState, headers: &HeaderMap) -> bool {
     !state.keys.is_empty() && presented_key(headers).is_none()
 }
 
-/// Who is calling, or the 401 that says why not.
-pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Actor, ApiError> {
-    if keys.is_empty() {
-        // Without keys the server only listens on loopback (enforced at start).
-        return Ok(Actor::local_operator());
+/// The header that names the collection a request acts in, for keys that reach several (the
+/// operator's and `admin` keys); others act in their own.
+pub const COLLECTION_HEADER: &str = "x-facerec-collection";
+
+/// Who presented what, before the collection is settled.
+struct Grant {
+    actor: Actor,
+    /// `None`: any collection.
+    collection: Option<Reach>,
+    scopes: Scopes,
+    key: Option<facerec_core::KeyId>,
+}
+
+enum Reach {
+    Named(String),
+    Id(facerec_core::CollectionId),
+}
+
+fn missing_key() -> ApiError {
+    ApiError::new(
+        ErrorCode::MissingApiKey,
+        "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+    )
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid")
+}
+
+/// The presented key's grant: a configured key, else one kept in the database (live), else 401.
+/// No key at all is the local operator on a server without configured keys.
+async fn grant(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError> {
+    let operator = Scopes::operator(state.allow_embeddings);
+    let Some(presented) = presented_key(headers) else {
+        if state.keys.is_empty() {
+            // Without keys the server only listens on loopback (enforced at start).
+            return Ok(Grant {
+                actor: Actor::local_operator(),
+                collection: None,
+                scopes: operator,
+                key: None,
+            });
+        }
+        return Err(missing_key());
+    };
+    if let Some(configured) = state.keys.verify(presented) {
+        return Ok(Grant {
+            actor: configured.actor,
+            collection: configured.collection.map(Reach::Named),
+            scopes: configured.scopes.unwrap_or(operator),
+            key: None,
+        });
     }
-    match presented_key(headers) {
-        None => Err(ApiError::new(
-            ErrorCode::MissingApiKey,
-            "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-        )),
-        Some(key) => keys
-            .verify(key)
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid")),
+    match state.app.key_for_secret(presented).await? {
+        Some(key) => Ok(Grant {
+            actor: key.actor(),
+            collection: Some(Reach::Id(key.collection_id)),
+            scopes: key.scopes,
+            key: Some(key.id),
+        }),
+        None => Err(invalid_key()),
     }
 }
 
-/// Who is calling, within their request budget: [`authenticate`] (refused for a while for an
-/// address whose keys keep failing, [`FailedKeys`]), then the per-key rate limit.
-pub fn authorize(
+/// The collection the request acts in: the key's own, or (for keys that reach several) the one
+/// named by [`COLLECTION_HEADER`], else `default`. A key naming a collection it cannot reach is
+/// told it does not exist.
+async fn collection_of(
+    state: &AppState,
+    grant: &Grant,
+    headers: &HeaderMap,
+) -> Result<Arc<Collection>, ApiError> {
+    let named = headers
+        .get(COLLECTION_HEADER)
+        .map(|v| {
+            v.to_str().map(str::trim).map_err(|_| {
+                ApiError::bad_request(format!("the {COLLECTION_HEADER} header is not text"))
+            })
+        })
+        .transpose()?
+        .filter(|n| !n.is_empty());
+    let own = match &grant.collection {
+        Some(Reach::Id(id)) => Some(state.app.collection_by_id(*id).await?),
+        Some(Reach::Named(name)) => Some(state.app.collection(name).await?),
+        None => None,
+    };
+    let reaches_all = grant.collection.is_none() || grant.scopes.has(Scope::Admin);
+    match (named, own) {
+        (Some(named), own) if reaches_all => {
+            let found = state.app.collection(named).await;
+            match (found, own) {
+                (Ok(c), _) => Ok(c),
+                (Err(e), _) => Err(e.into()),
+            }
+        }
+        (Some(named), Some(own)) if named == own.name || named == own.id.to_string() => Ok(own),
+        (Some(named), _) => Err(facerec_service::AppError::Store(
+            facerec_core::StoreError::CollectionNotFound(named.to_owned()),
+        )
+        .into()),
+        (None, Some(own)) => Ok(own),
+        (None, None) => Ok(state.app.collection_by_id(CollectionId::DEFAULT).await?),
+    }
+}
+
+/// Who is calling, in which collection, allowed `scope`, within their request budget: the key
+/// (refused for a while for an address whose keys keep failing, [`FailedKeys`]), the scope, the
+/// collection, then the per-key rate limit.
+pub async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     client: Option<IpAddr>,
-) -> Result<Actor, ApiError> {
+    scope: Scope,
+) -> Result<Caller, ApiError> {
     if let Some(ip) = client.filter(|_| !state.keys.is_empty()) {
         if let Some(wait) = state.failed_keys.blocked(ip) {
             return Err(rate_limited(
@@ -211,7 +345,7 @@ pub fn authorize(
             ));
         }
     }
-    let actor = match authenticate(&state.keys, headers) {
+    let grant = match grant(state, headers).await {
         Err(e) if e.code == ErrorCode::InvalidApiKey => {
             if let Some(ip) = client {
                 state.failed_keys.failed(ip);
@@ -220,12 +354,26 @@ pub fn authorize(
         }
         other => other?,
     };
+    if !grant.scopes.has(scope) {
+        return Err(insufficient_scope(scope));
+    }
+    let collection = collection_of(state, &grant, headers).await?;
     if let Some(limit) = &state.rate_limit {
         limit
-            .check(&actor)
+            .check(&grant.actor)
             .map_err(|wait| rate_limited(wait, "too many requests for this key"))?;
     }
-    Ok(actor)
+    Ok(Caller {
+        actor: grant.actor,
+        collection,
+        scopes: grant.scopes,
+        key: grant.key,
+    })
+}
+
+/// The 403 of a key without the scope a route needs, naming it.
+pub fn insufficient_scope(scope: Scope) -> ApiError {
+    ApiError::from(facerec_service::AppError::InsufficientScope(scope))
 }
 
 /// The client's address, as the server accepted its connection.
@@ -280,19 +428,36 @@ impl FailedKeys {
     }
 }
 
-/// Middleware for `/v1`: authenticates, rate-limits per key, and hands the [`Actor`] to handlers.
-pub async fn require_api_key(
-    State(state): State<Arc<AppState>>,
+/// The scope a route needs, as its row of the route table declares it (for handlers that
+/// authenticate themselves: DeepStack's form key, the stream's ticket).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteScope(pub Scope);
+
+/// Middleware of a keyed route: authenticates for the route's scope, rate-limits per key, and
+/// hands the [`Caller`] to the handler.
+pub async fn require_scope(
+    State((state, scope)): State<(Arc<AppState>, Scope)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authorize(&state, request.headers(), client_ip(request.extensions())) {
-        Ok(actor) => {
-            request.extensions_mut().insert(actor);
+    let client = client_ip(request.extensions());
+    match authorize(&state, request.headers(), client, scope).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
             next.run(request).await
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Middleware of a route whose handler authenticates itself: tells it the route's scope.
+pub async fn declare_scope(
+    State(scope): State<Scope>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    request.extensions_mut().insert(RouteScope(scope));
+    next.run(request).await
 }
 
 #[cfg(test)]

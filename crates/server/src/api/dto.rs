@@ -385,12 +385,15 @@ pub struct ExportedFaceDto {
 pub struct AuditEventDto {
     pub id: i64,
     pub at: DateTime<Utc>,
-    /// `person_created`, `person_updated`, `person_deleted`, `face_added`, `face_deleted` or
-    /// `face_compared`.
+    /// The collection it happened in.
+    pub collection_id: Uuid,
+    /// `person_created`, `person_updated`, `person_deleted`, `face_added`, `face_deleted`,
+    /// `face_compared`, `collection_created`, `collection_updated`, `collection_deleted`,
+    /// `key_created` or `key_revoked`.
     pub action: String,
     pub person_id: Option<Uuid>,
     pub face_id: Option<Uuid>,
-    /// Who: an API key's id, `local`, or `retention-sweep`.
+    /// Who: an API key's id (`key:<id>`; never the secret), `local`, or `retention-sweep`.
     pub actor: String,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
@@ -401,6 +404,7 @@ impl From<facerec_core::AuditEvent> for AuditEventDto {
         Self {
             id: e.id,
             at: e.at,
+            collection_id: e.collection_id.0,
             action: e.action.as_str().to_owned(),
             person_id: e.person_id.map(|p| p.0),
             face_id: e.face_id.map(|f| f.0),

@@ -93,6 +93,9 @@ impl From<AppError> for ApiError {
         let details = match &err {
             AppError::MultipleFaces(n) => Some(Box::new(serde_json::json!({ "faces": n }))),
             AppError::PoorQuality(reason) => serde_json::to_value(reason).ok().map(Box::new),
+            AppError::InsufficientScope(scope) => {
+                Some(Box::new(serde_json::json!({ "scope": scope.as_str() })))
+            }
             _ => None,
         };
         match err {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use facerec_core::{Actor, Added, FaceId, PageRequest, PersonId, PersonPatch, Threshold};
+use facerec_core::{Added, Caller, FaceId, PageRequest, PersonId, PersonPatch, Scope, Threshold};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -14,6 +14,7 @@ use super::error::{ApiError, ErrorBody};
 use super::form::Form;
 use super::AppState;
 use facerec_core::ErrorCode;
+use facerec_service::access;
 use facerec_service::ranges::{self, Range};
 use facerec_service::{FacePick, RecognizeOptions, Registered, Registration, RegistrationTarget};
 
@@ -78,7 +79,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyRe
     security(("api_key" = [])))]
 pub async fn register(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     mut form: Form,
 ) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
     let target = match (form.text("person_id"), form.text("name")) {
@@ -121,7 +122,7 @@ pub async fn register(
             .transpose()?,
         pick: face_pick(&form)?,
     };
-    registered(state.app.register(request, &actor).await?)
+    registered(state.app.register(request, &caller).await?)
 }
 
 #[utoipa::path(post, path = "/v1/persons/{id}/faces", tag = "persons",
@@ -132,7 +133,7 @@ pub async fn register(
     security(("api_key" = [])))]
 pub async fn add_face(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     mut form: Form,
 ) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
@@ -145,7 +146,7 @@ pub async fn add_face(
         consent_expires_at: None,
         pick: face_pick(&form)?,
     };
-    registered(state.app.register(request, &actor).await?)
+    registered(state.app.register(request, &caller).await?)
 }
 
 fn registered(r: Registered) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
@@ -172,6 +173,7 @@ fn registered(r: Registered) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
     security(("api_key" = [])))]
 pub async fn recognize(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     mut form: Form,
 ) -> ApiResult<Json<RecognizeResponse>> {
     let options = RecognizeOptions {
@@ -179,8 +181,11 @@ pub async fn recognize(
         top_k: in_range("top_k", form.parse("top_k")?, ranges::TOP_K)? as usize,
         max_faces: in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)? as usize,
     };
-    let result = state.app.recognize(form.image("image")?, &options).await?;
-    let calibration = state.app.calibration();
+    let result = state
+        .app
+        .recognize(&caller, form.image("image")?, &options)
+        .await?;
+    let calibration = state.app.calibration(&caller.collection);
     Ok(Json(RecognizeResponse {
         faces: result
             .faces
@@ -203,16 +208,22 @@ pub async fn recognize(
     security(("api_key" = [])))]
 pub async fn verify(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     mut form: Form,
 ) -> ApiResult<Json<VerifyResponse>> {
     let threshold = threshold(&form)?;
     let image = form.image("image")?;
     let verdict = match (form.take_image("image2"), form.text("person_id")) {
-        (Some(second), None) => state.app.verify_images(image, second, threshold).await?,
+        (Some(second), None) => {
+            state
+                .app
+                .verify_images(&caller, image, second, threshold)
+                .await?
+        }
         (None, Some(id)) => {
             state
                 .app
-                .verify_person(image, person_id(id)?, threshold)
+                .verify_person(&caller, image, person_id(id)?, threshold)
                 .await?
         }
         _ => {
@@ -221,7 +232,7 @@ pub async fn verify(
             ))
         }
     };
-    let calibration = state.app.calibration();
+    let calibration = state.app.calibration(&caller.collection);
     Ok(Json(VerifyResponse {
         similarity: verdict.similarity.value(),
         threshold: verdict.threshold.value(),
@@ -234,15 +245,25 @@ pub async fn verify(
 #[utoipa::path(get, path = "/v1/calibration", tag = "recognition",
     responses((status = 200, description = "The match threshold in force and the evidence it rests on", body = CalibrationDto)),
     security(("api_key" = [])))]
-pub async fn calibration(State(state): State<Arc<AppState>>) -> Json<CalibrationDto> {
-    Json(CalibrationDto::from(&*state.app.calibration()))
+pub async fn calibration(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Json<CalibrationDto> {
+    Json(CalibrationDto::from(
+        &*state.app.calibration(&caller.collection),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/calibration", tag = "recognition",
     responses((status = 200, description = "Recalibrated now from the gallery", body = CalibrationDto)),
     security(("api_key" = [])))]
-pub async fn recalibrate(State(state): State<Arc<AppState>>) -> ApiResult<Json<CalibrationDto>> {
-    Ok(Json(CalibrationDto::from(&*state.app.calibrate().await?)))
+pub async fn recalibrate(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<CalibrationDto>> {
+    Ok(Json(CalibrationDto::from(
+        &*state.app.calibrate(&caller.collection).await?,
+    )))
 }
 
 #[utoipa::path(post, path = "/v1/detect", tag = "recognition",
@@ -251,11 +272,12 @@ pub async fn recalibrate(State(state): State<Arc<AppState>>) -> ApiResult<Json<C
     security(("api_key" = [])))]
 pub async fn detect(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     mut form: Form,
 ) -> ApiResult<Json<DetectResponse>> {
     let with_embeddings = form.flag("embeddings")?;
     if with_embeddings {
-        state.require_embeddings()?;
+        access::require(&caller, Scope::Embeddings)?;
     }
     let max_faces = in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)?;
     let analysis = state
@@ -292,6 +314,7 @@ pub struct ListQuery {
     responses((status = 200, body = PersonsPage)), security(("api_key" = [])))]
 pub async fn list_persons(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<PersonsPage>> {
     let page = PageRequest {
@@ -300,7 +323,7 @@ pub async fn list_persons(
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
         expires_before: q.expires_before,
     };
-    let result = state.app.persons(&page).await?;
+    let result = state.app.persons(&caller, &page).await?;
     Ok(Json(PersonsPage {
         items: result.items.into_iter().map(Into::into).collect(),
         total: result.total,
@@ -314,9 +337,12 @@ pub async fn list_persons(
     security(("api_key" = [])))]
 pub async fn get_person(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PersonDto>> {
-    Ok(Json(state.app.person(person_id(&id)?).await?.into()))
+    Ok(Json(
+        state.app.person(&caller, person_id(&id)?).await?.into(),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -332,14 +358,15 @@ pub struct ExportQuery {
     security(("api_key" = [])))]
 pub async fn export_person(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Json<PersonExportDto>> {
     let with_embeddings = q.include_embeddings.unwrap_or(false);
     if with_embeddings {
-        state.require_embeddings()?;
+        access::require(&caller, Scope::Embeddings)?;
     }
-    let export = state.app.export_person(person_id(&id)?).await?;
+    let export = state.app.export_person(&caller, person_id(&id)?).await?;
     let faces = export.faces.into_iter().map(|face| ExportedFaceDto {
         image_sha256: face.image_sha256.clone(),
         embedding: with_embeddings.then(|| face.embedding.as_slice().to_vec()),
@@ -360,7 +387,7 @@ pub async fn export_person(
     security(("api_key" = [])))]
 pub async fn update_person(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<PersonPatchDto>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<PersonDto>> {
@@ -377,7 +404,7 @@ pub async fn update_person(
     Ok(Json(
         state
             .app
-            .update_person(person_id(&id)?, patch, &actor)
+            .update_person(person_id(&id)?, patch, &caller)
             .await?
             .into(),
     ))
@@ -389,10 +416,10 @@ pub async fn update_person(
     security(("api_key" = [])))]
 pub async fn delete_person(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeletedPersonDto>> {
-    let deleted = state.app.delete_person(person_id(&id)?, &actor).await?;
+    let deleted = state.app.delete_person(person_id(&id)?, &caller).await?;
     Ok(Json(DeletedPersonDto {
         person: deleted.person.into(),
         faces_deleted: deleted.faces_deleted,
@@ -403,9 +430,10 @@ pub async fn delete_person(
     responses((status = 200, body = FacesList), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_faces(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FacesList>> {
-    let faces = state.app.faces(person_id(&id)?).await?;
+    let faces = state.app.faces(&caller, person_id(&id)?).await?;
     Ok(Json(FacesList {
         items: faces.into_iter().map(Into::into).collect(),
     }))
@@ -415,13 +443,13 @@ pub async fn list_faces(
     responses((status = 200, body = DeletedFaceDto), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_face(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeletedFaceDto>> {
     let face_id: FaceId = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("'{id}' is not a face id (UUID)")))?;
-    let face = state.app.delete_face(face_id, &actor).await?;
+    let face = state.app.delete_face(face_id, &caller).await?;
     Ok(Json(DeletedFaceDto { face: face.into() }))
 }
 

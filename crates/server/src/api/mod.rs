@@ -3,6 +3,7 @@
 //! [`admission`], [`envelope`]), errors ([`error`]), the OpenAPI document ([`openapi`]) and
 //! [`metrics`].
 
+pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod compat;
@@ -28,7 +29,7 @@ use self::auth::{ApiKeys, RateLimit};
 
 pub use self::metrics::metrics_handle;
 pub use self::openapi::ApiDoc;
-pub use self::router::router;
+pub use self::router::{keyed_routes, router, Credential, Route};
 
 /// What every handler can reach. Handlers reach the core only through `app`'s use cases.
 pub struct AppState {
@@ -45,42 +46,14 @@ pub struct AppState {
     /// How the operator collects consent from people registered through the compatible APIs,
     /// which have no consent field; `None` refuses registration there.
     pub compat_consent_basis: Option<String>,
-    /// Whether routes that accept or return raw embeddings answer (`--allow-embeddings`): a
-    /// template and a similarity oracle are enough to rebuild a stored one.
+    /// Whether the operator's keys hold the `embeddings` scope (`--allow-embeddings`): a template
+    /// and a similarity oracle are enough to rebuild a stored one.
     pub allow_embeddings: bool,
     /// Uploads whose key can only come from their body, at once
     /// ([`admission::admit_upload_keyed_by_form`]).
     pub preauth_uploads: Arc<tokio::sync::Semaphore>,
     /// Addresses whose keys keep failing.
     pub failed_keys: auth::FailedKeys,
-}
-
-impl AppState {
-    /// The refusal of a route that would accept or return raw embeddings, unless they are on.
-    pub fn require_embeddings(&self) -> Result<(), error::ApiError> {
-        if self.allow_embeddings {
-            return Ok(());
-        }
-        Err(error::ApiError::new(
-            facerec_core::ErrorCode::EmbeddingsDisabled,
-            "raw embeddings are off on this server: they let a client rebuild stored face \
-             templates; the operator turns them on with --allow-embeddings",
-        ))
-    }
-}
-
-/// An extractor that refuses the request, before its body is read, unless raw embeddings are on.
-pub struct EmbeddingsAllowed;
-
-impl axum::extract::FromRequestParts<Arc<AppState>> for EmbeddingsAllowed {
-    type Rejection = error::ApiError;
-
-    async fn from_request_parts(
-        _parts: &mut axum::http::request::Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        state.require_embeddings().map(|()| Self)
-    }
 }
 
 /// HTTP-level settings.

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{handlers, stream};
+use super::{admin, handlers, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,10 +15,13 @@ use super::{handlers, stream};
         handlers::detect, handlers::list_persons, handlers::get_person, handlers::export_person,
         handlers::update_person, handlers::calibration, handlers::recalibrate,
         handlers::delete_person, handlers::list_faces, handlers::add_face, handlers::delete_face,
-        stream::ticket, stream::stream
+        stream::ticket, stream::stream, admin::me, admin::create_collection,
+        admin::list_collections, admin::get_collection, admin::update_collection,
+        admin::delete_collection, admin::create_key, admin::list_keys, admin::revoke_key,
+        admin::audit
     ),
     modifiers(&SecuritySchemes),
-    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "operations"))
+    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "collections"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -39,6 +42,8 @@ impl Modify for SecuritySchemes {
             // The operations that write to the database (persons, faces, stream tickets).
             let stores = path == "/v1/register"
                 || path == "/v1/stream/ticket"
+                || path.starts_with("/v1/collections")
+                || path.starts_with("/v1/keys")
                 || path.starts_with("/v1/persons/")
                 || path.starts_with("/v1/faces/");
             for (operation, writes) in [
@@ -50,6 +55,24 @@ impl Modify for SecuritySchemes {
             ] {
                 if let Some(operation) = operation {
                     document_refusals(path, operation, writes);
+                }
+            }
+            // The scope each operation needs, from the route table.
+            for route in super::keyed_routes().iter().filter(|r| r.path == path) {
+                let operation = match route.method.as_str() {
+                    "GET" => item.get.as_mut(),
+                    "POST" => item.post.as_mut(),
+                    "PUT" => item.put.as_mut(),
+                    "PATCH" => item.patch.as_mut(),
+                    "DELETE" => item.delete.as_mut(),
+                    _ => None,
+                };
+                if let Some(operation) = operation {
+                    let needs = format!("Needs a key with the scope `{}`.", route.scope);
+                    operation.description = Some(match operation.description.take() {
+                        Some(d) => format!("{d}\n\n{needs}"),
+                        None => needs,
+                    });
                 }
             }
         }

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
 use axum::http::{header, HeaderValue};
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -18,7 +19,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::admission::{admit_upload, admit_upload_keyed_by_form};
 use super::metrics::{metrics, track_request};
 use super::openapi::ApiDoc;
-use super::{auth, compat, envelope, guard, handlers, stream, web, AppState, HttpLimits};
+use super::{admin, auth, compat, envelope, guard, handlers, stream, web, AppState, HttpLimits};
+use facerec_core::Scope;
 
 /// The whole service. `bind` is the listening address (always a valid `Host`).
 pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketAddr) -> Router {
@@ -42,57 +44,437 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
         .with_state(state)
 }
 
-/// The route table: which handler answers which route, and which routes need a key and admission.
+/// How a keyed route's caller proves who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A key in a header (or none, on a loopback server without keys), checked before the
+    /// handler runs.
+    Header,
+    /// DeepStack's: a header, or the form's `api_key` field (checked once the form is read).
+    HeaderOrForm,
+    /// The stream's: a header, or a one-time ticket in the query.
+    HeaderOrTicket,
+}
+
+/// One row of the route table: a method and path, the scope it needs, how the key comes, the
+/// handler.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub scope: Scope,
+    pub credential: Credential,
+    handler: MethodRouter<Arc<AppState>>,
+}
+
+/// Every route that needs a key, with the one scope it needs: `/v1`, CompreFace's and
+/// DeepStack's. A route is added here or not at all (`routes` builds the router from this), so
+/// none can exist without a scope.
+pub fn keyed_routes() -> Vec<Route> {
+    use compat::compreface as cf;
+    use compat::deepstack as ds;
+    use Credential::*;
+    use Scope::*;
+    let row = |method: Method, path, scope, credential, handler| Route {
+        method,
+        path,
+        scope,
+        credential,
+        handler,
+    };
+    let (g, p, d, u) = (Method::GET, Method::POST, Method::DELETE, Method::PATCH);
+    vec![
+        // facerec's own API.
+        row(
+            p.clone(),
+            "/v1/register",
+            Enroll,
+            Header,
+            post(handlers::register),
+        ),
+        row(
+            p.clone(),
+            "/v1/recognize",
+            Recognize,
+            Header,
+            post(handlers::recognize),
+        ),
+        row(
+            p.clone(),
+            "/v1/verify",
+            Recognize,
+            Header,
+            post(handlers::verify),
+        ),
+        row(
+            p.clone(),
+            "/v1/detect",
+            Recognize,
+            Header,
+            post(handlers::detect),
+        ),
+        row(
+            g.clone(),
+            "/v1/calibration",
+            Manage,
+            Header,
+            get(handlers::calibration),
+        ),
+        row(
+            p.clone(),
+            "/v1/calibration",
+            Manage,
+            Header,
+            post(handlers::recalibrate),
+        ),
+        row(
+            g.clone(),
+            "/v1/persons",
+            Manage,
+            Header,
+            get(handlers::list_persons),
+        ),
+        row(
+            g.clone(),
+            "/v1/persons/{id}",
+            Manage,
+            Header,
+            get(handlers::get_person),
+        ),
+        row(
+            u.clone(),
+            "/v1/persons/{id}",
+            Manage,
+            Header,
+            patch(handlers::update_person),
+        ),
+        row(
+            d.clone(),
+            "/v1/persons/{id}",
+            Manage,
+            Header,
+            delete(handlers::delete_person),
+        ),
+        row(
+            g.clone(),
+            "/v1/persons/{id}/export",
+            Manage,
+            Header,
+            get(handlers::export_person),
+        ),
+        row(
+            g.clone(),
+            "/v1/persons/{id}/faces",
+            Manage,
+            Header,
+            get(handlers::list_faces),
+        ),
+        row(
+            p.clone(),
+            "/v1/persons/{id}/faces",
+            Enroll,
+            Header,
+            post(handlers::add_face),
+        ),
+        row(
+            d.clone(),
+            "/v1/faces/{id}",
+            Manage,
+            Header,
+            delete(handlers::delete_face),
+        ),
+        row(g.clone(), "/v1/audit", Manage, Header, get(admin::audit)),
+        row(
+            p.clone(),
+            "/v1/stream/ticket",
+            Recognize,
+            Header,
+            post(stream::ticket),
+        ),
+        row(
+            g.clone(),
+            "/v1/stream",
+            Recognize,
+            HeaderOrTicket,
+            get(stream::stream),
+        ),
+        row(g.clone(), "/v1/me", Recognize, Header, get(admin::me)),
+        row(
+            p.clone(),
+            "/v1/collections",
+            Admin,
+            Header,
+            post(admin::create_collection),
+        ),
+        row(
+            g.clone(),
+            "/v1/collections",
+            Admin,
+            Header,
+            get(admin::list_collections),
+        ),
+        row(
+            g.clone(),
+            "/v1/collections/{id}",
+            Admin,
+            Header,
+            get(admin::get_collection),
+        ),
+        row(
+            u.clone(),
+            "/v1/collections/{id}",
+            Admin,
+            Header,
+            patch(admin::update_collection),
+        ),
+        row(
+            d.clone(),
+            "/v1/collections/{id}",
+            Admin,
+            Header,
+            delete(admin::delete_collection),
+        ),
+        row(
+            p.clone(),
+            "/v1/keys",
+            Admin,
+            Header,
+            post(admin::create_key),
+        ),
+        row(g.clone(), "/v1/keys", Admin, Header, get(admin::list_keys)),
+        row(
+            d.clone(),
+            "/v1/keys/{id}",
+            Admin,
+            Header,
+            delete(admin::revoke_key),
+        ),
+        // CompreFace's: a key is its collection, as a CompreFace recognition service is.
+        row(
+            g.clone(),
+            "/api/v1/recognition/subjects",
+            Manage,
+            Header,
+            get(cf::list_subjects),
+        ),
+        row(
+            g.clone(),
+            "/api/v1/recognition/subjects/",
+            Manage,
+            Header,
+            get(cf::list_subjects),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/recognition/subjects",
+            Enroll,
+            Header,
+            post(cf::add_subject),
+        ),
+        row(
+            d.clone(),
+            "/api/v1/recognition/subjects",
+            Manage,
+            Header,
+            delete(cf::delete_all_subjects),
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/recognition/subjects/{subject}",
+            Manage,
+            Header,
+            put(cf::rename_subject),
+        ),
+        row(
+            d.clone(),
+            "/api/v1/recognition/subjects/{subject}",
+            Manage,
+            Header,
+            delete(cf::delete_subject),
+        ),
+        row(
+            g.clone(),
+            "/api/v1/recognition/faces",
+            Manage,
+            Header,
+            get(cf::list_faces),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/recognition/faces",
+            Enroll,
+            Header,
+            post(cf::add_face),
+        ),
+        row(
+            d.clone(),
+            "/api/v1/recognition/faces",
+            Manage,
+            Header,
+            delete(cf::delete_faces),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/recognition/faces/delete",
+            Manage,
+            Header,
+            post(cf::delete_face_list),
+        ),
+        row(
+            d.clone(),
+            "/api/v1/recognition/faces/{image_id}",
+            Manage,
+            Header,
+            delete(cf::delete_face),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/recognition/faces/{image_id}/verify",
+            Recognize,
+            Header,
+            post(cf::verify_with_face),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/recognition/recognize",
+            Recognize,
+            Header,
+            post(cf::recognize),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/recognition/embeddings/recognize",
+            Embeddings,
+            Header,
+            post(cf::recognize_embeddings),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/recognition/embeddings/faces/{image_id}/verify",
+            Embeddings,
+            Header,
+            post(cf::verify_embeddings_with_face),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/detection/detect",
+            Recognize,
+            Header,
+            post(cf::detect),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/verification/verify",
+            Recognize,
+            Header,
+            post(cf::verify),
+        ),
+        row(
+            p.clone(),
+            "/api/v1/verification/embeddings/verify",
+            Embeddings,
+            Header,
+            post(cf::verify_embeddings),
+        ),
+        // DeepStack's: its clients may send the key in the form.
+        row(
+            p.clone(),
+            "/v1/vision/face",
+            Recognize,
+            HeaderOrForm,
+            post(ds::detect),
+        ),
+        row(
+            p.clone(),
+            "/v1/vision/face/",
+            Recognize,
+            HeaderOrForm,
+            post(ds::detect),
+        ),
+        row(
+            p.clone(),
+            "/v1/vision/face/recognize",
+            Recognize,
+            HeaderOrForm,
+            post(ds::recognize),
+        ),
+        row(
+            p.clone(),
+            "/v1/vision/face/register",
+            Enroll,
+            HeaderOrForm,
+            post(ds::register),
+        ),
+        row(
+            p.clone(),
+            "/v1/vision/face/list",
+            Manage,
+            HeaderOrForm,
+            post(ds::list),
+        ),
+        row(
+            p.clone(),
+            "/v1/vision/face/delete",
+            Manage,
+            HeaderOrForm,
+            post(ds::delete),
+        ),
+        row(
+            p,
+            "/v1/vision/face/match",
+            Recognize,
+            HeaderOrForm,
+            post(ds::match_faces),
+        ),
+    ]
+}
+
+/// The route table: the public routes, then every keyed route of [`keyed_routes`] behind its
+/// scope and upload admission.
 fn routes(state: &Arc<AppState>, limits: &HttpLimits) -> Router<Arc<AppState>> {
-    let require_key = middleware::from_fn_with_state(Arc::clone(state), auth::require_api_key);
-    let admission = middleware::from_fn_with_state(Arc::clone(state), admit_upload);
     let metrics_route = Router::new().route("/metrics", get(metrics));
     let metrics_route = if limits.metrics_public || state.keys.is_empty() {
         metrics_route
     } else {
-        metrics_route.route_layer(require_key.clone())
+        metrics_route.route_layer(middleware::from_fn_with_state(
+            (Arc::clone(state), Scope::Admin),
+            auth::require_scope,
+        ))
     };
-    let v1 = Router::new()
-        .route("/v1/register", post(handlers::register))
-        .route("/v1/recognize", post(handlers::recognize))
-        .route("/v1/verify", post(handlers::verify))
-        .route("/v1/detect", post(handlers::detect))
-        .route(
-            "/v1/calibration",
-            get(handlers::calibration).post(handlers::recalibrate),
-        )
-        .route("/v1/persons", get(handlers::list_persons))
-        .route(
-            "/v1/persons/{id}",
-            get(handlers::get_person)
-                .patch(handlers::update_person)
-                .delete(handlers::delete_person),
-        )
-        .route("/v1/persons/{id}/export", get(handlers::export_person))
-        .route(
-            "/v1/persons/{id}/faces",
-            get(handlers::list_faces).post(handlers::add_face),
-        )
-        .route("/v1/faces/{id}", delete(handlers::delete_face))
-        .route("/v1/stream/ticket", post(stream::ticket))
-        .merge(compat::compreface::routes())
-        .route_layer(admission)
-        .route_layer(require_key);
-    // DeepStack's clients send their key inside the form: its handlers authenticate once it is read.
-    let deepstack = compat::deepstack::routes().route_layer(middleware::from_fn_with_state(
-        Arc::clone(state),
-        admit_upload_keyed_by_form,
-    ));
+    let mut keyed = Router::new();
+    for route in keyed_routes() {
+        let handler = match route.credential {
+            Credential::Header => route
+                .handler
+                .route_layer(middleware::from_fn_with_state(
+                    Arc::clone(state),
+                    admit_upload,
+                ))
+                .route_layer(middleware::from_fn_with_state(
+                    (Arc::clone(state), route.scope),
+                    auth::require_scope,
+                )),
+            // DeepStack's clients send their key inside the form: its handlers authenticate
+            // once it is read.
+            Credential::HeaderOrForm => route.handler.route_layer(middleware::from_fn_with_state(
+                Arc::clone(state),
+                admit_upload_keyed_by_form,
+            )),
+            // Authenticates itself: by header like /v1, or by a one-time ticket (browsers
+            // cannot set headers on a WebSocket).
+            Credential::HeaderOrTicket => route.handler,
+        };
+        let handler = handler.route_layer(middleware::from_fn_with_state(
+            route.scope,
+            auth::declare_scope,
+        ));
+        keyed = keyed.route(route.path, handler);
+    }
     Router::new()
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .merge(metrics_route)
-        // Authenticates itself: by header like /v1, or by a one-time ticket (browsers cannot set headers
-        // on a WebSocket).
-        .route("/v1/stream", get(stream::stream))
         .merge(web::routes())
-        .merge(v1)
-        .merge(deepstack)
+        .merge(keyed)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(handlers::route_not_found)
         .route_layer(middleware::from_fn(track_request))
@@ -152,6 +534,7 @@ fn with_cors(router: Router<Arc<AppState>>, origins: &[String]) -> Router<Arc<Ap
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 "x-api-key".parse().unwrap(),
+                auth::COLLECTION_HEADER.parse().unwrap(),
             ]),
     )
 }

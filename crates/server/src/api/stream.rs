@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use facerec_core::calibration::Calibration;
 use facerec_core::tracking::TrackerConfig;
-use facerec_core::Actor;
+use facerec_core::{Actor, Caller, CollectionId, Scope, Scopes};
 use facerec_service::{LiveFrame, LiveSession};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::authorize;
+use super::auth::{authorize, RouteScope};
 use super::error::ApiError;
 use super::AppState;
 use facerec_core::ErrorCode;
@@ -68,13 +68,15 @@ impl Default for StreamLimits {
 pub struct StreamSlots {
     total: usize,
     per_key: usize,
-    held: Mutex<HashMap<String, usize>>,
+    /// Streams held per key, and per collection (each map: at most `total` entries).
+    held: Mutex<(HashMap<String, usize>, HashMap<CollectionId, usize>)>,
 }
 
 /// One held slot; dropping it frees the slot.
 pub struct StreamSlot {
     slots: Arc<StreamSlots>,
     key: String,
+    collection: CollectionId,
 }
 
 impl StreamSlots {
@@ -82,12 +84,16 @@ impl StreamSlots {
         Arc::new(Self {
             total: total.max(1),
             per_key: per_key.max(1),
-            held: Mutex::new(HashMap::new()),
+            held: Mutex::default(),
         })
     }
 
-    fn acquire(self: &Arc<Self>, actor: &Actor) -> Result<StreamSlot, ApiError> {
-        let mut held = self.held.lock().expect("stream slots lock");
+    /// A slot for the caller: within the server's total, its key's share and its collection's
+    /// cap (`max_streams`, when the collection sets one).
+    fn acquire(self: &Arc<Self>, caller: &Caller) -> Result<StreamSlot, ApiError> {
+        let actor = &caller.actor;
+        let mut guard = self.held.lock().expect("stream slots lock");
+        let (held, collections) = &mut *guard;
         if held.values().sum::<usize>() >= self.total {
             return Err(
                 ApiError::new(ErrorCode::TooManyStreams, "all stream slots are in use")
@@ -102,21 +108,42 @@ impl StreamSlots {
             )
             .retry_after(5));
         }
+        let cap = caller.collection.settings.max_streams.map(|n| n as usize);
+        let in_collection = collections.get(&caller.collection.id).copied().unwrap_or(0);
+        if cap.is_some_and(|cap| in_collection >= cap) {
+            return Err(ApiError::new(
+                ErrorCode::TooManyStreams,
+                format!(
+                    "this collection's {} stream slots are in use",
+                    cap.unwrap_or_default()
+                ),
+            )
+            .retry_after(5));
+        }
         *mine += 1;
+        *collections.entry(caller.collection.id).or_default() += 1;
         Ok(StreamSlot {
             slots: Arc::clone(self),
             key: actor.0.clone(),
+            collection: caller.collection.id,
         })
     }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut held = self.slots.held.lock().expect("stream slots lock");
+        let mut guard = self.slots.held.lock().expect("stream slots lock");
+        let (held, collections) = &mut *guard;
         if let Some(n) = held.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
                 held.remove(&self.key);
+            }
+        }
+        if let Some(n) = collections.get_mut(&self.collection) {
+            *n -= 1;
+            if *n == 0 {
+                collections.remove(&self.collection);
             }
         }
     }
@@ -136,11 +163,11 @@ pub struct TicketResponse {
     security(("api_key" = [])))]
 pub async fn ticket(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<TicketResponse>, ApiError> {
     let ticket = state
         .app
-        .issue_stream_ticket(&actor)
+        .issue_stream_ticket(&caller)
         .await?
         .ok_or_else(ApiError::busy)?;
     Ok(Json(TicketResponse {
@@ -167,6 +194,7 @@ pub struct StreamQuery {
               (status = 401, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
+    Extension(RouteScope(scope)): Extension<RouteScope>,
     headers: HeaderMap,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     Query(query): Query<StreamQuery>,
@@ -178,15 +206,15 @@ pub async fn stream(
             "the ticket is unknown, used or expired",
         )
     };
-    let actor = match &query.ticket {
-        Some(ticket) => match state.app.stream_ticket_holder(ticket).await {
-            Ok(Some(actor)) => actor,
+    let caller = match &query.ticket {
+        Some(ticket) => match ticket_holder(&state, ticket).await {
+            Ok(Some(caller)) => caller,
             Ok(None) => return invalid_ticket().into_response(),
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(e) => return e.into_response(),
         },
         // A key in a header: the same check and request budget as every other keyed request.
-        None => match authorize(&state, &headers, connect.map(|c| c.0 .0.ip())) {
-            Ok(actor) => actor,
+        None => match authorize(&state, &headers, connect.map(|c| c.0 .0.ip()), scope).await {
+            Ok(caller) => caller,
             Err(e) => return e.into_response(),
         },
     };
@@ -198,7 +226,7 @@ pub async fn stream(
         Ok(t) => t,
         Err(message) => return ApiError::bad_request(message).into_response(),
     };
-    let slot = match state.stream_slots.acquire(&actor) {
+    let slot = match state.stream_slots.acquire(&caller) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
@@ -212,12 +240,12 @@ pub async fn stream(
     }
     let mut tracker = state.stream_limits.tracker;
     tracker.enabled = query.tracking.as_deref() != Some("off");
-    tracing::info!(actor = %actor.0, tracking = tracker.enabled, "stream opened");
+    tracing::info!(actor = %caller.actor.0, tracking = tracker.enabled, "stream opened");
     // The hard cap of the transport sits above our own limit, so an oversized frame gets an error
     // message instead of a dropped connection.
     upgrade
         .max_message_size(state.stream_limits.max_frame_bytes.saturating_mul(4))
-        .on_upgrade(move |socket| run(socket, state, actor, tracker, threshold, slot))
+        .on_upgrade(move |socket| run(socket, state, caller, tracker, threshold, slot))
 }
 
 /// A received frame: its number among the binary messages, and among the frames accepted (so the
@@ -303,7 +331,7 @@ fn error_message(frame: Option<u64>, code: ErrorCode, message: &str) -> Message 
 async fn run(
     socket: WebSocket,
     state: Arc<AppState>,
-    actor: Actor,
+    caller: Caller,
     tracker: TrackerConfig,
     threshold: Option<facerec_core::Threshold>,
     _slot: StreamSlot,
@@ -318,9 +346,9 @@ async fn run(
         latest,
         outgoing.clone(),
         Arc::clone(&state),
-        actor,
+        caller.actor.clone(),
     ));
-    let session = state.app.live_session(tracker, threshold);
+    let session = state.app.live_session(&caller, tracker, threshold);
     let min_interval = Duration::from_secs_f32(1.0 / limits.max_fps.max(0.1));
     process_frames(session, frames, &outgoing, min_interval).await;
     reader.abort();
@@ -436,7 +464,7 @@ async fn process_frames(
         last_start = Some(tokio::time::Instant::now());
         let reply = match session.process(frame.bytes.clone()).await {
             Ok(live) => {
-                let calibration = session.app().calibration();
+                let calibration = session.app().calibration(&session.caller().collection);
                 let threshold = session.threshold().value();
                 let result = FrameResult::new(&frame, skipped, live, threshold, &calibration);
                 Message::Text(serde_json::to_string(&result).expect("plain data").into())
@@ -467,4 +495,17 @@ async fn write_answers(
         }
     }
     let _ = tokio::time::timeout(send_timeout, sink.close()).await;
+}
+
+/// Who holds a ticket: its key's collection, with only the scope to stream.
+async fn ticket_holder(state: &AppState, ticket: &str) -> Result<Option<Caller>, ApiError> {
+    let Some((actor, collection)) = state.app.stream_ticket_holder(ticket).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Caller {
+        actor,
+        collection: state.app.collection_by_id(collection).await?,
+        scopes: Scopes::NONE.with(Scope::Recognize),
+        key: None,
+    }))
 }

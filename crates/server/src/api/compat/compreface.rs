@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
-use axum::{Extension, Json, Router};
-use facerec_core::{Actor, DetectionScale, ErrorCode, FaceId};
+use axum::{Extension, Json};
+use facerec_core::{Caller, DetectionScale, ErrorCode, FaceId, Scope};
 use facerec_service::{ranges, AppError, RecognizeOptions};
 use facerec_vision::{AnalyzedFace, Similarity};
 use serde::Deserialize;
@@ -19,7 +18,8 @@ use serde_json::{json, Map, Value};
 use super::{consent_basis, registration, Params};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
-use crate::api::{AppState, EmbeddingsAllowed};
+use crate::api::AppState;
+use facerec_service::access;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -32,47 +32,6 @@ const DEFAULT_DET_PROB_THRESHOLD: f32 = 0.8;
 
 /// CompreFace's page size when none is asked for.
 const DEFAULT_PAGE_SIZE: u64 = 20;
-
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
-            "/api/v1/recognition/subjects",
-            get(list_subjects)
-                .post(add_subject)
-                .delete(delete_all_subjects),
-        )
-        // The documentation lists subjects with a trailing slash.
-        .route("/api/v1/recognition/subjects/", get(list_subjects))
-        .route(
-            "/api/v1/recognition/subjects/{subject}",
-            put(rename_subject).delete(delete_subject),
-        )
-        .route(
-            "/api/v1/recognition/faces",
-            get(list_faces).post(add_face).delete(delete_faces),
-        )
-        .route("/api/v1/recognition/faces/delete", post(delete_face_list))
-        .route("/api/v1/recognition/faces/{image_id}", delete(delete_face))
-        .route(
-            "/api/v1/recognition/faces/{image_id}/verify",
-            post(verify_with_face),
-        )
-        .route("/api/v1/recognition/recognize", post(recognize))
-        .route(
-            "/api/v1/recognition/embeddings/recognize",
-            post(recognize_embeddings),
-        )
-        .route(
-            "/api/v1/recognition/embeddings/faces/{image_id}/verify",
-            post(verify_embeddings_with_face),
-        )
-        .route("/api/v1/detection/detect", post(detect))
-        .route("/api/v1/verification/verify", post(verify))
-        .route(
-            "/api/v1/verification/embeddings/verify",
-            post(verify_embeddings),
-        )
-}
 
 /// The CompreFace service a path belongs to (it names the service when a key is refused).
 #[derive(Debug, Clone, Copy)]
@@ -234,8 +193,8 @@ fn prediction_count(params: &Params) -> ApiResult<usize> {
 }
 
 /// A similarity as the compatible APIs report it.
-fn similarity(state: &AppState, cosine: Similarity) -> Value {
-    json!(state.app.matcher().compat_score(cosine))
+fn similarity(state: &AppState, caller: &Caller, cosine: Similarity) -> Value {
+    json!(state.app.matcher(caller).compat_score(cosine))
 }
 
 fn round5(v: f32) -> f64 {
@@ -259,7 +218,7 @@ fn about_face(id: &str) -> impl Fn(facerec_service::AppError) -> ApiError + '_ {
 }
 
 /// A client's form: multipart, or JSON with base64 images.
-struct ClientForm(Form);
+pub(crate) struct ClientForm(Form);
 
 impl FromRequest<Arc<AppState>> for ClientForm {
     type Rejection = ApiError;
@@ -272,7 +231,7 @@ impl FromRequest<Arc<AppState>> for ClientForm {
 }
 
 /// A call on an image: its options (from the query), its form, and when it arrived (`status`).
-struct ImageCall {
+pub(crate) struct ImageCall {
     started: Instant,
     options: FaceOptions,
     form: ClientForm,
@@ -287,7 +246,11 @@ impl FromRequest<Arc<AppState>> for ImageCall {
         let options = FaceOptions::from(&params, state.app.detection_scale())?;
         // The calculator plugin answers raw embeddings.
         if options.embedding {
-            state.require_embeddings()?;
+            let caller = request.extensions().get::<Caller>();
+            match caller {
+                Some(caller) => access::require(caller, Scope::Embeddings)?,
+                None => return Err(AppError::InsufficientScope(Scope::Embeddings).into()),
+            }
         }
         let form = ClientForm::from_request(request, state).await?;
         Ok(Self {
@@ -309,61 +272,69 @@ impl ClientForm {
 }
 
 #[derive(Deserialize)]
-struct SubjectBody {
+pub(crate) struct SubjectBody {
     subject: String,
 }
 
-async fn add_subject(
+pub(crate) async fn add_subject(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Json(body): Json<SubjectBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let basis = consent_basis(&state)?;
-    let person = state.app.create_named(&body.subject, basis, &actor).await?;
+    let person = state
+        .app
+        .create_named(&body.subject, basis, &caller)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({ "subject": person.name }))))
 }
 
-async fn list_subjects(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "subjects": state.app.person_names().await? })))
+pub(crate) async fn list_subjects(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "subjects": state.app.person_names(&caller, ).await? }),
+    ))
 }
 
 /// Renames a subject. CompreFace merges into an existing subject of the new name; facerec refuses
 /// (each person's consent is their own), with CompreFace's "already exists".
-async fn rename_subject(
+pub(crate) async fn rename_subject(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(subject): Path<String>,
     Json(body): Json<SubjectBody>,
 ) -> ApiResult<Json<Value>> {
-    state.app.rename(&subject, &body.subject, &actor).await?;
+    state.app.rename(&subject, &body.subject, &caller).await?;
     Ok(Json(json!({ "updated": true })))
 }
 
-async fn delete_subject(
+pub(crate) async fn delete_subject(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(subject): Path<String>,
 ) -> ApiResult<Json<Value>> {
     state
         .app
-        .delete_named(&subject, &actor)
+        .delete_named(&subject, &caller)
         .await?
         .ok_or_else(|| AppError::NameNotFound(subject.clone()))?;
     Ok(Json(json!({ "subject": subject })))
 }
 
-async fn delete_all_subjects(
+pub(crate) async fn delete_all_subjects(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    let (persons, _) = state.app.delete_all_persons(&actor).await?;
+    let (persons, _) = state.app.delete_all_persons(&caller).await?;
     Ok(Json(json!({ "deleted": persons })))
 }
 
 /// Adds a face to a subject, creating the subject when it is new (as CompreFace does).
-async fn add_face(
+pub(crate) async fn add_face(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     mut form: ClientForm,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -373,7 +344,7 @@ async fn add_face(
         .ok_or_else(|| ApiError::bad_request("the query parameter 'subject' is missing"))?
         .to_owned();
     let request = registration(&state, &subject, vec![form.image("file")?])?;
-    let registered = state.app.register_named(request, &actor).await?;
+    let registered = state.app.register_named(request, &caller).await?;
     let image_id = registered
         .faces
         .first()
@@ -384,8 +355,9 @@ async fn add_face(
     ))
 }
 
-async fn list_faces(
+pub(crate) async fn list_faces(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let params = Params::from_query(query.as_deref());
@@ -395,8 +367,8 @@ async fn list_faces(
     let offset = page.saturating_mul(size as u64);
     let (faces, total): (Vec<Value>, u64) = match params.text("subject") {
         Some(subject) => {
-            let person = state.app.require_named(subject).await?;
-            let faces = state.app.faces(person.id).await?;
+            let person = state.app.require_named(&caller, subject).await?;
+            let faces = state.app.faces(&caller, person.id).await?;
             let total = faces.len() as u64;
             let page = faces
                 .into_iter()
@@ -407,7 +379,7 @@ async fn list_faces(
             (page, total)
         }
         None => {
-            let found = state.app.all_faces(size as u32, offset).await?;
+            let found = state.app.all_faces(&caller, size as u32, offset).await?;
             let page = found
                 .items
                 .into_iter()
@@ -427,51 +399,51 @@ async fn list_faces(
 
 /// Deletes a subject's faces (and with them the subject, as CompreFace does when its last face
 /// goes), or every face when no subject is named.
-async fn delete_faces(
+pub(crate) async fn delete_faces(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let params = Params::from_query(query.as_deref());
     let deleted = match params.text("subject") {
         Some(subject) => state
             .app
-            .delete_named(subject, &actor)
+            .delete_named(subject, &caller)
             .await?
             .map_or(0, |deleted| deleted.faces_deleted),
-        None => state.app.delete_all_persons(&actor).await?.1,
+        None => state.app.delete_all_persons(&caller).await?.1,
     };
     Ok(Json(json!({ "deleted": deleted })))
 }
 
-async fn delete_face(
+pub(crate) async fn delete_face(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(image_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = face_id(&image_id)?;
     Ok(Json(
-        deleted_face(&state, id, &actor)
+        deleted_face(&state, id, &caller)
             .await
             .map_err(about_face(&image_id))?,
     ))
 }
 
-async fn deleted_face(state: &AppState, id: FaceId, actor: &Actor) -> Result<Value, AppError> {
-    let (_, person) = state.app.delete_face_of(id, actor).await?;
+async fn deleted_face(state: &AppState, id: FaceId, caller: &Caller) -> Result<Value, AppError> {
+    let (_, person) = state.app.delete_face_of(id, caller).await?;
     let subject = person.map(|p| p.name).unwrap_or_default();
     Ok(json!({ "image_id": id.to_string(), "subject": subject }))
 }
 
 /// Deletes the listed faces; ids that do not exist are ignored, as in CompreFace.
-async fn delete_face_list(
+pub(crate) async fn delete_face_list(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Json(ids): Json<Vec<String>>,
 ) -> ApiResult<Json<Value>> {
     let mut deleted = Vec::new();
     for id in ids.iter().filter_map(|id| id.parse::<FaceId>().ok()) {
-        match deleted_face(&state, id, &actor).await {
+        match deleted_face(&state, id, &caller).await {
             Ok(face) => deleted.push(face),
             Err(AppError::Store(facerec_core::StoreError::FaceNotFound(_))) => {}
             Err(e) => return Err(e.into()),
@@ -480,7 +452,11 @@ async fn delete_face_list(
     Ok(Json(Value::Array(deleted)))
 }
 
-async fn recognize(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResult<Json<Value>> {
+pub(crate) async fn recognize(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    call: ImageCall,
+) -> ApiResult<Json<Value>> {
     let ImageCall {
         started,
         options,
@@ -491,8 +467,11 @@ async fn recognize(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiRe
         top_k: options.prediction_count,
         max_faces: options.limit,
     };
-    let result = state.app.recognize(form.image("file")?, &recognize).await?;
-    let matcher = state.app.matcher();
+    let result = state
+        .app
+        .recognize(&caller, form.image("file")?, &recognize)
+        .await?;
+    let matcher = state.app.matcher(&caller);
     let faces = result.faces.iter().map(|f| (&f.face, &f.recognition));
     let result = options.result(faces, started, |recognition, out| {
         let subjects = recognition
@@ -506,7 +485,10 @@ async fn recognize(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiRe
     Ok(options.answer(&state, result))
 }
 
-async fn detect(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResult<Json<Value>> {
+pub(crate) async fn detect(
+    State(state): State<Arc<AppState>>,
+    call: ImageCall,
+) -> ApiResult<Json<Value>> {
     let ImageCall {
         started,
         options,
@@ -518,9 +500,9 @@ async fn detect(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResul
 }
 
 /// The faces of a photo compared with one stored face.
-async fn verify_with_face(
+pub(crate) async fn verify_with_face(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(image_id): Path<String>,
     call: ImageCall,
 ) -> ApiResult<Json<Value>> {
@@ -532,17 +514,21 @@ async fn verify_with_face(
     let id = face_id(&image_id)?;
     let compared = state
         .app
-        .compare_with_face(form.image("file")?, id, options.limit, &actor)
+        .compare_with_face(form.image("file")?, id, options.limit, &caller)
         .await
         .map_err(about_face(&image_id))?;
     let result = options.result(compared.iter().map(|(f, s)| (f, *s)), started, |s, out| {
-        out.insert("similarity".into(), similarity(&state, s));
+        out.insert("similarity".into(), similarity(&state, &caller, s));
     })?;
     Ok(options.answer(&state, result))
 }
 
 /// The strongest face of `source_image` compared with every face of `target_image`.
-async fn verify(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResult<Json<Value>> {
+pub(crate) async fn verify(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    call: ImageCall,
+) -> ApiResult<Json<Value>> {
     let ImageCall {
         started,
         options,
@@ -555,7 +541,7 @@ async fn verify(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResul
         .await?;
     let targets = compared.targets.iter().map(|(f, s)| (f, *s));
     let matches = options.result(targets, started, |s, out| {
-        out.insert("similarity".into(), similarity(&state, s));
+        out.insert("similarity".into(), similarity(&state, &caller, s));
     })?;
     let entry = json!({
         "source_image_face": Value::Object(options.face(&compared.source, started)),
@@ -565,23 +551,23 @@ async fn verify(State(state): State<Arc<AppState>>, call: ImageCall) -> ApiResul
 }
 
 #[derive(Deserialize)]
-struct EmbeddingsBody {
+pub(crate) struct EmbeddingsBody {
     embeddings: Vec<Vec<f32>>,
 }
 
-async fn recognize_embeddings(
-    _: EmbeddingsAllowed,
+pub(crate) async fn recognize_embeddings(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     Json(body): Json<EmbeddingsBody>,
 ) -> ApiResult<Json<Value>> {
     let params = Params::from_query(query.as_deref());
     let count = prediction_count(&params)?;
     check_count(body.embeddings.len())?;
-    let matcher = state.app.matcher();
+    let matcher = state.app.matcher(&caller);
     let recognitions = state
         .app
-        .recognize_embeddings(&body.embeddings, count)
+        .recognize_embeddings(&caller, &body.embeddings, count)
         .await?;
     let result: Vec<Value> = body
         .embeddings
@@ -600,10 +586,9 @@ async fn recognize_embeddings(
     Ok(Json(json!({ "result": result })))
 }
 
-async fn verify_embeddings_with_face(
-    _: EmbeddingsAllowed,
+pub(crate) async fn verify_embeddings_with_face(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
+    Extension(caller): Extension<Caller>,
     Path(image_id): Path<String>,
     Json(body): Json<EmbeddingsBody>,
 ) -> ApiResult<Json<Value>> {
@@ -611,35 +596,36 @@ async fn verify_embeddings_with_face(
     check_count(body.embeddings.len())?;
     let similarities = state
         .app
-        .compare_embeddings_with_face(id, &body.embeddings, &actor)
+        .compare_embeddings_with_face(id, &body.embeddings, &caller)
         .await
         .map_err(about_face(&image_id))?;
-    Ok(compared(&state, body.embeddings, similarities))
+    Ok(compared(&state, &caller, body.embeddings, similarities))
 }
 
 #[derive(Deserialize)]
-struct SourceTargets {
+pub(crate) struct SourceTargets {
     source: Vec<f32>,
     targets: Vec<Vec<f32>>,
 }
 
-async fn verify_embeddings(
-    _: EmbeddingsAllowed,
+pub(crate) async fn verify_embeddings(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Json(body): Json<SourceTargets>,
 ) -> ApiResult<Json<Value>> {
     check_count(body.targets.len())?;
     let similarities = state.app.compare_embeddings(&body.source, &body.targets)?;
-    Ok(compared(&state, body.targets, similarities))
+    Ok(compared(&state, &caller, body.targets, similarities))
 }
 
 /// Each embedding with its similarity, as CompreFace answers them.
 fn compared(
     state: &AppState,
+    caller: &Caller,
     targets: Vec<Vec<f32>>,
     similarities: Vec<Similarity>,
 ) -> Json<Value> {
-    let matcher = state.app.matcher();
+    let matcher = state.app.matcher(caller);
     let result: Vec<Value> = targets
         .into_iter()
         .zip(similarities)

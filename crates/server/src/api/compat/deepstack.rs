@@ -9,17 +9,16 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
-use facerec_core::Actor;
+use facerec_core::Caller;
 use facerec_service::{ranges, RecognizeOptions};
 use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
 
 use super::registration;
 use crate::api::admission::PREAUTH_READ_DEADLINE;
-use crate::api::auth::{authorize, client_ip, key_only_in_body};
+use crate::api::auth::{authorize, client_ip, key_only_in_body, RouteScope};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
 use crate::api::AppState;
@@ -41,17 +40,6 @@ pub const MAX_IMAGES: usize = 11;
 /// DeepStack's own default `min_confidence` for face recognition.
 const DEFAULT_MIN_CONFIDENCE: f32 = 0.67;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/vision/face", post(detect))
-        .route("/v1/vision/face/", post(detect))
-        .route("/v1/vision/face/recognize", post(recognize))
-        .route("/v1/vision/face/register", post(register))
-        .route("/v1/vision/face/list", post(list))
-        .route("/v1/vision/face/delete", post(delete))
-        .route("/v1/vision/face/match", post(match_faces))
-}
-
 /// An error as DeepStack answers it: `{"success": false, "error"}`, with the status the code table
 /// gives DeepStack's clients (it has no 415 or 422: a bad image or no usable face is a 400).
 pub fn error_body(status: StatusCode, info: &ErrorInfo) -> (StatusCode, Value) {
@@ -65,20 +53,25 @@ pub fn error_body(status: StatusCode, info: &ErrorInfo) -> (StatusCode, Value) {
 /// A DeepStack request: its form (multipart or URL-encoded), and who sent it. The key is read from
 /// the `api_key` field when no key header is sent, so this authenticates after reading the form
 /// (whose size the router bounds like any other).
-struct DeepStackForm {
+pub(crate) struct DeepStackForm {
     form: Form,
-    actor: Actor,
+    caller: Caller,
 }
 
 impl FromRequest<Arc<AppState>> for DeepStackForm {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> ApiResult<Self> {
+        let RouteScope(scope) = *request
+            .extensions()
+            .get::<RouteScope>()
+            .expect("every DeepStack route declares its scope (router::keyed_routes)");
         // A key in a header (or no keys configured) is checked before the body is read.
         if !key_only_in_body(state, request.headers()) {
-            let actor = authorize(state, request.headers(), client_ip(request.extensions()))?;
+            let client = client_ip(request.extensions());
+            let caller = authorize(state, request.headers(), client, scope).await?;
             let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
-            return Ok(Self { form, actor });
+            return Ok(Self { form, caller });
         }
         let mut headers: HeaderMap = request.headers().clone();
         let client = client_ip(request.extensions());
@@ -100,8 +93,8 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
         {
             headers.insert("x-api-key", key);
         }
-        let actor = authorize(state, &headers, client)?;
-        Ok(Self { form, actor })
+        let caller = authorize(state, &headers, client, scope).await?;
+        Ok(Self { form, caller })
     }
 }
 
@@ -142,7 +135,7 @@ fn with_box(face: &AnalyzedFace, mut out: Map<String, Value>) -> Value {
 
 /// Every face with the best person's name when its confidence reaches `min_confidence`, else
 /// `unknown`. No face is a success with no predictions.
-async fn recognize(
+pub(crate) async fn recognize(
     State(state): State<Arc<AppState>>,
     mut request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
@@ -151,11 +144,12 @@ async fn recognize(
         top_k: 1,
         ..RecognizeOptions::default()
     };
+    let image = request.image("image")?;
     let result = state
         .app
-        .recognize(request.image("image")?, &options)
+        .recognize(&request.caller, image, &options)
         .await?;
-    let matcher = state.app.matcher();
+    let matcher = state.app.matcher(&request.caller);
     let predictions: Vec<Value> = result
         .faces
         .iter()
@@ -177,7 +171,7 @@ async fn recognize(
 
 /// Faces with their detection confidence (on `DetectionScale`, as CompreFace's probability), at or
 /// above `min_confidence` when one is sent.
-async fn detect(
+pub(crate) async fn detect(
     State(state): State<Arc<AppState>>,
     mut request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
@@ -203,7 +197,7 @@ async fn detect(
 
 /// Adds the face of every image sent to the person `userid`, creating them when new: all of them
 /// or, when one cannot be used, none.
-async fn register(
+pub(crate) async fn register(
     State(state): State<Arc<AppState>>,
     mut request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
@@ -220,40 +214,42 @@ async fn register(
     let registration = registration(&state, &userid, images)?;
     state
         .app
-        .register_named(registration, &request.actor)
+        .register_named(registration, &request.caller)
         .await?;
     Ok(Json(json!({ "success": true, "message": "face added" })))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
-    _request: DeepStackForm,
+    request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "success": true, "faces": state.app.person_names().await? }),
-    ))
+    let names = state.app.person_names(&request.caller).await?;
+    Ok(Json(json!({ "success": true, "faces": names })))
 }
 
 /// Deletes the person `userid` and every face of theirs; an unknown userid is a success, as in
 /// DeepStack.
-async fn delete(
+pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     let userid = request.userid()?;
-    state.app.delete_named(&userid, &request.actor).await?;
+    state.app.delete_named(&userid, &request.caller).await?;
     Ok(Json(json!({ "success": true })))
 }
 
 /// 1:1: the largest face of `image1` against the largest of `image2`.
-async fn match_faces(
+pub(crate) async fn match_faces(
     State(state): State<Arc<AppState>>,
     mut request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     let (first, second) = (request.image("image1")?, request.image("image2")?);
-    let verdict = state.app.verify_images(first, second, None).await?;
+    let verdict = state
+        .app
+        .verify_images(&request.caller, first, second, None)
+        .await?;
     Ok(Json(json!({
         "success": true,
-        "similarity": state.app.matcher().compat_score(verdict.similarity),
+        "similarity": state.app.matcher(&request.caller).compat_score(verdict.similarity),
     })))
 }

@@ -1,0 +1,349 @@
+//! Collections (a gallery per application) and the API keys that reach them, with their scopes:
+//! who may do what, where.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Actor, CollectionId, KeyId};
+use crate::store::{StoreError, StoreResult};
+
+/// A named gallery. Every person belongs to exactly one; every request acts within one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collection {
+    pub id: CollectionId,
+    pub name: String,
+    pub settings: CollectionSettings,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a collection may set for itself; `None` is the server's setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSettings {
+    /// The lowest similarity that names someone here (the calibration may raise it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_threshold: Option<f32>,
+    /// The share of strangers the calibration allows to be named here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_fpir: Option<f64>,
+    /// Days a consent holds here when a registration names no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// Streams open at once in this collection, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_streams: Option<u32>,
+}
+
+impl CollectionSettings {
+    pub fn check(&self) -> StoreResult<()> {
+        let invalid = |m: &str| Err(StoreError::InvalidCollection(m.into()));
+        if self
+            .match_threshold
+            .is_some_and(|t| !(0.0..=1.0).contains(&t))
+        {
+            return invalid("match_threshold must be within 0..=1");
+        }
+        if self.target_fpir.is_some_and(|t| !(t > 0.0 && t < 1.0)) {
+            return invalid("target_fpir must be within 0..1 (exclusive)");
+        }
+        if self.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
+            return invalid("retention_days must be within 1..=36500");
+        }
+        if self.max_streams.is_some_and(|n| n > 10_000) {
+            return invalid("max_streams must be at most 10000");
+        }
+        Ok(())
+    }
+}
+
+impl Collection {
+    /// The collection data from before collections lives in; it cannot be deleted.
+    pub const DEFAULT_NAME: &'static str = "default";
+    /// Collections a server holds at most: each has its own index and calibration in memory.
+    pub const MAX: u32 = 1_000;
+}
+
+/// A collection to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCollection {
+    pub name: String,
+    pub settings: CollectionSettings,
+}
+
+/// A change to a collection; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectionPatch {
+    pub name: Option<String>,
+    pub settings: Option<CollectionSettings>,
+}
+
+/// What deleting a collection removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletedCollection {
+    pub collection: Collection,
+    pub persons_deleted: u64,
+    pub faces_deleted: u64,
+    pub keys_deleted: u64,
+}
+
+/// A collection's name: 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit, and not
+/// itself a UUID (a name or an id is accepted wherever a collection is named).
+pub fn check_collection_name(name: &str) -> StoreResult<()> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && uuid::Uuid::parse_str(name).is_err();
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidCollection(format!(
+            "a collection's name has 1 to 64 characters of a-z, 0-9, '-' and '_', starts with a \
+             letter or digit and is not a UUID, not '{}'",
+            name.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+macro_rules! scopes {
+    ($($variant:ident $name:literal $doc:literal;)*) => {
+        /// One right a key may hold.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Scope {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Scope {
+            pub const ALL: &'static [Scope] = &[$(Self::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name,)* }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($name => Some(Self::$variant),)* _ => None }
+            }
+
+            /// What it allows, in one line (the README's scope table).
+            pub fn description(self) -> &'static str {
+                match self { $(Self::$variant => $doc,)* }
+            }
+        }
+    };
+}
+
+scopes! {
+    Recognize "recognize" "recognize, verify and detect; streams and their tickets";
+    Enroll "enroll" "register persons and add faces";
+    Manage "manage" "read, update and delete persons and faces, export them, the collection's audit log and calibration";
+    Embeddings "embeddings" "every route that returns or accepts raw embeddings (never implied: granted by name)";
+    Admin "admin" "collections and keys, on every collection";
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Scope::parse(&text).ok_or_else(|| {
+            let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            serde::de::Error::custom(format!(
+                "unknown scope '{text}' (known: {})",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+/// A set of scopes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    pub const NONE: Self = Self(0);
+
+    /// Every scope but `embeddings`: what the operator's keys hold.
+    pub fn operator(allow_embeddings: bool) -> Self {
+        let all = Self::from_iter(Scope::ALL.iter().copied());
+        if allow_embeddings {
+            all
+        } else {
+            all.without(Scope::Embeddings)
+        }
+    }
+
+    pub fn has(self, scope: Scope) -> bool {
+        self.0 & (1 << scope as u8) != 0
+    }
+
+    pub fn with(self, scope: Scope) -> Self {
+        Self(self.0 | 1 << scope as u8)
+    }
+
+    pub fn without(self, scope: Scope) -> Self {
+        Self(self.0 & !(1 << scope as u8))
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL.iter().copied().filter(move |s| self.has(*s))
+    }
+
+    /// Space-separated, in the table's order (how the database keeps them).
+    pub fn to_text(self) -> String {
+        self.iter().map(Scope::as_str).collect::<Vec<_>>().join(" ")
+    }
+
+    /// From names separated by spaces or commas.
+    pub fn parse_list(text: &str) -> Result<Self, String> {
+        text.split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(|s| Scope::parse(s).ok_or_else(|| format!("unknown scope '{s}'")))
+            .collect()
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
+impl Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scopes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Scope>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// A key kept in the database: its secret only as a sha256.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub collection_id: CollectionId,
+    pub label: String,
+    pub scopes: Scopes,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last used, to within [`ApiKey::LAST_USED_RESOLUTION`].
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// `last_used_at` is written at most this often per key (not once per request).
+    pub const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::minutes(10);
+    /// Keys a server holds at most, over all collections.
+    pub const MAX: u32 = 10_000;
+
+    /// Usable now: neither revoked nor expired.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+
+    /// The audit log's name for whoever uses it.
+    pub fn actor(&self) -> Actor {
+        Actor(format!("key:{}", self.id))
+    }
+}
+
+/// A key to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApiKey {
+    pub collection_id: CollectionId,
+    pub label: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// sha256 of the secret, hex.
+    pub secret_sha256: String,
+}
+
+/// Who asks, with which rights, in which collection: what every use case acts for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub actor: Actor,
+    pub collection: Arc<Collection>,
+    pub scopes: Scopes,
+    /// The database key it came with (rate limits and stream slots count per key).
+    pub key: Option<KeyId>,
+}
+
+impl Caller {
+    pub fn collection_id(&self) -> CollectionId {
+        self.collection.id
+    }
+
+    /// The local operator (the CLI, a server without keys) in a collection, with every scope
+    /// the operator holds.
+    pub fn operator(collection: Arc<Collection>, allow_embeddings: bool) -> Self {
+        Self {
+            actor: Actor::local_operator(),
+            collection,
+            scopes: Scopes::operator(allow_embeddings),
+            key: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_round_trip_and_operators_lack_embeddings() {
+        let scopes = Scopes::parse_list("recognize, enroll manage").unwrap();
+        assert_eq!(scopes.to_text(), "recognize enroll manage");
+        assert_eq!(Scopes::parse_list(&scopes.to_text()).unwrap(), scopes);
+        assert!(Scopes::parse_list("recognise").is_err());
+        assert!(!Scopes::operator(false).has(Scope::Embeddings));
+        assert!(Scopes::operator(false).has(Scope::Admin));
+        assert!(Scopes::operator(true).has(Scope::Embeddings));
+        let json = serde_json::to_string(&scopes).unwrap();
+        assert_eq!(json, r#"["recognize","enroll","manage"]"#);
+        assert_eq!(serde_json::from_str::<Scopes>(&json).unwrap(), scopes);
+    }
+
+    #[test]
+    fn collection_names_are_slugs_and_never_uuids() {
+        for good in ["default", "front-door", "hr_2026", "7"] {
+            check_collection_name(good).unwrap();
+        }
+        for bad in [
+            "",
+            "Front",
+            "-x",
+            "a b",
+            "0190a5c2-7f3b-7c1e-9d4a-3b2c1d0e9f8a",
+        ] {
+            assert!(check_collection_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_collection_name(&"a".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! Collections, keys and the audit log: thin handlers over `facerec_service::access` and the
+//! store's audit log. Which key may call which is the route table's (`router::keyed_routes`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use facerec_core::{
+    ApiKey, AuditFilter, Caller, Collection, CollectionPatch, CollectionSettings, KeyId,
+    NewCollection, PersonId, Scopes,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::dto::AuditEventDto;
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body, its rejection as our `invalid_request`.
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn body<T>(body: Body<T>) -> ApiResult<T> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionDto {
+    pub id: Uuid,
+    pub name: String,
+    /// What the collection sets for itself (`match_threshold`, `target_fpir`, `retention_days`,
+    /// `max_streams`); an unset one is the server's.
+    #[schema(value_type = Object)]
+    pub settings: CollectionSettings,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Collection> for CollectionDto {
+    fn from(c: &Collection) -> Self {
+        Self {
+            id: c.id.0,
+            name: c.name.clone(),
+            settings: c.settings,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCollectionDto {
+    /// 1 to 64 of a-z, 0-9, '-' and '_'.
+    pub name: String,
+    /// `match_threshold` (0–1), `target_fpir` (0–1), `retention_days` (1–36,500), `max_streams`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<CollectionSettings>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPatchDto {
+    pub name: Option<String>,
+    /// Replaces every setting (an unset one goes back to the server's).
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<CollectionSettings>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionsList {
+    pub items: Vec<CollectionDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedCollectionDto {
+    pub collection: CollectionDto,
+    pub persons_deleted: u64,
+    pub faces_deleted: u64,
+    pub keys_deleted: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeDto {
+    /// Who the audit log names for this key.
+    pub actor: String,
+    /// The key's id, for a key kept in the database.
+    pub key_id: Option<Uuid>,
+    pub collection: CollectionDto,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Scopes,
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "collections",
+    responses((status = 200, description = "The key's collection and scopes", body = MeDto)),
+    security(("api_key" = [])))]
+pub async fn me(Extension(caller): Extension<Caller>) -> Json<MeDto> {
+    Json(MeDto {
+        actor: caller.actor.0.clone(),
+        key_id: caller.key.map(|k| k.0),
+        collection: (&*caller.collection).into(),
+        scopes: caller.scopes,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/collections", tag = "collections", request_body = NewCollectionDto,
+    responses((status = 201, body = CollectionDto), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create_collection(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    new: Body<NewCollectionDto>,
+) -> ApiResult<(StatusCode, Json<CollectionDto>)> {
+    let new = body(new)?;
+    let new = NewCollection {
+        name: new.name,
+        settings: new.settings.unwrap_or_default(),
+    };
+    let created = state.app.create_collection(new, &caller).await?;
+    Ok((StatusCode::CREATED, Json((&created).into())))
+}
+
+#[utoipa::path(get, path = "/v1/collections", tag = "collections",
+    responses((status = 200, body = CollectionsList)), security(("api_key" = [])))]
+pub async fn list_collections(
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<CollectionsList>> {
+    let items = state.app.collections().await?;
+    Ok(Json(CollectionsList {
+        items: items.iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/collections/{id}", tag = "collections",
+    params(("id" = String, Path, description = "The collection's id or name")),
+    responses((status = 200, body = CollectionDto), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_collection(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CollectionDto>> {
+    Ok(Json((&*state.app.collection(&id).await?).into()))
+}
+
+#[utoipa::path(patch, path = "/v1/collections/{id}", tag = "collections",
+    params(("id" = String, Path, description = "The collection's id or name")),
+    request_body = CollectionPatchDto,
+    responses((status = 200, body = CollectionDto), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn update_collection(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    patch: Body<CollectionPatchDto>,
+) -> ApiResult<Json<CollectionDto>> {
+    let patch = body(patch)?;
+    let patch = CollectionPatch {
+        name: patch.name,
+        settings: patch.settings,
+    };
+    let updated = state.app.update_collection(&id, patch, &caller).await?;
+    Ok(Json((&updated).into()))
+}
+
+#[utoipa::path(delete, path = "/v1/collections/{id}", tag = "collections",
+    params(("id" = String, Path, description = "The collection's id or name")),
+    responses((status = 200, description = "The collection, its persons, faces and keys are gone for good", body = DeletedCollectionDto),
+              (status = 404, body = ErrorBody), (status = 422, description = "the collection `default`", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete_collection(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeletedCollectionDto>> {
+    let deleted = state.app.delete_collection(&id, &caller).await?;
+    Ok(Json(DeletedCollectionDto {
+        collection: (&deleted.collection).into(),
+        persons_deleted: deleted.persons_deleted,
+        faces_deleted: deleted.faces_deleted,
+        keys_deleted: deleted.keys_deleted,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyDto {
+    pub id: Uuid,
+    pub collection_id: Uuid,
+    pub label: String,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Scopes,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// To within ten minutes.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ApiKey> for KeyDto {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            id: k.id.0,
+            collection_id: k.collection_id.0,
+            label: k.label.clone(),
+            scopes: k.scopes,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKeyDto {
+    #[serde(flatten)]
+    pub key: KeyDto,
+    /// The secret: shown this once, stored only as a hash.
+    #[serde(rename = "key")]
+    pub secret: String,
+    /// The collection's name.
+    pub collection: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyDto {
+    /// The collection's name or id.
+    pub collection: String,
+    /// Of `recognize`, `enroll`, `manage`, `embeddings`, `admin`.
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Scopes,
+    pub label: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysList {
+    pub items: Vec<KeyDto>,
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "collections", request_body = NewKeyDto,
+    responses((status = 201, description = "The key, with its secret shown once", body = CreatedKeyDto),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create_key(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    new: Body<NewKeyDto>,
+) -> ApiResult<(StatusCode, Json<CreatedKeyDto>)> {
+    let new = body(new)?;
+    let created = state
+        .app
+        .create_key(
+            &new.collection,
+            new.scopes,
+            new.label,
+            new.expires_at,
+            &caller,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKeyDto {
+            key: (&created.key).into(),
+            secret: created.secret,
+            collection: created.collection.name,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct KeysQuery {
+    /// Only this collection's keys (name or id).
+    collection: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "collections", params(KeysQuery),
+    responses((status = 200, description = "Every key, never a secret", body = KeysList)),
+    security(("api_key" = [])))]
+pub async fn list_keys(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<KeysQuery>,
+) -> ApiResult<Json<KeysList>> {
+    let keys = state.app.keys(q.collection.as_deref(), &caller).await?;
+    Ok(Json(KeysList {
+        items: keys.iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "collections",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "Revoked (on every replica within a second or two)", body = KeyDto),
+              (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyDto>> {
+    let id: KeyId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("'{id}' is not a key id (UUID)")))?;
+    Ok(Json((&state.app.revoke_key(id, &caller).await?).into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Only the events about this person.
+    person_id: Option<Uuid>,
+    /// Only events at or after this time.
+    since: Option<DateTime<Utc>>,
+    /// The next page: events older than this id (the last one of the previous page).
+    before_id: Option<i64>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// With an `admin` key: every collection's events (`all`), or one collection's (name or id).
+    collection: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub items: Vec<AuditEventDto>,
+    /// Pass as `before_id` for the next page; absent on the last.
+    pub next_before_id: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "persons", params(AuditQuery),
+    responses((status = 200, description = "The audit log of the key's collection (an admin key: any, or all)", body = AuditPage)),
+    security(("api_key" = [])))]
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let limit = facerec_service::ranges::AUDIT_PAGE
+        .check("limit", q.limit.map(u64::from))
+        .map_err(|e| ApiError::bad_request(e.to_string()))? as u32;
+    let filter = AuditFilter {
+        person: q.person_id.map(PersonId),
+        before_id: q.before_id,
+        since: q.since,
+        limit,
+    };
+    let events = state
+        .app
+        .audit_events(&caller, q.collection.as_deref(), &filter)
+        .await?;
+    let next_before_id = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage {
+        items: events.into_iter().map(Into::into).collect(),
+        next_before_id,
+    }))
+}
