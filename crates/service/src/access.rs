@@ -99,9 +99,13 @@ impl App {
                 async move { store.get_collection(id).await.map(Arc::new) },
             )
             .await
-            .map_err(|e| match Arc::try_unwrap(e) {
-                Ok(e) => AppError::Store(e),
-                Err(e) => AppError::Store(StoreError::Database(e.to_string())),
+            // Shared by every caller that waited on the same lookup: a missing collection stays
+            // one (404), whatever else is a database failure.
+            .map_err(|e| match &*e {
+                StoreError::CollectionNotFound(name) => {
+                    AppError::Store(StoreError::CollectionNotFound(name.clone()))
+                }
+                other => AppError::Store(StoreError::Database(other.to_string())),
             })
     }
 
