@@ -39,7 +39,8 @@ pub fn generate_secret() -> String {
 /// The short-lived copies of what the database says.
 pub(crate) struct AccessCache {
     keys: moka::future::Cache<String, ApiKey>,
-    collections: moka::future::Cache<CollectionId, Arc<Collection>>,
+    /// By the text a caller named it with (its name, or its id).
+    collections: moka::future::Cache<String, Arc<Collection>>,
 }
 
 impl Default for AccessCache {
@@ -75,29 +76,20 @@ pub fn require(caller: &Caller, scope: Scope) -> AppResult<()> {
 }
 
 impl App {
-    /// A collection by name or id, read through the cache.
+    /// A collection by name or id (as a caller names it), read through the cache.
     pub async fn collection(&self, name_or_id: &str) -> AppResult<Arc<Collection>> {
-        match name_or_id.parse::<CollectionId>() {
-            Ok(id) => self.collection_by_id(id).await,
-            Err(_) => {
-                let collection = Arc::new(self.store.collection_named(name_or_id).await?);
-                self.access
-                    .collections
-                    .insert(collection.id, Arc::clone(&collection))
-                    .await;
-                Ok(collection)
-            }
-        }
-    }
-
-    pub async fn collection_by_id(&self, id: CollectionId) -> AppResult<Arc<Collection>> {
         let store = Arc::clone(&self.store);
+        let named = name_or_id.to_owned();
+        let lookup = async move {
+            match named.parse::<CollectionId>() {
+                Ok(id) => store.get_collection(id).await,
+                Err(_) => store.collection_named(&named).await,
+            }
+            .map(Arc::new)
+        };
         self.access
             .collections
-            .try_get_with(
-                id,
-                async move { store.get_collection(id).await.map(Arc::new) },
-            )
+            .try_get_with(name_or_id.to_owned(), lookup)
             .await
             // Shared by every caller that waited on the same lookup: a missing collection stays
             // one (404), whatever else is a database failure.
@@ -107,6 +99,10 @@ impl App {
                 }
                 other => AppError::Store(StoreError::Database(other.to_string())),
             })
+    }
+
+    pub async fn collection_by_id(&self, id: CollectionId) -> AppResult<Arc<Collection>> {
+        self.collection(&id.to_string()).await
     }
 
     pub async fn collections(&self) -> AppResult<Vec<Collection>> {
@@ -134,7 +130,8 @@ impl App {
             .store
             .update_collection(id, patch, &caller.actor)
             .await?;
-        self.access.collections.invalidate(&id).await;
+        // Cached under its name and its id: a rare change forgets them all.
+        self.access.collections.invalidate_all();
         Ok(updated)
     }
 
@@ -147,7 +144,8 @@ impl App {
         require(caller, Scope::Admin)?;
         let id = self.collection(name_or_id).await?.id;
         let deleted = self.store.delete_collection(id, &caller.actor).await?;
-        self.access.collections.invalidate(&id).await;
+        // Cached under its name and its id: a rare change forgets them all.
+        self.access.collections.invalidate_all();
         self.access.keys.invalidate_all();
         self.calibrations
             .write()

@@ -1,6 +1,9 @@
 //! Recognition (1:N), verification (1:1) and detection.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+use facerec_core::calibration::Calibration;
 use facerec_core::{Caller, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
@@ -22,6 +25,8 @@ pub struct RecognizedImage {
     pub height: u32,
     pub threshold: Threshold,
     pub faces: Vec<RecognizedFace>,
+    /// The calibration the faces were decided under (its estimates go with the answer).
+    pub calibration: Arc<Calibration>,
 }
 
 /// How a photo is recognized; `top_k` and `max_faces` within [`crate::ranges`].
@@ -56,6 +61,8 @@ pub struct Verification {
     pub similarity: Similarity,
     pub threshold: Threshold,
     pub same_person: bool,
+    /// The calibration it was decided under.
+    pub calibration: Arc<Calibration>,
 }
 
 impl App {
@@ -70,7 +77,8 @@ impl App {
         let analysis = self
             .analyze_selecting(image, Selection::Strongest(options.max_faces))
             .await?;
-        let matcher = self.matcher(caller).with_threshold(options.threshold);
+        let calibration = self.calibration(&caller.collection);
+        let matcher = Matcher::new(calibration.threshold()).with_threshold(options.threshold);
         let mut faces = Vec::with_capacity(analysis.faces.len());
         for face in analysis.faces {
             let recognition = self
@@ -83,6 +91,7 @@ impl App {
             height: analysis.height,
             threshold: matcher.threshold(),
             faces,
+            calibration,
         })
     }
 
@@ -263,8 +272,10 @@ impl App {
         similarity: Similarity,
         threshold: Option<Threshold>,
     ) -> Verification {
-        let matcher = self.matcher(caller).with_threshold(threshold);
+        let calibration = self.calibration(&caller.collection);
+        let matcher = Matcher::new(calibration.threshold()).with_threshold(threshold);
         Verification {
+            calibration,
             similarity,
             threshold: matcher.threshold(),
             same_person: matcher.accepts(similarity),

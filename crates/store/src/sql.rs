@@ -588,18 +588,18 @@ where
     // The operations of `Store`, written once over a store's hooks (`store_impl::impl_store!`
     // forwards each `Store` method here).
 
-    /// Runs a change's statements on an open transaction; a unique violation on `external_id`
-    /// becomes its own error.
+    /// Runs a change's statements on an open transaction; a unique violation on what the caller
+    /// chose (`taken`) becomes its own error.
     async fn execute(
         tx: &mut Self::Connection,
         statements: Vec<Statement<Self>>,
-        external_id: Option<&str>,
+        taken: Taken<'_>,
     ) -> StoreResult<()> {
         for statement in statements {
             statement
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| write_error(e, external_id))?;
+                .map_err(|e| write_error(e, taken))?;
         }
         Ok(())
     }
@@ -636,7 +636,12 @@ where
             return Ok((row.into(), Added::AlreadyPresent));
         }
         let face = store::face_from_new(person, new, Utc::now())?;
-        Self::execute(tx, Self::face_addition(collection, &face, actor), None).await?;
+        Self::execute(
+            tx,
+            Self::face_addition(collection, &face, actor),
+            Taken::Nothing,
+        )
+        .await?;
         Ok((face, Added::Created))
     }
 
@@ -656,7 +661,7 @@ where
             .iter()
             .map(|(id, name)| Self::set_folded_name(*id, name))
             .collect();
-        Self::execute(&mut tx, statements, None).await?;
+        Self::execute(&mut tx, statements, Taken::Nothing).await?;
         tx.commit().await.map_err(db_error)?;
         tracing::info!(persons = rows.len(), "folded the names of existing persons");
         Ok(())
@@ -707,7 +712,7 @@ where
                 actor,
             ),
         ];
-        execute_naming(&mut tx, statements, &collection.name).await?;
+        Self::execute(&mut tx, statements, Taken::CollectionName(&collection.name)).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(collection)
     }
@@ -775,7 +780,7 @@ where
             Self::update_collection_row(&collection),
             Self::audit(id, NewAuditEvent::collection_updated(&changed), actor),
         ];
-        execute_naming(&mut tx, statements, &collection.name).await?;
+        Self::execute(&mut tx, statements, Taken::CollectionName(&collection.name)).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(collection)
     }
@@ -822,7 +827,7 @@ where
             Self::by_collection(DELETE_COLLECTION, id),
             Self::audit(id, event, actor),
         ];
-        Self::execute(&mut tx, statements, None).await?;
+        Self::execute(&mut tx, statements, Taken::Nothing).await?;
         tx.commit().await.map_err(db_error)?;
         store.committed(Committed::FacesRemoved(&faces));
         store.erase(&mut writer).await;
@@ -887,7 +892,7 @@ where
             Self::insert_key(&key, &new.secret_sha256),
             Self::audit(key.collection_id, event, actor),
         ];
-        Self::execute(&mut tx, statements, None).await?;
+        Self::execute(&mut tx, statements, Taken::Nothing).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(key)
     }
@@ -932,7 +937,7 @@ where
             .ok_or(StoreError::KeyNotFound(id))?
             .try_into()?;
         let audit = Self::audit(key.collection_id, NewAuditEvent::key_revoked(id), actor);
-        Self::execute(&mut tx, vec![audit], None).await?;
+        Self::execute(&mut tx, vec![audit], Taken::Nothing).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(key)
     }
@@ -961,7 +966,12 @@ where
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
         let statements = Self::registration(collection, &person, &face, actor);
-        Self::execute(&mut tx, statements, person.external_id.as_deref()).await?;
+        Self::execute(
+            &mut tx,
+            statements,
+            Taken::external_id(person.external_id.as_deref()),
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         store.committed(Committed::FaceAdded(collection, &face));
         Ok((person, face))
@@ -1010,7 +1020,7 @@ where
             Self::lock_name(collection, &candidate.name)
                 .into_iter()
                 .collect(),
-            None,
+            Taken::Nothing,
         )
         .await?;
         let mut named = Self::select_persons_named(collection, &candidate.name, 2)
@@ -1027,8 +1037,8 @@ where
             ),
             None => {
                 let statements = Self::creation(collection, &candidate, actor);
-                let external_id = candidate.external_id.as_deref();
-                Self::execute(&mut tx, statements, external_id).await?;
+                let taken = Taken::external_id(candidate.external_id.as_deref());
+                Self::execute(&mut tx, statements, taken).await?;
                 (candidate, true)
             }
         };
@@ -1078,7 +1088,12 @@ where
         let mut person = Self::person_for_write(&mut tx, collection, id).await?;
         let changed = store::apply_patch(&mut person, patch, Utc::now())?;
         let statements = Self::person_update(collection, &person, &changed, actor);
-        Self::execute(&mut tx, statements, person.external_id.as_deref()).await?;
+        Self::execute(
+            &mut tx,
+            statements,
+            Taken::external_id(person.external_id.as_deref()),
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(person)
     }
@@ -1147,7 +1162,7 @@ where
                 .bind(Id::from(collection))
                 .bind(CALIBRATIONS_KEPT),
         ];
-        Self::execute(&mut tx, statements, None).await?;
+        Self::execute(&mut tx, statements, Taken::Nothing).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -1208,7 +1223,7 @@ where
             Self::delete_person_row(id),
             Self::audit(collection, event(id, faces_deleted), actor),
         ];
-        Self::execute(&mut tx, statements, None).await?;
+        Self::execute(&mut tx, statements, Taken::Nothing).await?;
         tx.commit().await.map_err(db_error)?;
         store.committed(Committed::FacesRemoved(&faces));
         store.erase(&mut writer).await;
@@ -1280,7 +1295,12 @@ where
             .map_err(db_error)?;
         let face = row.map(Face::from).ok_or(StoreError::FaceNotFound(id))?;
         let event = NewAuditEvent::face_deleted(face.person_id, id);
-        Self::execute(&mut tx, vec![Self::audit(collection, event, actor)], None).await?;
+        Self::execute(
+            &mut tx,
+            vec![Self::audit(collection, event, actor)],
+            Taken::Nothing,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         store.committed(Committed::FacesRemoved(&[id]));
         store.erase(&mut writer).await;
@@ -1295,7 +1315,12 @@ where
     ) -> StoreResult<()> {
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
-        Self::execute(&mut tx, vec![Self::audit(collection, event, actor)], None).await?;
+        Self::execute(
+            &mut tx,
+            vec![Self::audit(collection, event, actor)],
+            Taken::Nothing,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -1351,7 +1376,7 @@ where
         let mut writer = store.writer().await?;
         let mut tx = writer.begin().await.map_err(db_error)?;
         let expired = Self::delete_expired_tickets(Utc::now());
-        Self::execute(&mut tx, vec![expired], None).await?;
+        Self::execute(&mut tx, vec![expired], Taken::Nothing).await?;
         let outstanding = Self::count_tickets()
             .fetch_one(&mut *tx)
             .await
@@ -1360,7 +1385,7 @@ where
             return Ok(false);
         }
         let insert = Self::insert_ticket(collection, ticket_sha256, actor, expires_at);
-        Self::execute(&mut tx, vec![insert], None).await?;
+        Self::execute(&mut tx, vec![insert], Taken::Nothing).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }
@@ -1389,30 +1414,6 @@ where
 /// A collection's settings as stored: JSON, without the unset ones.
 fn settings_json(settings: &CollectionSettings) -> serde_json::Value {
     serde_json::to_value(settings).unwrap_or_else(|_| serde_json::json!({}))
-}
-
-/// Runs statements that write a collection's name; a unique violation is a name taken.
-async fn execute_naming<DB: Database>(
-    tx: &mut DB::Connection,
-    statements: Vec<Statement<DB>>,
-    name: &str,
-) -> StoreResult<()>
-where
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
-    for statement in statements {
-        statement.execute(&mut *tx).await.map_err(|e| {
-            if e.as_database_error()
-                .is_some_and(|db| db.is_unique_violation())
-            {
-                StoreError::CollectionExists(name.to_owned())
-            } else {
-                db_error(e)
-            }
-        })?;
-    }
-    Ok(())
 }
 
 /// Why a person is deleted.
@@ -1485,14 +1486,41 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// A failed write; a unique violation on `external_id` becomes its own error.
-pub(crate) fn write_error(err: sqlx::Error, external_id: Option<&str>) -> StoreError {
-    if let (Some(db), Some(ext)) = (err.as_database_error(), external_id) {
+/// What a unique violation means in a write: a value the caller chose is taken.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Taken<'a> {
+    /// Nothing the caller chose is unique: a violation is a failure.
+    Nothing,
+    /// A person's external id (when it has one).
+    ExternalId(&'a str),
+    /// A collection's name.
+    CollectionName(&'a str),
+}
+
+impl<'a> Taken<'a> {
+    pub(crate) fn external_id(external_id: Option<&'a str>) -> Self {
+        external_id.map_or(Self::Nothing, Self::ExternalId)
+    }
+}
+
+/// A failed write; a unique violation on what the caller chose becomes its own error.
+pub(crate) fn write_error(err: sqlx::Error, taken: Taken<'_>) -> StoreError {
+    if let Some(db) = err
+        .as_database_error()
+        .filter(|db| db.is_unique_violation())
+    {
         // PostgreSQL names the constraint; SQLite names the column in its message.
-        let names_external_id = db.constraint().is_some_and(|c| c.contains("external_id"))
-            || db.message().contains("external_id");
-        if db.is_unique_violation() && names_external_id {
-            return StoreError::DuplicateExternalId(ext.to_owned());
+        let names = |column: &str| {
+            db.constraint().is_some_and(|c| c.contains(column)) || db.message().contains(column)
+        };
+        match taken {
+            Taken::ExternalId(ext) if names("external_id") => {
+                return StoreError::DuplicateExternalId(ext.to_owned())
+            }
+            Taken::CollectionName(name) if names("name") => {
+                return StoreError::CollectionExists(name.to_owned())
+            }
+            _ => {}
         }
     }
     db_error(err)

@@ -60,7 +60,8 @@ macro_rules! impl_inspect {
                 let mut writer = self.writer().await?;
                 let mut tx = writer.begin().await.map_err(db_error)?;
                 let statements = <$db>::creation(collection, &person, actor);
-                <$db>::execute(&mut tx, statements, person.external_id.as_deref()).await?;
+                let taken = crate::sql::Taken::external_id(person.external_id.as_deref());
+                <$db>::execute(&mut tx, statements, taken).await?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(person)
             }

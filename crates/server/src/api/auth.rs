@@ -230,15 +230,10 @@ pub const COLLECTION_HEADER: &str = "x-facerec-collection";
 /// Who presented what, before the collection is settled.
 struct Grant {
     actor: Actor,
-    /// `None`: any collection.
-    collection: Option<Reach>,
+    /// Its collection, by name or id; `None`: any collection.
+    collection: Option<String>,
     scopes: Scopes,
     key: Option<facerec_core::KeyId>,
-}
-
-enum Reach {
-    Named(String),
-    Id(facerec_core::CollectionId),
 }
 
 fn missing_key() -> ApiError {
@@ -271,7 +266,7 @@ async fn grant(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError>
     if let Some(configured) = state.keys.verify(presented) {
         return Ok(Grant {
             actor: configured.actor,
-            collection: configured.collection.map(Reach::Named),
+            collection: configured.collection,
             scopes: configured.scopes.unwrap_or(operator),
             key: None,
         });
@@ -279,7 +274,7 @@ async fn grant(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError>
     match state.app.key_for_secret(presented).await? {
         Some(key) => Ok(Grant {
             actor: key.actor(),
-            collection: Some(Reach::Id(key.collection_id)),
+            collection: Some(key.collection_id.to_string()),
             scopes: key.scopes,
             key: Some(key.id),
         }),
@@ -305,19 +300,12 @@ async fn collection_of(
         .transpose()?
         .filter(|n| !n.is_empty());
     let own = match &grant.collection {
-        Some(Reach::Id(id)) => Some(state.app.collection_by_id(*id).await?),
-        Some(Reach::Named(name)) => Some(state.app.collection(name).await?),
+        Some(own) => Some(state.app.collection(own).await?),
         None => None,
     };
     let reaches_all = grant.collection.is_none() || grant.scopes.has(Scope::Admin);
     match (named, own) {
-        (Some(named), own) if reaches_all => {
-            let found = state.app.collection(named).await;
-            match (found, own) {
-                (Ok(c), _) => Ok(c),
-                (Err(e), _) => Err(e.into()),
-            }
-        }
+        (Some(named), _) if reaches_all => Ok(state.app.collection(named).await?),
         (Some(named), Some(own)) if named == own.name || named == own.id.to_string() => Ok(own),
         (Some(named), _) => Err(facerec_service::AppError::Store(
             facerec_core::StoreError::CollectionNotFound(named.to_owned()),

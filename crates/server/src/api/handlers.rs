@@ -185,12 +185,12 @@ pub async fn recognize(
         .app
         .recognize(&caller, form.image("image")?, &options)
         .await?;
-    let calibration = state.app.calibration(&caller.collection);
+    let calibration = &result.calibration;
     Ok(Json(RecognizeResponse {
         faces: result
             .faces
             .iter()
-            .map(|f| RecognizedFaceDto::new(&f.face, &f.recognition, &calibration))
+            .map(|f| RecognizedFaceDto::new(&f.face, &f.recognition, calibration))
             .collect(),
         threshold: result.threshold.value(),
         estimate_weak: calibration.weak,
@@ -232,7 +232,7 @@ pub async fn verify(
             ))
         }
     };
-    let calibration = state.app.calibration(&caller.collection);
+    let calibration = &verdict.calibration;
     Ok(Json(VerifyResponse {
         similarity: verdict.similarity.value(),
         threshold: verdict.threshold.value(),
