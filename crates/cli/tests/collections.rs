@@ -362,6 +362,14 @@ async fn isolation(db: Db) {
     )
     .await;
     expect(answer, 401, "invalid_api_key");
+    // An unknown collection, by id or by name, is not found.
+    for path in [
+        "/v1/collections/0190a5c2-7f3b-7c1e-9d4a-3b2c1d0e9f8a",
+        "/v1/collections/beta",
+    ] {
+        let answer = call(&server, reqwest::Method::GET, path, OPERATOR, None).await;
+        expect(answer, 404, "collection_not_found");
+    }
     let answer = call(
         &server,
         reqwest::Method::DELETE,
