@@ -100,7 +100,7 @@ try {
     result.attack = await attackFromAnotherOrigin(browser, base, photo);
   }
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.grantPermissions(["camera"], { origin: base });
+  await context.grantPermissions(["camera", "clipboard-read", "clipboard-write"], { origin: base });
   // The API key goes where the page keeps it after "Use key": this tab's sessionStorage.
   if (process.env.FACEREC_TEST_API_KEY) {
     await context.addInitScript((key) => sessionStorage.setItem("facerec.apiKey", key), process.env.FACEREC_TEST_API_KEY);
@@ -137,6 +137,34 @@ try {
     return { histograms: inked("#accuracy-histograms"), curve: inked("#accuracy-curve") };
   });
   await page.screenshot({ path: `${shots}/accuracy.png`, fullPage: true });
+
+  // The key's collection and scopes, and (an operator key is an admin) collections and keys: create a
+  // collection and a key of it, copy the secret shown once, use it, then delete the collection.
+  await page.goto(`${base}/?tab=admin`);
+  await page.waitForSelector("#whoami:has-text('default')", { timeout: 10000 });
+  result.whoami = await page.textContent("#whoami");
+  result.adminTabShown = await page.isVisible("#admin-tab");
+  await page.fill("#collection-form input[name=name]", "lobby");
+  await page.click("#collection-form button[type=submit]");
+  await page.waitForSelector("#collection-rows tr[data-collection=lobby]", { timeout: 10000 });
+  await page.selectOption("#key-collection", "lobby");
+  await page.fill("#key-create-form input[name=label]", "page key");
+  await page.click("#key-create-form button[type=submit]");
+  await page.waitForSelector("#new-key-box:not([hidden])", { timeout: 10000 });
+  await page.waitForSelector("#key-rows td:text-is('page key')", { timeout: 10000 });
+  result.newKey = await page.textContent("#new-key");
+  await page.click("#new-key-copy");
+  await page.waitForSelector("#status:has-text('Copied')", { timeout: 10000 });
+  result.copied = await page.evaluate(() => navigator.clipboard.readText());
+  result.newKeyMe = await page.evaluate(async (key) => {
+    const response = await fetch("/v1/me", { headers: { Authorization: `Bearer ${key}` } });
+    return response.json();
+  }, result.newKey);
+  await page.screenshot({ path: `${shots}/admin.png`, fullPage: true });
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click("#collection-rows tr[data-collection=lobby] button");
+  await page.waitForSelector("#status:has-text('Deleted lobby')", { timeout: 10000 });
+  result.collectionsAfterDelete = await page.$$eval("#collection-rows tr", (rows) => rows.map((r) => r.dataset.collection));
 
   // Live view with the fake camera.
   await page.goto(`${base}/?autostart=live`);

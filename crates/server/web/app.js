@@ -1,5 +1,5 @@
-// facerec web page: persons, recognition of a photo, live recognition over a WebSocket, and the
-// accuracy of the calibrated threshold.
+// facerec web page: persons, recognition of a photo, live recognition over a WebSocket, the
+// accuracy of the calibrated threshold, and (with an admin key) collections and keys.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
@@ -34,6 +34,7 @@ function showTab(name) {
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.id === name));
   if (name === "accuracy") loadAccuracy();
+  if (name === "admin") loadAdmin();
 }
 
 $("#api-key").value = sessionStorage.getItem(KEY) || "";
@@ -41,8 +42,21 @@ $("#key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(KEY, $("#api-key").value.trim());
   status("API key set for this tab.");
+  loadWhoami();
   loadPersons();
 });
+
+// ---- the key: its collection and scopes ---------------------------------------------------------------
+async function loadWhoami() {
+  try {
+    const me = await api("/v1/me");
+    $("#whoami").textContent = `${me.collection.name} · ${me.scopes.join(", ")}`;
+    $("#admin-tab").hidden = !me.scopes.includes("admin");
+  } catch (error) {
+    $("#whoami").textContent = "";
+    $("#admin-tab").hidden = true;
+  }
+}
 
 // ---- persons ------------------------------------------------------------------------------------------
 async function loadPersons() {
@@ -372,6 +386,132 @@ function drawCurve(canvas, c) {
 
 $("#accuracy-recalibrate").addEventListener("click", () => loadAccuracy(true));
 
+// ---- collections and keys (an admin key) ---------------------------------------------------------------
+function cell(tr, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  tr.append(td);
+  return td;
+}
+
+function button(text, onClick) {
+  const b = document.createElement("button");
+  b.textContent = text;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+async function loadAdmin() {
+  try {
+    const [collections, keys] = await Promise.all([api("/v1/collections"), api("/v1/keys")]);
+    const names = new Map(collections.items.map((c) => [c.id, c.name]));
+    const rows = $("#collection-rows");
+    rows.replaceChildren();
+    const select = $("#key-collection");
+    select.replaceChildren();
+    for (const c of collections.items) {
+      const tr = document.createElement("tr");
+      tr.dataset.collection = c.name;
+      cell(tr, c.name);
+      cell(tr, new Date(c.created_at).toLocaleString());
+      const actions = cell(tr, "");
+      if (c.name !== "default") actions.append(button("Delete", () => deleteCollection(c)));
+      rows.append(tr);
+      const option = document.createElement("option");
+      option.value = option.textContent = c.name;
+      select.append(option);
+    }
+    const keyRows = $("#key-rows");
+    keyRows.replaceChildren();
+    for (const k of keys.items) {
+      const tr = document.createElement("tr");
+      tr.dataset.keyId = k.id;
+      cell(tr, k.label);
+      cell(tr, names.get(k.collection_id) || k.collection_id);
+      cell(tr, k.scopes.join(", "));
+      cell(tr, k.last_used_at ? new Date(k.last_used_at).toLocaleString() : "never");
+      const live = !k.revoked_at && (!k.expires_at || new Date(k.expires_at) > new Date());
+      cell(tr, k.revoked_at ? "revoked" : live ? "live" : "expired");
+      const actions = cell(tr, "");
+      if (!k.revoked_at) actions.append(button("Revoke", () => revokeKey(k)));
+      keyRows.append(tr);
+    }
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function deleteCollection(c) {
+  if (!confirm(`Delete the collection ${c.name} with every person, face and key in it, for good?`)) return;
+  try {
+    const deleted = await api(`/v1/collections/${c.id}`, { method: "DELETE" });
+    status(`Deleted ${c.name}: ${deleted.persons_deleted} persons, ${deleted.faces_deleted} faces, ${deleted.keys_deleted} keys.`);
+    loadAdmin();
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function revokeKey(k) {
+  try {
+    await api(`/v1/keys/${k.id}`, { method: "DELETE" });
+    status(`Revoked ${k.label}.`);
+    loadAdmin();
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+$("#collection-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = event.target.name.value.trim();
+  try {
+    await api("/v1/collections", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name }),
+    });
+    status(`Created collection ${name}.`);
+    event.target.reset();
+    loadAdmin();
+  } catch (error) {
+    status(error.message, true);
+  }
+});
+
+$("#key-create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const scopes = [...form.querySelectorAll("input[name=scope]:checked")].map((i) => i.value);
+  try {
+    const created = await api("/v1/keys", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ collection: form.collection.value, scopes, label: form.label.value.trim() }),
+    });
+    $("#new-key").textContent = created.key;
+    $("#new-key-box").hidden = false;
+    status(`Created key ${created.label} for ${created.collection}: copy it now, it is not shown again.`);
+    form.label.value = "";
+    loadAdmin();
+  } catch (error) {
+    status(error.message, true);
+  }
+});
+
+$("#new-key-copy").addEventListener("click", async () => {
+  const secret = $("#new-key").textContent;
+  try {
+    await navigator.clipboard.writeText(secret);
+    status("Copied the key.");
+  } catch (error) {
+    // Without clipboard access: select it for the person to copy.
+    getSelection().selectAllChildren($("#new-key"));
+    status("Select and copy the key (the clipboard is not available here).", true);
+  }
+});
+
+loadWhoami();
 if (params.get("tab")) showTab(params.get("tab"));
 if (params.get("autostart") === "live") {
   showTab("live");
