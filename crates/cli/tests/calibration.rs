@@ -31,9 +31,32 @@ fn unit(values: &[f32]) -> NormalizedEmbedding {
 
 /// Writes the gallery (persons in order, each with its faces in order) to a new SQLite database.
 async fn write_gallery(url: &str, gallery: &[(String, Vec<NormalizedEmbedding>)]) {
+    write_gallery_in(url, facerec_core::Collection::DEFAULT_NAME, gallery).await;
+}
+
+/// Writes the gallery into a collection of the database (created when it is not `default`).
+async fn write_gallery_in(
+    url: &str,
+    collection: &str,
+    gallery: &[(String, Vec<NormalizedEmbedding>)],
+) {
     let store = facerec_store::open(url, &StoreOptions::default())
         .await
         .unwrap();
+    let collection = match store.collection_named(collection).await {
+        Ok(existing) => existing.id,
+        Err(_) => {
+            let new = facerec_core::NewCollection {
+                name: collection.to_owned(),
+                settings: Default::default(),
+            };
+            store
+                .create_collection(new, &Actor::local_operator())
+                .await
+                .unwrap()
+                .id
+        }
+    };
     let model = model();
     for (name, faces) in gallery {
         let face = |embedding: &NormalizedEmbedding, i: usize| {
@@ -47,7 +70,7 @@ async fn write_gallery(url: &str, gallery: &[(String, Vec<NormalizedEmbedding>)]
         };
         let (person, _) = store
             .register(
-                facerec_core::CollectionId::DEFAULT,
+                collection,
                 person,
                 face(&faces[0], 0),
                 &Actor::local_operator(),
@@ -57,7 +80,7 @@ async fn write_gallery(url: &str, gallery: &[(String, Vec<NormalizedEmbedding>)]
         for (i, embedding) in faces.iter().enumerate().skip(1) {
             store
                 .add_face(
-                    facerec_core::CollectionId::DEFAULT,
+                    collection,
                     person.id,
                     face(embedding, i),
                     &Actor::local_operator(),
@@ -162,9 +185,15 @@ fn synthetic(persons: usize, seed: u64) -> Vec<(String, Vec<NormalizedEmbedding>
 }
 
 async fn calibrated(server: &Server) -> serde_json::Value {
+    calibrated_in(server, facerec_core::Collection::DEFAULT_NAME).await
+}
+
+/// Recalibrates one collection now (the operator names it in the collection header).
+async fn calibrated_in(server: &Server, collection: &str) -> serde_json::Value {
     let response = server
         .client
         .post(format!("{}/v1/calibration", server.url))
+        .header("x-facerec-collection", collection)
         .send()
         .await
         .unwrap();
@@ -268,6 +297,47 @@ async fn the_estimate_equals_a_brute_force_computation() {
         assert!(
             verified["estimated_fpir"].as_f64().unwrap()
                 <= calibration["estimated_fpir"].as_f64().unwrap()
+        );
+    }
+}
+
+/// Each collection is calibrated on its own gallery: two collections of one database (60 and 320
+/// synthetic persons) get exactly the calibration each gallery alone gets, and each decides at its
+/// own threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_collection_is_calibrated_on_its_own_gallery() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/facerec.db", dir.path().display());
+    let (small, large) = (synthetic(60, 60), synthetic(320, 320));
+    write_gallery_in(&url, "small", &small).await;
+    write_gallery_in(&url, "default", &large).await;
+    let server = Server::start(Db::Url(url), &[]).await;
+    let of_small = calibrated_in(&server, "small").await;
+    let of_large = calibrated_in(&server, "default").await;
+    assert_eq!(
+        (&of_small["method"], &of_large["method"]),
+        (&"extrapolated".into(), &"direct".into())
+    );
+    assert_matches_brute_force(&of_small, &small);
+    assert_matches_brute_force(&of_large, &large);
+    for (collection, calibration) in [("small", &of_small), ("default", &of_large)] {
+        let form = reqwest::multipart::Form::new().part(
+            "image",
+            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+        );
+        let answer = server
+            .client
+            .post(format!("{}/v1/recognize", server.url))
+            .header("x-facerec-collection", collection)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, recognized) = json(answer).await;
+        assert_eq!(status, 200, "{recognized}");
+        assert_eq!(
+            recognized["threshold"], calibration["effective_threshold"],
+            "{collection}"
         );
     }
 }
