@@ -132,14 +132,31 @@ async fn run_browser(server: &Server, key: Option<&str>, attack: bool) -> serde_
     // created, the secret shown once and copied, working as that collection's key; the collection
     // deleted from the page.
     let whoami = result["whoami"].as_str().unwrap_or_default();
-    assert!(whoami.contains("default") && whoami.contains("admin"), "{result}");
+    assert!(
+        whoami.contains("default") && whoami.contains("admin"),
+        "{result}"
+    );
     assert_eq!(result["adminTabShown"], true, "{result}");
     let secret = result["newKey"].as_str().unwrap_or_default();
     assert_eq!(secret.len(), 43, "{result}");
-    assert_eq!(result["copied"].as_str(), Some(secret), "the copy button copies the key");
-    assert_eq!(result["newKeyMe"]["collection"]["name"], "lobby", "{result}");
-    assert_eq!(result["newKeyMe"]["scopes"], serde_json::json!(["recognize"]));
-    assert_eq!(result["collectionsAfterDelete"], serde_json::json!(["default"]), "{result}");
+    assert_eq!(
+        result["copied"].as_str(),
+        Some(secret),
+        "the copy button copies the key"
+    );
+    assert_eq!(
+        result["newKeyMe"]["collection"]["name"], "lobby",
+        "{result}"
+    );
+    assert_eq!(
+        result["newKeyMe"]["scopes"],
+        serde_json::json!(["recognize"])
+    );
+    assert_eq!(
+        result["collectionsAfterDelete"],
+        serde_json::json!(["default"]),
+        "{result}"
+    );
     assert!(shots.join("admin.png").is_file());
     result
 }

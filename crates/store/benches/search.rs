@@ -7,7 +7,9 @@
 //! index, default the shipped `HnswOptions`; FACEREC_BENCH_HNSW_EF_SEARCH the comma-separated ef_search
 //! sweep, FACEREC_BENCH_HNSW_QUERIES the probe count; FACEREC_BENCH_HNSW_KEEP=1 keeps each built index
 //! in a database named after it and reuses it in later runs), and registration throughput of both
-//! backends.
+//! backends. Search within a collection: a 1,000-face collection and the big rest, against the
+//! unfiltered search of before, on the exact index at 1M faces (FACEREC_BENCH_COLLECTION_FACES) and
+//! on pgvector at 100k (FACEREC_BENCH_COLLECTION_HNSW_FACES), ef_search 100 and 400.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -215,6 +217,7 @@ fn env_list<T: std::str::FromStr + Clone>(name: &str, default: &[T]) -> Vec<T> {
 async fn load_and_index(
     pool: &sqlx::PgPool,
     vectors: &[Vec<f32>],
+    collection_of: impl Fn(usize) -> uuid::Uuid,
     m: u32,
     ef_construction: u32,
 ) -> f64 {
@@ -226,11 +229,13 @@ async fn load_and_index(
         let mut tx = pool.begin().await.unwrap();
         let base = chunk_i * 2000;
         let ids: Vec<uuid::Uuid> = (0..chunk.len()).map(|_| uuid::Uuid::now_v7()).collect();
+        let collections: Vec<uuid::Uuid> = (base..base + chunk.len()).map(&collection_of).collect();
         sqlx::query(
-            "INSERT INTO persons (id, name, metadata, consent_given_at, consent_basis, created_at, updated_at)
-             SELECT id, 'p', '{}', now(), 'bench', now(), now() FROM unnest($1::uuid[]) AS id",
+            "INSERT INTO persons (id, collection_id, name, metadata, consent_given_at, consent_basis, created_at, updated_at)
+             SELECT id, c, 'p', '{}', now(), 'bench', now(), now() FROM unnest($1::uuid[], $2::uuid[]) AS t(id, c)",
         )
         .bind(&ids)
+        .bind(&collections)
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -241,14 +246,15 @@ async fn load_and_index(
         let face_ids: Vec<uuid::Uuid> = (0..chunk.len()).map(|_| uuid::Uuid::now_v7()).collect();
         let shas: Vec<String> = (0..chunk.len()).map(|i| format!("{}", base + i)).collect();
         sqlx::query(
-            "INSERT INTO faces (id, person_id, embedding, det_score, bbox, quality, model_name, model_sha256, image_sha256, created_at)
-             SELECT f, p, e, 0.8, '[0,0,1,1]', '{}', 'bench', '0', s, now()
-             FROM unnest($1::uuid[], $2::uuid[], $3::vector[], $4::text[]) AS t(f, p, e, s)",
+            "INSERT INTO faces (id, person_id, collection_id, embedding, det_score, bbox, quality, model_name, model_sha256, image_sha256, created_at)
+             SELECT f, p, c, e, 0.8, '[0,0,1,1]', '{}', 'bench', '0', s, now()
+             FROM unnest($1::uuid[], $2::uuid[], $3::vector[], $4::text[], $5::uuid[]) AS t(f, p, e, s, c)",
         )
         .bind(&face_ids)
         .bind(&ids)
         .bind(&embeddings)
         .bind(&shas)
+        .bind(&collections)
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -332,7 +338,8 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
         let build = if kept {
             f64::NAN
         } else {
-            load_and_index(&pool, &vectors, m, ef_construction).await
+            let default = CollectionId::DEFAULT.0;
+            load_and_index(&pool, &vectors, |_| default, m, ef_construction).await
         };
         // Persons by vector position, read back so that a kept database is described correctly.
         let persons: Vec<uuid::Uuid> =
@@ -413,6 +420,8 @@ async fn bench_hnsw(admin: &str, sizes: &[usize]) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     bench_exact();
+    let faces = env_list("FACEREC_BENCH_COLLECTION_FACES", &[1_000_000usize])[0];
+    bench_exact_collections(faces, 200);
 
     println!("\nregistration throughput (person + face + audit events per transaction)");
     let dir = tempfile::tempdir().unwrap();
@@ -446,4 +455,240 @@ async fn main() {
     );
     let sizes: Vec<usize> = env_list("FACEREC_BENCH_HNSW_SIZES", &[10_000, 100_000]);
     bench_hnsw(&admin, &sizes).await;
+    let faces = env_list("FACEREC_BENCH_COLLECTION_HNSW_FACES", &[100_000usize])[0];
+    bench_hnsw_collections(&admin, faces, 200, &[100, 400]).await;
+}
+
+/// A probe near a stored vector (as a real probe is near its enrollment photo).
+fn near(rng: &mut impl Rng, target: &[f32], noise: f32) -> NormalizedEmbedding {
+    let noisy: Vec<f32> = target
+        .iter()
+        .map(|x| x + noise * (rng.random::<f32>() - 0.5))
+        .collect();
+    NormalizedEmbedding::normalize(&noisy).unwrap().0
+}
+
+/// Search within a collection on the exact index: a 1,000-face collection inside `n` faces, and the
+/// big collection (the rest), each against the unsharded index of all `n` (today's search before
+/// collections), the same probes, in one run. Recall@1 against an f32 scan of the collection.
+fn bench_exact_collections(n: usize, probes: usize) {
+    const SMALL: usize = 1_000;
+    println!("\nexact index by collection: {SMALL} faces and {} faces in one index of {n}, {probes} probes each", n - SMALL);
+    println!("  search                          median ms   p99 ms   recall@1");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let (mut sharded, mut whole) = (ExactIndex::new(), ExactIndex::new());
+    let mut vectors = Vec::with_capacity(n * DIM);
+    let mut rows = Vec::with_capacity(n);
+    let mut truth = std::collections::HashMap::with_capacity(n);
+    for i in 0..n {
+        let (face, person, v) = (FaceId::new(), PersonId::new(), random_unit(&mut rng));
+        sharded.insert(
+            if i < SMALL { "small/m" } else { "big/m" },
+            face,
+            person,
+            &v,
+        );
+        whole.insert("m", face, person, &v);
+        vectors.extend_from_slice(&v);
+        rows.push(person);
+        truth.insert(face, v);
+    }
+    let search = |index: &ExactIndex, shard: &str, probe: &[f32]| {
+        let scored = index.candidates(shard, probe, 1).into_iter().map(|c| {
+            let exact = dot(&truth[&c.face_id], probe);
+            (c, Similarity::new(exact))
+        });
+        top_persons(scored, 1)
+    };
+    for (what, shard, range) in [
+        ("1,000-face collection", "small/m", 0..SMALL),
+        ("big collection", "big/m", SMALL..n),
+    ] {
+        let probes: Vec<(Vec<f32>, PersonId)> = (0..probes)
+            .map(|_| {
+                let target = rng.random_range(range.clone());
+                let probe = near(&mut rng, &vectors[target * DIM..][..DIM], 0.06);
+                let scope = &vectors[range.start * DIM..range.end * DIM];
+                let best = f32_scan(scope, probe.as_slice(), 1)[0].1 + range.start;
+                (probe.as_slice().to_vec(), rows[best])
+            })
+            .collect();
+        for (label, index, shard) in [
+            ("unfiltered (before)", &whole, "m"),
+            ("in its collection", &sharded, shard),
+        ] {
+            let (mut times, mut correct) = (Vec::new(), 0);
+            for (probe, expected) in &probes {
+                let start = Instant::now();
+                let hits = std::hint::black_box(search(index, shard, probe));
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+                correct += usize::from(hits.first().is_some_and(|h| h.person_id == *expected));
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "  {what:<22} {label:<20} {:>8.3}  {:>7.3}   {:>6.3}",
+                percentile(&times, 0.5),
+                percentile(&times, 0.99),
+                correct as f64 / probes.len() as f64
+            );
+        }
+    }
+}
+
+/// Filtered HNSW search on PostgreSQL: a 1,000-face collection inside `n` faces and the big
+/// collection (the rest), through `Store::search` (the collection filter, pgvector's iterative
+/// scan), against the statement of before collections (no filter) in the same run, at each
+/// ef_search. Recall@1 against an f32 scan of the collection.
+async fn bench_hnsw_collections(admin: &str, n: usize, queries: usize, ef_searches: &[u32]) {
+    const SMALL: usize = 1_000;
+    let defaults = facerec_store::HnswOptions::default();
+    println!(
+        "\npgvector HNSW by collection (m={}, ef_construction={}): {SMALL} faces and {} faces in one table of {n}, {queries} queries each",
+        defaults.m, defaults.ef_construction, n - SMALL
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| random_unit(&mut rng)).collect();
+    let url = testing::create_database(admin, "facerec_bench")
+        .await
+        .unwrap();
+    let store = facerec_store::PostgresStore::open(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let pool = store.pool().clone();
+    let (small, big) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (id, name) in [(small, "small"), (big, "big")] {
+        sqlx::query("INSERT INTO collections (id, name, settings, created_at, updated_at) VALUES ($1, $2, '{}', now(), now())")
+            .bind(id)
+            .bind(name)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let build = load_and_index(
+        &pool,
+        &vectors,
+        |i| if i < SMALL { small } else { big },
+        defaults.m,
+        defaults.ef_construction,
+    )
+    .await;
+    println!("  index built in {build:.1} s");
+    let persons: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT person_id FROM faces ORDER BY image_sha256::bigint")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let flat: Vec<f32> = vectors.concat();
+    let model = ModelId {
+        name: "bench".into(),
+        sha256: "0".into(),
+    };
+    let cases: Vec<(&str, uuid::Uuid, Vec<(NormalizedEmbedding, PersonId)>)> = [
+        ("1,000-face collection", small, 0..SMALL),
+        ("big collection", big, SMALL..n),
+    ]
+    .into_iter()
+    .map(|(what, id, range)| {
+        let probes = (0..queries)
+            .map(|_| {
+                let target = rng.random_range(range.clone());
+                let probe = near(&mut rng, &vectors[target], 0.02);
+                let scope = &flat[range.start * DIM..range.end * DIM];
+                let best = f32_scan(scope, probe.as_slice(), 1)[0].1 + range.start;
+                (probe, PersonId(persons[best]))
+            })
+            .collect();
+        (what, id, probes)
+    })
+    .collect();
+    // The search statement before collections: the same, without the filter.
+    let unfiltered = "SELECT nearest.person_id FROM (SELECT person_id FROM faces \
+        WHERE model_name = $2 AND model_sha256 = $3 ORDER BY embedding <#> $1 LIMIT 16) AS nearest \
+        JOIN persons ON persons.id = nearest.person_id";
+    println!("  search                          ef_search  median ms   p99 ms   recall@1");
+    for &ef_search in ef_searches {
+        let options = StoreOptions {
+            hnsw: facerec_store::HnswOptions {
+                ef_search,
+                ..defaults
+            },
+            max_connections: Some(2),
+            read_url: None,
+        };
+        let store = facerec_store::PostgresStore::open(&url, &options)
+            .await
+            .unwrap();
+        let pool = store.pool().clone();
+        for (what, id, probes) in &cases {
+            for filtered in [false, true] {
+                let run = |probe: &NormalizedEmbedding| {
+                    let (store, pool, model) = (&store, &pool, &model);
+                    let probe = probe.clone();
+                    async move {
+                        if filtered {
+                            let hits = store
+                                .search(CollectionId(*id), &probe, model, 1)
+                                .await
+                                .unwrap();
+                            hits.first().map(|h| h.person_id)
+                        } else {
+                            let rows: Vec<uuid::Uuid> = sqlx::query_scalar(unfiltered)
+                                .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
+                                .bind(&model.name)
+                                .bind(&model.sha256)
+                                .fetch_all(pool)
+                                .await
+                                .unwrap();
+                            rows.first().map(|p| PersonId(*p))
+                        }
+                    }
+                };
+                for (probe, _) in probes.iter().take(20) {
+                    run(probe).await;
+                }
+                let (mut times, mut correct) = (Vec::new(), 0);
+                for (probe, expected) in probes {
+                    let start = Instant::now();
+                    let found = run(probe).await;
+                    times.push(start.elapsed().as_secs_f64() * 1e3);
+                    correct += usize::from(found == Some(*expected));
+                }
+                times.sort_by(f64::total_cmp);
+                let label = if filtered {
+                    "in its collection"
+                } else {
+                    "unfiltered (before)"
+                };
+                println!(
+                    "  {what:<22} {label:<20} {ef_search:>4}  {:>9.2}  {:>7.2}   {:>6.3}",
+                    percentile(&times, 0.5),
+                    percentile(&times, 0.99),
+                    correct as f64 / probes.len() as f64
+                );
+            }
+        }
+    }
+    // Which plan PostgreSQL takes for each collection.
+    let mut conn = pool.acquire().await.unwrap();
+    for (what, id, probes) in &cases {
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN SELECT id FROM faces WHERE collection_id = $4 AND model_name = $2 AND model_sha256 = $3 \
+             ORDER BY embedding <#> $1 LIMIT 16",
+        )
+        .bind(pgvector::Vector::from(probes[0].0.as_slice().to_vec()))
+        .bind(&model.name)
+        .bind(&model.sha256)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let uses = if plan.iter().any(|l| l.contains("faces_embedding_hnsw")) {
+            "the HNSW index (filtered, iterative scan)"
+        } else if plan.iter().any(|l| l.contains("faces_collection")) {
+            "the collection's B-tree, then an exact sort"
+        } else {
+            "a sequential scan"
+        };
+        println!("  plan for the {what}: {uses}");
+    }
 }

@@ -29,6 +29,10 @@ ALTER TABLE faces ADD COLUMN collection_id uuid NOT NULL
     DEFAULT '00000000-0000-0000-0000-000000000000';
 ALTER TABLE faces ALTER COLUMN collection_id DROP DEFAULT;
 CREATE INDEX faces_collection ON faces (collection_id, created_at, id);
+-- A 512-d vector (2,056 bytes) is just over PostgreSQL's TOAST threshold (2,032): stored out of
+-- line, every exact comparison fetches it from the TOAST table. A small collection is searched
+-- exactly (its rows by the index above), so its vectors stay in the row (rows written from now on).
+ALTER TABLE faces ALTER COLUMN embedding SET STORAGE PLAIN;
 
 -- Events outlive their collection: no foreign key.
 ALTER TABLE audit_events ADD COLUMN collection_id uuid NOT NULL
