@@ -1,7 +1,7 @@
-//! Upgrades, on both backends: a database the previous release wrote (schema version 3, made at
-//! test time from the checked-in `fixtures/schema-v3-*.sql`, synthetic vectors only) opens in this
-//! build with every person, face, audit event and ticket intact and recognized as before; a
-//! migration that fails leaves the database exactly as it was.
+//! Upgrades, on both backends: databases earlier releases wrote (schema versions 3 and 5, made at
+//! test time from the checked-in `fixtures/schema-v*-*.sql`, synthetic vectors only) open in this
+//! build with every person, face, audit event and ticket intact, in the collection `default`, and
+//! recognized as before; a migration that fails leaves the database exactly as it was.
 
 use facerec_core::*;
 use facerec_store::StoreOptions;
@@ -12,6 +12,9 @@ const NEWEST: i64 = 6;
 
 const FIXTURE_SQLITE: &str = include_str!("fixtures/schema-v3-sqlite.sql");
 const FIXTURE_POSTGRES: &str = include_str!("fixtures/schema-v3-postgres.sql");
+/// The release before collections (schema version 5).
+const FIXTURE_V5_SQLITE: &str = include_str!("fixtures/schema-v5-sqlite.sql");
+const FIXTURE_V5_POSTGRES: &str = include_str!("fixtures/schema-v5-postgres.sql");
 
 /// The tables and columns of schema version 3, compared row by row before and after.
 const V3_TABLES: [(&str, &str); 5] = [
@@ -51,6 +54,11 @@ struct Fixture {
 impl Fixture {
     /// A new database holding the previous release's schema and data.
     async fn previous_release(postgres: bool) -> Self {
+        Self::release(postgres, FIXTURE_SQLITE, FIXTURE_POSTGRES).await
+    }
+
+    /// A new database holding one release's schema and data (its fixture for each backend).
+    async fn release(postgres: bool, sqlite_script: &str, postgres_script: &str) -> Self {
         let fixture = if postgres {
             let admin = std::env::var("FACEREC_TEST_DATABASE_URL")
                 .expect("FACEREC_TEST_DATABASE_URL is not set: run `make test`");
@@ -69,8 +77,8 @@ impl Fixture {
             }
         };
         let script = match fixture.kind {
-            Kind::Sqlite(_) => FIXTURE_SQLITE,
-            Kind::Postgres => FIXTURE_POSTGRES,
+            Kind::Sqlite(_) => sqlite_script,
+            Kind::Postgres => postgres_script,
         };
         fixture.execute(script).await;
         fixture
@@ -314,6 +322,72 @@ async fn failed_migration_leaves_the_database_as_it_was(postgres: bool) {
         .await;
     fixture.open().await.expect("the upgrade completes");
     assert_eq!(fixture.schema_version().await, NEWEST);
+}
+
+/// The release before collections (schema version 5, with a consent expiry and a calibration):
+/// after the upgrade every row is in `default`, every person is recognized there as before, and
+/// what version 5 added survives.
+async fn release_before_collections_moves_into_default(postgres: bool) {
+    let fixture = Fixture::release(postgres, FIXTURE_V5_SQLITE, FIXTURE_V5_POSTGRES).await;
+    assert_eq!(fixture.schema_version().await, 5);
+    let store = fixture.open().await.expect("the version 5 database opens");
+    assert_eq!(fixture.schema_version().await, NEWEST);
+    let default = CollectionId::DEFAULT;
+    for table in [
+        "persons",
+        "faces",
+        "audit_events",
+        "stream_tickets",
+        "calibrations",
+    ] {
+        let elsewhere = fixture
+            .texts(&format!(
+                "SELECT CAST(count(*) AS TEXT) FROM {table} \
+                 WHERE collection_id <> '00000000-0000-0000-0000-000000000000'"
+            ))
+            .await;
+        assert_eq!(elsewhere, ["0"], "{table}: every row in default");
+    }
+    let persons = store
+        .list_persons(default, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(persons.total, 4);
+    for person in &persons.items {
+        for face in store.list_faces(default, person.id).await.unwrap() {
+            let hits = store
+                .search(default, &face.embedding, &face.model, 1)
+                .await
+                .unwrap();
+            assert_eq!(hits[0].person_id, person.id, "recognized as before");
+        }
+    }
+    let grace = persons
+        .items
+        .iter()
+        .find(|p| p.name == "Grace Hopper")
+        .unwrap();
+    assert!(
+        grace.consent.expires_at.is_some(),
+        "the consent expiry survives"
+    );
+    let calibration = store.latest_calibration(default).await.unwrap();
+    assert_eq!(
+        calibration,
+        Some(serde_json::json!({ "fixture": "schema version 5" })),
+        "the calibration is the collection's"
+    );
+    assert_eq!(store.count_faces(Some(default)).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn release_before_collections_moves_into_default_on_sqlite() {
+    release_before_collections_moves_into_default(false).await;
+}
+
+#[tokio::test]
+async fn release_before_collections_moves_into_default_on_postgres() {
+    release_before_collections_moves_into_default(true).await;
 }
 
 #[tokio::test]
