@@ -336,6 +336,14 @@ async fn isolation(db: Db) {
     // Metrics are the operator's: a collection's key does not read them.
     let answer = call(&server, reqwest::Method::GET, "/metrics", &manage, None).await;
     expect(answer, 403, "insufficient_scope");
+    // Nor do their labels name a person or an id (routes are labelled by their template).
+    let (status, metrics) = call(&server, reqwest::Method::GET, "/metrics", OPERATOR, None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("facerec_"), "{metrics}");
+    for secret in [alpha_yao.as_str(), beta_yao.as_str(), "Yao Ming"] {
+        assert!(!metrics.contains(secret), "/metrics names {secret}");
+    }
     // Deleting beta takes its person and its keys.
     let (status, deleted) = call(
         &server,
