@@ -583,7 +583,9 @@ async fn bench_hnsw_collections(admin: &str, n: usize, queries: usize, ef_search
         name: "bench".into(),
         sha256: "0".into(),
     };
-    let cases: Vec<(&str, uuid::Uuid, Vec<(NormalizedEmbedding, PersonId)>)> = [
+    // Each collection: what it is, its id, its probes with the person each should find.
+    type Probes = Vec<(NormalizedEmbedding, PersonId)>;
+    let cases: Vec<(&str, uuid::Uuid, Probes)> = [
         ("1,000-face collection", small, 0..SMALL),
         ("big collection", big, SMALL..n),
     ]
