@@ -3,10 +3,12 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use facerec_core::{Caller, CollectionSettings, KeyId, NewCollection, Scopes};
-use facerec_service::App;
+use facerec_core::{
+    Caller, CollectionId, CollectionRef, CollectionSettings, KeyId, NewCollection, Scopes,
+};
+use facerec_service::Access;
 
-use crate::settings::ServiceArgs;
+use crate::settings::DatabaseArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -24,7 +26,7 @@ pub enum KeysCommand {
 pub struct CreateKeyArgs {
     /// The key's collection (name or id)
     #[arg(long, default_value = "default")]
-    collection: String,
+    collection: CollectionRef,
     /// Its scopes, comma-separated: recognize, enroll, manage, embeddings, admin
     #[arg(long, required = true)]
     scopes: String,
@@ -38,16 +40,16 @@ pub struct CreateKeyArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    database: ServiceArgs,
+    database: DatabaseArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ListKeysArgs {
     /// Only this collection's keys
     #[arg(long)]
-    collection: Option<String>,
+    collection: Option<CollectionRef>,
     #[command(flatten)]
-    database: ServiceArgs,
+    database: DatabaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -55,7 +57,7 @@ pub struct RevokeKeyArgs {
     /// The key's id
     id: KeyId,
     #[command(flatten)]
-    database: ServiceArgs,
+    database: DatabaseArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,95 +66,102 @@ pub enum CollectionsCommand {
     Create {
         name: String,
         #[command(flatten)]
-        database: ServiceArgs,
+        database: DatabaseArgs,
     },
     /// List the collections
     List {
         #[command(flatten)]
-        database: ServiceArgs,
+        database: DatabaseArgs,
     },
     /// Delete a collection with its persons, faces and keys, for good
     Delete {
-        name: String,
+        /// The collection (name or id)
+        name: CollectionRef,
         #[command(flatten)]
-        database: ServiceArgs,
+        database: DatabaseArgs,
     },
 }
 
-/// The service on the configured database, as its operator (one inference worker: these
+/// Collections and keys of the configured database, as its operator (no inference engine: these
 /// commands never analyze).
-async fn admin_app(service: &ServiceArgs) -> anyhow::Result<(App, Caller)> {
-    let app = App::start(service.app_config(Some(1), 1)?).await?;
-    let caller = app
-        .local_operator(facerec_core::Collection::DEFAULT_NAME)
-        .await?;
-    Ok((app, caller))
+async fn admin_access(database: &DatabaseArgs) -> anyhow::Result<(Access, Caller)> {
+    let access = Access::new(database.open().await?);
+    let caller = access.local_operator(&CollectionId::DEFAULT.into()).await?;
+    Ok((access, caller))
 }
 
 pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Generate => println!("{}", facerec_service::access::generate_secret()),
-        KeysCommand::Create(args) => {
-            let scopes = Scopes::parse_list(&args.scopes).map_err(anyhow::Error::msg)?;
-            let (app, caller) = admin_app(&args.database).await?;
-            let created = app
-                .create_key(
-                    &args.collection,
-                    scopes,
-                    args.label,
-                    args.expires_at,
-                    &caller,
-                )
-                .await?;
-            if args.json {
-                let key = serde_json::json!({
-                    "id": created.key.id, "key": created.secret, "collection": created.collection.name,
-                    "scopes": created.key.scopes, "label": created.key.label,
-                    "expires_at": created.key.expires_at,
-                });
-                println!("{key}");
-            } else {
-                println!("{}", created.secret);
-                eprintln!(
-                    "key {} of collection '{}' with scopes {} (the secret above is shown this once)",
-                    created.key.id,
-                    created.collection.name,
-                    created.key.scopes.to_text()
-                );
-            }
-        }
-        KeysCommand::List(args) => {
-            let (app, caller) = admin_app(&args.database).await?;
-            let names: std::collections::HashMap<_, _> = app
-                .collections()
-                .await?
-                .into_iter()
-                .map(|c| (c.id, c.name))
-                .collect();
-            for key in app.keys(args.collection.as_deref(), &caller).await? {
-                let state = if key.revoked_at.is_some() {
-                    "revoked"
-                } else if !key.is_live(chrono::Utc::now()) {
-                    "expired"
-                } else {
-                    "live"
-                };
-                println!(
-                    "{}\t{}\t{}\t{}\t{state}\tlast used {}",
-                    key.id,
-                    names.get(&key.collection_id).map_or("?", String::as_str),
-                    key.scopes.to_text().replace(' ', ","),
-                    key.label,
-                    key.last_used_at
-                        .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339())
-                );
-            }
-        }
+        KeysCommand::Create(args) => create_key(args).await?,
+        KeysCommand::List(args) => list_keys(args).await?,
         KeysCommand::Revoke(args) => {
-            let (app, caller) = admin_app(&args.database).await?;
-            let key = app.revoke_key(args.id, &caller).await?;
+            let (access, caller) = admin_access(&args.database).await?;
+            let key = access.revoke_key(args.id, &caller).await?;
             println!("revoked {}", key.id);
         }
+    }
+    Ok(())
+}
+
+/// Prints the new key's secret (the only time it is shown), or the whole key as JSON.
+async fn create_key(args: CreateKeyArgs) -> anyhow::Result<()> {
+    let scopes = Scopes::parse_list(&args.scopes).map_err(anyhow::Error::msg)?;
+    let (access, caller) = admin_access(&args.database).await?;
+    let created = access
+        .create_key(
+            &args.collection,
+            scopes,
+            args.label,
+            args.expires_at,
+            &caller,
+        )
+        .await?;
+    if args.json {
+        let key = serde_json::json!({
+            "id": created.key.id, "key": created.secret, "collection": created.collection.name,
+            "scopes": created.key.scopes, "label": created.key.label,
+            "expires_at": created.key.expires_at,
+        });
+        println!("{key}");
+    } else {
+        println!("{}", created.secret);
+        eprintln!(
+            "key {} of collection '{}' with scopes {} (the secret above is shown this once)",
+            created.key.id,
+            created.collection.name,
+            created.key.scopes.to_text()
+        );
+    }
+    Ok(())
+}
+
+/// One line per key: id, collection, scopes, label, state, last use (never a secret).
+async fn list_keys(args: ListKeysArgs) -> anyhow::Result<()> {
+    let (access, caller) = admin_access(&args.database).await?;
+    let names: std::collections::HashMap<_, _> = access
+        .collections()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    for key in access.keys(args.collection.as_ref(), &caller).await? {
+        let state = if key.revoked_at.is_some() {
+            "revoked"
+        } else if !key.is_live(chrono::Utc::now()) {
+            "expired"
+        } else {
+            "live"
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{state}\tlast used {}",
+            key.id,
+            names.get(&key.collection_id).map_or("?", String::as_str),
+            key.scopes.to_text().replace(' ', ","),
+            key.label,
+            key.last_used_at
+                .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339())
+        );
     }
     Ok(())
 }
@@ -160,24 +169,24 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
 pub async fn collections(command: CollectionsCommand) -> anyhow::Result<()> {
     match command {
         CollectionsCommand::Create { name, database } => {
-            let (app, caller) = admin_app(&database).await?;
+            let (access, caller) = admin_access(&database).await?;
             let new = NewCollection {
                 name,
                 settings: CollectionSettings::default(),
             };
-            let created = app.create_collection(new, &caller).await?;
+            let created = access.create_collection(new, &caller).await?;
             println!("{}\t{}", created.id, created.name);
         }
         CollectionsCommand::List { database } => {
-            let (app, _) = admin_app(&database).await?;
-            for c in app.collections().await? {
+            let (access, _) = admin_access(&database).await?;
+            for c in access.collections().await? {
                 let settings = serde_json::to_string(&c.settings).context("settings")?;
                 println!("{}\t{}\t{settings}", c.id, c.name);
             }
         }
         CollectionsCommand::Delete { name, database } => {
-            let (app, caller) = admin_app(&database).await?;
-            let deleted = app.delete_collection(&name, &caller).await?;
+            let (access, caller) = admin_access(&database).await?;
+            let deleted = access.delete_collection(&name, &caller).await?;
             println!(
                 "deleted collection '{}': {} persons, {} faces, {} keys",
                 deleted.collection.name,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use facerec_core::{Added, Caller, ErrorCode};
+use facerec_core::{Added, Caller, CollectionRef, ErrorCode};
 use facerec_service::{
     default_workers, App, AppResult, FacePick, NamedRegistration, RecognizeOptions, RecognizedFace,
 };
@@ -21,7 +21,7 @@ use crate::settings::{files_below, DatabaseArgs, ServiceArgs};
 /// by side).
 async fn local_app(service: &ServiceArgs, workers: usize) -> anyhow::Result<App> {
     let config = service.app_config(Some(workers), workers * workers)?;
-    Ok(App::start(config).await?)
+    Ok(App::start(config, service.database.open().await?).await?)
 }
 
 #[derive(Debug, Args)]
@@ -40,22 +40,25 @@ pub struct CalibrateArgs {
 pub struct CollectionArg {
     /// The collection to act in (name or id)
     #[arg(long, env = "FACEREC_COLLECTION", default_value = "default")]
-    pub collection: String,
+    pub collection: CollectionRef,
 }
 
 /// Recalibrates the match threshold now and records it (a running server adopts it at its next look).
 pub async fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let app = local_app(&args.service, 1).await?;
-    let caller = app.local_operator(&args.collection.collection).await?;
-    let calibration = app.calibrate(&caller.collection).await?;
+    let caller = app
+        .access()
+        .local_operator(&args.collection.collection)
+        .await?;
+    let calibration = app.calibrator().calibrate(&caller.collection).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&*calibration)?);
     } else {
         println!(
             "threshold {:.3} (floor {:.3}) for {} persons: estimated {:.4} of strangers named \
              (95% bound {:.4}, target {}), {} method{}",
-            calibration.effective_threshold,
-            calibration.floor_threshold,
+            calibration.effective_threshold.value(),
+            calibration.floor_threshold.value(),
             calibration.persons,
             calibration.estimated_fpir,
             calibration.estimated_fpir_upper,
@@ -172,7 +175,10 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     }
     let workers = args.workers.unwrap_or_else(default_workers);
     let app = local_app(&args.service, workers).await?;
-    let caller = app.local_operator(&args.collection.collection).await?;
+    let caller = app
+        .access()
+        .local_operator(&args.collection.collection)
+        .await?;
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("static template"),
     );
@@ -313,8 +319,13 @@ pub struct IdentifyArgs {
 pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
     let app = local_app(&args.service, default_workers()).await?;
     // Decide as a server on this database would.
-    let caller = app.local_operator(&args.collection.collection).await?;
-    app.calibrate_if_changed(&caller.collection).await?;
+    let caller = app
+        .access()
+        .local_operator(&args.collection.collection)
+        .await?;
+    app.calibrator()
+        .calibrate_if_changed(&caller.collection)
+        .await?;
     // The best candidate and the runner-up.
     let options = RecognizeOptions {
         top_k: 2,

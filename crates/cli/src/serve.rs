@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 use facerec_core::tracking::TrackerConfig;
-use facerec_server::api::auth::{ApiKeys, DEFAULT_RATE_LIMIT_PER_MINUTE};
+use facerec_server::api::keys::ApiKeys;
+use facerec_server::api::limits::DEFAULT_RATE_LIMIT_PER_MINUTE;
 use facerec_server::api::stream::StreamLimits;
 use facerec_server::api::HttpLimits;
 use facerec_server::listen::ConnectionLimits;
@@ -156,6 +157,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
     };
-    facerec_server::serve(config).await?;
+    // Refused before the database is opened (and migrated).
+    facerec_server::check_exposure(&config)?;
+    let store = args.service.database.open().await?;
+    facerec_server::serve(config, store).await?;
     Ok(())
 }

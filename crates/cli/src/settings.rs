@@ -6,6 +6,7 @@ use clap::Args;
 use facerec_core::{QualityPolicy, Threshold};
 use facerec_service::{AppConfig, CalibrationConfig, EngineConfig, Retention};
 use facerec_store::{HnswOptions, StoreOptions};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -34,6 +35,11 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// Opens (and migrates) the configured database: the one place a command picks its store.
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn facerec_core::Store>> {
+        Ok(facerec_store::open(&self.database_url, &self.store_options()).await?)
+    }
+
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             hnsw: HnswOptions {
@@ -51,8 +57,8 @@ impl DatabaseArgs {
 #[derive(Debug, Clone, Args)]
 pub struct MatchArgs {
     /// Cosine similarity at or above which a face is a match (see README for the error rates)
-    #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = Threshold::default().value())]
-    pub match_threshold: f32,
+    #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = Threshold::default())]
+    pub match_threshold: Threshold,
     /// Enrollment: smallest face accepted (shorter box side, pixels)
     #[arg(long, env = "FACEREC_MIN_FACE_PX", default_value_t = QualityPolicy::default().min_face_px)]
     pub min_face_px: f32,
@@ -68,10 +74,6 @@ pub struct MatchArgs {
 }
 
 impl MatchArgs {
-    pub fn threshold(&self) -> anyhow::Result<Threshold> {
-        Threshold::new(self.match_threshold).map_err(anyhow::Error::msg)
-    }
-
     pub fn quality(&self) -> QualityPolicy {
         QualityPolicy {
             min_face_px: self.min_face_px,
@@ -159,11 +161,9 @@ impl ServiceArgs {
         engine.workers = workers.unwrap_or(engine.workers).max(1);
         engine.queue = queue;
         Ok(AppConfig {
-            database_url: self.database.database_url.clone(),
-            store: self.database.store_options(),
             engine,
             ingest: self.vision.ingest_limits(),
-            threshold: self.matching.threshold()?,
+            threshold: self.matching.match_threshold,
             quality: self.matching.quality(),
             retention: self.retention.retention(),
             calibration: self.calibration.calibration()?,

@@ -76,8 +76,8 @@ pub struct Histograms {
 /// What the calibration settles on, and the evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    pub effective_threshold: f32,
-    pub floor_threshold: f32,
+    pub effective_threshold: Threshold,
+    pub floor_threshold: Threshold,
     pub target_fpir: f64,
     /// At the effective threshold.
     pub estimated_fpir: f64,
@@ -146,6 +146,75 @@ fn at_gallery_size(fmr: f64, persons: u64) -> f64 {
     1.0 - (1.0 - fmr).powf(persons as f64)
 }
 
+/// The sorted scores and the method the curve is estimated by.
+struct Evidence {
+    strangers: Vec<f32>,
+    genuine: Vec<f32>,
+    pairs: Vec<f32>,
+    method: Method,
+    /// Persons in the gallery (what extrapolation extrapolates to).
+    persons: u64,
+}
+
+impl Evidence {
+    fn new(scores: &Scores, persons: u64, target_fpir: f64) -> Self {
+        let strangers = sorted(&scores.stranger_best);
+        let method = if strangers.len() as u64 >= probes_needed(target_fpir) {
+            Method::Direct
+        } else {
+            Method::Extrapolated
+        };
+        Self {
+            strangers,
+            genuine: sorted(&scores.genuine_best),
+            pairs: sorted(&scores.impostor_pairs),
+            method,
+            persons,
+        }
+    }
+
+    /// The estimate at one threshold.
+    fn point(&self, threshold: f32) -> CurvePoint {
+        let (fpir, fpir_upper) = match self.method {
+            Method::Direct => {
+                let (k, n) = (
+                    at_least(&self.strangers, threshold),
+                    self.strangers.len() as u64,
+                );
+                (k as f64 / n as f64, upper_bound(k, n))
+            }
+            // No pair to learn from: no evidence, whatever the size.
+            Method::Extrapolated if self.pairs.is_empty() => (1.0, 1.0),
+            Method::Extrapolated => {
+                let (k, n) = (at_least(&self.pairs, threshold), self.pairs.len() as u64);
+                (
+                    at_gallery_size(k as f64 / n as f64, self.persons),
+                    at_gallery_size(upper_bound(k, n), self.persons),
+                )
+            }
+        };
+        let genuine = &self.genuine;
+        let fnir = (!genuine.is_empty()).then(|| {
+            let below = genuine.len() as u64 - at_least(genuine, threshold);
+            below as f64 / genuine.len() as f64
+        });
+        CurvePoint {
+            threshold,
+            fpir,
+            fpir_upper,
+            fnir,
+        }
+    }
+
+    /// The estimate at every point of the grid.
+    fn curve(&self) -> Vec<CurvePoint> {
+        (0..GRID_POINTS)
+            // i × 5 / 1000 is the f32 nearest each grid value (0.4 is 0.4, not 0.40000004).
+            .map(|i| self.point((i as f32 * GRID_STEP_THOUSANDTHS) / 1000.0))
+            .collect()
+    }
+}
+
 impl Calibration {
     /// The curve, the threshold and the estimate, from the scores.
     pub fn compute(
@@ -155,73 +224,36 @@ impl Calibration {
         floor: Threshold,
         computed_at: DateTime<Utc>,
     ) -> Self {
-        let strangers = sorted(&scores.stranger_best);
-        let genuine = sorted(&scores.genuine_best);
-        let pairs = sorted(&scores.impostor_pairs);
-        let method = if strangers.len() as u64 >= probes_needed(target_fpir) {
-            Method::Direct
-        } else {
-            Method::Extrapolated
-        };
-        let point = |threshold: f32| {
-            let (fpir, fpir_upper) = match method {
-                Method::Direct => {
-                    let (k, n) = (at_least(&strangers, threshold), strangers.len() as u64);
-                    (k as f64 / n as f64, upper_bound(k, n))
-                }
-                // No pair to learn from: no evidence, whatever the size.
-                Method::Extrapolated if pairs.is_empty() => (1.0, 1.0),
-                Method::Extrapolated => {
-                    let (k, n) = (at_least(&pairs, threshold), pairs.len() as u64);
-                    (
-                        at_gallery_size(k as f64 / n as f64, gallery.persons),
-                        at_gallery_size(upper_bound(k, n), gallery.persons),
-                    )
-                }
-            };
-            let fnir = (!genuine.is_empty()).then(|| {
-                let below = genuine.len() as u64 - at_least(&genuine, threshold);
-                below as f64 / genuine.len() as f64
-            });
-            CurvePoint {
-                threshold,
-                fpir,
-                fpir_upper,
-                fnir,
-            }
-        };
-        let curve: Vec<CurvePoint> = (0..GRID_POINTS)
-            // i × 5 / 1000 is the f32 nearest each grid value (0.4 is 0.4, not 0.40000004).
-            .map(|i| point((i as f32 * GRID_STEP_THOUSANDTHS) / 1000.0))
-            .collect();
+        let evidence = Evidence::new(scores, gallery.persons, target_fpir);
+        let curve = evidence.curve();
         let reached = curve
             .iter()
             .find(|p| p.threshold >= floor.value() && p.fpir_upper <= target_fpir);
         let (effective, weak) = match reached {
-            Some(p) => (p.threshold, false),
-            None => (floor.value(), true),
+            Some(p) => (Threshold::clamped(p.threshold), false),
+            None => (floor, true),
         };
-        let at_effective = point(effective);
+        let at_effective = evidence.point(effective.value());
         Self {
             effective_threshold: effective,
-            floor_threshold: floor.value(),
+            floor_threshold: floor,
             target_fpir,
             estimated_fpir: at_effective.fpir,
             estimated_fpir_upper: at_effective.fpir_upper,
             weak,
-            method,
+            method: evidence.method,
             persons: gallery.persons,
             faces: gallery.faces,
             persons_sampled: gallery.persons_sampled,
-            stranger_probes: strangers.len() as u64,
-            genuine_probes: genuine.len() as u64,
-            impostor_pairs: pairs.len() as u64,
+            stranger_probes: evidence.strangers.len() as u64,
+            genuine_probes: evidence.genuine.len() as u64,
+            impostor_pairs: evidence.pairs.len() as u64,
             computed_at,
             curve,
             histograms: Histograms {
                 bins: BINS,
-                genuine: histogram(&genuine),
-                stranger: histogram(&strangers),
+                genuine: histogram(&evidence.genuine),
+                stranger: histogram(&evidence.strangers),
             },
         }
     }
@@ -243,11 +275,11 @@ impl Calibration {
 
     /// Whether it was made for these settings (a changed floor or target needs a new one).
     pub fn fits(&self, floor: Threshold, target_fpir: f64) -> bool {
-        self.floor_threshold == floor.value() && self.target_fpir == target_fpir
+        self.floor_threshold == floor && self.target_fpir == target_fpir
     }
 
     pub fn threshold(&self) -> Threshold {
-        Threshold::new(self.effective_threshold).unwrap_or_default()
+        self.effective_threshold
     }
 
     /// The estimated share of strangers scoring at least `similarity` at this gallery size (the
@@ -284,7 +316,7 @@ mod tests {
         let floor = Threshold::default();
         let calibration = Calibration::floor_only(floor, DEFAULT_TARGET_FPIR);
         assert!(calibration.weak);
-        assert_eq!(calibration.effective_threshold, floor.value());
+        assert_eq!(calibration.effective_threshold, floor);
     }
 
     #[test]
@@ -309,7 +341,7 @@ mod tests {
         assert!(!calibration.weak);
         // Above 0.40 no stranger is named; at 0.40 a tenth is.
         assert!(
-            (calibration.effective_threshold - 0.405).abs() < 1e-6,
+            (calibration.effective_threshold.value() - 0.405).abs() < 1e-6,
             "{}",
             calibration.effective_threshold
         );

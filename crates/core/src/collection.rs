@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Actor, CollectionId, KeyId};
-use crate::store::{StoreError, StoreResult};
+use crate::error::{StoreError, StoreResult};
+use crate::matching::Threshold;
 
 /// A named gallery. Every person belongs to exactly one; every request acts within one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,7 +26,7 @@ pub struct Collection {
 pub struct CollectionSettings {
     /// The lowest similarity that names someone here (the calibration may raise it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub match_threshold: Option<f32>,
+    pub match_threshold: Option<Threshold>,
     /// The share of strangers the calibration allows to be named here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_fpir: Option<f64>,
@@ -42,7 +43,7 @@ impl CollectionSettings {
         let invalid = |m: &str| Err(StoreError::InvalidCollection(m.into()));
         if self
             .match_threshold
-            .is_some_and(|t| !(0.0..=1.0).contains(&t))
+            .is_some_and(|t| !(0.0..=1.0).contains(&t.value()))
         {
             return invalid("match_threshold must be within 0..=1");
         }
@@ -64,6 +65,114 @@ impl Collection {
     pub const DEFAULT_NAME: &'static str = "default";
     /// Collections a server holds at most: each has its own index and calibration in memory.
     pub const MAX: u32 = 1_000;
+
+    /// A new collection as stored: name and settings checked, with a fresh id.
+    pub fn create(new: NewCollection, now: DateTime<Utc>) -> StoreResult<Self> {
+        check_collection_name(&new.name)?;
+        new.settings.check()?;
+        Ok(Self {
+            id: CollectionId::new(),
+            name: new.name,
+            settings: new.settings,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Applies a patch; returns the names of the fields it changed (for the audit log).
+    /// `default` keeps its name.
+    pub fn apply(
+        &mut self,
+        patch: CollectionPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<&'static str>> {
+        let mut changed = Vec::new();
+        if let Some(name) = patch.name.filter(|n| *n != self.name) {
+            if self.id == CollectionId::DEFAULT {
+                return Err(StoreError::DefaultCollection);
+            }
+            check_collection_name(&name)?;
+            self.name = name;
+            changed.push("name");
+        }
+        if let Some(settings) = patch.settings {
+            settings.check()?;
+            self.settings = settings;
+            changed.push("settings");
+        }
+        self.updated_at = now;
+        Ok(changed)
+    }
+
+    /// Why a collection cannot be deleted, if it cannot.
+    pub fn check_deletable(id: CollectionId) -> StoreResult<()> {
+        if id == CollectionId::DEFAULT {
+            return Err(StoreError::DefaultCollection);
+        }
+        Ok(())
+    }
+
+    /// A server that already holds `count` collections may hold one more.
+    pub fn check_room(count: u64) -> StoreResult<()> {
+        if count >= u64::from(Self::MAX) {
+            return Err(StoreError::InvalidCollection(format!(
+                "a server holds at most {} collections",
+                Self::MAX
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a caller names a collection, wherever one is named (a path, a header, a key's binding, a
+/// command-line flag): by its id or by its name. Text that is a UUID is an id, since a name never
+/// is one ([`check_collection_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CollectionRef {
+    Id(CollectionId),
+    Name(String),
+}
+
+impl CollectionRef {
+    /// Whether this names `collection`.
+    pub fn is(&self, collection: &Collection) -> bool {
+        match self {
+            Self::Id(id) => *id == collection.id,
+            Self::Name(name) => *name == collection.name,
+        }
+    }
+}
+
+impl From<CollectionId> for CollectionRef {
+    fn from(id: CollectionId) -> Self {
+        Self::Id(id)
+    }
+}
+
+impl std::str::FromStr for CollectionRef {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text.parse::<CollectionId>() {
+            Ok(id) => Self::Id(id),
+            Err(_) => Self::Name(text.to_owned()),
+        })
+    }
+}
+
+impl std::fmt::Display for CollectionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => id.fmt(f),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CollectionRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(text.parse().unwrap_or_else(|never| match never {}))
+    }
 }
 
 /// A collection to create.
@@ -271,6 +380,42 @@ impl ApiKey {
     /// The audit log's name for whoever uses it.
     pub fn actor(&self) -> Actor {
         Actor(format!("key:{}", self.id))
+    }
+
+    /// A new key as stored: at least one scope, a label of 1 to 200 characters, an expiry (if any)
+    /// in the future; a fresh id. The secret's hash stays with `new`.
+    pub fn create(new: &NewApiKey, now: DateTime<Utc>) -> StoreResult<Self> {
+        let invalid = |m: &str| Err(StoreError::InvalidKey(m.into()));
+        if new.scopes.is_empty() {
+            return invalid("a key needs at least one scope");
+        }
+        if new.label.trim().is_empty() || new.label.chars().count() > 200 {
+            return invalid("label must have 1 to 200 characters");
+        }
+        if new.expires_at.is_some_and(|at| at <= now) {
+            return invalid("expires_at must be in the future");
+        }
+        Ok(Self {
+            id: KeyId::new(),
+            collection_id: new.collection_id,
+            label: new.label.trim().to_owned(),
+            scopes: new.scopes,
+            created_at: now,
+            expires_at: new.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        })
+    }
+
+    /// A server that already holds `count` keys may hold one more.
+    pub fn check_room(count: u64) -> StoreResult<()> {
+        if count >= u64::from(Self::MAX) {
+            return Err(StoreError::InvalidKey(format!(
+                "a server holds at most {} keys: revoke (delete) unused ones",
+                Self::MAX
+            )));
+        }
+        Ok(())
     }
 }
 

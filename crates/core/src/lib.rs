@@ -8,21 +8,24 @@ pub mod calibration;
 pub mod collection;
 pub mod domain;
 pub mod enrollment;
+mod error;
 pub mod matching;
+pub mod person;
 pub mod store;
 pub mod tracking;
 
 pub use collection::{
-    ApiKey, Caller, Collection, CollectionPatch, CollectionSettings, DeletedCollection, NewApiKey,
-    NewCollection, Scope, Scopes,
+    ApiKey, Caller, Collection, CollectionPatch, CollectionRef, CollectionSettings,
+    DeletedCollection, NewApiKey, NewCollection, Scope, Scopes,
 };
 pub use domain::*;
 pub use enrollment::{PoorQuality, QualityPolicy};
+pub use error::{StoreError, StoreResult};
 pub use facerec_types::{error_code, ErrorCode};
 pub use matching::{
     Candidate, DetectionScale, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD,
 };
-pub use store::{AuditFilter, Store, StoreError, StoreResult};
+pub use store::{AuditFilter, Catalogue, Gallery, Store};
 
 /// Length of the embeddings stored and compared (ArcFace: 512).
 pub const EMBEDDING_DIM: usize = 512;

@@ -1,7 +1,7 @@
 //! Matching: the one place where similarities become identities.
 
 use facerec_types::Similarity;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{FaceId, PersonId};
 
@@ -13,9 +13,10 @@ use crate::domain::{FaceId, PersonId};
 /// and the 0.7 of the original design 76%. See README, "Matching threshold".
 pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.30;
 
-/// A similarity threshold, within [-1, 1].
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
-#[serde(transparent)]
+/// A similarity threshold, within [-1, 1]: checked once where it enters (a flag, a request, a
+/// collection's settings, a stored calibration), then carried as it is to every decision.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f32", into = "f32")]
 pub struct Threshold(f32);
 
 impl Threshold {
@@ -26,6 +27,11 @@ impl Threshold {
         Ok(Self(value))
     }
 
+    /// The threshold nearest `value` within [-1, 1] (a point of a grid drawn inside it is itself).
+    pub fn clamped(value: f32) -> Self {
+        Self(value.clamp(-1.0, 1.0))
+    }
+
     pub fn value(self) -> f32 {
         self.0
     }
@@ -34,6 +40,25 @@ impl Threshold {
 impl Default for Threshold {
     fn default() -> Self {
         Self(DEFAULT_MATCH_THRESHOLD)
+    }
+}
+
+impl From<Threshold> for f32 {
+    fn from(threshold: Threshold) -> Self {
+        threshold.0
+    }
+}
+
+impl TryFrom<f32> for Threshold {
+    type Error = String;
+    fn try_from(value: f32) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -79,6 +104,11 @@ impl Recognition {
 
     pub fn runner_up(&self) -> Option<&Candidate> {
         self.candidates.get(1)
+    }
+
+    /// A similarity on the compatible APIs' scale, drawn at the threshold this decision used.
+    pub fn compat_score(&self, similarity: Similarity) -> f32 {
+        Matcher::new(self.threshold).compat_score(similarity)
     }
 }
 

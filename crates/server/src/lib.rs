@@ -1,8 +1,8 @@
 //! # facerec-server
 //!
 //! The HTTP layer of facerec: [`api`] translates between HTTP and the use cases of
-//! `facerec-service`; [`serve`] wires the database, the inference pool and the routes from a
-//! [`ServerConfig`].
+//! `facerec-service`; [`serve`] wires the store it is given, the inference pool and the routes
+//! from a [`ServerConfig`].
 
 pub mod api;
 pub mod listen;
@@ -10,9 +10,11 @@ pub mod listen;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use facerec_core::Store;
 use facerec_service::{App, AppConfig, StartError};
 
-use crate::api::auth::{ApiKeys, RateLimit};
+use crate::api::keys::ApiKeys;
+use crate::api::limits::RateLimit;
 use crate::api::stream::{StreamLimits, StreamSlots};
 use crate::api::{AppState, HttpLimits};
 
@@ -61,8 +63,8 @@ pub fn check_exposure(config: &ServerConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Loads the models and the database, then serves until SIGINT/SIGTERM, finishing requests in flight.
-pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
+/// Loads the models over `store`, then serves until SIGINT/SIGTERM, finishing requests in flight.
+pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), ServeError> {
     check_exposure(&config)?;
     if config.keys.is_empty() {
         tracing::warn!(bind = %config.bind, "no API keys configured: accepting unauthenticated requests on loopback only");
@@ -70,7 +72,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
     // Each upload needs one inference job (verify with two photos, two): as many as the pool can
     // run or hold.
     let uploads = config.app.engine.workers + config.app.engine.queue;
-    let app = App::start(config.app.clone()).await?;
+    let app = App::start(config.app.clone(), store).await?;
     let state = Arc::new(AppState {
         app,
         keys: config.keys.clone(),
@@ -89,9 +91,9 @@ pub async fn serve(config: ServerConfig) -> Result<(), ServeError> {
         preauth_uploads: Arc::new(tokio::sync::Semaphore::new(api::admission::PREAUTH_SLOTS)),
     });
     let sweeping = Arc::clone(&state);
-    tokio::spawn(async move { sweeping.app.sweep_expired_forever().await });
+    tokio::spawn(async move { sweeping.app.persons().sweep_expired_forever().await });
     let calibrating = Arc::clone(&state);
-    tokio::spawn(async move { calibrating.app.calibrate_forever().await });
+    tokio::spawn(async move { calibrating.app.calibrator().calibrate_forever().await });
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -9,12 +9,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use facerec_core::{
-    ApiKey, AuditEvent, AuditFilter, Caller, Collection, CollectionId, CollectionPatch,
-    DeletedCollection, KeyId, NewApiKey, NewCollection, Scope, Scopes, StoreError,
+    ApiKey, AuditEvent, AuditFilter, Caller, Collection, CollectionPatch, CollectionRef,
+    DeletedCollection, KeyId, NewApiKey, NewCollection, Scope, Scopes, Store, StoreError,
 };
 use sha2::{Digest, Sha256};
 
-use crate::app::App;
 use crate::error::{AppError, AppResult};
 
 /// How long a key's or a collection's row is trusted before it is read again: the delay of a
@@ -36,26 +35,26 @@ pub fn generate_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The short-lived copies of what the database says.
-pub(crate) struct AccessCache {
+/// Who may do what, where: collections, keys, stream tickets and the audit log, over the store
+/// and short-lived copies of what it says. Needs no inference engine (`facerec keys` uses it
+/// alone).
+pub struct Access {
+    pub(crate) store: Arc<dyn Store>,
     keys: moka::future::Cache<String, ApiKey>,
-    /// By the text a caller named it with (its name, or its id).
-    collections: moka::future::Cache<String, Arc<Collection>>,
+    /// By how a caller named it (its name, or its id).
+    collections: moka::future::Cache<CollectionRef, Arc<Collection>>,
 }
 
-impl Default for AccessCache {
-    fn default() -> Self {
-        Self {
-            keys: moka::future::Cache::builder()
-                .max_capacity(CACHE_ENTRIES)
-                .time_to_live(CACHE_TTL)
-                .build(),
-            collections: moka::future::Cache::builder()
-                .max_capacity(CACHE_ENTRIES)
-                .time_to_live(CACHE_TTL)
-                .build(),
-        }
-    }
+/// A cache of [`CACHE_ENTRIES`] rows, each trusted for [`CACHE_TTL`].
+fn cache<K, V>() -> moka::future::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::future::Cache::builder()
+        .max_capacity(CACHE_ENTRIES)
+        .time_to_live(CACHE_TTL)
+        .build()
 }
 
 /// A key and what it may do: as created (the secret is shown this once).
@@ -64,6 +63,31 @@ pub struct CreatedKey {
     pub key: ApiKey,
     pub secret: String,
     pub collection: Collection,
+}
+
+/// Whose audit log to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditOf {
+    /// The caller's own collection.
+    Caller,
+    /// Another collection (`admin` only).
+    Collection(CollectionRef),
+    /// Every collection (`admin` only).
+    All,
+}
+
+impl AuditOf {
+    /// The word that names every collection.
+    pub const ALL: &'static str = "all";
+
+    /// From the `collection` parameter: absent (the caller's), [`AuditOf::ALL`], or a collection.
+    pub fn parse(collection: Option<&str>) -> Self {
+        match collection {
+            None => Self::Caller,
+            Some(Self::ALL) => Self::All,
+            Some(named) => Self::Collection(named.parse().unwrap_or_else(|never| match never {})),
+        }
+    }
 }
 
 /// Refuses a caller without the scope.
@@ -75,21 +99,30 @@ pub fn require(caller: &Caller, scope: Scope) -> AppResult<()> {
     }
 }
 
-impl App {
-    /// A collection by name or id (as a caller names it), read through the cache.
-    pub async fn collection(&self, name_or_id: &str) -> AppResult<Arc<Collection>> {
+impl Access {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            keys: cache(),
+            collections: cache(),
+        }
+    }
+
+    /// A collection as a caller names it, read through the cache.
+    pub async fn collection(&self, named: &CollectionRef) -> AppResult<Arc<Collection>> {
         let store = Arc::clone(&self.store);
-        let named = name_or_id.to_owned();
-        let lookup = async move {
-            match named.parse::<CollectionId>() {
-                Ok(id) => store.get_collection(id).await,
-                Err(_) => store.collection_named(&named).await,
+        let lookup = {
+            let named = named.clone();
+            async move {
+                match &named {
+                    CollectionRef::Id(id) => store.get_collection(*id).await,
+                    CollectionRef::Name(name) => store.collection_named(name).await,
+                }
+                .map(Arc::new)
             }
-            .map(Arc::new)
         };
-        self.access
-            .collections
-            .try_get_with(name_or_id.to_owned(), lookup)
+        self.collections
+            .try_get_with(named.clone(), lookup)
             .await
             // Shared by every caller that waited on the same lookup: a missing collection stays
             // one (404), whatever else is a database failure.
@@ -99,10 +132,6 @@ impl App {
                 }
                 other => AppError::Store(StoreError::Database(other.to_string())),
             })
-    }
-
-    pub async fn collection_by_id(&self, id: CollectionId) -> AppResult<Arc<Collection>> {
-        self.collection(&id.to_string()).await
     }
 
     pub async fn collections(&self) -> AppResult<Vec<Collection>> {
@@ -120,44 +149,40 @@ impl App {
 
     pub async fn update_collection(
         &self,
-        name_or_id: &str,
+        named: &CollectionRef,
         patch: CollectionPatch,
         caller: &Caller,
     ) -> AppResult<Collection> {
         require(caller, Scope::Admin)?;
-        let id = self.collection(name_or_id).await?.id;
+        let id = self.collection(named).await?.id;
         let updated = self
             .store
             .update_collection(id, patch, &caller.actor)
             .await?;
         // Cached under its name and its id: a rare change forgets them all.
-        self.access.collections.invalidate_all();
+        self.collections.invalidate_all();
         Ok(updated)
     }
 
     /// Deletes the collection with everything in it (its persons, faces and keys).
     pub async fn delete_collection(
         &self,
-        name_or_id: &str,
+        named: &CollectionRef,
         caller: &Caller,
     ) -> AppResult<DeletedCollection> {
         require(caller, Scope::Admin)?;
-        let id = self.collection(name_or_id).await?.id;
+        let id = self.collection(named).await?.id;
         let deleted = self.store.delete_collection(id, &caller.actor).await?;
         // Cached under its name and its id: a rare change forgets them all.
-        self.access.collections.invalidate_all();
-        self.access.keys.invalidate_all();
-        self.calibrations
-            .write()
-            .expect("calibration lock")
-            .remove(&id);
+        self.collections.invalidate_all();
+        self.keys.invalidate_all();
         Ok(deleted)
     }
 
     /// A new key of a collection with these scopes; its secret is in the answer and nowhere else.
     pub async fn create_key(
         &self,
-        collection: &str,
+        collection: &CollectionRef,
         scopes: Scopes,
         label: String,
         expires_at: Option<DateTime<Utc>>,
@@ -182,10 +207,14 @@ impl App {
     }
 
     /// Every key (never a secret), of one collection when named.
-    pub async fn keys(&self, collection: Option<&str>, caller: &Caller) -> AppResult<Vec<ApiKey>> {
+    pub async fn keys(
+        &self,
+        collection: Option<&CollectionRef>,
+        caller: &Caller,
+    ) -> AppResult<Vec<ApiKey>> {
         require(caller, Scope::Admin)?;
         let collection = match collection {
-            Some(name) => Some(self.collection(name).await?.id),
+            Some(named) => Some(self.collection(named).await?.id),
             None => None,
         };
         Ok(self.store.list_keys(collection).await?)
@@ -195,7 +224,7 @@ impl App {
     pub async fn revoke_key(&self, id: KeyId, caller: &Caller) -> AppResult<ApiKey> {
         require(caller, Scope::Admin)?;
         let key = self.store.revoke_key(id, &caller.actor).await?;
-        self.access.keys.invalidate_all();
+        self.keys.invalidate_all();
         Ok(key)
     }
 
@@ -203,11 +232,11 @@ impl App {
     /// at most every [`ApiKey::LAST_USED_RESOLUTION`].
     pub async fn key_for_secret(&self, secret: &str) -> AppResult<Option<ApiKey>> {
         let digest = secret_sha256(secret);
-        let key = match self.access.keys.get(&digest).await {
+        let key = match self.keys.get(&digest).await {
             Some(key) => key,
             None => match self.store.key_by_secret(&digest).await? {
                 Some(key) => {
-                    self.access.keys.insert(digest.clone(), key.clone()).await;
+                    self.keys.insert(digest.clone(), key.clone()).await;
                     key
                 }
                 None => return Ok(None),
@@ -224,7 +253,7 @@ impl App {
             // Noted once per resolution: the cached copy carries the new time.
             let mut touched = key.clone();
             touched.last_used_at = Some(now);
-            self.access.keys.insert(digest, touched).await;
+            self.keys.insert(digest, touched).await;
             if let Err(e) = self.store.touch_key(key.id, now).await {
                 tracing::warn!(error = %e, key = %key.id, "noting a key's use failed");
             }
@@ -232,29 +261,29 @@ impl App {
         Ok(Some(key))
     }
 
-    /// The audit log: of the caller's collection, or (an `admin` caller) of the one named, or of
-    /// every collection (`all`).
+    /// The audit log: of the caller's collection, or (an `admin` caller) of another, or of all.
     pub async fn audit_events(
         &self,
         caller: &Caller,
-        collection: Option<&str>,
+        of: &AuditOf,
         filter: &AuditFilter,
     ) -> AppResult<Vec<AuditEvent>> {
-        let collection = match collection {
-            None => Some(caller.collection_id()),
-            Some(named) => {
+        let collection = match of {
+            AuditOf::Caller => Some(caller.collection_id()),
+            AuditOf::Collection(named) => {
                 require(caller, Scope::Admin)?;
-                match named {
-                    "all" => None,
-                    named => Some(self.collection(named).await?.id),
-                }
+                Some(self.collection(named).await?.id)
+            }
+            AuditOf::All => {
+                require(caller, Scope::Admin)?;
+                None
             }
         };
         Ok(self.store.audit_events(collection, filter).await?)
     }
 
     /// The local operator (the command line) in a collection, with the operator's scopes.
-    pub async fn local_operator(&self, collection: &str) -> AppResult<Caller> {
+    pub async fn local_operator(&self, collection: &CollectionRef) -> AppResult<Caller> {
         Ok(Caller::operator(self.collection(collection).await?, false))
     }
 }

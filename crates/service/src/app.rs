@@ -1,36 +1,33 @@
-//! [`App`]: the inference pool, the store and the policies, behind the use cases (the other modules
-//! of this crate each add one group of them).
+//! [`App`]: the use cases that need the inference pool (register, recognize, verify, detect,
+//! live streams), and the parts that do not, each with one job: [`Access`] (collections, keys,
+//! tickets, the audit log), [`Calibrator`] (the threshold in force per collection) and [`Persons`]
+//! (what is stored about persons). The other modules of this crate each add one group of use
+//! cases to one of them.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use facerec_core::{Caller, CollectionId, Matcher, ModelId, QualityPolicy, Store};
-use facerec_vision::{Analysis, Detection, IngestLimits};
+use facerec_core::{ModelId, QualityPolicy, Store};
+use facerec_vision::{Analysis, IngestLimits};
 
-use crate::calibration::CalibrationConfig;
+use crate::access::Access;
+use crate::calibration::Calibrator;
 use crate::engine::Engine;
 use crate::error::AppResult;
-use crate::registration::FacePick;
+use crate::persons::Persons;
 use crate::retention::Retention;
-use facerec_core::calibration::Calibration;
+use crate::selection::Selection;
 
 pub struct App {
     pub(crate) engine: Engine,
     pub(crate) store: Arc<dyn Store>,
-    /// The configured threshold: the lowest the calibration may settle on.
-    pub(crate) floor: Matcher,
-    /// Each collection's calibration in force (at most one per collection, [`facerec_core::Collection::MAX`]).
-    pub(crate) calibrations:
-        std::sync::RwLock<std::collections::HashMap<CollectionId, Arc<Calibration>>>,
-    pub(crate) calibration_config: CalibrationConfig,
+    access: Access,
+    calibrator: Calibrator,
+    persons: Persons,
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
     pub(crate) model: ModelId,
     pub(crate) retention: Retention,
-    /// Keys and collections as the database said within the last second.
-    pub(crate) access: crate::access::AccessCache,
-    /// The last face count and when it was taken (metrics).
-    pub(crate) face_count: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 /// What `/ready` reports: the models are loaded and the database answers.
@@ -54,37 +51,43 @@ impl App {
     pub(crate) fn new(
         engine: Engine,
         store: Arc<dyn Store>,
-        matcher: Matcher,
+        calibrator: Calibrator,
         quality: QualityPolicy,
         limits: IngestLimits,
         retention: Retention,
-        calibration_config: CalibrationConfig,
     ) -> Self {
         let model = engine.model().clone();
         Self {
+            access: Access::new(Arc::clone(&store)),
+            persons: Persons::new(Arc::clone(&store), retention.sweep_every),
             engine,
             store,
-            floor: matcher,
-            calibrations: std::sync::RwLock::default(),
-            calibration_config,
+            calibrator,
             quality,
             limits,
             model,
             retention,
-            access: crate::access::AccessCache::default(),
-            face_count: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Collections, keys, stream tickets and the audit log.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The threshold in force per collection.
+    pub fn calibrator(&self) -> &Calibrator {
+        &self.calibrator
+    }
+
+    /// What is stored about persons.
+    pub fn persons(&self) -> &Persons {
+        &self.persons
     }
 
     /// The embedding model every stored face is compared under.
     pub fn model(&self) -> &ModelId {
         &self.model
-    }
-
-    /// The one place that turns similarities into decisions, at the threshold the calibration in
-    /// force for the caller's collection settled on.
-    pub fn matcher(&self, caller: &Caller) -> Matcher {
-        Matcher::new(self.calibration(&caller.collection).threshold())
     }
 
     /// How the compatible APIs report detection scores (from the detector's own threshold).
@@ -133,38 +136,4 @@ impl App {
             .analyze(image, self.limits, move |d| selection.apply(d))
             .await?
     }
-}
-
-/// Which detected faces a use case embeds. The choice is made on detections, before the embedder
-/// runs, so faces a use case would discard cost nothing (~10 ms each on CPU).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Selection {
-    /// At most this many faces, strongest detections first.
-    Strongest(usize),
-    /// The face to enroll or verify.
-    Pick(FacePick),
-}
-
-impl Selection {
-    fn apply(self, mut detections: Vec<Detection>) -> AppResult<Vec<Detection>> {
-        match self {
-            Self::Strongest(max) => {
-                detections.truncate(max);
-                Ok(detections)
-            }
-            Self::Pick(FacePick::Only) if detections.len() > 1 => {
-                Err(crate::error::AppError::MultipleFaces(detections.len()))
-            }
-            Self::Pick(FacePick::Only) => Ok(detections),
-            Self::Pick(FacePick::Largest) => Ok(largest(detections).into_iter().collect()),
-        }
-    }
-}
-
-/// The face with the largest box: the subject of a portrait, the one to enroll from a group photo.
-fn largest(detections: Vec<Detection>) -> Option<Detection> {
-    let area = |d: &Detection| d.bbox.width() * d.bbox.height();
-    detections
-        .into_iter()
-        .max_by(|a, b| area(a).total_cmp(&area(b)))
 }

@@ -4,17 +4,18 @@
 //! threshold every decision then uses. Serving never waits for it: a request reads the calibration
 //! in force, and a recomputation replaces it when done.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use facerec_core::calibration::{Calibration, Gallery, Scores, DEFAULT_TARGET_FPIR};
-use facerec_core::{Collection, PageRequest, PersonId, Threshold};
+use facerec_core::{
+    Collection, CollectionId, Matcher, ModelId, PageRequest, PersonId, Store, Threshold,
+};
 use facerec_types::embedding::dot;
 use facerec_types::NormalizedEmbedding;
 
-use crate::app::App;
 use crate::error::{AppError, AppResult};
 
 /// How the threshold is calibrated.
@@ -47,16 +48,52 @@ const PROBES_PER_PERSON: usize = 5;
 /// Impostor pairs computed at most (2M dot products: well under a second).
 const MAX_PAIRS: usize = 2_000_000;
 
-impl App {
+/// The sampled persons' faces.
+type Sample = BTreeMap<PersonId, Vec<NormalizedEmbedding>>;
+
+/// Each collection's calibration in force, and the work of keeping it current.
+pub struct Calibrator {
+    store: Arc<dyn Store>,
+    /// The model whose faces are measured.
+    model: ModelId,
+    /// The configured threshold (`--match-threshold`): the lowest the calibration may settle on
+    /// where a collection sets none.
+    server_floor: Threshold,
+    config: CalibrationConfig,
+    /// At most one per collection ([`Collection::MAX`]); a deleted collection's goes at the next
+    /// look.
+    calibrations: RwLock<HashMap<CollectionId, Arc<Calibration>>>,
+}
+
+impl Calibrator {
+    pub fn new(
+        store: Arc<dyn Store>,
+        model: ModelId,
+        floor: Threshold,
+        config: CalibrationConfig,
+    ) -> Self {
+        Self {
+            store,
+            model,
+            server_floor: floor,
+            config,
+            calibrations: RwLock::default(),
+        }
+    }
+
+    /// The one place that turns similarities into decisions, at the threshold the calibration in
+    /// force for the collection settled on.
+    pub fn matcher(&self, collection: &Collection) -> Matcher {
+        Matcher::new(self.calibration(collection).threshold())
+    }
+
     /// The threshold no calibration of this collection goes below: its own setting, else the
     /// server's `--match-threshold`.
     pub fn floor(&self, collection: &Collection) -> Threshold {
         collection
             .settings
             .match_threshold
-            // Checked within 0..=1 when set.
-            .and_then(|t| Threshold::new(t).ok())
-            .unwrap_or(self.floor.threshold())
+            .unwrap_or(self.server_floor)
     }
 
     /// The share of strangers this collection's calibration allows to be named.
@@ -64,7 +101,7 @@ impl App {
         collection
             .settings
             .target_fpir
-            .unwrap_or(self.calibration_config.target_fpir)
+            .unwrap_or(self.config.target_fpir)
     }
 
     /// The calibration in force for the collection: the last one computed for its settings, or
@@ -83,7 +120,7 @@ impl App {
     fn adopt(&self, collection: &Collection, calibration: Arc<Calibration>) {
         let labels = [("collection", collection.name.clone())];
         metrics::gauge!("facerec_match_threshold_effective", &labels)
-            .set(f64::from(calibration.effective_threshold));
+            .set(f64::from(calibration.effective_threshold.value()));
         metrics::gauge!("facerec_estimated_fpir", &labels).set(calibration.estimated_fpir);
         let mut calibrations = self.calibrations.write().expect("calibration lock");
         // Bounded by the collections there are: entries of deleted ones go at the next look.
@@ -92,27 +129,55 @@ impl App {
 
     /// Measures the collection's gallery, computes a calibration, records it and puts it in force.
     pub async fn calibrate(&self, collection: &Collection) -> AppResult<Arc<Calibration>> {
-        let c = collection.id;
-        let persons = self
-            .store
-            .list_persons(
-                c,
-                &PageRequest {
-                    limit: 1,
-                    ..PageRequest::default()
-                },
+        let (by_person, stranger_best, gallery) = self.measure(collection).await?;
+        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
+        let calibration = tokio::task::spawn_blocking(move || {
+            let mut scores = pairwise(&by_person);
+            scores.stranger_best = stranger_best;
+            Calibration::compute(&scores, gallery, target, floor, Utc::now())
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("calibration task failed: {e}")))?;
+        let document = serde_json::to_value(&calibration)
+            .map_err(|e| AppError::Internal(format!("calibration does not serialize: {e}")))?;
+        self.store
+            .save_calibration(
+                collection.id,
+                calibration.computed_at,
+                gallery.faces,
+                document,
             )
-            .await?
-            .total;
+            .await?;
+        tracing::info!(
+            collection = %collection.name,
+            threshold = calibration.effective_threshold.value(),
+            estimated_fpir = calibration.estimated_fpir,
+            weak = calibration.weak,
+            persons = gallery.persons,
+            "calibrated the match threshold"
+        );
+        let calibration = Arc::new(calibration);
+        self.adopt(collection, Arc::clone(&calibration));
+        Ok(calibration)
+    }
+
+    /// The gallery's sample, each sampled person's faces (in the order they were added), and
+    /// each stranger probe's best score against the rest of the gallery.
+    async fn measure(&self, collection: &Collection) -> AppResult<(Sample, Vec<f32>, Gallery)> {
+        let c = collection.id;
+        let first = PageRequest {
+            limit: 1,
+            ..PageRequest::default()
+        };
+        let persons = self.store.list_persons(c, &first).await?.total;
         let faces = self.store.count_faces(Some(c)).await?;
-        let config = self.calibration_config;
         let mut sample = self
             .store
-            .sample_faces(c, config.max_persons, &self.model)
+            .sample_faces(c, self.config.max_persons, &self.model)
             .await?;
         // Each person's faces in the order they were added (ids are time-ordered UUIDv7).
         sample.sort_by_key(|face| face.id);
-        let mut by_person: BTreeMap<PersonId, Vec<NormalizedEmbedding>> = BTreeMap::new();
+        let mut by_person = Sample::new();
         for face in sample {
             by_person
                 .entry(face.person_id)
@@ -134,30 +199,7 @@ impl App {
             faces,
             persons_sampled: by_person.len() as u64,
         };
-        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
-        let calibration = tokio::task::spawn_blocking(move || {
-            let mut scores = pairwise(&by_person);
-            scores.stranger_best = stranger_best;
-            Calibration::compute(&scores, gallery, target, floor, Utc::now())
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("calibration task failed: {e}")))?;
-        let document = serde_json::to_value(&calibration)
-            .map_err(|e| AppError::Internal(format!("calibration does not serialize: {e}")))?;
-        self.store
-            .save_calibration(c, calibration.computed_at, faces, document)
-            .await?;
-        tracing::info!(
-            collection = %collection.name,
-            threshold = calibration.effective_threshold,
-            estimated_fpir = calibration.estimated_fpir,
-            weak = calibration.weak,
-            persons,
-            "calibrated the match threshold"
-        );
-        let calibration = Arc::new(calibration);
-        self.adopt(collection, Arc::clone(&calibration));
-        Ok(calibration)
+        Ok((by_person, stranger_best, gallery))
     }
 
     /// One look at a collection: adopts the newest recorded calibration made for its settings, and
@@ -167,7 +209,7 @@ impl App {
         &self,
         collection: &Collection,
     ) -> AppResult<Arc<Calibration>> {
-        let config = self.calibration_config;
+        let config = self.config;
         let (floor, target) = (self.floor(collection), self.target_fpir(collection));
         let recorded = self
             .store
@@ -207,7 +249,7 @@ impl App {
     /// Looks every [`CalibrationConfig::check_every`], forever; a failure is logged and retried at
     /// the next look.
     pub async fn calibrate_forever(&self) {
-        let mut tick = tokio::time::interval(self.calibration_config.check_every);
+        let mut tick = tokio::time::interval(self.config.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -220,7 +262,7 @@ impl App {
 
 /// Genuine scores (each face against the rest of its person) and impostor pairs (faces of
 /// different sampled persons, at most [`MAX_PAIRS`]).
-fn pairwise(by_person: &BTreeMap<PersonId, Vec<NormalizedEmbedding>>) -> Scores {
+fn pairwise(by_person: &Sample) -> Scores {
     let mut genuine_best = Vec::new();
     for embeddings in by_person.values() {
         let faces = &embeddings[..embeddings.len().min(PROBES_PER_PERSON)];

@@ -1,13 +1,15 @@
-//! The one place that builds an [`App`]: it opens the store, starts the inference pool and sets up
-//! the matcher. `facerec serve`, `enroll` and `identify` start the app this way; `analyze`, which needs
-//! no database, starts only the pool, from the same [`EngineConfig`].
+//! The one place that builds an [`App`] over the store it is given: it starts the inference pool
+//! and sets up the calibrator. `facerec serve`, `enroll` and `identify` start the app this way;
+//! `analyze`, which needs no database, starts only the pool, from the same [`EngineConfig`]. Which
+//! store, and how it is opened, is the command line's choice (the composition root).
 
-use facerec_core::{Matcher, QualityPolicy, StoreError, Threshold};
-use facerec_store::StoreOptions;
+use std::sync::Arc;
+
+use facerec_core::{QualityPolicy, Store, StoreError, Threshold};
 use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
 
 use crate::app::App;
-use crate::calibration::CalibrationConfig;
+use crate::calibration::{CalibrationConfig, Calibrator};
 use crate::engine::Engine;
 use crate::retention::Retention;
 
@@ -53,12 +55,9 @@ impl EngineConfig {
     }
 }
 
-/// Everything the use cases need.
+/// Everything the use cases need besides the store.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// `sqlite://…` or `postgres://…`.
-    pub database_url: String,
-    pub store: StoreOptions,
     pub engine: EngineConfig,
     pub ingest: IngestLimits,
     pub threshold: Threshold,
@@ -79,20 +78,24 @@ pub enum StartError {
 }
 
 impl App {
-    /// Opens the store, starts the inference pool and the matcher.
-    pub async fn start(config: AppConfig) -> Result<Self, StartError> {
-        let store = facerec_store::open(&config.database_url, &config.store).await?;
+    /// Starts the inference pool and the calibrator over `store`.
+    pub async fn start(config: AppConfig, store: Arc<dyn Store>) -> Result<Self, StartError> {
         let (workers, queue) = (config.engine.workers, config.engine.queue);
         let engine = config.engine.start().await?;
         tracing::info!(model = %engine.model(), workers, queue, backend = store.backend(), "models loaded");
+        let calibrator = Calibrator::new(
+            Arc::clone(&store),
+            engine.model().clone(),
+            config.threshold,
+            config.calibration,
+        );
         Ok(Self::new(
             engine,
             store,
-            Matcher::new(config.threshold),
+            calibrator,
             config.quality,
             config.ingest,
             config.retention,
-            config.calibration,
         ))
     }
 }

@@ -19,16 +19,18 @@ pub mod ranges;
 mod recognition;
 mod registration;
 mod retention;
+mod selection;
 pub mod tickets;
 
+pub use access::Access;
 pub use app::{App, Load, Readiness};
-pub use calibration::CalibrationConfig;
+pub use calibration::{CalibrationConfig, Calibrator};
 pub use config::{default_workers, AppConfig, EngineConfig, StartError};
 pub use engine::{Engine, EngineError};
 pub use error::{AppError, AppResult};
 pub use live::{LiveFace, LiveFrame, LiveSession};
 pub use named::{NamedRegistration, RegisteredNamed};
-pub use persons::PersonExport;
+pub use persons::{PersonExport, Persons};
 pub use recognition::{
     FaceComparison, RecognizeOptions, RecognizedFace, RecognizedImage, Verification,
 };

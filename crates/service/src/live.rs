@@ -2,9 +2,11 @@
 //! appear and then only now and then (or while their match is uncertain), and named by a vote over
 //! their recent matches. One [`LiveSession`] per stream; the transport (a WebSocket) lives elsewhere.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use facerec_core::calibration::Calibration;
 use facerec_core::tracking::{TrackIdentity, Tracker, TrackerConfig};
 use facerec_core::{Caller, Matcher, Threshold};
 use facerec_vision::{decode_image, Detection};
@@ -12,10 +14,12 @@ use facerec_vision::{decode_image, Detection};
 use crate::app::App;
 use crate::error::{AppError, AppResult};
 
-/// One stream's state: its tracks and its threshold.
+/// One stream's state: its tracks, and the calibration and threshold it decides under (both fixed
+/// when it opens, so every frame's estimate belongs to the threshold that decided it).
 pub struct LiveSession<'a> {
     app: &'a App,
     tracker: Tracker,
+    calibration: Arc<Calibration>,
     matcher: Matcher,
     caller: Caller,
 }
@@ -45,10 +49,12 @@ impl App {
         tracker: TrackerConfig,
         threshold: Option<Threshold>,
     ) -> LiveSession<'_> {
+        let calibration = self.calibrator().calibration(&caller.collection);
         LiveSession {
             app: self,
             tracker: Tracker::new(tracker),
-            matcher: self.matcher(caller).with_threshold(threshold),
+            matcher: Matcher::new(calibration.threshold()).with_threshold(threshold),
+            calibration,
             caller: caller.clone(),
         }
     }
@@ -72,6 +78,11 @@ impl<'a> LiveSession<'a> {
     /// The threshold this stream decides at (fixed when it opened).
     pub fn threshold(&self) -> Threshold {
         self.matcher.threshold()
+    }
+
+    /// The calibration this stream decides under (fixed when it opened).
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
     }
 
     /// Decodes and detects on the pool, updates the tracks, embeds and identifies the faces the

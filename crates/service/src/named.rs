@@ -9,7 +9,8 @@ use facerec_core::{Caller, DeletedPerson, NewPerson, Person, PersonPatch, StoreE
 
 use crate::app::App;
 use crate::error::{AppError, AppResult};
-use crate::registration::FacePick;
+use crate::persons::Persons;
+use crate::selection::FacePick;
 
 /// Photos of the person called `name`, to add to them, creating them when nobody has the name.
 #[derive(Debug, Clone)]
@@ -26,7 +27,7 @@ pub struct NamedRegistration {
 
 pub use facerec_core::RegisteredNamed;
 
-impl App {
+impl Persons {
     /// The one person called `name` (Unicode-folded), if anybody is.
     pub async fn person_named(&self, caller: &Caller, name: &str) -> AppResult<Option<Person>> {
         let mut named = self
@@ -44,50 +45,6 @@ impl App {
         self.person_named(caller, name)
             .await?
             .ok_or_else(|| AppError::NameNotFound(name.to_owned()))
-    }
-
-    /// Analyzes every photo (all must give an enrollable face), then finds or creates the person
-    /// and adds the faces, in one transaction: all or nothing.
-    pub async fn register_named(
-        &self,
-        request: NamedRegistration,
-        caller: &Caller,
-    ) -> AppResult<RegisteredNamed> {
-        let person = self.new_person(
-            caller,
-            &request.name,
-            request.consent_basis,
-            request.metadata,
-        )?;
-        let mut faces = Vec::with_capacity(request.images.len());
-        // One after another: admission counted this request as one upload, so it holds one place in
-        // the inference queue at a time.
-        for image in request.images {
-            faces.push(self.enrollable_face(image, request.pick).await?);
-        }
-        Ok(self
-            .store
-            .register_named(caller.collection_id(), person, faces, &caller.actor)
-            .await?)
-    }
-
-    /// A person of this name without faces yet (clients that name a subject before sending photos
-    /// of them); [`AppError::NameTaken`] when somebody already has the name.
-    pub async fn create_named(
-        &self,
-        name: &str,
-        consent_basis: String,
-        caller: &Caller,
-    ) -> AppResult<Person> {
-        let person = self.new_person(caller, name, consent_basis, serde_json::Value::Null)?;
-        let registered = self
-            .store
-            .register_named(caller.collection_id(), person, Vec::new(), &caller.actor)
-            .await?;
-        if !registered.created {
-            return Err(AppError::NameTaken(name.to_owned()));
-        }
-        Ok(registered.person)
     }
 
     /// Renames the person called `from`. Onto a name another person has, it refuses
@@ -131,6 +88,52 @@ impl App {
             Err(StoreError::PersonNotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl App {
+    /// Analyzes every photo (all must give an enrollable face), then finds or creates the person
+    /// and adds the faces, in one transaction: all or nothing.
+    pub async fn register_named(
+        &self,
+        request: NamedRegistration,
+        caller: &Caller,
+    ) -> AppResult<RegisteredNamed> {
+        let person = self.new_person(
+            caller,
+            &request.name,
+            request.consent_basis,
+            request.metadata,
+        )?;
+        let mut faces = Vec::with_capacity(request.images.len());
+        // One after another: admission counted this request as one upload, so it holds one place in
+        // the inference queue at a time.
+        for image in request.images {
+            faces.push(self.enrollable_face(image, request.pick).await?);
+        }
+        Ok(self
+            .store
+            .register_named(caller.collection_id(), person, faces, &caller.actor)
+            .await?)
+    }
+
+    /// A person of this name without faces yet (clients that name a subject before sending photos
+    /// of them); [`AppError::NameTaken`] when somebody already has the name.
+    pub async fn create_named(
+        &self,
+        name: &str,
+        consent_basis: String,
+        caller: &Caller,
+    ) -> AppResult<Person> {
+        let person = self.new_person(caller, name, consent_basis, serde_json::Value::Null)?;
+        let registered = self
+            .store
+            .register_named(caller.collection_id(), person, Vec::new(), &caller.actor)
+            .await?;
+        if !registered.created {
+            return Err(AppError::NameTaken(name.to_owned()));
+        }
+        Ok(registered.person)
     }
 
     fn new_person(

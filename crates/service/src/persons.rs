@@ -3,12 +3,12 @@
 
 use facerec_core::{
     AuditEvent, AuditFilter, Caller, DeletedPerson, Face, FaceEntry, FaceId, Page, PageRequest,
-    Person, PersonId, PersonPatch,
+    Person, PersonId, PersonPatch, Store,
 };
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::app::App;
 use crate::error::AppResult;
 
 /// How long the face count for metrics is reused.
@@ -35,7 +35,25 @@ impl PersonExport {
     pub const MAX_AUDIT_EVENTS: u32 = 10_000;
 }
 
-impl App {
+/// What is stored about persons, read, changed and deleted (by id or by name), and the sweep of
+/// those whose consent ran out. Needs no inference engine.
+pub struct Persons {
+    pub(crate) store: Arc<dyn Store>,
+    /// Time between two sweeps of expired consents (`Retention::sweep_every`).
+    pub(crate) sweep_every: Duration,
+    /// The last face count and when it was taken (metrics).
+    face_count: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Persons {
+    pub fn new(store: Arc<dyn Store>, sweep_every: Duration) -> Self {
+        Self {
+            store,
+            sweep_every,
+            face_count: Mutex::new(None),
+        }
+    }
+
     pub async fn persons(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<Person>> {
         Ok(self
             .store

@@ -7,9 +7,9 @@ use facerec_core::calibration::Calibration;
 use facerec_core::{Caller, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
-use crate::app::{App, Selection};
+use crate::app::App;
 use crate::error::{AppError, AppResult};
-use crate::registration::FacePick;
+use crate::selection::{FacePick, Selection};
 
 /// One face of a recognized image.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl App {
         let analysis = self
             .analyze_selecting(image, Selection::Strongest(options.max_faces))
             .await?;
-        let calibration = self.calibration(&caller.collection);
+        let calibration = self.calibrator().calibration(&caller.collection);
         let matcher = Matcher::new(calibration.threshold()).with_threshold(options.threshold);
         let mut faces = Vec::with_capacity(analysis.faces.len());
         for face in analysis.faces {
@@ -119,8 +119,13 @@ impl App {
         top_k: usize,
     ) -> AppResult<Recognition> {
         let probe = client_embedding(values)?;
-        self.identify(caller, &probe, &self.matcher(caller), top_k)
-            .await
+        self.identify(
+            caller,
+            &probe,
+            &self.calibrator().matcher(&caller.collection),
+            top_k,
+        )
+        .await
     }
 
     /// 1:N for each of several client embeddings, in order.
@@ -272,7 +277,7 @@ impl App {
         similarity: Similarity,
         threshold: Option<Threshold>,
     ) -> Verification {
-        let calibration = self.calibration(&caller.collection);
+        let calibration = self.calibrator().calibration(&caller.collection);
         let matcher = Matcher::new(calibration.threshold()).with_threshold(threshold);
         Verification {
             calibration,
@@ -294,6 +299,6 @@ impl App {
 fn client_embedding(values: &[f32]) -> AppResult<NormalizedEmbedding> {
     let invalid = |e: &dyn std::fmt::Display| AppError::InvalidEmbedding(e.to_string());
     let (embedding, _) = NormalizedEmbedding::normalize(values).map_err(|e| invalid(&e))?;
-    facerec_core::store::check_dimension(&embedding).map_err(|e| invalid(&e))?;
+    facerec_core::person::check_dimension(&embedding).map_err(|e| invalid(&e))?;
     Ok(embedding)
 }

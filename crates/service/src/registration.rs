@@ -2,21 +2,14 @@
 //! then the face (one face, good enough to enroll), then one transaction in the store.
 
 use bytes::Bytes;
-use facerec_core::{Added, Caller, Face, NewFace, NewPerson, Person, PersonId};
+use chrono::{DateTime, Utc};
+use facerec_core::{Added, Caller, Consent, Face, NewFace, NewPerson, Person, PersonId};
 use sha2::{Digest, Sha256};
 
-use crate::app::{App, Selection};
+use crate::app::App;
 use crate::error::{AppError, AppResult};
-
-/// Which face of a multi-face photo to enroll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FacePick {
-    /// Refuse photos with more than one face.
-    #[default]
-    Only,
-    /// Take the largest face.
-    Largest,
-}
+pub use crate::selection::FacePick;
+use crate::selection::Selection;
 
 /// A registration request, as the HTTP layer or the CLI parsed it.
 #[derive(Debug, Clone)]
@@ -117,5 +110,23 @@ impl App {
                 })
             }
         }
+    }
+
+    /// A consent given now, until `expires_at` or else the caller's collection's default
+    /// retention, or the server's.
+    pub(crate) fn consent(
+        &self,
+        caller: &Caller,
+        basis: String,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> AppResult<Consent> {
+        let consent = Consent::given_now(basis)?;
+        let default = caller
+            .collection
+            .settings
+            .retention_days
+            .or(self.retention.default_days)
+            .map(|days| consent.given_at + chrono::Duration::days(i64::from(days)));
+        Ok(consent.until(expires_at.or(default)))
     }
 }

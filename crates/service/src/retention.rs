@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use facerec_core::{Actor, Caller, Consent, DeletedPerson};
+use chrono::Utc;
+use facerec_core::{Actor, DeletedPerson};
 
-use crate::app::App;
 use crate::error::AppResult;
+use crate::persons::Persons;
 
 /// How long consent holds by default, and how often expired persons are looked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,25 +39,7 @@ fn sweeper() -> Actor {
     Actor("retention-sweep".into())
 }
 
-impl App {
-    /// A consent given now, until `expires_at` or else the caller's collection's default
-    /// retention, or the server's.
-    pub(crate) fn consent(
-        &self,
-        caller: &Caller,
-        basis: String,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> AppResult<Consent> {
-        let consent = Consent::given_now(basis)?;
-        let default = caller
-            .collection
-            .settings
-            .retention_days
-            .or(self.retention.default_days)
-            .map(|days| consent.given_at + chrono::Duration::days(i64::from(days)));
-        Ok(consent.until(expires_at.or(default)))
-    }
-
+impl Persons {
     /// Deletes the persons whose consent has expired (at most [`Retention::SWEEP_BATCH`]).
     pub async fn sweep_expired(&self) -> AppResult<Vec<DeletedPerson>> {
         let deleted = self
@@ -78,7 +60,7 @@ impl App {
     /// Sweeps every [`Retention::sweep_every`], forever; a failed sweep is logged and retried at the
     /// next tick. Each replica sweeps: deleting a person another replica just deleted is a no-op.
     pub async fn sweep_expired_forever(&self) {
-        let mut tick = tokio::time::interval(self.retention.sweep_every);
+        let mut tick = tokio::time::interval(self.sweep_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use facerec_core::{Actor, Caller, CollectionId};
 use sha2::{Digest, Sha256};
 
-use crate::{App, AppResult};
+use crate::access::Access;
+use crate::AppResult;
 
 /// How long a ticket stays valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -18,7 +19,7 @@ fn digest(ticket: &str) -> String {
     hex::encode(Sha256::digest(ticket.as_bytes()))
 }
 
-impl App {
+impl Access {
     /// A new ticket for the caller (its collection and who it is), valid for [`TICKET_TTL`]; `None` when [`MAX_TICKETS`] are
     /// outstanding.
     pub async fn issue_stream_ticket(&self, caller: &Caller) -> AppResult<Option<String>> {

@@ -119,7 +119,7 @@ pub async fn restore(url: &str, from: &Path) -> Result<BackupInfo, StoreError> {
         )));
     }
     check_integrity(from).await?;
-    crate::sql::check_schema_version(Some(schema_version(from).await?), &MIGRATOR)?;
+    crate::schema::check_schema_version(Some(schema_version(from).await?), &MIGRATOR)?;
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     }
@@ -155,7 +155,7 @@ pub async fn check_integrity(path: &Path) -> Result<(), StoreError> {
 
 async fn schema_version(path: &Path) -> Result<i64, StoreError> {
     let mut conn = read_only(path).await?;
-    let version: Option<i64> = sqlx::query_scalar(crate::sql::SELECT_SCHEMA_VERSION)
+    let version: Option<i64> = sqlx::query_scalar(crate::schema::SELECT_SCHEMA_VERSION)
         .fetch_one(&mut conn)
         .await
         .map_err(db)?;

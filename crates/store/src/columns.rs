@@ -1,5 +1,5 @@
 //! The two column types whose storage differs between the backends. Each knows how it is kept in
-//! SQLite and in PostgreSQL, so the statements and row mappings in [`crate::sql`] are written once.
+//! SQLite and in PostgreSQL, so the statements and row mappings in `crate::statements` are written once.
 
 use facerec_core::{CollectionId, FaceId, KeyId, PersonId};
 use facerec_types::NormalizedEmbedding;

@@ -7,19 +7,36 @@
 //! - [`PostgresStore`]: PostgreSQL with pgvector. Search runs in SQL over an HNSW index, so any number
 //!   of API processes can share one database.
 //!
-//! What both do the same way (statements, the statements of each change, every operation) is
-//! written once in `sql` (row mapping in `rows`) over each store's `store_impl::Hooks`; each backend
-//! keeps only what its dialect does differently. Both apply their versioned
-//! migrations (`migrations/<backend>/`) when opened.
+//! What both do the same way is written once:
+//! - `statements`: every statement's text (SQLite accepts PostgreSQL's `$n` placeholders);
+//! - `columns` and `rows`: how ids, embeddings and rows map onto domain values on each backend;
+//! - `ops/`: the operations of each trait of [`facerec_core::store`], one file per trait
+//!   (`catalogue.rs`, `gallery.rs`, `store.rs`; `inspect.rs` for tests), over `bind.rs` (how values
+//!   are bound, which statements make up each change) and `write.rs` (the one write transaction);
+//! - `backend`: the [`Hooks`](backend::Hooks) each store provides to them (where writes and reads
+//!   run, what follows a commit, how it searches).
+//!
+//! The files of `ops/` are compiled once inside each backend's module (`#[path]` modules in
+//! `sqlite.rs` and `postgres.rs`), over the names that module defines: `DB` (sqlx's database),
+//! `This` (the store), `NAME`, and the two statements a dialect writes its own way. So the
+//! operations are plain, concrete trait impls on both stores, written once: adding an operation
+//! touches the trait in facerec-core and one file here. Each backend file keeps only what its
+//! dialect does differently. Both apply their versioned migrations (`migrations/<backend>/`) when
+//! opened.
 
+// The files of `ops/` are mounted once per backend on purpose (above).
+#![allow(clippy::duplicate_mod)]
+
+mod backend;
 pub mod backup;
 mod columns;
+mod error;
 pub mod exact_index;
 pub mod postgres;
 mod rows;
-mod sql;
+mod schema;
 pub mod sqlite;
-mod store_impl;
+mod statements;
 #[cfg(feature = "testing")]
 pub mod testing;
 

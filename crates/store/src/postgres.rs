@@ -9,30 +9,48 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use facerec_core::store::StoreResult;
-use facerec_core::*;
+use facerec_core::{Candidate, CollectionId, ModelId, PersonId, StoreError};
 use facerec_types::{NormalizedEmbedding, Similarity};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use tokio::sync::Notify;
 
+use crate::backend::{Change, Hooks};
 use crate::columns::Id;
-use crate::sql::{db_error, person_columns, Backend};
-use crate::store_impl::{impl_store, Committed, Hooks};
+use crate::error::db_error;
+use crate::statements::person_columns;
 use crate::{redact, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-impl Backend for Postgres {
-    const SELECT_PERSON_FOR_WRITE: &'static str = concat!(
-        "SELECT ",
-        person_columns!(),
-        " FROM persons WHERE id = $1 AND collection_id = $2 FOR UPDATE"
-    );
-    // A transaction-scoped advisory lock keyed by the folded name: two replicas registering the
-    // same new name one after the other create one person.
-    const LOCK_NAME: Option<&'static str> =
-        Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
-}
+// The operations both backends share (`ops/`, see the crate's documentation), compiled for this
+// one: they are written over these names.
+type DB = Postgres;
+type This = PostgresStore;
+const NAME: &str = "postgres";
+/// The row stays locked until the transaction ends: concurrent changes to one person are
+/// serialized (idempotent face adds rely on it).
+const SELECT_PERSON_FOR_WRITE: &str = concat!(
+    "SELECT ",
+    person_columns!(),
+    " FROM persons WHERE id = $1 AND collection_id = $2 FOR UPDATE"
+);
+/// A transaction-scoped advisory lock keyed by the folded name: two replicas registering the same
+/// new name one after the other create one person.
+const LOCK_NAME: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+#[path = "ops/bind.rs"]
+mod bind;
+#[path = "ops/catalogue.rs"]
+mod catalogue;
+#[path = "ops/gallery.rs"]
+mod gallery;
+#[cfg(feature = "testing")]
+#[path = "ops/inspect.rs"]
+mod inspect;
+#[path = "ops/store.rs"]
+mod store;
+#[path = "ops/write.rs"]
+mod write;
 
 /// HNSW parameters (pgvector). `m` and `ef_construction` shape the index when it is built;
 /// `ef_search` and `candidates` trade speed for recall at query time.
@@ -121,20 +139,7 @@ impl PostgresStore {
         let mut maintenance = PgConnection::connect_with(&connect)
             .await
             .map_err(|e| StoreError::Unavailable(format!("connecting to {}: {e}", redact(url))))?;
-        // A new database has no migrations table yet: no version.
-        let applied: Option<i64> = sqlx::query_scalar(crate::sql::SELECT_SCHEMA_VERSION)
-            .fetch_one(&mut maintenance)
-            .await
-            .unwrap_or(None);
-        crate::sql::check_schema_version(applied, &MIGRATOR)?;
-        // Every pending migration in one transaction (each its own savepoint): one that fails
-        // leaves the database as it was, at the version it had.
-        let mut tx = maintenance.begin().await.map_err(db_error)?;
-        MIGRATOR
-            .run(&mut tx)
-            .await
-            .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
-        tx.commit().await.map_err(db_error)?;
+        store::migrate(&mut maintenance, &MIGRATOR).await?;
         let pool = request_pool(url, connect.clone(), options).await?;
         let read_pool = match &options.read_url {
             Some(read_url) => {
@@ -156,7 +161,7 @@ impl PostgresStore {
             vacuum,
             hnsw: options.hnsw,
         };
-        Postgres::fold_missing_names(&store).await?;
+        store.fold_missing_names().await?;
         store.ensure_hnsw_index(&mut maintenance).await?;
         Ok(store)
     }
@@ -217,7 +222,9 @@ impl PostgresStore {
     }
 }
 
-impl Hooks<Postgres> for PostgresStore {
+impl Hooks for PostgresStore {
+    type DB = Postgres;
+
     /// A pooled connection for one write transaction.
     async fn writer(&self) -> StoreResult<impl DerefMut<Target = PgConnection> + Send> {
         self.pool.acquire().await.map_err(db_error)
@@ -234,7 +241,7 @@ impl Hooks<Postgres> for PostgresStore {
     }
 
     /// Nothing is kept beside the database.
-    fn committed(&self, _change: Committed<'_>) {}
+    fn committed(&self, _change: Change) {}
 
     /// A deleted row stays in the table's pages (a dead tuple) until VACUUM; the vacuum task runs it
     /// soon after, for all deletions of that moment at once.
@@ -243,7 +250,7 @@ impl Hooks<Postgres> for PostgresStore {
     }
 
     async fn face_count(&self, collection: Option<CollectionId>) -> StoreResult<u64> {
-        let n = Postgres::select_face_count(collection)
+        let n = bind::select_face_count(collection)
             .fetch_one(self.readers())
             .await
             .map_err(db_error)?;
@@ -344,5 +351,3 @@ impl Drop for PostgresStore {
         self.vacuum.notify_one();
     }
 }
-
-impl_store!(PostgresStore, Postgres, "postgres");

@@ -1,6 +1,7 @@
 //! SQLite: the zero-setup default. One file in WAL mode, one writer connection (SQLite has one writer
 //! anyway; a single connection avoids lock-upgrade failures), a pool of readers, and the exact
-//! in-memory index that search runs on. The statements are shared with PostgreSQL ([`crate::sql`]).
+//! in-memory index that search runs on. The statements and operations are shared with PostgreSQL
+//! (`crate::statements`, `ops/`).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use facerec_core::store::StoreResult;
-use facerec_core::*;
+use facerec_core::{Candidate, CollectionId, FaceId, ModelId, PersonId, StoreError};
 use facerec_types::embedding::dot;
 use facerec_types::{NormalizedEmbedding, Similarity};
 use sqlx::sqlite::{
@@ -21,19 +22,37 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
+use crate::backend::{Change, Hooks};
 use crate::columns::{Embedding, Id};
+use crate::error::db_error;
 use crate::exact_index::{top_persons, ExactIndex};
-use crate::sql::{db_error, Backend, SELECT_PERSON};
-use crate::store_impl::{impl_store, Committed, Hooks};
+use crate::statements::SELECT_PERSON;
 use crate::StoreOptions;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-impl Backend for Sqlite {
-    // One writer connection: nothing else can change the row before the transaction ends.
-    const SELECT_PERSON_FOR_WRITE: &'static str = SELECT_PERSON;
-    const LOCK_NAME: Option<&'static str> = None;
-}
+// The operations both backends share (`ops/`, see the crate's documentation), compiled for this
+// one: they are written over these names.
+type DB = Sqlite;
+type This = SqliteStore;
+const NAME: &str = "sqlite";
+/// One writer connection: nothing else can change the row before the transaction ends.
+const SELECT_PERSON_FOR_WRITE: &str = SELECT_PERSON;
+/// One writer: registrations by name are serialized without a lock.
+const LOCK_NAME: Option<&str> = None;
+#[path = "ops/bind.rs"]
+mod bind;
+#[path = "ops/catalogue.rs"]
+mod catalogue;
+#[path = "ops/gallery.rs"]
+mod gallery;
+#[cfg(feature = "testing")]
+#[path = "ops/inspect.rs"]
+mod inspect;
+#[path = "ops/store.rs"]
+mod store;
+#[path = "ops/write.rs"]
+mod write;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -74,7 +93,9 @@ impl SqliteStore {
         let mut writer = SqliteConnection::connect_with(&connect)
             .await
             .map_err(db_error)?;
-        migrate(&mut writer, &path).await?;
+        store::migrate(&mut writer, &MIGRATOR)
+            .await
+            .map_err(|e| in_file(e, &path))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(4))
             .connect_with(connect.clone().read_only(true))
@@ -89,7 +110,7 @@ impl SqliteStore {
             index: Arc::new(RwLock::new(ExactIndex::new())),
             _lock: lock,
         };
-        Sqlite::fold_missing_names(&store).await?;
+        store.fold_missing_names().await?;
         store.load_index().await?;
         Ok(store)
     }
@@ -121,7 +142,9 @@ impl SqliteStore {
     }
 }
 
-impl Hooks<Sqlite> for SqliteStore {
+impl Hooks for SqliteStore {
+    type DB = Sqlite;
+
     /// The one writer connection, held for the whole write.
     async fn writer(&self) -> StoreResult<impl DerefMut<Target = SqliteConnection> + Send> {
         let mut writer = self.writer.lock().await;
@@ -153,18 +176,18 @@ impl Hooks<Sqlite> for SqliteStore {
 
     /// Brings the index up to date after a commit. The writer is still held, so changes reach the
     /// index in commit order.
-    fn committed(&self, change: Committed<'_>) {
+    fn committed(&self, change: Change) {
         let mut index = self.index.write().expect("index lock poisoned");
         match change {
-            Committed::FaceAdded(collection, face) => index.insert(
+            Change::FaceAdded(collection, face) => index.insert(
                 &shard(collection, &face.model),
                 face.id,
                 face.person_id,
                 face.embedding.as_slice(),
             ),
-            Committed::FacesRemoved(faces) => {
+            Change::FacesRemoved(faces) => {
                 for face in faces {
-                    index.remove_face(*face);
+                    index.remove_face(face);
                 }
             }
         }
@@ -191,7 +214,7 @@ impl Hooks<Sqlite> for SqliteStore {
         match collection {
             None => Ok(self.index.read().expect("index lock").len() as u64),
             Some(_) => {
-                let n = Sqlite::select_face_count(collection)
+                let n = bind::select_face_count(collection)
                     .fetch_one(&self.readers)
                     .await
                     .map_err(db_error)?;
@@ -309,22 +332,14 @@ fn prepare_files(path: &Path) -> StoreResult<File> {
     Ok(lock)
 }
 
-/// Brings the schema up to date, refusing one a newer facerec wrote before anything runs.
-async fn migrate(writer: &mut SqliteConnection, path: &Path) -> StoreResult<()> {
-    // A new database has no migrations table yet: no version.
-    let applied: Option<i64> = sqlx::query_scalar(crate::sql::SELECT_SCHEMA_VERSION)
-        .fetch_one(&mut *writer)
-        .await
-        .unwrap_or(None);
-    crate::sql::check_schema_version(applied, &MIGRATOR)?;
-    // Every pending migration in one transaction (each its own savepoint): one that fails leaves
-    // the database as it was, at the version it had.
-    let mut tx = writer.begin().await.map_err(db_error)?;
-    MIGRATOR
-        .run(&mut tx)
-        .await
-        .map_err(|e| StoreError::Database(format!("migrating {}: {e}", path.display())))?;
-    tx.commit().await.map_err(db_error)
+/// A migration's failure names the file it was in.
+fn in_file(err: StoreError, path: &Path) -> StoreError {
+    match err {
+        StoreError::Database(message) => {
+            StoreError::Database(format!("{}: {message}", path.display()))
+        }
+        other => other,
+    }
 }
 
 /// Opens (creating when missing, mode 0600) a file for writing, never truncating it.
@@ -373,5 +388,3 @@ fn io_error(what: &str, path: &Path, err: std::io::Error) -> StoreError {
 fn shard(collection: CollectionId, model: &ModelId) -> String {
     format!("{collection}/{}", model.key())
 }
-
-impl_store!(SqliteStore, Sqlite, "sqlite");

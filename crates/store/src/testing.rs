@@ -1,16 +1,14 @@
 //! For tests and benchmarks only (feature `testing`, off in the service): throwaway PostgreSQL
-//! databases, and [`Inspect`], the reads that tests need but no use case does.
+//! databases, and [`Inspect`], the reads that tests need but no use case does (its operations are
+//! in `ops/inspect.rs`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use facerec_core::*;
 use sqlx::Connection;
 
-use crate::rows::PersonRow;
-use crate::sql::{db_error, Backend};
-use crate::store_impl::Hooks;
+use crate::error::db_error;
 use crate::{redact, PostgresStore, SqliteStore, StoreOptions};
 
 /// A store with the test-only operations.
@@ -38,53 +36,6 @@ pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Insp
         Ok(Arc::new(PostgresStore::open(url, options).await?))
     }
 }
-
-const SELECT_PERSON_BY_EXTERNAL_ID: &str = concat!(
-    "SELECT ",
-    crate::sql::person_columns!(),
-    " FROM persons WHERE external_id = $1 AND collection_id = $2"
-);
-/// The same operations on both backends, over the stores' [`Hooks`]. (A macro, as `impl_store!`
-/// is: `Inspect` is an `async_trait`.)
-macro_rules! impl_inspect {
-    ($store:ty, $db:ty) => {
-        #[async_trait]
-        impl Inspect for $store {
-            async fn create_person(
-                &self,
-                collection: CollectionId,
-                new: NewPerson,
-                actor: &Actor,
-            ) -> StoreResult<Person> {
-                let person = facerec_core::store::person_from_new(&new, Utc::now())?;
-                let mut writer = self.writer().await?;
-                let mut tx = writer.begin().await.map_err(db_error)?;
-                let statements = <$db>::creation(collection, &person, actor);
-                let taken = crate::sql::Taken::external_id(person.external_id.as_deref());
-                <$db>::execute(&mut tx, statements, taken).await?;
-                tx.commit().await.map_err(db_error)?;
-                Ok(person)
-            }
-
-            async fn find_person_by_external_id(
-                &self,
-                collection: CollectionId,
-                external_id: &str,
-            ) -> StoreResult<Option<Person>> {
-                let row: Option<PersonRow> = sqlx::query_as(SELECT_PERSON_BY_EXTERNAL_ID)
-                    .bind(external_id.to_owned())
-                    .bind(crate::columns::Id::from(collection))
-                    .fetch_optional(self.readers())
-                    .await
-                    .map_err(db_error)?;
-                Ok(row.map(Person::from))
-            }
-        }
-    };
-}
-
-impl_inspect!(SqliteStore, sqlx::Sqlite);
-impl_inspect!(PostgresStore, sqlx::Postgres);
 
 /// Creates an empty database, named `{prefix}_{unique suffix}`, on the server `admin_url` points
 /// to, and returns its URL.

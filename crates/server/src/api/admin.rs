@@ -8,16 +8,17 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use facerec_core::{
-    ApiKey, AuditFilter, Caller, Collection, CollectionPatch, CollectionSettings, KeyId,
-    NewCollection, PersonId, Scopes,
+    ApiKey, AuditFilter, Caller, Collection, CollectionPatch, CollectionRef, CollectionSettings,
+    KeyId, NewCollection, PersonId, Scopes,
 };
+use facerec_service::access::AuditOf;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::dto::AuditEventDto;
 use super::error::{ApiError, ErrorBody};
-use super::AppState;
+use super::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -123,7 +124,7 @@ pub async fn create_collection(
         name: new.name,
         settings: new.settings.unwrap_or_default(),
     };
-    let created = state.app.create_collection(new, &caller).await?;
+    let created = state.app.access().create_collection(new, &caller).await?;
     Ok((StatusCode::CREATED, Json((&created).into())))
 }
 
@@ -132,7 +133,7 @@ pub async fn create_collection(
 pub async fn list_collections(
     State(state): State<Arc<AppState>>,
 ) -> ApiResult<Json<CollectionsList>> {
-    let items = state.app.collections().await?;
+    let items = state.app.access().collections().await?;
     Ok(Json(CollectionsList {
         items: items.iter().map(Into::into).collect(),
     }))
@@ -144,9 +145,9 @@ pub async fn list_collections(
     security(("api_key" = [])))]
 pub async fn get_collection(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    Path(id): Path<CollectionRef>,
 ) -> ApiResult<Json<CollectionDto>> {
-    Ok(Json((&*state.app.collection(&id).await?).into()))
+    Ok(Json((&*state.app.access().collection(&id).await?).into()))
 }
 
 #[utoipa::path(patch, path = "/v1/collections/{id}", tag = "collections",
@@ -158,7 +159,7 @@ pub async fn get_collection(
 pub async fn update_collection(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Path(id): Path<CollectionRef>,
     patch: Body<CollectionPatchDto>,
 ) -> ApiResult<Json<CollectionDto>> {
     let patch = body(patch)?;
@@ -166,7 +167,11 @@ pub async fn update_collection(
         name: patch.name,
         settings: patch.settings,
     };
-    let updated = state.app.update_collection(&id, patch, &caller).await?;
+    let updated = state
+        .app
+        .access()
+        .update_collection(&id, patch, &caller)
+        .await?;
     Ok(Json((&updated).into()))
 }
 
@@ -178,9 +183,9 @@ pub async fn update_collection(
 pub async fn delete_collection(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Path(id): Path<CollectionRef>,
 ) -> ApiResult<Json<DeletedCollectionDto>> {
-    let deleted = state.app.delete_collection(&id, &caller).await?;
+    let deleted = state.app.access().delete_collection(&id, &caller).await?;
     Ok(Json(DeletedCollectionDto {
         collection: (&deleted.collection).into(),
         persons_deleted: deleted.persons_deleted,
@@ -233,7 +238,8 @@ pub struct CreatedKeyDto {
 #[serde(deny_unknown_fields)]
 pub struct NewKeyDto {
     /// The collection's name or id.
-    pub collection: String,
+    #[schema(value_type = String)]
+    pub collection: CollectionRef,
     /// Of `recognize`, `enroll`, `manage`, `embeddings`, `admin`.
     #[schema(value_type = Vec<String>)]
     pub scopes: Scopes,
@@ -258,6 +264,7 @@ pub async fn create_key(
     let new = body(new)?;
     let created = state
         .app
+        .access()
         .create_key(
             &new.collection,
             new.scopes,
@@ -279,7 +286,8 @@ pub async fn create_key(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct KeysQuery {
     /// Only this collection's keys (name or id).
-    collection: Option<String>,
+    #[param(value_type = Option<String>)]
+    collection: Option<CollectionRef>,
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "collections", params(KeysQuery),
@@ -290,7 +298,11 @@ pub async fn list_keys(
     Extension(caller): Extension<Caller>,
     Query(q): Query<KeysQuery>,
 ) -> ApiResult<Json<KeysList>> {
-    let keys = state.app.keys(q.collection.as_deref(), &caller).await?;
+    let keys = state
+        .app
+        .access()
+        .keys(q.collection.as_ref(), &caller)
+        .await?;
     Ok(Json(KeysList {
         items: keys.iter().map(Into::into).collect(),
     }))
@@ -309,7 +321,9 @@ pub async fn revoke_key(
     let id: KeyId = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("'{id}' is not a key id (UUID)")))?;
-    Ok(Json((&state.app.revoke_key(id, &caller).await?).into()))
+    Ok(Json(
+        (&state.app.access().revoke_key(id, &caller).await?).into(),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -353,7 +367,8 @@ pub async fn audit(
     };
     let events = state
         .app
-        .audit_events(&caller, q.collection.as_deref(), &filter)
+        .access()
+        .audit_events(&caller, &AuditOf::parse(q.collection.as_deref()), &filter)
         .await?;
     let next_before_id = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.id))

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 
 /// Admission before reading: every request with a body on these routes, whatever its media type
 /// says (a type is only a claim: a `text/plain` body was read all the same), needs a permit, taken

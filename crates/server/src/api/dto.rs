@@ -271,8 +271,8 @@ pub struct HistogramsDto {
 impl From<&Calibration> for CalibrationDto {
     fn from(c: &Calibration) -> Self {
         Self {
-            effective_threshold: c.effective_threshold,
-            floor_threshold: c.floor_threshold,
+            effective_threshold: c.effective_threshold.value(),
+            floor_threshold: c.floor_threshold.value(),
             target_fpir: c.target_fpir,
             estimated_fpir: c.estimated_fpir,
             estimated_fpir_upper: c.estimated_fpir_upper,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use facerec_upload::{Upload, UploadError, UploadSpec, MAX_TEXT_FIELD_BYTES};
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use facerec_core::ErrorCode;
 
 /// Fields that carry image bytes; every other field is text.

@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 use super::dto::*;
 use super::error::{ApiError, ErrorBody};
 use super::form::Form;
-use super::AppState;
+use super::state::AppState;
 use facerec_core::ErrorCode;
 use facerec_service::access;
 use facerec_service::ranges::{self, Range};
@@ -250,7 +250,7 @@ pub async fn calibration(
     Extension(caller): Extension<Caller>,
 ) -> Json<CalibrationDto> {
     Json(CalibrationDto::from(
-        &*state.app.calibration(&caller.collection),
+        &*state.app.calibrator().calibration(&caller.collection),
     ))
 }
 
@@ -262,7 +262,7 @@ pub async fn recalibrate(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<CalibrationDto>> {
     Ok(Json(CalibrationDto::from(
-        &*state.app.calibrate(&caller.collection).await?,
+        &*state.app.calibrator().calibrate(&caller.collection).await?,
     )))
 }
 
@@ -323,7 +323,7 @@ pub async fn list_persons(
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
         expires_before: q.expires_before,
     };
-    let result = state.app.persons(&caller, &page).await?;
+    let result = state.app.persons().persons(&caller, &page).await?;
     Ok(Json(PersonsPage {
         items: result.items.into_iter().map(Into::into).collect(),
         total: result.total,
@@ -341,7 +341,12 @@ pub async fn get_person(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PersonDto>> {
     Ok(Json(
-        state.app.person(&caller, person_id(&id)?).await?.into(),
+        state
+            .app
+            .persons()
+            .person(&caller, person_id(&id)?)
+            .await?
+            .into(),
     ))
 }
 
@@ -366,7 +371,11 @@ pub async fn export_person(
     if with_embeddings {
         access::require(&caller, Scope::Embeddings)?;
     }
-    let export = state.app.export_person(&caller, person_id(&id)?).await?;
+    let export = state
+        .app
+        .persons()
+        .export_person(&caller, person_id(&id)?)
+        .await?;
     let faces = export.faces.into_iter().map(|face| ExportedFaceDto {
         image_sha256: face.image_sha256.clone(),
         embedding: with_embeddings.then(|| face.embedding.as_slice().to_vec()),
@@ -404,6 +413,7 @@ pub async fn update_person(
     Ok(Json(
         state
             .app
+            .persons()
             .update_person(person_id(&id)?, patch, &caller)
             .await?
             .into(),
@@ -419,7 +429,11 @@ pub async fn delete_person(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeletedPersonDto>> {
-    let deleted = state.app.delete_person(person_id(&id)?, &caller).await?;
+    let deleted = state
+        .app
+        .persons()
+        .delete_person(person_id(&id)?, &caller)
+        .await?;
     Ok(Json(DeletedPersonDto {
         person: deleted.person.into(),
         faces_deleted: deleted.faces_deleted,
@@ -433,7 +447,7 @@ pub async fn list_faces(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FacesList>> {
-    let faces = state.app.faces(&caller, person_id(&id)?).await?;
+    let faces = state.app.persons().faces(&caller, person_id(&id)?).await?;
     Ok(Json(FacesList {
         items: faces.into_iter().map(Into::into).collect(),
     }))
@@ -449,7 +463,7 @@ pub async fn delete_face(
     let face_id: FaceId = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("'{id}' is not a face id (UUID)")))?;
-    let face = state.app.delete_face(face_id, &caller).await?;
+    let face = state.app.persons().delete_face(face_id, &caller).await?;
     Ok(Json(DeletedFaceDto { face: face.into() }))
 }
 

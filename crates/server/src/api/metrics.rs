@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::AppState;
+use super::state::AppState;
 
 /// The process-wide Prometheus recorder (a process has one).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -64,7 +64,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let load = state.app.load();
     metrics::gauge!("facerec_inference_queue_depth").set(load.queued as f64);
     metrics::gauge!("facerec_inference_in_flight").set(load.in_flight as f64);
-    if let Ok(n) = state.app.faces_stored().await {
+    if let Ok(n) = state.app.persons().faces_stored().await {
         metrics::gauge!("facerec_faces_stored").set(n as f64);
     }
     (

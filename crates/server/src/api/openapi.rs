@@ -58,7 +58,10 @@ impl Modify for SecuritySchemes {
                 }
             }
             // The scope each operation needs, from the route table.
-            for route in super::keyed_routes().iter().filter(|r| r.path == path) {
+            for route in super::routes::keyed_routes()
+                .iter()
+                .filter(|r| r.path == path)
+            {
                 let operation = match route.method.as_str() {
                     "GET" => item.get.as_mut(),
                     "POST" => item.post.as_mut(),

@@ -7,7 +7,7 @@ use axum::Router;
 use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::AppState;
+use super::state::AppState;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const SCRIPT: &str = include_str!("../../web/app.js");

@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use facerec_core::{Caller, DetectionScale, ErrorCode, FaceId, Scope};
+use facerec_core::{Caller, DetectionScale, ErrorCode, FaceId, Matcher, Scope};
 use facerec_service::{ranges, AppError, RecognizeOptions};
 use facerec_vision::{AnalyzedFace, Similarity};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use super::{consent_basis, registration, Params};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
-use crate::api::AppState;
+use crate::api::state::AppState;
 use facerec_service::access;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -192,9 +192,10 @@ fn prediction_count(params: &Params) -> ApiResult<usize> {
     Ok(ranges::TOP_K.clamp(Some(count)) as usize)
 }
 
-/// A similarity as the compatible APIs report it.
-fn similarity(state: &AppState, caller: &Caller, cosine: Similarity) -> Value {
-    json!(state.app.matcher(caller).compat_score(cosine))
+/// The scale comparisons are reported on, where no use case decided: the collection's threshold in
+/// force, read once per request.
+fn compat_scale(state: &AppState, caller: &Caller) -> Matcher {
+    state.app.calibrator().matcher(&caller.collection)
 }
 
 fn round5(v: f32) -> f64 {
@@ -294,7 +295,7 @@ pub(crate) async fn list_subjects(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({ "subjects": state.app.person_names(&caller, ).await? }),
+        json!({ "subjects": state.app.persons().person_names(&caller, ).await? }),
     ))
 }
 
@@ -306,7 +307,11 @@ pub(crate) async fn rename_subject(
     Path(subject): Path<String>,
     Json(body): Json<SubjectBody>,
 ) -> ApiResult<Json<Value>> {
-    state.app.rename(&subject, &body.subject, &caller).await?;
+    state
+        .app
+        .persons()
+        .rename(&subject, &body.subject, &caller)
+        .await?;
     Ok(Json(json!({ "updated": true })))
 }
 
@@ -317,6 +322,7 @@ pub(crate) async fn delete_subject(
 ) -> ApiResult<Json<Value>> {
     state
         .app
+        .persons()
         .delete_named(&subject, &caller)
         .await?
         .ok_or_else(|| AppError::NameNotFound(subject.clone()))?;
@@ -327,7 +333,7 @@ pub(crate) async fn delete_all_subjects(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    let (persons, _) = state.app.delete_all_persons(&caller).await?;
+    let (persons, _) = state.app.persons().delete_all_persons(&caller).await?;
     Ok(Json(json!({ "deleted": persons })))
 }
 
@@ -367,8 +373,8 @@ pub(crate) async fn list_faces(
     let offset = page.saturating_mul(size as u64);
     let (faces, total): (Vec<Value>, u64) = match params.text("subject") {
         Some(subject) => {
-            let person = state.app.require_named(&caller, subject).await?;
-            let faces = state.app.faces(&caller, person.id).await?;
+            let person = state.app.persons().require_named(&caller, subject).await?;
+            let faces = state.app.persons().faces(&caller, person.id).await?;
             let total = faces.len() as u64;
             let page = faces
                 .into_iter()
@@ -379,7 +385,11 @@ pub(crate) async fn list_faces(
             (page, total)
         }
         None => {
-            let found = state.app.all_faces(&caller, size as u32, offset).await?;
+            let found = state
+                .app
+                .persons()
+                .all_faces(&caller, size as u32, offset)
+                .await?;
             let page = found
                 .items
                 .into_iter()
@@ -408,10 +418,11 @@ pub(crate) async fn delete_faces(
     let deleted = match params.text("subject") {
         Some(subject) => state
             .app
+            .persons()
             .delete_named(subject, &caller)
             .await?
             .map_or(0, |deleted| deleted.faces_deleted),
-        None => state.app.delete_all_persons(&caller).await?.1,
+        None => state.app.persons().delete_all_persons(&caller).await?.1,
     };
     Ok(Json(json!({ "deleted": deleted })))
 }
@@ -430,7 +441,7 @@ pub(crate) async fn delete_face(
 }
 
 async fn deleted_face(state: &AppState, id: FaceId, caller: &Caller) -> Result<Value, AppError> {
-    let (_, person) = state.app.delete_face_of(id, caller).await?;
+    let (_, person) = state.app.persons().delete_face_of(id, caller).await?;
     let subject = person.map(|p| p.name).unwrap_or_default();
     Ok(json!({ "image_id": id.to_string(), "subject": subject }))
 }
@@ -471,14 +482,13 @@ pub(crate) async fn recognize(
         .app
         .recognize(&caller, form.image("file")?, &recognize)
         .await?;
-    let matcher = state.app.matcher(&caller);
     let faces = result.faces.iter().map(|f| (&f.face, &f.recognition));
     let result = options.result(faces, started, |recognition, out| {
         let subjects = recognition
             .candidates
             .iter()
             .take(options.prediction_count)
-            .map(|c| json!({ "subject": c.name, "similarity": matcher.compat_score(c.similarity) }))
+            .map(|c| json!({ "subject": c.name, "similarity": recognition.compat_score(c.similarity) }))
             .collect();
         out.insert("subjects".into(), Value::Array(subjects));
     })?;
@@ -517,8 +527,9 @@ pub(crate) async fn verify_with_face(
         .compare_with_face(form.image("file")?, id, options.limit, &caller)
         .await
         .map_err(about_face(&image_id))?;
+    let scale = compat_scale(&state, &caller);
     let result = options.result(compared.iter().map(|(f, s)| (f, *s)), started, |s, out| {
-        out.insert("similarity".into(), similarity(&state, &caller, s));
+        out.insert("similarity".into(), json!(scale.compat_score(s)));
     })?;
     Ok(options.answer(&state, result))
 }
@@ -540,8 +551,9 @@ pub(crate) async fn verify(
         .verify_faces(source, target, options.limit)
         .await?;
     let targets = compared.targets.iter().map(|(f, s)| (f, *s));
+    let scale = compat_scale(&state, &caller);
     let matches = options.result(targets, started, |s, out| {
-        out.insert("similarity".into(), similarity(&state, &caller, s));
+        out.insert("similarity".into(), json!(scale.compat_score(s)));
     })?;
     let entry = json!({
         "source_image_face": Value::Object(options.face(&compared.source, started)),
@@ -564,7 +576,6 @@ pub(crate) async fn recognize_embeddings(
     let params = Params::from_query(query.as_deref());
     let count = prediction_count(&params)?;
     check_count(body.embeddings.len())?;
-    let matcher = state.app.matcher(&caller);
     let recognitions = state
         .app
         .recognize_embeddings(&caller, &body.embeddings, count)
@@ -578,7 +589,7 @@ pub(crate) async fn recognize_embeddings(
                 .candidates
                 .iter()
                 .take(count)
-                .map(|c| json!({ "subject": c.name, "similarity": matcher.compat_score(c.similarity) }))
+                .map(|c| json!({ "subject": c.name, "similarity": recognition.compat_score(c.similarity) }))
                 .collect();
             json!({ "embedding": embedding, "similarities": similarities })
         })
@@ -625,11 +636,11 @@ fn compared(
     targets: Vec<Vec<f32>>,
     similarities: Vec<Similarity>,
 ) -> Json<Value> {
-    let matcher = state.app.matcher(caller);
+    let scale = compat_scale(state, caller);
     let result: Vec<Value> = targets
         .into_iter()
         .zip(similarities)
-        .map(|(target, s)| json!({ "embedding": target, "similarity": matcher.compat_score(s) }))
+        .map(|(target, s)| json!({ "embedding": target, "similarity": scale.compat_score(s) }))
         .collect();
     Json(json!({ "result": result }))
 }

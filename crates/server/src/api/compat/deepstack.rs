@@ -11,7 +11,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use bytes::Bytes;
-use facerec_core::Caller;
+use facerec_core::{Caller, Matcher};
 use facerec_service::{ranges, RecognizeOptions};
 use facerec_vision::AnalyzedFace;
 use serde_json::{json, Map, Value};
@@ -21,7 +21,7 @@ use crate::api::admission::PREAUTH_READ_DEADLINE;
 use crate::api::auth::{authorize, client_ip, key_only_in_body, RouteScope};
 use crate::api::error::{ApiError, ErrorInfo};
 use crate::api::form::Form;
-use crate::api::AppState;
+use crate::api::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -149,13 +149,12 @@ pub(crate) async fn recognize(
         .app
         .recognize(&request.caller, image, &options)
         .await?;
-    let matcher = state.app.matcher(&request.caller);
     let predictions: Vec<Value> = result
         .faces
         .iter()
         .map(|f| {
             let best = f.recognition.best();
-            let confidence = best.map_or(0.0, |c| matcher.compat_score(c.similarity));
+            let confidence = best.map_or(0.0, |c| f.recognition.compat_score(c.similarity));
             let userid = match best {
                 Some(c) if confidence >= min_confidence => c.name.as_str(),
                 _ => "unknown",
@@ -223,7 +222,7 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
-    let names = state.app.person_names(&request.caller).await?;
+    let names = state.app.persons().person_names(&request.caller).await?;
     Ok(Json(json!({ "success": true, "faces": names })))
 }
 
@@ -234,7 +233,11 @@ pub(crate) async fn delete(
     request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     let userid = request.userid()?;
-    state.app.delete_named(&userid, &request.caller).await?;
+    state
+        .app
+        .persons()
+        .delete_named(&userid, &request.caller)
+        .await?;
     Ok(Json(json!({ "success": true })))
 }
 
@@ -250,6 +253,6 @@ pub(crate) async fn match_faces(
         .await?;
     Ok(Json(json!({
         "success": true,
-        "similarity": state.app.matcher(&request.caller).compat_score(verdict.similarity),
+        "similarity": Matcher::new(verdict.threshold).compat_score(verdict.similarity),
     })))
 }

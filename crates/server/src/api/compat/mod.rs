@@ -24,7 +24,7 @@ use facerec_core::ErrorCode;
 use facerec_service::{FacePick, NamedRegistration};
 
 use super::error::{ApiError, ErrorInfo};
-use super::AppState;
+use super::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -2,8 +2,7 @@
 //! it processed with boxes, track ids and names. The newest frame always wins: frames arriving while one
 //! is processed replace the waiting one, so latency stays bounded however fast the client sends.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -16,7 +15,7 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use facerec_core::calibration::Calibration;
 use facerec_core::tracking::TrackerConfig;
-use facerec_core::{Actor, Caller, CollectionId, Scope, Scopes};
+use facerec_core::{Actor, Caller, Scope, Scopes};
 use facerec_service::{LiveFrame, LiveSession};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -25,129 +24,13 @@ use tokio::sync::{mpsc, watch};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{authorize, RouteScope};
+
+pub mod slots;
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use facerec_core::ErrorCode;
 use facerec_service::tickets::TICKET_TTL;
-
-/// Limits of the stream endpoint.
-#[derive(Debug, Clone)]
-pub struct StreamLimits {
-    pub max_frame_bytes: usize,
-    /// Frames processed per second per connection; frames arriving faster replace the waiting one.
-    pub max_fps: f32,
-    /// Streams open at once, over all keys.
-    pub max_streams: usize,
-    /// Streams one API key may hold at once, so that one client cannot take every slot.
-    pub max_streams_per_key: usize,
-    /// Frames one API key may send per second over all its streams; more are refused on the socket.
-    pub max_frames_per_sec_per_key: u32,
-    /// A stream that sends no frame for this long is closed, and its slot freed.
-    pub idle_timeout: Duration,
-    /// An answer the client does not take within this long ends the stream.
-    pub send_timeout: Duration,
-    pub tracker: TrackerConfig,
-}
-
-impl Default for StreamLimits {
-    fn default() -> Self {
-        Self {
-            max_frame_bytes: 2 * 1024 * 1024,
-            max_fps: 30.0,
-            max_streams: 8,
-            max_streams_per_key: 4,
-            max_frames_per_sec_per_key: 60,
-            idle_timeout: Duration::from_secs(30),
-            send_timeout: Duration::from_secs(10),
-            tracker: TrackerConfig::default(),
-        }
-    }
-}
-
-/// The stream slots: a total, and a share per key.
-pub struct StreamSlots {
-    total: usize,
-    per_key: usize,
-    /// Streams held per key, and per collection (each map: at most `total` entries).
-    held: Mutex<(HashMap<String, usize>, HashMap<CollectionId, usize>)>,
-}
-
-/// One held slot; dropping it frees the slot.
-pub struct StreamSlot {
-    slots: Arc<StreamSlots>,
-    key: String,
-    collection: CollectionId,
-}
-
-impl StreamSlots {
-    pub fn new(total: usize, per_key: usize) -> Arc<Self> {
-        Arc::new(Self {
-            total: total.max(1),
-            per_key: per_key.max(1),
-            held: Mutex::default(),
-        })
-    }
-
-    /// A slot for the caller: within the server's total, its key's share and its collection's
-    /// cap (`max_streams`, when the collection sets one).
-    fn acquire(self: &Arc<Self>, caller: &Caller) -> Result<StreamSlot, ApiError> {
-        let actor = &caller.actor;
-        let mut guard = self.held.lock().expect("stream slots lock");
-        let (held, collections) = &mut *guard;
-        if held.values().sum::<usize>() >= self.total {
-            return Err(
-                ApiError::new(ErrorCode::TooManyStreams, "all stream slots are in use")
-                    .retry_after(5),
-            );
-        }
-        let mine = held.entry(actor.0.clone()).or_default();
-        if *mine >= self.per_key {
-            return Err(ApiError::new(
-                ErrorCode::TooManyStreamsForKey,
-                format!("this key already holds {} streams", self.per_key),
-            )
-            .retry_after(5));
-        }
-        let cap = caller.collection.settings.max_streams.map(|n| n as usize);
-        let in_collection = collections.get(&caller.collection.id).copied().unwrap_or(0);
-        if cap.is_some_and(|cap| in_collection >= cap) {
-            return Err(ApiError::new(
-                ErrorCode::TooManyStreams,
-                format!(
-                    "this collection's {} stream slots are in use",
-                    cap.unwrap_or_default()
-                ),
-            )
-            .retry_after(5));
-        }
-        *mine += 1;
-        *collections.entry(caller.collection.id).or_default() += 1;
-        Ok(StreamSlot {
-            slots: Arc::clone(self),
-            key: actor.0.clone(),
-            collection: caller.collection.id,
-        })
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut guard = self.slots.held.lock().expect("stream slots lock");
-        let (held, collections) = &mut *guard;
-        if let Some(n) = held.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.key);
-            }
-        }
-        if let Some(n) = collections.get_mut(&self.collection) {
-            *n -= 1;
-            if *n == 0 {
-                collections.remove(&self.collection);
-            }
-        }
-    }
-}
+pub use slots::{StreamLimits, StreamSlot, StreamSlots};
 
 /// Answers waiting to be written to a slow client before the processing loop waits for it.
 const OUTBOX: usize = 32;
@@ -167,6 +50,7 @@ pub async fn ticket(
 ) -> Result<Json<TicketResponse>, ApiError> {
     let ticket = state
         .app
+        .access()
         .issue_stream_ticket(&caller)
         .await?
         .ok_or_else(ApiError::busy)?;
@@ -232,7 +116,7 @@ pub async fn stream(
     };
     // A ticket is spent only once a slot is granted: a refused client may retry with it.
     if let Some(ticket) = &query.ticket {
-        match state.app.redeem_stream_ticket(ticket).await {
+        match state.app.access().redeem_stream_ticket(ticket).await {
             Ok(true) => {}
             Ok(false) => return invalid_ticket().into_response(),
             Err(e) => return ApiError::from(e).into_response(),
@@ -464,9 +348,9 @@ async fn process_frames(
         last_start = Some(tokio::time::Instant::now());
         let reply = match session.process(frame.bytes.clone()).await {
             Ok(live) => {
-                let calibration = session.app().calibration(&session.caller().collection);
+                let calibration = session.calibration();
                 let threshold = session.threshold().value();
-                let result = FrameResult::new(&frame, skipped, live, threshold, &calibration);
+                let result = FrameResult::new(&frame, skipped, live, threshold, calibration);
                 Message::Text(serde_json::to_string(&result).expect("plain data").into())
             }
             Err(e) => {
@@ -499,12 +383,12 @@ async fn write_answers(
 
 /// Who holds a ticket: its key's collection, with only the scope to stream.
 async fn ticket_holder(state: &AppState, ticket: &str) -> Result<Option<Caller>, ApiError> {
-    let Some((actor, collection)) = state.app.stream_ticket_holder(ticket).await? else {
+    let Some((actor, collection)) = state.app.access().stream_ticket_holder(ticket).await? else {
         return Ok(None);
     };
     Ok(Some(Caller {
         actor,
-        collection: state.app.collection_by_id(collection).await?,
+        collection: state.app.access().collection(&collection.into()).await?,
         scopes: Scopes::NONE.with(Scope::Recognize),
         key: None,
     }))

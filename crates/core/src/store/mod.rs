@@ -1,0 +1,33 @@
+//! The storage contract, in rooms: the [`Catalogue`] every request starts from (collections, keys,
+//! stream tickets), the [`Gallery`] of each collection (persons, faces, search, calibrations, the
+//! audit log), and [`Store`], a database that holds both. Implementations: SQLite (embedded
+//! default) and PostgreSQL + pgvector (facerec-store). Every method is one transaction: a failure
+//! leaves nothing half-written.
+//!
+//! A new kind of stored fact (captured faces, an event outbox) gets a trait of its own here, a
+//! supertrait of [`Store`], and one file of operations in facerec-store.
+
+mod catalogue;
+mod gallery;
+
+use async_trait::async_trait;
+
+pub use crate::error::{StoreError, StoreResult};
+pub use catalogue::Catalogue;
+pub use gallery::{AuditFilter, Gallery};
+
+use crate::domain::CollectionId;
+
+/// The collection a store call acts in: every read and write of persons, faces, the audit log,
+/// tickets and calibrations is confined to it (an id from another collection is not found).
+pub type In = CollectionId;
+
+/// A database: the catalogue and every collection's gallery.
+#[async_trait]
+pub trait Store: Catalogue + Gallery {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap liveness check of the database.
+    async fn ping(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,49 @@
+//! Which detected faces a use case embeds: chosen on detections, before the embedder runs.
+
+use facerec_vision::Detection;
+
+use crate::error::{AppError, AppResult};
+
+/// Which face of a multi-face photo to enroll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FacePick {
+    /// Refuse photos with more than one face.
+    #[default]
+    Only,
+    /// Take the largest face.
+    Largest,
+}
+
+/// Which detected faces a use case embeds. The choice is made on detections, before the embedder
+/// runs, so faces a use case would discard cost nothing (~10 ms each on CPU).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection {
+    /// At most this many faces, strongest detections first.
+    Strongest(usize),
+    /// The face to enroll or verify.
+    Pick(FacePick),
+}
+
+impl Selection {
+    pub(crate) fn apply(self, mut detections: Vec<Detection>) -> AppResult<Vec<Detection>> {
+        match self {
+            Self::Strongest(max) => {
+                detections.truncate(max);
+                Ok(detections)
+            }
+            Self::Pick(FacePick::Only) if detections.len() > 1 => {
+                Err(AppError::MultipleFaces(detections.len()))
+            }
+            Self::Pick(FacePick::Only) => Ok(detections),
+            Self::Pick(FacePick::Largest) => Ok(largest(detections).into_iter().collect()),
+        }
+    }
+}
+
+/// The face with the largest box: the subject of a portrait, the one to enroll from a group photo.
+fn largest(detections: Vec<Detection>) -> Option<Detection> {
+    let area = |d: &Detection| d.bbox.width() * d.bbox.height();
+    detections
+        .into_iter()
+        .max_by(|a, b| area(a).total_cmp(&area(b)))
+}

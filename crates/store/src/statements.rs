@@ -1,0 +1,197 @@
+//! Every statement both backends run, as text: SQLite accepts PostgreSQL's `$n` placeholders, so
+//! one text serves both. How values are bound to them is in `ops/bind.rs`; the few statements a
+//! dialect writes its own way stay with its backend (`sqlite.rs`, `postgres.rs`).
+
+macro_rules! person_columns {
+    () => {
+        "id, name, external_id, metadata, consent_given_at, consent_basis, consent_expires_at, created_at, \
+         updated_at"
+    };
+}
+macro_rules! face_columns {
+    () => {
+        "id, person_id, embedding, det_score, bbox, quality, model_name, model_sha256, image_sha256, \
+         created_at"
+    };
+}
+/// `$1`: the collection; `$2`: a LIKE pattern over the folded name, or NULL for every person;
+/// `$3`: the latest consent expiry to list, or NULL for every person.
+macro_rules! person_filter {
+    () => {
+        "collection_id = $1 AND (CAST($2 AS TEXT) IS NULL OR name_folded LIKE $2 ESCAPE '\\') \
+         AND ($3 IS NULL OR consent_expires_at <= $3)"
+    };
+}
+
+/// `$1`: the person, `$2`: the collection it must be in.
+pub(crate) const SELECT_PERSON: &str = concat!(
+    "SELECT ",
+    person_columns!(),
+    " FROM persons WHERE id = $1 AND collection_id = $2"
+);
+pub(crate) const INSERT_PERSON: &str = concat!(
+    "INSERT INTO persons (",
+    person_columns!(),
+    ", name_folded, collection_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+);
+pub(crate) const UPDATE_PERSON: &str = "UPDATE persons SET name = $1, external_id = $2, metadata = $3, \
+                             updated_at = $4, name_folded = $6, consent_expires_at = $7 WHERE id = $5";
+pub(crate) const SELECT_UNFOLDED_NAMES: &str =
+    "SELECT id, name FROM persons WHERE name_folded IS NULL";
+pub(crate) const SET_FOLDED_NAME: &str = "UPDATE persons SET name_folded = $1 WHERE id = $2";
+pub(crate) const DELETE_PERSON: &str = "DELETE FROM persons WHERE id = $1";
+pub(crate) const SELECT_PERSONS_NAMED: &str = concat!(
+    "SELECT ",
+    person_columns!(),
+    " FROM persons WHERE collection_id = $3 AND name_folded = $1 ORDER BY created_at, id LIMIT $2"
+);
+pub(crate) const COUNT_PERSONS: &str =
+    concat!("SELECT count(*) FROM persons WHERE ", person_filter!());
+pub(crate) const LIST_PERSONS: &str = concat!(
+    "SELECT ",
+    person_columns!(),
+    " FROM persons WHERE ",
+    person_filter!(),
+    " ORDER BY created_at, id LIMIT $4 OFFSET $5"
+);
+
+pub(crate) const INSERT_FACE: &str = concat!(
+    "INSERT INTO faces (",
+    face_columns!(),
+    ", collection_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+);
+pub(crate) const SELECT_FACE_OF_IMAGE: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE person_id = $1 AND model_name = $2 AND model_sha256 = $3 AND image_sha256 = $4"
+);
+pub(crate) const SELECT_FACE: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE id = $1 AND collection_id = $2"
+);
+pub(crate) const SELECT_FACES_OF_PERSON: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE person_id = $1 ORDER BY created_at, id"
+);
+pub(crate) const DELETE_FACE: &str = concat!(
+    "DELETE FROM faces WHERE id = $1 AND collection_id = $2 RETURNING ",
+    face_columns!()
+);
+pub(crate) const DELETE_FACES_OF_PERSON: &str =
+    "DELETE FROM faces WHERE person_id = $1 RETURNING id";
+pub(crate) const SELECT_EXPIRED: &str =
+    "SELECT id, collection_id FROM persons WHERE consent_expires_at <= $1 \
+                              ORDER BY consent_expires_at, id LIMIT $2";
+pub(crate) const SAMPLE_FACES: &str = concat!(
+    "SELECT ",
+    face_columns!(),
+    " FROM faces WHERE collection_id = $4 AND model_name = $1 AND model_sha256 = $2 \
+     AND person_id IN (SELECT id FROM persons WHERE collection_id = $4 ORDER BY random() LIMIT $3)"
+);
+pub(crate) const INSERT_CALIBRATION: &str =
+    "INSERT INTO calibrations (computed_at, faces, document, \
+                                  collection_id) VALUES ($1, $2, $3, $4)";
+pub(crate) const PRUNE_CALIBRATIONS: &str =
+    "DELETE FROM calibrations WHERE collection_id = $1 AND id NOT IN \
+     (SELECT id FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT $2)";
+pub(crate) const SELECT_CALIBRATION: &str =
+    "SELECT document FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT 1";
+pub(crate) const SELECT_AUDIT: &str =
+    "SELECT id, at, collection_id, action, person_id, face_id, actor, details \
+     FROM audit_events WHERE (CAST($1 AS TEXT) IS NULL OR collection_id = $1) \
+     AND (CAST($2 AS TEXT) IS NULL OR person_id = $2) AND ($3 IS NULL OR id < $3) \
+     AND ($4 IS NULL OR at >= $4) ORDER BY id DESC LIMIT $5";
+pub(crate) const COUNT_FACES: &str = "SELECT count(*) FROM faces";
+pub(crate) const COUNT_FACES_IN: &str = "SELECT count(*) FROM faces WHERE collection_id = $1";
+pub(crate) const LIST_FACE_ENTRIES: &str = "SELECT f.id, f.person_id, p.name FROM faces f \
+    JOIN persons p ON p.id = f.person_id WHERE f.collection_id = $3 \
+    ORDER BY f.created_at, f.id LIMIT $1 OFFSET $2";
+pub(crate) const DELETE_EXPIRED_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at <= $1";
+pub(crate) const COUNT_TICKETS: &str = "SELECT count(*) FROM stream_tickets";
+pub(crate) const INSERT_TICKET: &str =
+    "INSERT INTO stream_tickets (ticket_sha256, actor, expires_at, \
+                             collection_id) VALUES ($1, $2, $3, $4)";
+pub(crate) const SELECT_TICKET: &str = "SELECT actor, collection_id FROM stream_tickets \
+                             WHERE ticket_sha256 = $1 AND expires_at > $2";
+pub(crate) const REDEEM_TICKET: &str =
+    "DELETE FROM stream_tickets WHERE ticket_sha256 = $1 AND expires_at > $2 RETURNING actor";
+
+pub(crate) const INSERT_AUDIT: &str =
+    "INSERT INTO audit_events (at, action, person_id, face_id, actor, details, collection_id) \
+                            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+macro_rules! collection_columns {
+    () => {
+        "id, name, settings, created_at, updated_at"
+    };
+}
+pub(crate) const INSERT_COLLECTION: &str = concat!(
+    "INSERT INTO collections (",
+    collection_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5)"
+);
+pub(crate) const SELECT_COLLECTION: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections WHERE id = $1"
+);
+pub(crate) const SELECT_COLLECTION_NAMED: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections WHERE name = $1"
+);
+pub(crate) const LIST_COLLECTIONS: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections ORDER BY created_at, id LIMIT $1"
+);
+pub(crate) const COUNT_COLLECTIONS: &str = "SELECT count(*) FROM collections";
+pub(crate) const UPDATE_COLLECTION: &str =
+    "UPDATE collections SET name = $2, settings = $3, updated_at = $4 WHERE id = $1";
+pub(crate) const DELETE_FACES_OF_COLLECTION: &str =
+    "DELETE FROM faces WHERE collection_id = $1 RETURNING id";
+pub(crate) const DELETE_PERSONS_OF_COLLECTION: &str =
+    "DELETE FROM persons WHERE collection_id = $1 RETURNING id";
+pub(crate) const DELETE_KEYS_OF_COLLECTION: &str =
+    "DELETE FROM api_keys WHERE collection_id = $1 RETURNING id";
+pub(crate) const DELETE_CALIBRATIONS_OF_COLLECTION: &str =
+    "DELETE FROM calibrations WHERE collection_id = $1";
+pub(crate) const DELETE_TICKETS_OF_COLLECTION: &str =
+    "DELETE FROM stream_tickets WHERE collection_id = $1";
+pub(crate) const DELETE_COLLECTION: &str = "DELETE FROM collections WHERE id = $1";
+
+macro_rules! key_columns {
+    () => {
+        "id, collection_id, label, scopes, created_at, expires_at, revoked_at, last_used_at"
+    };
+}
+pub(crate) const INSERT_KEY: &str = concat!(
+    "INSERT INTO api_keys (",
+    key_columns!(),
+    ", secret_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+);
+pub(crate) const LIST_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR collection_id = $1) \
+     ORDER BY created_at, id LIMIT $2"
+);
+pub(crate) const COUNT_KEYS: &str = "SELECT count(*) FROM api_keys";
+pub(crate) const SELECT_KEY_BY_SECRET: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys WHERE secret_sha256 = $1"
+);
+pub(crate) const REVOKE_KEY: &str = concat!(
+    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING ",
+    key_columns!()
+);
+pub(crate) const TOUCH_KEY: &str = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
+
+pub(crate) use person_columns;
+
+/// Calibrations kept per collection (the newest is in force; the others are history for the
+/// operator).
+pub(crate) const CALIBRATIONS_KEPT: i64 = 10;
