@@ -7,9 +7,10 @@ mod serve;
 mod settings;
 mod vision_args;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Buffers at least this large are mapped on their own and unmapped when freed.
 const MMAP_THRESHOLD: i32 = 1 << 20;
@@ -38,6 +39,21 @@ fn return_large_buffers_to_the_system() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (coloured only on a terminal) or as JSON, one object per line (time,
+    /// level, target, message, fields, and the request's id and route within a request)
+    #[arg(long, global = true, env = "FACEREC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// What to log: error, warn, info, debug or trace, or a filter such as
+    /// `info,facerec_service=debug`. RUST_LOG (then FACEREC_LOG), when set, wins. At info and
+    /// above no line names a person, a person's id or a key
+    #[arg(long, global = true, env = "FACEREC_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,8 +86,8 @@ fn main() -> ExitCode {
     return_large_buffers_to_the_system();
     // .env fills only what the environment leaves unset: flags > environment > .env > defaults.
     let _ = dotenvy::dotenv();
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(cli.log_format, &cli.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,17 +117,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to standard error: escape codes only on a terminal (a file, `docker logs` or journald get
+/// plain text), JSON lines on request.
+fn init_tracing(format: LogFormat, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FACEREC_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,ort=warn"));
-    let json = std::env::var("FACEREC_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_from_env("FACEREC_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new(default_directives(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        // The request's span (its id, method and route) on every line logged within it.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// A plain level also quiets the database driver and the runtime below `warn` (their `info` lines
+/// are per statement and per session); a filter is taken as written.
+fn default_directives(level: &str) -> String {
+    match level.trim() {
+        plain @ ("info" | "debug" | "trace") => format!("{plain},sqlx=warn,ort=warn"),
+        filter => filter.to_owned(),
     }
 }

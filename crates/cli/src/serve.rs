@@ -97,9 +97,12 @@ pub struct ServeArgs {
     /// register anyone
     #[arg(long, env = "FACEREC_COMPAT_CONSENT_BASIS")]
     pub compat_consent_basis: Option<String>,
-    /// Serve the routes that accept or return raw embeddings (`/v1/detect` with embeddings=true,
-    /// CompreFace's embedding endpoints and calculator plugin). Off by default: a client with
-    /// embeddings and a similarity answer can rebuild stored face templates
+    /// Give the operator's keys (--api-keys, the key file's keys without scopes=, and keyless
+    /// loopback use) the `embeddings` scope: the routes that accept or return raw embeddings
+    /// (`/v1/detect` with embeddings=true, CompreFace's embedding endpoints and calculator plugin).
+    /// Off by default: a client with embeddings and a similarity answer can rebuild stored face
+    /// templates. The routes are always served: a database key an `admin` created with the
+    /// `embeddings` scope (granted by name, never implied) reaches them whatever this flag says
     #[arg(long, env = "FACEREC_ALLOW_EMBEDDINGS")]
     pub allow_embeddings: bool,
     #[command(flatten)]

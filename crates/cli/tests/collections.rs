@@ -16,30 +16,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const OPERATOR: &str = "operator-key-0123456789";
 
-/// A JSON request with a key (and optionally the collection header).
-async fn call(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-    key: &str,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let mut request = server
-        .client
-        .request(method, format!("{}{path}", server.url))
-        .bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
-
 async fn post_form(
     server: &Server,
     path: &str,

@@ -8,31 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use support::video::frame_from;
 use support::*;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(
-    server: &Server,
-    query: &str,
-    key: Option<&str>,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let url = format!(
-        "{}/v1/stream{query}",
-        server.url.replacen("http://", "ws://", 1)
-    );
-    let mut request = url.into_client_request().unwrap();
-    if let Some(key) = key {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
-}
 
 async fn reply(socket: &mut Socket) -> serde_json::Value {
     loop {
@@ -72,10 +48,10 @@ async fn a_registered_person_is_named_on_a_stable_track() {
     .await;
     register_yao(&server).await;
     assert!(
-        connect(&server, "", None).await.is_err(),
+        open_stream(&server, "", None).await.is_err(),
         "no key, no stream"
     );
-    let mut socket = connect(&server, "", Some("stream-test-key-0001"))
+    let mut socket = open_stream(&server, "", Some("stream-test-key-0001"))
         .await
         .unwrap();
     let frame = frame_from(&registry_photo("vectron/yaoming.jpg"));
@@ -150,11 +126,11 @@ async fn browsers_use_one_time_tickets() {
     .await;
     assert_eq!(status, 200, "{body}");
     let ticket = body["ticket"].as_str().unwrap();
-    assert!(connect(&server, &format!("?ticket={ticket}"), None)
+    assert!(open_stream(&server, &format!("?ticket={ticket}"), None)
         .await
         .is_ok());
     assert!(
-        connect(&server, &format!("?ticket={ticket}"), None)
+        open_stream(&server, &format!("?ticket={ticket}"), None)
             .await
             .is_err(),
         "a ticket works once"
@@ -172,7 +148,7 @@ async fn browsers_use_one_time_tickets() {
 async fn frames_faster_than_processing_are_skipped_not_queued() {
     let server = Server::start(Db::Sqlite, &["--stream-max-fps", "10000", "--workers", "1"]).await;
     register_yao(&server).await;
-    let mut socket = connect(&server, "", None).await.unwrap();
+    let mut socket = open_stream(&server, "", None).await.unwrap();
     let frame = frame_from(&registry_photo("vectron/players.jpg"));
     let sent = 40u64;
     for _ in 0..sent {
@@ -214,14 +190,14 @@ async fn oversized_frames_and_too_many_streams_are_refused_politely() {
         ],
     )
     .await;
-    let mut socket = connect(&server, "", None).await.unwrap();
+    let mut socket = open_stream(&server, "", None).await.unwrap();
     socket
         .send(Message::Binary(vec![0xFF; 150_000].into()))
         .await
         .unwrap();
     assert_eq!(reply(&mut socket).await["error"]["code"], "frame_too_large");
     assert!(
-        connect(&server, "", None).await.is_err(),
+        open_stream(&server, "", None).await.is_err(),
         "the one stream slot is taken"
     );
     socket
@@ -260,9 +236,9 @@ async fn idle_streams_are_closed_and_their_slot_freed() {
         &["--stream-idle-secs", "1", "--stream-max-streams", "1"],
     )
     .await;
-    let mut idle = connect(&server, "", None).await.expect("a slot");
+    let mut idle = open_stream(&server, "", None).await.expect("a slot");
     assert_eq!(
-        refused_status(connect(&server, "", None).await.unwrap_err()),
+        refused_status(open_stream(&server, "", None).await.unwrap_err()),
         503,
         "the only slot is taken"
     );
@@ -281,7 +257,7 @@ async fn idle_streams_are_closed_and_their_slot_freed() {
     // The slot is free again (the server may need a moment to notice the socket is gone).
     let mut again = None;
     for _ in 0..20 {
-        if let Ok(socket) = connect(&server, "", None).await {
+        if let Ok(socket) = open_stream(&server, "", None).await {
             again = Some(socket);
             break;
         }
@@ -304,24 +280,24 @@ async fn a_refused_connection_keeps_its_ticket_and_one_key_cannot_take_every_slo
         ],
     )
     .await;
-    let a1 = connect(&server, "", Some("first-key-0123456789"))
+    let a1 = open_stream(&server, "", Some("first-key-0123456789"))
         .await
         .expect("slot 1");
-    let _a2 = connect(&server, "", Some("first-key-0123456789"))
+    let _a2 = open_stream(&server, "", Some("first-key-0123456789"))
         .await
         .expect("slot 2");
     let ticket_a = ticket(&server, "first-key-0123456789").await;
-    let refused = connect(&server, &format!("?ticket={ticket_a}"), None)
+    let refused = open_stream(&server, &format!("?ticket={ticket_a}"), None)
         .await
         .unwrap_err();
     assert_eq!(refused_status(refused), 429, "a third stream for one key");
-    let _b1 = connect(&server, "", Some("second-key-0123456789"))
+    let _b1 = open_stream(&server, "", Some("second-key-0123456789"))
         .await
         .expect("another key still gets the free slot");
     drop(a1);
     let mut reopened = None;
     for _ in 0..20 {
-        match connect(&server, &format!("?ticket={ticket_a}"), None).await {
+        match open_stream(&server, &format!("?ticket={ticket_a}"), None).await {
             Ok(socket) => {
                 reopened = Some(socket);
                 break;
@@ -335,7 +311,7 @@ async fn a_refused_connection_keeps_its_ticket_and_one_key_cannot_take_every_slo
         reopened.is_some(),
         "the ticket refused for want of a slot still opens a stream"
     );
-    let spent = connect(&server, &format!("?ticket={ticket_a}"), None)
+    let spent = open_stream(&server, &format!("?ticket={ticket_a}"), None)
         .await
         .unwrap_err();
     assert_eq!(refused_status(spent), 401, "and only once");
@@ -345,7 +321,7 @@ async fn a_refused_connection_keeps_its_ticket_and_one_key_cannot_take_every_slo
 async fn frames_beyond_the_key_budget_are_refused_on_an_open_socket() {
     let server = Server::start(Db::Sqlite, &["--stream-max-frames-per-sec-per-key", "2"]).await;
     let frame = frame_from(&registry_photo("vectron/yaoming.jpg"));
-    let mut socket = connect(&server, "", None).await.unwrap();
+    let mut socket = open_stream(&server, "", None).await.unwrap();
     for _ in 0..8 {
         socket.send(Message::binary(frame.clone())).await.unwrap();
     }

@@ -63,6 +63,8 @@ impl CollectionSettings {
 impl Collection {
     /// The collection data from before collections lives in; it cannot be deleted.
     pub const DEFAULT_NAME: &'static str = "default";
+    /// A name no collection may take: it names every collection (`GET /v1/audit?collection=all`).
+    pub const ALL_NAME: &'static str = "all";
     /// Collections a server holds at most: each has its own index and calibration in memory.
     pub const MAX: u32 = 1_000;
 
@@ -198,9 +200,16 @@ pub struct DeletedCollection {
     pub keys_deleted: u64,
 }
 
-/// A collection's name: 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit, and not
-/// itself a UUID (a name or an id is accepted wherever a collection is named).
+/// A collection's name: 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit, not itself a
+/// UUID (a name or an id is accepted wherever a collection is named), and not
+/// [`Collection::ALL_NAME`].
 pub fn check_collection_name(name: &str) -> StoreResult<()> {
+    if name == Collection::ALL_NAME {
+        return Err(StoreError::InvalidCollection(format!(
+            "'{}' is reserved: it names every collection",
+            Collection::ALL_NAME
+        )));
+    }
     let valid = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -369,8 +378,12 @@ pub struct ApiKey {
 impl ApiKey {
     /// `last_used_at` is written at most this often per key (not once per request).
     pub const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::minutes(10);
-    /// Keys a server holds at most, over all collections.
+    /// Live keys a server holds at most, over all collections (revoked and expired ones do not
+    /// count); also the most ended keys kept.
     pub const MAX: u32 = 10_000;
+    /// How long a revoked or expired key stays listed before it is pruned (at the next key
+    /// creation).
+    pub const KEEP_ENDED: chrono::Duration = chrono::Duration::days(30);
 
     /// Usable now: neither revoked nor expired.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
@@ -380,6 +393,12 @@ impl ApiKey {
     /// The audit log's name for whoever uses it.
     pub fn actor(&self) -> Actor {
         Actor(format!("key:{}", self.id))
+    }
+
+    /// The database key an actor names, if it names one ([`ApiKey::actor`]; a configured key's
+    /// actor is a hash prefix, no key id).
+    pub fn id_of(actor: &Actor) -> Option<KeyId> {
+        actor.0.strip_prefix("key:")?.parse().ok()
     }
 
     /// A new key as stored: at least one scope, a label of 1 to 200 characters, an expiry (if any)
@@ -411,7 +430,7 @@ impl ApiKey {
     pub fn check_room(count: u64) -> StoreResult<()> {
         if count >= u64::from(Self::MAX) {
             return Err(StoreError::InvalidKey(format!(
-                "a server holds at most {} keys: revoke (delete) unused ones",
+                "a server holds at most {} live keys: revoke (delete) unused ones",
                 Self::MAX
             )));
         }
@@ -482,6 +501,7 @@ mod tests {
         }
         for bad in [
             "",
+            "all",
             "Front",
             "-x",
             "a b",

@@ -92,6 +92,12 @@ impl Consent {
     pub fn until(self, expires_at: Option<DateTime<Utc>>) -> Self {
         Self { expires_at, ..self }
     }
+
+    /// Whether it has run out by `now`: from then on its person is matched and compared with no
+    /// more, and the retention sweep deletes them.
+    pub fn has_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

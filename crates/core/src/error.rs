@@ -13,6 +13,9 @@ pub enum StoreError {
     /// No collection of this name or id (or none the caller may see).
     #[error("collection '{0}' not found")]
     CollectionNotFound(String),
+    /// The collection was deleted while the request that wrote into it ran.
+    #[error("the collection was deleted while this request ran")]
+    CollectionDeleted,
     #[error("a collection named '{0}' already exists")]
     CollectionExists(String),
     #[error("invalid collection: {0}")]
@@ -62,7 +65,7 @@ impl StoreError {
         match self {
             Self::PersonNotFound(_) => ErrorCode::PersonNotFound,
             Self::FaceNotFound(_) => ErrorCode::FaceNotFound,
-            Self::CollectionNotFound(_) => ErrorCode::CollectionNotFound,
+            Self::CollectionNotFound(_) | Self::CollectionDeleted => ErrorCode::CollectionNotFound,
             Self::CollectionExists(_) => ErrorCode::CollectionExists,
             Self::InvalidCollection(_) | Self::DefaultCollection => ErrorCode::InvalidCollection,
             Self::KeyNotFound(_) => ErrorCode::KeyNotFound,

@@ -25,7 +25,7 @@ pub use facerec_types::{error_code, ErrorCode};
 pub use matching::{
     Candidate, DetectionScale, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD,
 };
-pub use store::{AuditFilter, Catalogue, Gallery, Store};
+pub use store::{AuditFilter, Catalogue, Gallery, Store, TicketBudget};
 
 /// Length of the embeddings stored and compared (ArcFace: 512).
 pub const EMBEDDING_DIM: usize = 512;

@@ -41,6 +41,8 @@ pub fn generate_secret() -> String {
 pub struct Access {
     pub(crate) store: Arc<dyn Store>,
     keys: moka::future::Cache<String, ApiKey>,
+    /// The same rows by id, for callers that hold no secret (an open stream).
+    keys_by_id: moka::future::Cache<KeyId, ApiKey>,
     /// By how a caller named it (its name, or its id).
     collections: moka::future::Cache<CollectionRef, Arc<Collection>>,
 }
@@ -65,6 +67,25 @@ pub struct CreatedKey {
     pub collection: Collection,
 }
 
+/// What ended a caller's grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapse {
+    /// Its key was revoked, or expired.
+    KeyEnded,
+    /// Its collection was deleted.
+    CollectionDeleted,
+}
+
+impl Lapse {
+    /// In a sentence, for a client whose stream ends.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::KeyEnded => "the key was revoked or has expired",
+            Self::CollectionDeleted => "the collection was deleted",
+        }
+    }
+}
+
 /// Whose audit log to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditOf {
@@ -77,8 +98,8 @@ pub enum AuditOf {
 }
 
 impl AuditOf {
-    /// The word that names every collection.
-    pub const ALL: &'static str = "all";
+    /// The word that names every collection (no collection may take it).
+    pub const ALL: &'static str = Collection::ALL_NAME;
 
     /// From the `collection` parameter: absent (the caller's), [`AuditOf::ALL`], or a collection.
     pub fn parse(collection: Option<&str>) -> Self {
@@ -104,6 +125,7 @@ impl Access {
         Self {
             store,
             keys: cache(),
+            keys_by_id: cache(),
             collections: cache(),
         }
     }
@@ -176,6 +198,7 @@ impl Access {
         // Cached under its name and its id: a rare change forgets them all.
         self.collections.invalidate_all();
         self.keys.invalidate_all();
+        self.keys_by_id.invalidate_all();
         Ok(deleted)
     }
 
@@ -225,6 +248,7 @@ impl Access {
         require(caller, Scope::Admin)?;
         let key = self.store.revoke_key(id, &caller.actor).await?;
         self.keys.invalidate_all();
+        self.keys_by_id.invalidate(&id).await;
         Ok(key)
     }
 
@@ -279,7 +303,40 @@ impl Access {
                 None
             }
         };
-        Ok(self.store.audit_events(collection, filter).await?)
+        let filter = AuditFilter {
+            key_events: caller.scopes.has(Scope::Admin),
+            ..filter.clone()
+        };
+        Ok(self.store.audit_events(collection, &filter).await?)
+    }
+
+    /// Whether what a caller was granted has ended since: its database key revoked or expired,
+    /// or its collection deleted (as the database said within [`CACHE_TTL`]). An open stream asks
+    /// this while it runs, and a stream ticket when it is spent.
+    pub async fn lapse(&self, caller: &Caller) -> AppResult<Option<Lapse>> {
+        match self.collection(&caller.collection_id().into()).await {
+            Err(AppError::Store(StoreError::CollectionNotFound(_))) => {
+                return Ok(Some(Lapse::CollectionDeleted))
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let Some(id) = caller.key else {
+            // The operator's keys are the configuration's: they end with the process.
+            return Ok(None);
+        };
+        let store = Arc::clone(&self.store);
+        let key = self
+            .keys_by_id
+            .try_get_with(id, async move { store.get_key(id).await })
+            .await;
+        match key {
+            Ok(key) if key.is_live(Utc::now()) => Ok(None),
+            Ok(_) => Ok(Some(Lapse::KeyEnded)),
+            // Deleted with its collection.
+            Err(e) if matches!(&*e, StoreError::KeyNotFound(_)) => Ok(Some(Lapse::KeyEnded)),
+            Err(e) => Err(AppError::Store(StoreError::Database(e.to_string()))),
+        }
     }
 
     /// The local operator (the command line) in a collection, with the operator's scopes.

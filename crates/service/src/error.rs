@@ -36,6 +36,9 @@ pub enum AppError {
     NameNotFound(String),
     #[error("somebody is already named '{0}'")]
     NameTaken(String),
+    /// From the moment a consent expires its person is compared with no more, whatever the sweep.
+    #[error("the consent of person {0} has expired: they are compared with no more")]
+    ConsentExpired(facerec_core::PersonId),
     /// The caller's key lacks the scope.
     #[error("this needs the scope '{0}', which the key does not have")]
     InsufficientScope(Scope),
@@ -63,6 +66,7 @@ impl AppError {
             Self::InvalidEmbedding(_) => ErrorCode::InvalidEmbedding,
             Self::NameNotFound(_) => ErrorCode::PersonNotFound,
             Self::NameTaken(_) => ErrorCode::SubjectExists,
+            Self::ConsentExpired(_) => ErrorCode::ConsentExpired,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Self::Internal(_) => ErrorCode::InternalError,
         }

@@ -164,6 +164,7 @@ impl App {
         caller: &Caller,
     ) -> AppResult<Vec<Similarity>> {
         let stored = self.store.get_face(caller.collection_id(), face).await?;
+        self.consenting(caller, stored.person_id).await?;
         let similarities = targets
             .iter()
             .map(|target| Ok(stored.embedding.similarity(&client_embedding(target)?)))
@@ -224,6 +225,7 @@ impl App {
         person: PersonId,
         threshold: Option<Threshold>,
     ) -> AppResult<Verification> {
+        self.consenting(caller, person).await?;
         let faces = self
             .store
             .list_faces(caller.collection_id(), person)
@@ -250,6 +252,7 @@ impl App {
         caller: &Caller,
     ) -> AppResult<Vec<(AnalyzedFace, Similarity)>> {
         let stored = self.store.get_face(caller.collection_id(), face).await?;
+        self.consenting(caller, stored.person_id).await?;
         if stored.model != self.model {
             return Err(AppError::OtherModel(format!(
                 "face {face} was embedded by another model ({})",
@@ -269,6 +272,19 @@ impl App {
                 (f, similarity)
             })
             .collect())
+    }
+
+    /// The person, unless their consent has expired ([`AppError::ConsentExpired`]): a search
+    /// leaves them out, and so does every comparison with a face of theirs.
+    async fn consenting(&self, caller: &Caller, person: PersonId) -> AppResult<()> {
+        let person = self
+            .store
+            .get_person(caller.collection_id(), person)
+            .await?;
+        if person.consent.has_expired(chrono::Utc::now()) {
+            return Err(AppError::ConsentExpired(person.id));
+        }
+        Ok(())
     }
 
     fn verdict(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use facerec_core::{Actor, Caller, CollectionId};
+use facerec_core::{Actor, Caller, CollectionId, TicketBudget};
 use sha2::{Digest, Sha256};
 
 use crate::access::Access;
@@ -12,16 +12,21 @@ use crate::AppResult;
 
 /// How long a ticket stays valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
-/// Unspent tickets held at once, whatever the rate limit: beyond it, issuing is refused.
-pub const MAX_TICKETS: u64 = 10_000;
+/// Unspent tickets held at once, whatever the rate limit: beyond it, issuing is refused. One key
+/// may hold a hundredth of them and one collection a tenth, so that neither can take them all.
+pub const TICKETS: TicketBudget = TicketBudget {
+    total: 10_000,
+    per_collection: 1_000,
+    per_holder: 100,
+};
 
 fn digest(ticket: &str) -> String {
     hex::encode(Sha256::digest(ticket.as_bytes()))
 }
 
 impl Access {
-    /// A new ticket for the caller (its collection and who it is), valid for [`TICKET_TTL`]; `None` when [`MAX_TICKETS`] are
-    /// outstanding.
+    /// A new ticket for the caller (its collection and who it is), valid for [`TICKET_TTL`]; `None`
+    /// when the caller's share of [`TICKETS`] is outstanding.
     pub async fn issue_stream_ticket(&self, caller: &Caller) -> AppResult<Option<String>> {
         // Two v4 UUIDs: 244 random bits from the operating system's generator.
         let ticket = format!(
@@ -37,7 +42,7 @@ impl Access {
                 &digest(&ticket),
                 &caller.actor,
                 chrono::Utc::now() + ttl,
-                MAX_TICKETS,
+                TICKETS,
             )
             .await?;
         Ok(issued.then_some(ticket))

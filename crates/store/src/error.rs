@@ -50,8 +50,16 @@ impl<'a> Taken<'a> {
     }
 }
 
-/// A failed write; a unique violation on what the caller chose becomes its own error.
+/// A failed write; a unique violation on what the caller chose becomes its own error, and so does
+/// a foreign-key violation: every row written names a collection (directly or through its
+/// person, whose row the write holds), so one that no longer exists was deleted meanwhile.
 pub(crate) fn write_error(err: sqlx::Error, taken: Taken<'_>) -> StoreError {
+    if err
+        .as_database_error()
+        .is_some_and(|db| db.is_foreign_key_violation())
+    {
+        return StoreError::CollectionDeleted;
+    }
     if let Some(db) = err
         .as_database_error()
         .filter(|db| db.is_unique_violation())

@@ -276,12 +276,15 @@ impl Hooks for PostgresStore {
              FROM (SELECT id, person_id, (embedding <#> $1) * -1 AS similarity FROM faces
                    WHERE collection_id = $4 AND model_name = $2 AND model_sha256 = $3
                    ORDER BY embedding <#> $1 LIMIT {limit}) AS nearest
-             JOIN persons ON persons.id = nearest.person_id"
+             JOIN persons ON persons.id = nearest.person_id
+             WHERE persons.consent_expires_at IS NULL OR persons.consent_expires_at > $5"
         ))
         .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
         .bind(&model.name)
         .bind(&model.sha256)
         .bind(Id::from(collection))
+        // A person whose consent has expired is no candidate, whatever the sweep.
+        .bind(chrono::Utc::now())
         .fetch_all(self.readers())
         .await
         .map_err(db_error)?;

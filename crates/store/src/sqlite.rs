@@ -233,12 +233,14 @@ impl Hooks for SqliteStore {
     ) -> StoreResult<Vec<Candidate>> {
         let index = Arc::clone(&self.index);
         let (scan_probe, key) = (probe.clone(), shard(collection, model));
+        // A few more than asked: persons whose consent has expired are no candidates.
+        let wanted = k + EXPIRED_SLACK;
         // A scan of a large index takes milliseconds: off the async runtime's threads.
         let candidates = tokio::task::spawn_blocking(move || {
             index
                 .read()
                 .expect("index lock")
-                .candidates(&key, scan_probe.as_slice(), k)
+                .candidates(&key, scan_probe.as_slice(), wanted)
         })
         .await
         .map_err(|e| StoreError::Database(format!("search task failed: {e}")))?;
@@ -251,9 +253,9 @@ impl Hooks for SqliteStore {
             let similarity = dot(embedding.as_slice(), probe.as_slice());
             Some((candidate, Similarity::new(similarity)))
         });
-        let hits = top_persons(scored, k);
+        let hits = top_persons(scored, wanted);
         let ids: Vec<PersonId> = hits.iter().map(|h| h.person_id).collect();
-        let mut names = self.names(&ids).await?;
+        let mut names = self.names_of_consenting(&ids).await?;
         // A person deleted between the scan and the lookup is simply no candidate.
         Ok(hits
             .into_iter()
@@ -265,6 +267,7 @@ impl Hooks for SqliteStore {
                     similarity: hit.similarity,
                 })
             })
+            .take(k)
             .collect())
     }
 }
@@ -279,10 +282,20 @@ impl SqliteStore {
         Ok(rows.into_iter().map(|(id, e)| (id.into(), e.0)).collect())
     }
 
-    /// Names of the persons that still exist among `ids`.
-    async fn names(&self, ids: &[PersonId]) -> StoreResult<HashMap<PersonId, String>> {
-        let rows: Vec<(Id, String)> = self.by_ids("id, name FROM persons", ids).await?;
-        Ok(rows.into_iter().map(|(id, n)| (id.into(), n)).collect())
+    /// Names of the persons among `ids` that still exist and whose consent has not expired.
+    async fn names_of_consenting(
+        &self,
+        ids: &[PersonId],
+    ) -> StoreResult<HashMap<PersonId, String>> {
+        let rows: Vec<(Id, String, Option<chrono::DateTime<chrono::Utc>>)> = self
+            .by_ids("id, name, consent_expires_at FROM persons", ids)
+            .await?;
+        let now = chrono::Utc::now();
+        Ok(rows
+            .into_iter()
+            .filter(|(_, _, expires)| expires.is_none_or(|at| at > now))
+            .map(|(id, name, _)| (id.into(), name))
+            .collect())
     }
 
     /// `SELECT {what} WHERE id IN (ids)`, a query per thousand ids (SQLite binds at most 32,766
@@ -383,6 +396,10 @@ fn io_error(what: &str, path: &Path, err: std::io::Error) -> StoreError {
         _ => StoreError::Database(message),
     }
 }
+
+/// Persons asked of the index beyond the `k` a search wants: those whose consent has expired (and
+/// who wait for the next sweep) are no candidates, and the others must still fill `k`.
+const EXPIRED_SLACK: usize = 4;
 
 /// The index's shard for one collection's faces of one model: a search scans only its own.
 fn shard(collection: CollectionId, model: &ModelId) -> String {

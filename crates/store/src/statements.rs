@@ -98,11 +98,14 @@ pub(crate) const PRUNE_CALIBRATIONS: &str =
      (SELECT id FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT $2)";
 pub(crate) const SELECT_CALIBRATION: &str =
     "SELECT document FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT 1";
+/// `$6`: whether the events about keys are included (their action names are
+/// `AuditAction::KeyCreated` and `KeyRevoked`'s).
 pub(crate) const SELECT_AUDIT: &str =
     "SELECT id, at, collection_id, action, person_id, face_id, actor, details \
      FROM audit_events WHERE (CAST($1 AS TEXT) IS NULL OR collection_id = $1) \
      AND (CAST($2 AS TEXT) IS NULL OR person_id = $2) AND ($3 IS NULL OR id < $3) \
-     AND ($4 IS NULL OR at >= $4) ORDER BY id DESC LIMIT $5";
+     AND ($4 IS NULL OR at >= $4) AND ($6 OR action NOT IN ('key_created', 'key_revoked')) \
+     ORDER BY id DESC LIMIT $5";
 pub(crate) const COUNT_FACES: &str = "SELECT count(*) FROM faces";
 pub(crate) const COUNT_FACES_IN: &str = "SELECT count(*) FROM faces WHERE collection_id = $1";
 pub(crate) const LIST_FACE_ENTRIES: &str = "SELECT f.id, f.person_id, p.name FROM faces f \
@@ -110,6 +113,9 @@ pub(crate) const LIST_FACE_ENTRIES: &str = "SELECT f.id, f.person_id, p.name FRO
     ORDER BY f.created_at, f.id LIMIT $1 OFFSET $2";
 pub(crate) const DELETE_EXPIRED_TICKETS: &str = "DELETE FROM stream_tickets WHERE expires_at <= $1";
 pub(crate) const COUNT_TICKETS: &str = "SELECT count(*) FROM stream_tickets";
+pub(crate) const COUNT_TICKETS_IN: &str =
+    "SELECT count(*) FROM stream_tickets WHERE collection_id = $1";
+pub(crate) const COUNT_TICKETS_OF: &str = "SELECT count(*) FROM stream_tickets WHERE actor = $1";
 pub(crate) const INSERT_TICKET: &str =
     "INSERT INTO stream_tickets (ticket_sha256, actor, expires_at, \
                              collection_id) VALUES ($1, $2, $3, $4)";
@@ -178,7 +184,17 @@ pub(crate) const LIST_KEYS: &str = concat!(
     " FROM api_keys WHERE (CAST($1 AS TEXT) IS NULL OR collection_id = $1) \
      ORDER BY created_at, id LIMIT $2"
 );
-pub(crate) const COUNT_KEYS: &str = "SELECT count(*) FROM api_keys";
+/// `$1`: now. Revoked and expired keys do not count against the cap.
+pub(crate) const COUNT_LIVE_KEYS: &str = "SELECT count(*) FROM api_keys \
+     WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
+/// Keys that ended (revoked or expired) are kept for the listing and the audit trail, then pruned:
+/// those that ended at or before `$1`, and beyond the newest `$2` ended ones.
+pub(crate) const PRUNE_ENDED_KEYS: &str = "DELETE FROM api_keys WHERE id IN \
+     (SELECT id FROM api_keys WHERE revoked_at IS NOT NULL OR expires_at <= $3 \
+      ORDER BY coalesce(revoked_at, expires_at) DESC, id LIMIT $4 OFFSET $2) \
+     OR coalesce(revoked_at, expires_at) <= $1";
+pub(crate) const SELECT_KEY: &str =
+    concat!("SELECT ", key_columns!(), " FROM api_keys WHERE id = $1");
 pub(crate) const SELECT_KEY_BY_SECRET: &str = concat!(
     "SELECT ",
     key_columns!(),

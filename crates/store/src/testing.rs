@@ -26,6 +26,14 @@ pub trait Inspect: Store {
         collection: CollectionId,
         external_id: &str,
     ) -> StoreResult<Option<Person>>;
+    /// `count` keys of the collection written at once (no audit events, no cap), revoked at
+    /// `revoked_at` when given; their ids.
+    async fn fill_keys(
+        &self,
+        collection: CollectionId,
+        count: u32,
+        revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> StoreResult<Vec<KeyId>>;
 }
 
 /// Opens a store like [`crate::open`], with the test-only operations.

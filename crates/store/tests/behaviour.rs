@@ -1670,7 +1670,7 @@ async fn stream_tickets_are_spent_once(store: Arc<dyn Inspect>) {
             "hash-a",
             &actor,
             soon,
-            3
+            TicketBudget::flat(3)
         )
         .await
         .unwrap());
@@ -1697,7 +1697,7 @@ async fn stream_tickets_are_spent_once(store: Arc<dyn Inspect>) {
             "expired",
             &actor,
             past,
-            3
+            TicketBudget::flat(3)
         )
         .await
         .unwrap());
@@ -1706,13 +1706,25 @@ async fn stream_tickets_are_spent_once(store: Arc<dyn Inspect>) {
 
     for hash in ["t1", "t2", "t3"] {
         assert!(store
-            .issue_ticket(facerec_core::CollectionId::DEFAULT, hash, &actor, soon, 3)
+            .issue_ticket(
+                facerec_core::CollectionId::DEFAULT,
+                hash,
+                &actor,
+                soon,
+                TicketBudget::flat(3)
+            )
             .await
             .unwrap());
     }
     assert!(
         !store
-            .issue_ticket(facerec_core::CollectionId::DEFAULT, "t4", &actor, soon, 3)
+            .issue_ticket(
+                facerec_core::CollectionId::DEFAULT,
+                "t4",
+                &actor,
+                soon,
+                TicketBudget::flat(3)
+            )
             .await
             .unwrap(),
         "at most 3 outstanding"
@@ -1720,7 +1732,13 @@ async fn stream_tickets_are_spent_once(store: Arc<dyn Inspect>) {
     assert!(store.redeem_ticket("t1").await.unwrap());
     assert!(
         store
-            .issue_ticket(facerec_core::CollectionId::DEFAULT, "t4", &actor, soon, 3)
+            .issue_ticket(
+                facerec_core::CollectionId::DEFAULT,
+                "t4",
+                &actor,
+                soon,
+                TicketBudget::flat(3)
+            )
             .await
             .unwrap(),
         "room again"

@@ -161,6 +161,8 @@ error_codes! {
         "no such person";
     FaceNotFound "face_not_found" 404 compreface(404, 44) deepstack(404) ById
         "no such face";
+    ConsentExpired "consent_expired" 410 compreface(404, 42) deepstack(404) WithBody
+        "the person's consent has expired: they are matched and compared with no more, and the next sweep deletes them";
     AmbiguousName "ambiguous_name" 409 compreface(409, 0) deepstack(409) Own
         "several persons have this name, which a compatible API uses as the id: rename one";
     DuplicateExternalId "duplicate_external_id" 409 compreface(409, 0) deepstack(409) Own

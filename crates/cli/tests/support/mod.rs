@@ -242,3 +242,53 @@ pub fn stored_face(
         image_sha256,
     }
 }
+
+/// A JSON request with a key (any method, an optional JSON body): the status and the answer.
+pub async fn call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = server
+        .client
+        .request(method, format!("{}{path}", server.url))
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    // A refusal outside the API (a proxy's, a transport's) may not be JSON: kept as text.
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/v1/stream{query}`, with the key as a bearer header when given.
+pub async fn open_stream(
+    server: &Server,
+    query: &str,
+    key: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/v1/stream{query}",
+        server.url.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    if let Some(key) = key {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}

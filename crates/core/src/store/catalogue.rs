@@ -40,6 +40,8 @@ pub trait Catalogue: Send + Sync {
     /// The key whose secret hashes to this, live or not; read where the latest write is seen.
     async fn key_by_secret(&self, secret_sha256: &str) -> StoreResult<Option<ApiKey>>;
 
+    /// A key by its id, live or not; read where the latest write is seen.
+    async fn get_key(&self, id: KeyId) -> StoreResult<ApiKey>;
     async fn revoke_key(&self, id: KeyId, actor: &Actor) -> StoreResult<ApiKey>;
 
     /// Notes that a key was used at `at` (callers do so at most every
@@ -47,15 +49,15 @@ pub trait Catalogue: Send + Sync {
     async fn touch_key(&self, id: KeyId, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
 
     /// Records a one-time stream ticket (by its sha256) for `actor` in the collection until
-    /// `expires_at`, after dropping expired ones; `false` when `max_outstanding` unexpired tickets
-    /// already exist.
+    /// `expires_at`, after dropping expired ones; `false` when the budget's unexpired tickets
+    /// already exist (in all, in the collection, or for the actor).
     async fn issue_ticket(
         &self,
         collection: In,
         ticket_sha256: &str,
         actor: &Actor,
         expires_at: chrono::DateTime<chrono::Utc>,
-        max_outstanding: u64,
+        budget: TicketBudget,
     ) -> StoreResult<bool>;
 
     /// Who holds an unexpired ticket, and for which collection; the ticket stays valid.
@@ -66,4 +68,24 @@ pub trait Catalogue: Send + Sync {
 
     /// Spends an unexpired ticket: `true` exactly once, whichever process asks.
     async fn redeem_ticket(&self, ticket_sha256: &str) -> StoreResult<bool>;
+}
+
+/// How many unspent stream tickets may exist at once: in all, in one collection, for one holder
+/// (so that one key, or one collection, cannot take every ticket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketBudget {
+    pub total: u64,
+    pub per_collection: u64,
+    pub per_holder: u64,
+}
+
+impl TicketBudget {
+    /// The same bound everywhere.
+    pub fn flat(n: u64) -> Self {
+        Self {
+            total: n,
+            per_collection: n,
+            per_holder: n,
+        }
+    }
 }

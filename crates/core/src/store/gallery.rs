@@ -148,6 +148,9 @@ pub struct AuditFilter {
     /// Only events at or after this time.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub limit: u32,
+    /// Include the events about keys (`key_created`, `key_revoked`): an `admin`'s to read, since
+    /// they name every key's id and scopes.
+    pub key_events: bool,
 }
 
 impl AuditFilter {
@@ -158,6 +161,7 @@ impl AuditFilter {
             before_id: None,
             since: None,
             limit,
+            key_events: false,
         }
     }
 }

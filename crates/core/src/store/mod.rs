@@ -13,7 +13,7 @@ mod gallery;
 use async_trait::async_trait;
 
 pub use crate::error::{StoreError, StoreResult};
-pub use catalogue::Catalogue;
+pub use catalogue::{Catalogue, TicketBudget};
 pub use gallery::{AuditFilter, Gallery};
 
 use crate::domain::CollectionId;

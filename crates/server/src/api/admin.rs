@@ -364,6 +364,8 @@ pub async fn audit(
         before_id: q.before_id,
         since: q.since,
         limit,
+        // Decided by the caller's scopes.
+        key_events: false,
     };
     let events = state
         .app

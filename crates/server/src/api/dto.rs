@@ -14,6 +14,9 @@ pub struct ConsentDto {
     pub basis: String,
     /// When the consent runs out and the person is deleted (`null`: until deleted).
     pub expires_at: Option<DateTime<Utc>>,
+    /// It has run out: the person is matched and compared with no more, and the next retention
+    /// sweep deletes them.
+    pub expired: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,6 +39,7 @@ impl From<Person> for PersonDto {
             external_id: p.external_id,
             metadata: p.metadata,
             consent: ConsentDto {
+                expired: p.consent.has_expired(Utc::now()),
                 given_at: p.consent.given_at,
                 basis: p.consent.basis,
                 expires_at: p.consent.expires_at,

@@ -32,8 +32,9 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits, bind: std::net::SocketA
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
                     let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    // Method, path and id only: never bodies (images) or query strings.
-                    tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+                    // Method, route and id only: never bodies (images), query strings, or the ids and
+                    // names a path may carry (`loggable_path`).
+                    tracing::info_span!("request", id, method = %request.method(), path = %loggable_path(request.uri().path()))
                 })
                 // Every 5xx is a warning here (an overloaded queue answers 503 by design); the faults
                 // themselves are logged at ERROR where they are mapped (api/error.rs).
@@ -94,4 +95,46 @@ fn routes(state: &Arc<AppState>, limits: &HttpLimits) -> Router<Arc<AppState>> {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(handlers::route_not_found)
         .route_layer(middleware::from_fn(track_request))
+}
+
+/// A request's path as logs may show it: each segment that is an id, and the subject that
+/// CompreFace's paths name a person by, replaced by a placeholder (a log names no person and no
+/// person's id).
+pub fn loggable_path(path: &str) -> String {
+    let mut out = Vec::new();
+    let mut after_subjects = false;
+    for segment in path.split('/') {
+        let hidden = if after_subjects && !segment.is_empty() {
+            "{subject}"
+        } else if uuid::Uuid::parse_str(segment).is_ok() {
+            "{id}"
+        } else {
+            segment
+        };
+        after_subjects = segment == "subjects";
+        out.push(hidden);
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn logged_paths_name_no_person_and_no_id() {
+        assert_eq!(
+            loggable_path("/v1/persons/0190a5c2-7f3b-7c1e-9d4a-3b2c1d0e9f8a/faces"),
+            "/v1/persons/{id}/faces"
+        );
+        assert_eq!(
+            loggable_path("/api/v1/recognition/subjects/Ana%20Lima"),
+            "/api/v1/recognition/subjects/{subject}"
+        );
+        assert_eq!(loggable_path("/v1/recognize"), "/v1/recognize");
+        assert_eq!(
+            loggable_path("/api/v1/recognition/subjects/"),
+            "/api/v1/recognition/subjects/"
+        );
+    }
 }

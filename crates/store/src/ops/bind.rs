@@ -192,6 +192,7 @@ pub(super) fn select_audit(
         .bind(filter.before_id)
         .bind(filter.since)
         .bind(i64::from(filter.limit))
+        .bind(filter.key_events)
 }
 
 pub(super) fn select_face_count(collection: Option<CollectionId>) -> Scalar<i64> {
@@ -212,8 +213,13 @@ pub(super) fn delete_expired_tickets(now: DateTime<Utc>) -> Statement {
     sqlx::query(DELETE_EXPIRED_TICKETS).bind(now)
 }
 
-pub(super) fn count_tickets() -> Scalar<i64> {
-    sqlx::query_scalar(COUNT_TICKETS)
+/// Unspent tickets: in all, in the collection, and the actor's.
+pub(super) fn count_tickets(collection: In, actor: &Actor) -> [Scalar<i64>; 3] {
+    [
+        sqlx::query_scalar(COUNT_TICKETS),
+        sqlx::query_scalar(COUNT_TICKETS_IN).bind(Id::from(collection)),
+        sqlx::query_scalar(COUNT_TICKETS_OF).bind(actor.0.clone()),
+    ]
 }
 
 pub(super) fn insert_ticket(
@@ -378,14 +384,29 @@ pub(super) fn delete_ids_of_collection(statement: &'static str, id: CollectionId
     sqlx::query_scalar(statement).bind(Id::from(id))
 }
 
-pub(super) fn count_keys() -> Scalar<i64> {
-    sqlx::query_scalar(COUNT_KEYS)
+pub(super) fn count_live_keys(now: DateTime<Utc>) -> Scalar<i64> {
+    sqlx::query_scalar(COUNT_LIVE_KEYS).bind(now)
+}
+
+/// Prunes the keys that ended more than [`ApiKey::KEEP_ENDED`] ago, and all but the newest
+/// [`ApiKey::MAX`] ended keys.
+pub(super) fn prune_ended_keys(now: DateTime<Utc>) -> Statement {
+    sqlx::query(PRUNE_ENDED_KEYS)
+        .bind(now - ApiKey::KEEP_ENDED)
+        .bind(i64::from(ApiKey::MAX))
+        .bind(now)
+        .bind(i64::MAX)
 }
 
 pub(super) fn list_keys(collection: Option<CollectionId>) -> Select<ApiKeyRow> {
     sqlx::query_as(LIST_KEYS)
         .bind(collection.map(Id::from))
-        .bind(i64::from(ApiKey::MAX))
+        // Live keys and the ended ones still kept.
+        .bind(2 * i64::from(ApiKey::MAX))
+}
+
+pub(super) fn select_key(id: facerec_core::KeyId) -> Select<ApiKeyRow> {
+    sqlx::query_as(SELECT_KEY).bind(Id::from(id))
 }
 
 pub(super) fn select_key_by_secret(secret_sha256: &str) -> Select<ApiKeyRow> {

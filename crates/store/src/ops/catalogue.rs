@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use facerec_core::store::{In, StoreResult};
 use facerec_core::{
     Actor, ApiKey, Catalogue, Collection, CollectionId, CollectionPatch, DeletedCollection, FaceId,
-    KeyId, NewApiKey, NewAuditEvent, NewCollection, StoreError,
+    KeyId, NewApiKey, NewAuditEvent, NewCollection, StoreError, TicketBudget,
 };
 
 use super::bind;
@@ -135,10 +135,13 @@ impl Catalogue for This {
     }
 
     async fn create_key(&self, new: NewApiKey, actor: &Actor) -> StoreResult<ApiKey> {
-        let key = ApiKey::create(&new, Utc::now())?;
+        let now = Utc::now();
+        let key = ApiKey::create(&new, now)?;
         self.write(async |tx| {
             collection_for_write(tx, key.collection_id).await?;
-            let count = bind::count_keys()
+            tx.run([bind::prune_ended_keys(now)], Taken::Nothing)
+                .await?;
+            let count = bind::count_live_keys(now)
                 .fetch_one(tx.conn())
                 .await
                 .map_err(db_error)?;
@@ -173,6 +176,15 @@ impl Catalogue for This {
             .transpose()
     }
 
+    async fn get_key(&self, id: KeyId) -> StoreResult<ApiKey> {
+        bind::select_key(id)
+            .fetch_optional(self.fresh_readers())
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::KeyNotFound(id))?
+            .try_into()
+    }
+
     async fn revoke_key(&self, id: KeyId, actor: &Actor) -> StoreResult<ApiKey> {
         self.write(async |tx| {
             let key: ApiKey = bind::revoke_key(id, Utc::now())
@@ -203,17 +215,22 @@ impl Catalogue for This {
         ticket_sha256: &str,
         actor: &Actor,
         expires_at: DateTime<Utc>,
-        max_outstanding: u64,
+        budget: TicketBudget,
     ) -> StoreResult<bool> {
         self.write(async |tx| {
+            // Tickets name their collection without a foreign key: it must exist now.
+            collection_for_write(tx, collection).await?;
             tx.run([bind::delete_expired_tickets(Utc::now())], Taken::Nothing)
                 .await?;
-            let outstanding = bind::count_tickets()
-                .fetch_one(tx.conn())
-                .await
-                .map_err(db_error)?;
-            if outstanding as u64 >= max_outstanding {
-                return Ok(false);
+            let limits = [budget.total, budget.per_collection, budget.per_holder];
+            for (count, limit) in bind::count_tickets(collection, actor)
+                .into_iter()
+                .zip(limits)
+            {
+                let outstanding = count.fetch_one(tx.conn()).await.map_err(db_error)?;
+                if outstanding as u64 >= limit {
+                    return Ok(false);
+                }
             }
             let insert = bind::insert_ticket(collection, ticket_sha256, actor, expires_at);
             tx.run([insert], Taken::Nothing).await?;

@@ -1,10 +1,10 @@
 //! [`Inspect`]: the reads and writes tests need and no use case does (feature `testing`).
 //! Compiled once per backend (see `crate::ops`).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use facerec_core::person::person_from_new;
 use facerec_core::store::StoreResult;
-use facerec_core::{Actor, CollectionId, NewPerson, Person};
+use facerec_core::{Actor, ApiKey, CollectionId, KeyId, NewPerson, Person, Scope, Scopes};
 
 use super::{bind, This};
 use crate::backend::Hooks;
@@ -48,5 +48,32 @@ impl Inspect for This {
             .await
             .map_err(db_error)?;
         Ok(row.map(Person::from))
+    }
+
+    async fn fill_keys(
+        &self,
+        collection: CollectionId,
+        count: u32,
+        revoked_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<KeyId>> {
+        let keys: Vec<ApiKey> = (0..count)
+            .map(|_| ApiKey {
+                id: KeyId::new(),
+                collection_id: collection,
+                label: "filler".into(),
+                scopes: Scopes::NONE.with(Scope::Recognize),
+                created_at: Utc::now(),
+                expires_at: None,
+                revoked_at,
+                last_used_at: None,
+            })
+            .collect();
+        let statements: Vec<_> = keys
+            .iter()
+            .map(|key| bind::insert_key(key, &format!("filler-{}", key.id)))
+            .collect();
+        self.write(async |tx| tx.run(statements, Taken::Nothing).await)
+            .await?;
+        Ok(keys.into_iter().map(|k| k.id).collect())
     }
 }

@@ -15,7 +15,8 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use facerec_core::calibration::Calibration;
 use facerec_core::tracking::TrackerConfig;
-use facerec_core::{Actor, Caller, Scope, Scopes};
+use facerec_core::{Actor, ApiKey, Caller, Scope, Scopes};
+use facerec_service::access::Lapse;
 use facerec_service::{LiveFrame, LiveSession};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -124,7 +125,7 @@ pub async fn stream(
     }
     let mut tracker = state.stream_limits.tracker;
     tracker.enabled = query.tracking.as_deref() != Some("off");
-    tracing::info!(actor = %caller.actor.0, tracking = tracker.enabled, "stream opened");
+    tracing::info!(tracking = tracker.enabled, "stream opened");
     // The hard cap of the transport sits above our own limit, so an oversized frame gets an error
     // message instead of a dropped connection.
     upgrade
@@ -234,7 +235,12 @@ async fn run(
     ));
     let session = state.app.live_session(&caller, tracker, threshold);
     let min_interval = Duration::from_secs_f32(1.0 / limits.max_fps.max(0.1));
-    process_frames(session, frames, &outgoing, min_interval).await;
+    tokio::select! {
+        () = process_frames(session, frames, &outgoing, min_interval) => {}
+        lapse = until_lapsed(&state, &caller) => {
+            let _ = outgoing.send(lapsed_close(lapse)).await;
+        }
+    }
     reader.abort();
     drop(outgoing);
     let _ = writer.await;
@@ -312,6 +318,35 @@ fn refusal(state: &AppState, actor: &Actor, number: u64, len: usize) -> Option<M
     None
 }
 
+/// How often an open stream asks whether its key or collection has ended (mostly from the access
+/// cache: the database is read at most once per [`facerec_service::access::CACHE_TTL`]). A
+/// revocation, an expiry or a deletion then ends the stream within this plus that.
+const LAPSE_CHECK: Duration = Duration::from_millis(250);
+
+/// Returns once the caller's key has ended or its collection is gone. A failed look (the database
+/// unreachable) is not an end: the stream goes on and the next look asks again.
+async fn until_lapsed(state: &AppState, caller: &Caller) -> Lapse {
+    let mut tick = tokio::time::interval(LAPSE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.app.access().lapse(caller).await {
+            Ok(Some(lapse)) => return lapse,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check a stream's key; retrying"),
+        }
+    }
+}
+
+/// The close frame of a stream whose key or collection ended.
+fn lapsed_close(lapse: Lapse) -> Message {
+    tracing::info!(reason = lapse.reason(), "closing a stream");
+    Message::Close(Some(CloseFrame {
+        code: close_code::POLICY,
+        reason: lapse.reason().into(),
+    }))
+}
+
 /// The close frame of a stream that sent nothing for the idle timeout.
 fn idle_close(limits: &StreamLimits) -> Message {
     let reason = format!(
@@ -386,10 +421,15 @@ async fn ticket_holder(state: &AppState, ticket: &str) -> Result<Option<Caller>,
     let Some((actor, collection)) = state.app.access().stream_ticket_holder(ticket).await? else {
         return Ok(None);
     };
-    Ok(Some(Caller {
+    let caller = Caller {
+        key: ApiKey::id_of(&actor),
         actor,
         collection: state.app.access().collection(&collection.into()).await?,
         scopes: Scopes::NONE.with(Scope::Recognize),
-        key: None,
-    }))
+    };
+    // A ticket dies with its key and its collection.
+    if state.app.access().lapse(&caller).await?.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(caller))
 }
