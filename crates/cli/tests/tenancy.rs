@@ -333,3 +333,41 @@ async fn one_key_cannot_take_every_stream_ticket() {
         "another collection's key still gets a ticket: {body}"
     );
 }
+
+#[test]
+fn keys_and_collections_commands_load_no_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/facerec.db", dir.path().display());
+    // Models and the runtime out of reach: a command that started the inference engine would fail.
+    let facerec = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_facerec"))
+            .args(args)
+            .args(["--database-url", &url])
+            .current_dir(dir.path())
+            .env("FACEREC_MODELS_DIR", "/nonexistent/models")
+            .env("FACEREC_ORT_LIB", "/nonexistent/libonnxruntime.so")
+            .env("FACEREC_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    facerec(&["collections", "create", "door"]);
+    let secret = facerec(&[
+        "keys",
+        "create",
+        "--collection",
+        "door",
+        "--scopes",
+        "recognize",
+        "--label",
+        "camera",
+    ]);
+    assert!(secret.trim().len() >= 43, "{secret}");
+    assert!(facerec(&["keys", "list"]).contains("camera"));
+    assert!(facerec(&["collections", "list"]).contains("door"));
+}

@@ -5,8 +5,8 @@
 //! in force, and a recomputation replaces it when done.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use facerec_core::calibration::{Calibration, Gallery, Scores, DEFAULT_TARGET_FPIR};
@@ -63,7 +63,17 @@ pub struct Calibrator {
     /// At most one per collection ([`Collection::MAX`]); a deleted collection's goes at the next
     /// look.
     calibrations: RwLock<HashMap<CollectionId, Arc<Calibration>>>,
+    /// One calibration computes at a time on the whole server (the background look's and those
+    /// asked for): a calibration takes one core for seconds, and serving keeps the others.
+    computing: tokio::sync::Semaphore,
+    /// Per collection, the calibration asked for now: requests that come while it runs wait for
+    /// it and share its answer; when it ended (at most one per collection, like `calibrations`).
+    asked: Mutex<HashMap<CollectionId, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
 }
+
+/// A collection's calibrations asked for ([`Calibrator::calibrate_on_demand`]) run at most once in
+/// this long: more often is refused (429), since the gallery cannot have changed enough to matter.
+pub const ON_DEMAND_EVERY: Duration = Duration::from_secs(60);
 
 impl Calibrator {
     pub fn new(
@@ -78,6 +88,8 @@ impl Calibrator {
             server_floor: floor,
             config,
             calibrations: RwLock::default(),
+            computing: tokio::sync::Semaphore::new(1),
+            asked: Mutex::default(),
         }
     }
 
@@ -118,17 +130,72 @@ impl Calibrator {
     }
 
     fn adopt(&self, collection: &Collection, calibration: Arc<Calibration>) {
-        let labels = [("collection", collection.name.clone())];
-        metrics::gauge!("facerec_match_threshold_effective", &labels)
-            .set(f64::from(calibration.effective_threshold.value()));
-        metrics::gauge!("facerec_estimated_fpir", &labels).set(calibration.estimated_fpir);
         let mut calibrations = self.calibrations.write().expect("calibration lock");
-        // Bounded by the collections there are: entries of deleted ones go at the next look.
+        // Bounded by the collections there are: entries of deleted ones go at the next look, or
+        // at once on the replica that deleted them (`forget`).
         calibrations.insert(collection.id, calibration);
     }
 
-    /// Measures the collection's gallery, computes a calibration, records it and puts it in force.
+    /// Every collection's calibration in force, by collection id (what `/metrics` shows).
+    pub fn in_force(&self) -> Vec<(CollectionId, Arc<Calibration>)> {
+        let calibrations = self.calibrations.read().expect("calibration lock");
+        calibrations
+            .iter()
+            .map(|(id, c)| (*id, Arc::clone(c)))
+            .collect()
+    }
+
+    /// Drops a deleted collection's calibration (other replicas drop theirs at their next look).
+    pub fn forget(&self, collection: CollectionId) {
+        self.calibrations
+            .write()
+            .expect("calibration lock")
+            .remove(&collection);
+        self.asked
+            .lock()
+            .expect("calibration requests lock")
+            .remove(&collection);
+    }
+
+    /// A calibration asked for now (`POST /v1/calibration`): requests for the same collection while
+    /// one runs share its answer; another within [`ON_DEMAND_EVERY`] of the last is refused
+    /// ([`AppError::CalibrationTooSoon`]).
+    pub async fn calibrate_on_demand(
+        &self,
+        collection: &Collection,
+    ) -> AppResult<Arc<Calibration>> {
+        let asked_at = Instant::now();
+        let slot = Arc::clone(
+            self.asked
+                .lock()
+                .expect("calibration requests lock")
+                .entry(collection.id)
+                .or_default(),
+        );
+        let mut last = slot.lock().await;
+        if let Some(ended) = *last {
+            if ended >= asked_at {
+                // The run this request waited for.
+                return Ok(self.calibration(collection));
+            }
+            let wait = (ended + ON_DEMAND_EVERY).saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                return Err(AppError::CalibrationTooSoon(wait));
+            }
+        }
+        let calibrated = self.calibrate(collection).await;
+        *last = Some(Instant::now());
+        calibrated
+    }
+
+    /// Measures the collection's gallery, computes a calibration, records it and puts it in force
+    /// (one at a time on the whole server).
     pub async fn calibrate(&self, collection: &Collection) -> AppResult<Arc<Calibration>> {
+        let _turn = self
+            .computing
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("the calibrator is closed".into()))?;
         let (by_person, stranger_best, gallery) = self.measure(collection).await?;
         let (floor, target) = (self.floor(collection), self.target_fpir(collection));
         let calibration = tokio::task::spawn_blocking(move || {
@@ -239,6 +306,10 @@ impl Calibrator {
         self.calibrations
             .write()
             .expect("calibration lock")
+            .retain(|id, _| collections.iter().any(|c| c.id == *id));
+        self.asked
+            .lock()
+            .expect("calibration requests lock")
             .retain(|id, _| collections.iter().any(|c| c.id == *id));
         for collection in &collections {
             self.calibrate_if_changed(collection).await?;

@@ -39,6 +39,9 @@ pub enum AppError {
     /// From the moment a consent expires its person is compared with no more, whatever the sweep.
     #[error("the consent of person {0} has expired: they are compared with no more")]
     ConsentExpired(facerec_core::PersonId),
+    /// The collection was calibrated on request less than `ON_DEMAND_EVERY` ago.
+    #[error("this collection was calibrated moments ago: ask again in {} s", .0.as_secs().max(1))]
+    CalibrationTooSoon(std::time::Duration),
     /// The caller's key lacks the scope.
     #[error("this needs the scope '{0}', which the key does not have")]
     InsufficientScope(Scope),
@@ -68,6 +71,7 @@ impl AppError {
             Self::NameTaken(_) => ErrorCode::SubjectExists,
             Self::ConsentExpired(_) => ErrorCode::ConsentExpired,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Self::CalibrationTooSoon(_) => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }

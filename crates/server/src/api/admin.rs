@@ -186,6 +186,7 @@ pub async fn delete_collection(
     Path(id): Path<CollectionRef>,
 ) -> ApiResult<Json<DeletedCollectionDto>> {
     let deleted = state.app.access().delete_collection(&id, &caller).await?;
+    state.app.calibrator().forget(deleted.collection.id);
     Ok(Json(DeletedCollectionDto {
         collection: (&deleted.collection).into(),
         persons_deleted: deleted.persons_deleted,

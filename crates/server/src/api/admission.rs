@@ -65,13 +65,13 @@ async fn admit(permits: &Arc<tokio::sync::Semaphore>, request: Request, next: Ne
     }
 }
 
-/// Whether a request brings a body: a write method, a declared length above zero, or a chunked one.
+/// Whether a request brings a body: one the transport has not ended, or one its headers declare.
 fn has_body(request: &Request) -> bool {
-    use axum::http::Method;
-    matches!(
-        *request.method(),
-        Method::POST | Method::PUT | Method::PATCH
-    ) || declares_body(request.headers())
+    use axum::body::HttpBody;
+    // The transport knows: no length and no transfer coding on HTTP/1.1, or the end of the stream
+    // with the headers on HTTP/2, is no body (a bodiless POST such as `/v1/calibration` needs no
+    // upload permit). A declared body is one, whatever its media type says.
+    !request.body().is_end_stream() || declares_body(request.headers())
 }
 
 /// Whether headers announce body bytes: a length above zero, or a chunked (or otherwise encoded)

@@ -101,6 +101,8 @@ impl From<AppError> for ApiError {
         match err {
             AppError::Store(e) => e.into(),
             AppError::Engine(EngineError::Busy) => Self::busy(),
+            AppError::CalibrationTooSoon(wait) => Self::new(err.code(), err.to_string())
+                .retry_after(wait.as_secs_f64().ceil().max(1.0) as u32),
             err => {
                 if status_of(err.code()) == StatusCode::INTERNAL_SERVER_ERROR {
                     tracing::error!(error = %err, "inference failure");

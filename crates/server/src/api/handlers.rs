@@ -255,15 +255,19 @@ pub async fn calibration(
 }
 
 #[utoipa::path(post, path = "/v1/calibration", tag = "recognition",
-    responses((status = 200, description = "Recalibrated now from the gallery", body = CalibrationDto)),
+    description = "Requests for one collection while its calibration runs share its answer; \
+        another within a minute of the last is refused (429 with Retry-After). One calibration \
+        computes at a time on the server.",
+    responses((status = 200, description = "Recalibrated now from the gallery", body = CalibrationDto),
+              (status = 429, description = "calibrated less than a minute ago", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn recalibrate(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<CalibrationDto>> {
-    Ok(Json(CalibrationDto::from(
-        &*state.app.calibrator().calibrate(&caller.collection).await?,
-    )))
+    let calibrator = state.app.calibrator();
+    let calibration = calibrator.calibrate_on_demand(&caller.collection).await?;
+    Ok(Json(CalibrationDto::from(&*calibration)))
 }
 
 #[utoipa::path(post, path = "/v1/detect", tag = "recognition",

@@ -67,12 +67,55 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Ok(n) = state.app.persons().faces_stored().await {
         metrics::gauge!("facerec_faces_stored").set(n as f64);
     }
+    let mut text = state.metrics.render();
+    text.push_str(&calibration_gauges(&state));
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
+}
+
+/// A per-collection gauge: its name, its help, and its value from a calibration.
+type Gauge = (
+    &'static str,
+    &'static str,
+    fn(&facerec_core::calibration::Calibration) -> f64,
+);
+
+/// Each collection's calibrated threshold and estimated FPIR, drawn from the calibrations in force
+/// when scraped, so a deleted collection's series go with it (a recorder keeps a series forever).
+/// Labelled by the collection's id, not its name: a name is a tenant's words and may say who they
+/// are, and `--metrics-public` shows these to anyone; `GET /v1/collections` maps ids to names.
+fn calibration_gauges(state: &AppState) -> String {
+    use std::fmt::Write;
+    let in_force = state.app.calibrator().in_force();
+    let mut text = String::new();
+    let gauges: [Gauge; 2] = [
+        (
+            "facerec_match_threshold_effective",
+            "the calibrated match threshold in force",
+            |c| f64::from(c.effective_threshold.value()),
+        ),
+        (
+            "facerec_estimated_fpir",
+            "the estimated share of strangers named at that threshold",
+            |c| c.estimated_fpir,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(text, "# HELP {name} {help}, per collection (by id)");
+        let _ = writeln!(text, "# TYPE {name} gauge");
+        for (collection, calibration) in &in_force {
+            let _ = writeln!(
+                text,
+                "{name}{{collection=\"{collection}\"}} {}",
+                value(calibration)
+            );
+        }
+    }
+    text
 }
