@@ -12,8 +12,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tower::ServiceExt;
 
 /// How connections are held.
@@ -125,17 +126,14 @@ pub async fn serve(
             continue;
         };
         let connection = Connection {
-            stream,
+            stream: LingeringStream::new(stream, slot),
             peer,
             router: router.clone(),
             builder: builder.clone(),
             header_timeout: limits.header_timeout,
         };
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _slot = slot;
-            connection.serve(watcher).await;
-        });
+        tokio::spawn(connection.serve(watcher));
     }
     drop(listener);
     if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
@@ -161,7 +159,7 @@ fn connection_cap(limits: &ConnectionLimits) -> usize {
 
 /// One accepted connection and what serving it needs.
 struct Connection {
-    stream: tokio::net::TcpStream,
+    stream: LingeringStream,
     peer: std::net::SocketAddr,
     router: Router,
     builder: Builder<TokioExecutor>,
@@ -205,4 +203,116 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+/// How long a closed connection keeps reading what its client still sends, and how much of it.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
+/// A connection that closes gracefully (what nginx calls a lingering close). A server that answers
+/// before reading a whole upload (a wrong key, a body over the limit, a refused media type, no
+/// permit left) and then closes the socket with unread bytes in it makes the kernel send a reset,
+/// which can destroy the answer before the client reads it (`curl` prints `000`). So when hyper is
+/// done with a connection, it is not closed at once: its sending side is shut (the client sees the
+/// answer, then the end), and what the client still sends is read and thrown away, for at most
+/// [`LINGER_TIME`] and [`LINGER_BYTES`], before the socket closes. The connection's slot is held
+/// until then, so lingering connections count against `--max-connections`.
+struct LingeringStream {
+    stream: Option<TcpStream>,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl LingeringStream {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Self {
+        Self {
+            stream: Some(stream),
+            slot: Some(slot),
+        }
+    }
+
+    fn inner(&mut self) -> &mut TcpStream {
+        self.stream
+            .as_mut()
+            .expect("a stream is taken only when dropped")
+    }
+
+    async fn peek(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.as_ref().expect("open").peek(buf).await
+    }
+}
+
+impl Drop for LingeringStream {
+    fn drop(&mut self) {
+        let (Some(stream), slot) = (self.stream.take(), self.slot.take()) else {
+            return;
+        };
+        // Without a runtime (the process is ending) the socket just closes.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                linger(stream).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Shuts the sending side, then reads and discards until the client closes, or for at most
+/// [`LINGER_TIME`] and [`LINGER_BYTES`].
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+}
+
+impl AsyncRead for LingeringStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.inner()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LingeringStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(self.inner()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.inner()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.inner()).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(self.inner()).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
+    }
 }
