@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::backend::{Change, Hooks};
 use crate::columns::Id;
 use crate::error::db_error;
-use crate::statements::person_columns;
+use crate::statements::{collection_columns, person_columns};
 use crate::{redact, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -34,6 +34,13 @@ const SELECT_PERSON_FOR_WRITE: &str = concat!(
     "SELECT ",
     person_columns!(),
     " FROM persons WHERE id = $1 AND collection_id = $2 FOR UPDATE"
+);
+/// The collection row stays locked until the transaction ends: a registration (whose foreign key
+/// takes a share of it) waits for a deletion to end, then finds the collection gone.
+const SELECT_COLLECTION_FOR_WRITE: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections WHERE id = $1 FOR UPDATE"
 );
 /// A transaction-scoped advisory lock keyed by the folded name: two replicas registering the same
 /// new name one after the other create one person.

@@ -26,7 +26,7 @@ use crate::backend::{Change, Hooks};
 use crate::columns::{Embedding, Id};
 use crate::error::db_error;
 use crate::exact_index::{top_persons, ExactIndex};
-use crate::statements::SELECT_PERSON;
+use crate::statements::{SELECT_COLLECTION, SELECT_PERSON};
 use crate::StoreOptions;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,6 +38,8 @@ type This = SqliteStore;
 const NAME: &str = "sqlite";
 /// One writer connection: nothing else can change the row before the transaction ends.
 const SELECT_PERSON_FOR_WRITE: &str = SELECT_PERSON;
+/// One writer: nothing else writes before the transaction ends.
+const SELECT_COLLECTION_FOR_WRITE: &str = SELECT_COLLECTION;
 /// One writer: registrations by name are serialized without a lock.
 const LOCK_NAME: Option<&str> = None;
 #[path = "ops/bind.rs"]

@@ -206,7 +206,7 @@ pub(crate) const REVOKE_KEY: &str = concat!(
 );
 pub(crate) const TOUCH_KEY: &str = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
 
-pub(crate) use person_columns;
+pub(crate) use {collection_columns, person_columns};
 
 /// Calibrations kept per collection (the newest is in force; the others are history for the
 /// operator).

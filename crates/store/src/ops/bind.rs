@@ -275,6 +275,12 @@ pub(super) fn update_collection_row(collection: &Collection) -> Statement {
         .bind(collection.updated_at)
 }
 
+/// The collection, locked where the dialect can until the transaction ends (a deletion or a
+/// change of it).
+pub(super) fn select_collection_for_write(id: CollectionId) -> Select<CollectionRow> {
+    sqlx::query_as(super::SELECT_COLLECTION_FOR_WRITE).bind(Id::from(id))
+}
+
 pub(super) fn select_collection(id: CollectionId) -> Select<CollectionRow> {
     sqlx::query_as(SELECT_COLLECTION).bind(Id::from(id))
 }

@@ -75,7 +75,7 @@ impl Catalogue for This {
         actor: &Actor,
     ) -> StoreResult<Collection> {
         self.write(async |tx| {
-            let mut collection = collection_for_write(tx, id).await?;
+            let mut collection = collection_for_write(tx, id, Lock::Row).await?;
             let changed = collection.apply(patch, Utc::now())?;
             let statements = [
                 bind::update_collection_row(&collection),
@@ -95,7 +95,7 @@ impl Catalogue for This {
     ) -> StoreResult<DeletedCollection> {
         Collection::check_deletable(id)?;
         self.write(async |tx| {
-            let collection = collection_for_write(tx, id).await?;
+            let collection = collection_for_write(tx, id, Lock::Row).await?;
             let mut deleted = Vec::with_capacity(3);
             for statement in [
                 DELETE_FACES_OF_COLLECTION,
@@ -138,7 +138,7 @@ impl Catalogue for This {
         let now = Utc::now();
         let key = ApiKey::create(&new, now)?;
         self.write(async |tx| {
-            collection_for_write(tx, key.collection_id).await?;
+            collection_for_write(tx, key.collection_id, Lock::None).await?;
             tx.run([bind::prune_ended_keys(now)], Taken::Nothing)
                 .await?;
             let count = bind::count_live_keys(now)
@@ -219,7 +219,7 @@ impl Catalogue for This {
     ) -> StoreResult<bool> {
         self.write(async |tx| {
             // Tickets name their collection without a foreign key: it must exist now.
-            collection_for_write(tx, collection).await?;
+            collection_for_write(tx, collection, Lock::None).await?;
             tx.run([bind::delete_expired_tickets(Utc::now())], Taken::Nothing)
                 .await?;
             let limits = [budget.total, budget.per_collection, budget.per_holder];
@@ -262,12 +262,25 @@ impl Catalogue for This {
     }
 }
 
+/// Whether a write holds the collection's row.
+enum Lock {
+    /// Held until the transaction ends (the collection itself changes, or goes).
+    Row,
+    /// Only read (what is written beside it checks it through its foreign key).
+    None,
+}
+
 /// The collection, read inside a write transaction.
 async fn collection_for_write(
     tx: &mut super::write::Tx<'_>,
     id: CollectionId,
+    lock: Lock,
 ) -> StoreResult<Collection> {
-    bind::select_collection(id)
+    let select = match lock {
+        Lock::Row => bind::select_collection_for_write(id),
+        Lock::None => bind::select_collection(id),
+    };
+    select
         .fetch_optional(tx.conn())
         .await
         .map_err(db_error)?
