@@ -7,66 +7,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use facerec_core::*;
-use facerec_store::StoreOptions;
-use facerec_types::NormalizedEmbedding;
-use rand::{Rng, SeedableRng};
 use support::*;
 
 const OPERATOR: &str = "operator-key-0123456789";
 const ATTACKERS: usize = 18;
 const ATTACK: Duration = Duration::from_secs(15);
-
-fn model() -> ModelId {
-    use sha2::Digest;
-    let bytes = std::fs::read(workspace().join("vendor/models/w600k_mbf.onnx")).unwrap();
-    ModelId {
-        name: facerec_vision::pipeline::EMBEDDER_NAME.into(),
-        sha256: hex::encode(sha2::Sha256::digest(bytes)),
-    }
-}
-
-/// `persons` × `faces` random faces of the server's model in a new collection `name`.
-async fn fill(url: &str, name: &str, persons: usize, faces: usize) {
-    let store = facerec_store::open(url, &StoreOptions::default())
-        .await
-        .unwrap();
-    let operator = Actor::local_operator();
-    let new = NewCollection {
-        name: name.into(),
-        settings: CollectionSettings::default(),
-    };
-    let collection = store.create_collection(new, &operator).await.unwrap().id;
-    let (model, mut rng) = (model(), rand::rngs::StdRng::seed_from_u64(11));
-    let mut random = |image: String| {
-        let raw: Vec<f32> = (0..EMBEDDING_DIM)
-            .map(|_| rng.random::<f32>() - 0.5)
-            .collect();
-        stored_face(
-            NormalizedEmbedding::normalize(&raw).unwrap().0,
-            &model,
-            image,
-        )
-    };
-    for p in 0..persons {
-        let person = NewPerson {
-            name: format!("Tenant person {p}"),
-            external_id: None,
-            metadata: serde_json::Value::Null,
-            consent: Consent::given_now("synthetic").unwrap(),
-        };
-        let (person, _) = store
-            .register(collection, person, random(format!("{p}-0")), &operator)
-            .await
-            .unwrap();
-        for f in 1..faces {
-            store
-                .add_face(collection, person.id, random(format!("{p}-{f}")), &operator)
-                .await
-                .unwrap();
-        }
-    }
-}
 
 /// One recognition of a registered face in `small`: its status and how long it took.
 async fn recognize(server: &Server) -> (u16, Duration) {

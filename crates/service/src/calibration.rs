@@ -277,30 +277,42 @@ impl Calibrator {
         collection: &Collection,
     ) -> AppResult<Arc<Calibration>> {
         let config = self.config;
-        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
-        let recorded = self
-            .store
-            .latest_calibration(collection.id)
-            .await?
-            .and_then(|d| serde_json::from_value::<Calibration>(d).ok())
-            .filter(|c| c.fits(floor, target));
+        let recorded = self.recorded(collection).await?;
         let faces = self.store.count_faces(Some(collection.id)).await?;
+        if let Some(recorded) = &recorded {
+            // The last good calibration serves until a new one is ready.
+            if **recorded != *self.calibration(collection) {
+                self.adopt(collection, Arc::clone(recorded));
+            }
+        }
         match recorded {
             Some(c)
                 if (faces.abs_diff(c.faces) as f64)
                     < config.after_change * c.faces.max(1) as f64 =>
             {
-                let calibration = Arc::new(c);
-                if *calibration != *self.calibration(collection) {
-                    self.adopt(collection, Arc::clone(&calibration));
-                }
-                Ok(calibration)
+                Ok(c)
             }
             _ => self.calibrate(collection).await,
         }
     }
 
-    /// One look at every collection; the calibrations of deleted collections are dropped.
+    /// The collection's newest recorded calibration, if it was made for its settings.
+    async fn recorded(&self, collection: &Collection) -> AppResult<Option<Arc<Calibration>>> {
+        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
+        Ok(self
+            .store
+            .latest_calibration(collection.id)
+            .await?
+            .and_then(|d| serde_json::from_value::<Calibration>(d).ok())
+            .filter(|c| c.fits(floor, target))
+            .map(Arc::new))
+    }
+
+    /// One look at every collection; the calibrations of deleted collections are dropped. What is
+    /// recorded is put in force first, for every collection that has none yet (a replica that
+    /// starts serves the stored calibrations at once, not its floor while it recomputes); then
+    /// each collection is recalibrated where its gallery changed, a failure in one holding back
+    /// none of the others (it is logged, and retried at the next look).
     pub async fn calibrate_all_if_changed(&self) -> AppResult<()> {
         let collections = self.store.list_collections().await?;
         self.calibrations
@@ -312,7 +324,25 @@ impl Calibrator {
             .expect("calibration requests lock")
             .retain(|id, _| collections.iter().any(|c| c.id == *id));
         for collection in &collections {
-            self.calibrate_if_changed(collection).await?;
+            let in_force = self
+                .calibrations
+                .read()
+                .expect("calibration lock")
+                .contains_key(&collection.id);
+            if !in_force {
+                if let Ok(Some(recorded)) = self.recorded(collection).await {
+                    self.adopt(collection, recorded);
+                }
+            }
+        }
+        for collection in &collections {
+            if let Err(e) = self.calibrate_if_changed(collection).await {
+                tracing::warn!(
+                    error = %e,
+                    collection = %collection.id,
+                    "calibrating a collection failed; the others go on, and it is retried at the next look"
+                );
+            }
         }
         Ok(())
     }

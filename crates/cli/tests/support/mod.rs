@@ -292,3 +292,74 @@ pub async fn open_stream(
         .await
         .map(|(socket, _)| socket)
 }
+
+/// The model the server embeds with (its name and the sha256 of the file in vendor/).
+pub fn served_model() -> facerec_core::ModelId {
+    use sha2::Digest;
+    let bytes = std::fs::read(workspace().join("vendor/models/w600k_mbf.onnx")).unwrap();
+    facerec_core::ModelId {
+        name: facerec_vision::pipeline::EMBEDDER_NAME.into(),
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+    }
+}
+
+/// `persons` × `faces` random faces of the served model in the collection `name` of the database
+/// (created when missing), written through the store.
+pub async fn fill(url: &str, name: &str, persons: usize, faces: usize) {
+    use facerec_core::*;
+    use rand::{Rng, SeedableRng};
+    let store = facerec_store::open(url, &facerec_store::StoreOptions::default())
+        .await
+        .unwrap();
+    let operator = Actor::local_operator();
+    let collection = match store.collection_named(name).await {
+        Ok(existing) => existing.id,
+        Err(_) => {
+            let new = NewCollection {
+                name: name.into(),
+                settings: CollectionSettings::default(),
+            };
+            store.create_collection(new, &operator).await.unwrap().id
+        }
+    };
+    let model = served_model();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(persons as u64 * 31 + faces as u64);
+    let mut random = |image: String| {
+        let raw: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|_| rng.random::<f32>() - 0.5)
+            .collect();
+        let embedding = facerec_types::NormalizedEmbedding::normalize(&raw)
+            .unwrap()
+            .0;
+        stored_face(embedding, &model, image)
+    };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    for p in 0..persons {
+        let person = NewPerson {
+            name: format!("Person {tag} {p}"),
+            external_id: None,
+            metadata: serde_json::Value::Null,
+            consent: Consent::given_now("synthetic").unwrap(),
+        };
+        let (person, _) = store
+            .register(
+                collection,
+                person,
+                random(format!("{tag}-{p}-0")),
+                &operator,
+            )
+            .await
+            .unwrap();
+        for f in 1..faces {
+            store
+                .add_face(
+                    collection,
+                    person.id,
+                    random(format!("{tag}-{p}-{f}")),
+                    &operator,
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
