@@ -94,6 +94,7 @@ pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), Se
     tokio::spawn(async move { sweeping.app.persons().sweep_expired_forever().await });
     let calibrating = Arc::clone(&state);
     tokio::spawn(async move { calibrating.app.calibrator().calibrate_forever().await });
+    tokio::spawn(return_memory_when_idle(Arc::clone(&state), uploads));
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -107,6 +108,32 @@ pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), Se
     listen::serve(listener, router, &config.connections, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often an idle server gives freed memory back to the system.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After a burst, glibc keeps the memory freed by the inference threads and the upload buffers in
+/// its per-thread arenas (RSS stayed ~30 MiB above the warm idle 10 s after a flood of uploads,
+/// docs/BENCHMARKS.md). Every [`TRIM_EVERY`], when no upload and no inference is in flight, what
+/// is free in the arenas goes back to the system (`malloc_trim`: a few milliseconds, only while
+/// idle; a burst shorter than the period is not seen as one, so every idle look trims).
+async fn return_memory_when_idle(state: Arc<AppState>, uploads: usize) {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let idle = state.app.load().in_flight == 0 && state.uploads.available_permits() == uploads;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if idle {
+            // SAFETY: malloc_trim only releases free memory; any thread may call it.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        let _ = idle;
+    }
 }
 
 async fn shutdown_signal() {
