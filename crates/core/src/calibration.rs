@@ -26,10 +26,12 @@ pub const DEFAULT_TARGET_FPIR: f64 = 0.01;
 /// Confidence of the upper bound.
 pub const CONFIDENCE: f64 = 0.95;
 
-/// The thresholds the curve is evaluated at: 0.00 to 0.80 in steps of 0.005 (ArcFace strangers
-/// score below 0.45 on `shared/faces`; genuine pairs rarely above 0.85).
+/// The thresholds the curve is evaluated at: 0.00 to 1.00 in steps of 0.005 (ArcFace strangers
+/// score below 0.45 on `shared/faces`; genuine pairs rarely above 0.85), so that every floor an
+/// operator may set (`match_threshold` within 0..=1) is on the grid: a floor above 0.80 was
+/// always weak while the grid stopped there.
 const GRID_STEP_THOUSANDTHS: f32 = 5.0;
-const GRID_POINTS: usize = 161;
+const GRID_POINTS: usize = 201;
 
 /// Histogram bins over [-1, 1].
 const BINS: usize = 100;
@@ -309,6 +311,26 @@ mod tests {
         assert!((upper_bound(5, 100) - 0.1023).abs() < 5e-4);
         assert_eq!(upper_bound(3, 3), 1.0);
         assert_eq!(probes_needed(0.01), 299);
+    }
+
+    #[test]
+    fn a_floor_above_the_old_grid_can_be_shown() {
+        // 1,000 stranger probes, all far below: any floor is safe, 0.85 included.
+        let scores = Scores {
+            stranger_best: vec![0.1; 1000],
+            genuine_best: vec![0.9; 50],
+            impostor_pairs: vec![],
+        };
+        let gallery = Gallery {
+            persons: 1000,
+            faces: 1000,
+            persons_sampled: 1000,
+        };
+        let floor = Threshold::new(0.85).unwrap();
+        let c = Calibration::compute(&scores, gallery, DEFAULT_TARGET_FPIR, floor, Utc::now());
+        assert!(!c.weak, "{c:?}");
+        assert_eq!(c.effective_threshold, floor);
+        assert_eq!(c.curve.last().map(|p| p.threshold), Some(1.0));
     }
 
     #[test]
