@@ -51,15 +51,7 @@ async fn calibration_spam_stops_nobody() {
         &["--api-keys", OPERATOR, "--calibration-max-persons", "200"],
     )
     .await;
-    let (status, _) = call(
-        &server,
-        reqwest::Method::POST,
-        "/v1/collections",
-        OPERATOR,
-        Some(serde_json::json!({"name": "small"})),
-    )
-    .await;
-    assert_eq!(status, 201);
+    new_collection(&server, OPERATOR, "small").await;
     let form = reqwest::multipart::Form::new()
         .part(
             "image",
@@ -77,16 +69,7 @@ async fn calibration_spam_stops_nobody() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let (status, body) = call(
-        &server,
-        reqwest::Method::POST,
-        "/v1/keys",
-        OPERATOR,
-        Some(serde_json::json!({"collection": "big", "scopes": ["manage"], "label": "tenant"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let tenant = body["key"].as_str().unwrap().to_owned();
+    let tenant = new_key(&server, OPERATOR, "big", &["manage"]).await;
 
     let mut before = Vec::new();
     for _ in 0..10 {
@@ -188,16 +171,7 @@ async fn a_deleted_collection_leaves_no_series_in_the_metrics() {
     };
     for round in 0..20 {
         let name = format!("tenant-secret-name-{round}");
-        let (status, body) = call(
-            &server,
-            reqwest::Method::POST,
-            "/v1/collections",
-            OPERATOR,
-            Some(serde_json::json!({ "name": name })),
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
-        let id = body["id"].as_str().unwrap().to_owned();
+        let id = new_collection(&server, OPERATOR, &name).await;
         let calibrate = server
             .client
             .post(format!("{}/v1/calibration", server.url))

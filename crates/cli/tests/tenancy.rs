@@ -157,19 +157,6 @@ async fn rust_log_wins_over_the_level_flag() {
     assert!(!log.contains("INFO") && !log.contains("DEBUG"), "{log}");
 }
 
-async fn new_key(server: &Server, collection: &str, scopes: &[&str]) -> String {
-    let (status, body) = call(
-        server,
-        reqwest::Method::POST,
-        "/v1/keys",
-        OPERATOR,
-        Some(serde_json::json!({"collection": collection, "scopes": scopes, "label": "test"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body["key"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn all_is_no_collections_name_and_key_events_are_for_admins() {
     let server = Server::start(Db::Sqlite, &["--api-keys", OPERATOR]).await;
@@ -182,17 +169,9 @@ async fn all_is_no_collections_name_and_key_events_are_for_admins() {
     )
     .await;
     expect((status, body), 422, "invalid_collection");
-    let (status, _) = call(
-        &server,
-        reqwest::Method::POST,
-        "/v1/collections",
-        OPERATOR,
-        Some(serde_json::json!({"name": "door"})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let manage = new_key(&server, "door", &["manage"]).await;
-    let admin = new_key(&server, "door", &["admin", "manage"]).await;
+    new_collection(&server, OPERATOR, "door").await;
+    let manage = new_key(&server, OPERATOR, "door", &["manage"]).await;
+    let admin = new_key(&server, OPERATOR, "door", &["admin", "manage"]).await;
     let actions = |body: &serde_json::Value| -> Vec<String> {
         body["items"]
             .as_array()
@@ -218,15 +197,7 @@ async fn all_is_no_collections_name_and_key_events_are_for_admins() {
 /// none a database error.
 async fn registering_while_the_collection_goes(db: Db) {
     let server = Server::start(db, &["--api-keys", OPERATOR]).await;
-    let (status, _) = call(
-        &server,
-        reqwest::Method::POST,
-        "/v1/collections",
-        OPERATOR,
-        Some(serde_json::json!({"name": "door"})),
-    )
-    .await;
-    assert_eq!(status, 201);
+    new_collection(&server, OPERATOR, "door").await;
     let photo = registry_photo("vectron/yaoming.jpg");
     let register = |n: usize| {
         let (client, url, photo) = (server.client.clone(), server.url.clone(), photo.clone());
@@ -290,18 +261,10 @@ async fn one_key_cannot_take_every_stream_ticket() {
     )
     .await;
     for name in ["door", "lobby"] {
-        let (status, _) = call(
-            &server,
-            reqwest::Method::POST,
-            "/v1/collections",
-            OPERATOR,
-            Some(serde_json::json!({ "name": name })),
-        )
-        .await;
-        assert_eq!(status, 201);
+        new_collection(&server, OPERATOR, name).await;
     }
-    let greedy = new_key(&server, "door", &["recognize"]).await;
-    let other = new_key(&server, "lobby", &["recognize"]).await;
+    let greedy = new_key(&server, OPERATOR, "door", &["recognize"]).await;
+    let other = new_key(&server, OPERATOR, "lobby", &["recognize"]).await;
     let share = facerec_service::tickets::TICKETS.per_holder;
     let mut issued = 0;
     for _ in 0..share + 5 {

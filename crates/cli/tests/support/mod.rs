@@ -363,3 +363,27 @@ pub async fn fill(url: &str, name: &str, persons: usize, faces: usize) {
         }
     }
 }
+
+/// Creates the collection `name` through the API with `key` (201 asserted): its id.
+pub async fn new_collection(server: &Server, key: &str, name: &str) -> String {
+    let body = serde_json::json!({ "name": name });
+    let (status, body) = call(
+        server,
+        reqwest::Method::POST,
+        "/v1/collections",
+        key,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// A key of `collection` with `scopes`, created through the API with `admin` (201 asserted): its
+/// secret.
+pub async fn new_key(server: &Server, admin: &str, collection: &str, scopes: &[&str]) -> String {
+    let body = serde_json::json!({"collection": collection, "scopes": scopes, "label": "test"});
+    let (status, body) = call(server, reqwest::Method::POST, "/v1/keys", admin, Some(body)).await;
+    assert_eq!(status, 201, "{body}");
+    body["key"].as_str().unwrap().to_owned()
+}
