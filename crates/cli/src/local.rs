@@ -67,7 +67,8 @@ pub async fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
                 .as_str()
                 .unwrap_or_default(),
             if calibration.weak {
-                "; too few persons for the target: the floor is kept (weak estimate)"
+                "; the bound cannot show the target: the threshold is where the least risk was \
+                 seen (weak estimate)"
             } else {
                 ""
             }

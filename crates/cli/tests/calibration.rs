@@ -91,27 +91,47 @@ async fn write_gallery_in(
     }
 }
 
-/// The curve's point estimates computed here by brute force: (threshold, fpir, fnir) per point.
+/// One point of the curve, computed here by brute force.
+struct Expected {
+    fpir: f64,
+    fpir_upper: f64,
+    fnir: Option<f64>,
+    fmr: Option<f64>,
+    /// The risk counted: persons named (direct) or impostor pairs (extrapolated).
+    risk: usize,
+}
+
+/// The curve computed here by brute force, as `facerec_core::calibration` documents it: direct
+/// (persons as the unit, a mutual hit once) from 598 stranger persons sampled whole on, else
+/// extrapolated from pairs of persons over the persons a search compares.
 fn brute_force(
     gallery: &[(String, Vec<NormalizedEmbedding>)],
     thresholds: &[f32],
-) -> Vec<(f64, Option<f64>)> {
-    let persons = gallery.len() as u64;
+) -> Vec<Expected> {
+    use facerec_core::calibration::upper_bound;
+    // A search's chances: a person of more than five faces counts once per five.
+    let chances: usize = gallery.iter().map(|(_, f)| f.len().div_ceil(5)).sum();
     let probes: Vec<(usize, &NormalizedEmbedding)> = gallery
         .iter()
         .enumerate()
         .flat_map(|(p, (_, faces))| faces.iter().take(PROBES_PER_PERSON).map(move |f| (p, f)))
         .collect();
-    let stranger_best: Vec<f32> = probes
-        .iter()
-        .map(|(p, probe)| {
-            gallery
+    // Per person, each probe's best similarity to any face of anyone else.
+    let strangers: Vec<Vec<f32>> = (0..gallery.len())
+        .map(|p| {
+            probes
                 .iter()
-                .enumerate()
-                .filter(|(q, _)| q != p)
-                .flat_map(|(_, (_, faces))| faces)
-                .map(|f| dot(probe.as_slice(), f.as_slice()))
-                .fold(f32::MIN, f32::max)
+                .filter(|(q, _)| *q == p)
+                .map(|(_, probe)| {
+                    gallery
+                        .iter()
+                        .enumerate()
+                        .filter(|(q, _)| *q != p)
+                        .flat_map(|(_, (_, faces))| faces)
+                        .map(|f| dot(probe.as_slice(), f.as_slice()))
+                        .fold(f32::MIN, f32::max)
+                })
+                .collect()
         })
         .collect();
     let mut genuine_best = Vec::new();
@@ -137,20 +157,53 @@ fn brute_force(
             }
         }
     }
-    let direct = stranger_best.len() >= 299; // the probes the bound needs for a 1% target
+    // Pairs of persons: the best of their (first five) faces' pairs.
+    let mut person_pairs = Vec::new();
+    for p in 0..gallery.len() {
+        for q in p + 1..gallery.len() {
+            let best = probes
+                .iter()
+                .filter(|(r, _)| *r == p)
+                .flat_map(|(_, a)| {
+                    probes
+                        .iter()
+                        .filter(|(r, _)| *r == q)
+                        .map(|(_, b)| dot(a.as_slice(), b.as_slice()))
+                })
+                .fold(f32::MIN, f32::max);
+            person_pairs.push(best);
+        }
+    }
+    // The whole gallery is sampled: a hit counts half (its partner finds it too), and the direct
+    // bound needs 299 such units for a 1% target.
+    let direct = strangers.len() / 2 >= 299;
     thresholds
         .iter()
         .map(|&t| {
-            let share = |scores: &[f32]| {
-                scores.iter().filter(|&&s| s >= t).count() as f64 / scores.len() as f64
-            };
-            let fpir = if direct {
-                share(&stranger_best)
+            let hits = |scores: &[f32]| scores.iter().filter(|&&s| s >= t).count();
+            let share = |scores: &[f32]| hits(scores) as f64 / scores.len() as f64;
+            let at_size = |rate: f64| 1.0 - (1.0 - rate).powf(chances as f64);
+            let (fpir, fpir_upper, risk) = if direct {
+                let named = strangers.iter().filter(|s| hits(s) > 0).count();
+                let shares: f64 = strangers.iter().map(|s| share(s)).sum();
+                let (k, n) = (named.div_ceil(2), strangers.len() / 2);
+                let estimate = shares / strangers.len() as f64;
+                (estimate, upper_bound(k as u64, n as u64), k)
             } else {
-                1.0 - (1.0 - share(&pairs)).powf(persons as f64)
+                let k = hits(&person_pairs);
+                (
+                    at_size(share(&person_pairs)),
+                    at_size(upper_bound(k as u64, person_pairs.len() as u64)),
+                    k,
+                )
             };
-            let fnir = (!genuine_best.is_empty()).then(|| 1.0 - share(&genuine_best));
-            (fpir, fnir)
+            Expected {
+                fpir,
+                fpir_upper,
+                fnir: (!genuine_best.is_empty()).then(|| 1.0 - share(&genuine_best)),
+                fmr: (!pairs.is_empty()).then(|| share(&pairs)),
+                risk,
+            }
         })
         .collect()
 }
@@ -212,33 +265,48 @@ fn assert_matches_brute_force(
         .map(|p| p["threshold"].as_f64().unwrap() as f32)
         .collect();
     let expected = brute_force(gallery, &thresholds);
-    for (point, (fpir, fnir)) in curve.iter().zip(expected) {
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let rounded = |f: Option<f64>| f.map(|f| (f * 1e9).round());
+    for (point, e) in curve.iter().zip(&expected) {
         let got = point["fpir"].as_f64().unwrap();
+        let at = &point["threshold"];
+        assert!(close(got, e.fpir), "at {at}: {got} vs {}", e.fpir);
+        let upper = point["fpir_upper"].as_f64().unwrap();
         assert!(
-            (got - fpir).abs() < 1e-9,
-            "at {}: {got} vs {fpir}",
-            point["threshold"]
+            close(upper, e.fpir_upper),
+            "at {at}: {upper} vs {}",
+            e.fpir_upper
         );
-        assert_eq!(
-            point["fnir"].as_f64().map(|f| (f * 1e9).round()),
-            fnir.map(|f| (f * 1e9).round())
-        );
-        assert!(point["fpir_upper"].as_f64().unwrap() >= got);
+        assert_eq!(rounded(point["fnir"].as_f64()), rounded(e.fnir));
+        assert_eq!(rounded(point["fmr"].as_f64()), rounded(e.fmr));
+        assert!(upper >= got);
     }
-    // The effective threshold is the first point at or above the floor whose bound meets the target.
+    // The effective threshold is the first point at or above the floor whose bound meets the
+    // target; else the first at or above the floor where the least risk is counted (weak).
     let target = calibration["target_fpir"].as_f64().unwrap();
     let floor = calibration["floor_threshold"].as_f64().unwrap();
-    let first = curve.iter().find(|p| {
-        p["threshold"].as_f64().unwrap() >= floor - 1e-6
-            && p["fpir_upper"].as_f64().unwrap() <= target
-    });
-    match first {
-        Some(p) => assert_eq!(calibration["effective_threshold"], p["threshold"]),
-        None => {
-            assert_eq!(calibration["weak"], true);
-            assert!((calibration["effective_threshold"].as_f64().unwrap() - floor).abs() < 1e-6);
-        }
-    }
+    let candidates = || {
+        thresholds
+            .iter()
+            .zip(&expected)
+            .filter(|(t, _)| f64::from(**t) >= floor - 1e-6)
+    };
+    let shown = candidates().find(|(_, e)| e.fpir_upper <= target);
+    let least = candidates().map(|(_, e)| e.risk).min().unwrap();
+    let (threshold, weak) = match shown {
+        Some((t, _)) => (*t, false),
+        None => (
+            *candidates().find(|(_, e)| e.risk == least).unwrap().0,
+            true,
+        ),
+    };
+    assert_eq!(
+        calibration["effective_threshold"]
+            .as_f64()
+            .map(|t| t as f32),
+        Some(threshold)
+    );
+    assert_eq!(calibration["weak"], weak);
     assert_eq!(calibration["persons"].as_u64(), Some(gallery.len() as u64));
     assert_eq!(
         calibration["persons_sampled"].as_u64(),
@@ -250,7 +318,7 @@ fn assert_matches_brute_force(
 /// for both methods: extrapolated (a small gallery) and direct (enough stranger probes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_estimate_equals_a_brute_force_computation() {
-    for (persons, method) in [(60, "extrapolated"), (320, "direct")] {
+    for (persons, method) in [(60, "extrapolated"), (600, "direct")] {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/facerec.db", dir.path().display());
         let gallery = synthetic(persons, persons as u64);
@@ -294,21 +362,19 @@ async fn the_estimate_equals_a_brute_force_computation() {
         assert_eq!(status, 200, "{verified}");
         assert_eq!(verified["same_person"], true);
         assert_eq!(verified["threshold"], calibration["effective_threshold"]);
-        assert!(
-            verified["estimated_fpir"].as_f64().unwrap()
-                <= calibration["estimated_fpir"].as_f64().unwrap()
-        );
+        // Two photos: no gallery speaks for them.
+        assert_eq!(verified["estimated_fmr"], serde_json::Value::Null);
     }
 }
 
-/// Each collection is calibrated on its own gallery: two collections of one database (60 and 320
+/// Each collection is calibrated on its own gallery: two collections of one database (60 and 600
 /// synthetic persons) get exactly the calibration each gallery alone gets, and each decides at its
 /// own threshold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_collection_is_calibrated_on_its_own_gallery() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/facerec.db", dir.path().display());
-    let (small, large) = (synthetic(60, 60), synthetic(320, 320));
+    let (small, large) = (synthetic(60, 60), synthetic(600, 600));
     write_gallery_in(&url, "small", &small).await;
     write_gallery_in(&url, "default", &large).await;
     let server = Server::start(Db::Url(url), &[]).await;

@@ -197,6 +197,13 @@ impl Default for PageRequest {
     }
 }
 
+/// A person as a listing shows them: with their number of faces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedPerson {
+    pub person: Person,
+    pub faces: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,

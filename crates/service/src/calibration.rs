@@ -4,12 +4,12 @@
 //! threshold every decision then uses. Serving never waits for it: a request reads the calibration
 //! in force, and a recomputation replaces it when done.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use facerec_core::calibration::{Calibration, Gallery, Scores, DEFAULT_TARGET_FPIR};
+use facerec_core::calibration::{Basis, Calibration, Gallery, Scores, DEFAULT_TARGET_FPIR};
 use facerec_core::{
     Collection, CollectionId, Matcher, ModelId, PageRequest, PersonId, Store, Threshold,
 };
@@ -69,6 +69,10 @@ pub struct Calibrator {
     /// Per collection, the calibration asked for now: requests that come while it runs wait for
     /// it and share its answer; when it ended (at most one per collection, like `calibrations`).
     asked: Mutex<HashMap<CollectionId, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
+    /// Collections whose newest recorded calibration was made for another basis (another
+    /// replica's settings or model), already logged: a configuration error is said once, not at
+    /// every look (at most one per collection).
+    disagreeing: Mutex<HashSet<CollectionId>>,
 }
 
 /// A collection's calibrations asked for ([`Calibrator::calibrate_on_demand`]) run at most once in
@@ -90,6 +94,7 @@ impl Calibrator {
             calibrations: RwLock::default(),
             computing: tokio::sync::Semaphore::new(1),
             asked: Mutex::default(),
+            disagreeing: Mutex::default(),
         }
     }
 
@@ -116,17 +121,27 @@ impl Calibrator {
             .unwrap_or(self.config.target_fpir)
     }
 
-    /// The calibration in force for the collection: the last one computed for its settings, or
-    /// its floor alone.
+    /// What a calibration of this collection is made for here: its floor and target, and this
+    /// server's model.
+    pub fn basis(&self, collection: &Collection) -> Basis {
+        Basis {
+            floor: self.floor(collection),
+            target_fpir: self.target_fpir(collection),
+            model: self.model.clone(),
+        }
+    }
+
+    /// The calibration in force for the collection: the last one computed for its basis, or its
+    /// floor alone.
     pub fn calibration(&self, collection: &Collection) -> Arc<Calibration> {
-        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
+        let basis = self.basis(collection);
         self.calibrations
             .read()
             .expect("calibration lock")
             .get(&collection.id)
-            .filter(|c| c.fits(floor, target))
+            .filter(|c| c.fits(&basis))
             .cloned()
-            .unwrap_or_else(|| Arc::new(Calibration::floor_only(floor, target)))
+            .unwrap_or_else(|| Arc::new(Calibration::floor_only(&basis)))
     }
 
     fn adopt(&self, collection: &Collection, calibration: Arc<Calibration>) {
@@ -196,12 +211,12 @@ impl Calibrator {
             .acquire()
             .await
             .map_err(|_| AppError::Internal("the calibrator is closed".into()))?;
-        let (by_person, stranger_best, gallery) = self.measure(collection).await?;
-        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
+        let (by_person, strangers, gallery) = self.measure(collection).await?;
+        let basis = self.basis(collection);
         let calibration = tokio::task::spawn_blocking(move || {
             let mut scores = pairwise(&by_person);
-            scores.stranger_best = stranger_best;
-            Calibration::compute(&scores, gallery, target, floor, Utc::now())
+            scores.strangers = strangers;
+            Calibration::compute(&scores, gallery, &basis, Utc::now())
         })
         .await
         .map_err(|e| AppError::Internal(format!("calibration task failed: {e}")))?;
@@ -229,8 +244,11 @@ impl Calibrator {
     }
 
     /// The gallery's sample, each sampled person's faces (in the order they were added), and
-    /// each stranger probe's best score against the rest of the gallery.
-    async fn measure(&self, collection: &Collection) -> AppResult<(Sample, Vec<f32>, Gallery)> {
+    /// per sampled person, each of their probes' best score against the rest of the gallery.
+    async fn measure(
+        &self,
+        collection: &Collection,
+    ) -> AppResult<(Sample, Vec<Vec<f32>>, Gallery)> {
         let c = collection.id;
         let first = PageRequest {
             limit: 1,
@@ -251,22 +269,25 @@ impl Calibrator {
                 .or_default()
                 .push(face.embedding);
         }
-        let mut stranger_best = Vec::new();
+        let mut strangers = Vec::with_capacity(by_person.len());
         for (person, embeddings) in &by_person {
+            let mut best = Vec::new();
             for probe in embeddings.iter().take(PROBES_PER_PERSON) {
-                // The best of the others: the person itself is at most one of the top two.
-                let hits = self.store.search(c, probe, &self.model, 2).await?;
-                if let Some(best) = hits.iter().find(|c| c.person_id != *person) {
-                    stranger_best.push(best.similarity.value());
-                }
+                // The best of the others, the person left out in the search itself: every probe
+                // is counted, however many faces its person has.
+                let hits = (self.store)
+                    .search_others(c, probe, &self.model, *person, 1)
+                    .await?;
+                best.extend(hits.first().map(|hit| hit.similarity.value()));
             }
+            strangers.push(best);
         }
         let gallery = Gallery {
             persons,
             faces,
             persons_sampled: by_person.len() as u64,
         };
-        Ok((by_person, stranger_best, gallery))
+        Ok((by_person, strangers, gallery))
     }
 
     /// One look at a collection: adopts the newest recorded calibration made for its settings, and
@@ -296,16 +317,49 @@ impl Calibrator {
         }
     }
 
-    /// The collection's newest recorded calibration, if it was made for its settings.
+    /// The collection's newest recorded calibration made for its basis here. Replicas whose
+    /// settings or model differ each find their own among the few kept, so they never recompute
+    /// in turn; that they differ is logged once, as the configuration error it is. (A document
+    /// that does not read as a calibration, such as one recorded before calibrations named their
+    /// model, is passed over.)
     async fn recorded(&self, collection: &Collection) -> AppResult<Option<Arc<Calibration>>> {
-        let (floor, target) = (self.floor(collection), self.target_fpir(collection));
-        Ok(self
-            .store
-            .latest_calibration(collection.id)
+        let basis = self.basis(collection);
+        let mut recorded: Vec<Calibration> = (self.store)
+            .recent_calibrations(collection.id)
             .await?
-            .and_then(|d| serde_json::from_value::<Calibration>(d).ok())
-            .filter(|c| c.fits(floor, target))
-            .map(Arc::new))
+            .into_iter()
+            .filter_map(|d| serde_json::from_value(d).ok())
+            .collect();
+        let ours = recorded.iter().position(|c| c.fits(&basis));
+        // Ours, but behind another basis's: not a change of settings here (the newest would then
+        // be ours), but a replica computing for other ones.
+        if ours.is_some_and(|at| at > 0) {
+            self.disagreement(collection, &basis, &recorded[0].basis());
+        }
+        Ok(ours.map(|at| Arc::new(recorded.swap_remove(at))))
+    }
+
+    fn disagreement(&self, collection: &Collection, ours: &Basis, theirs: &Basis) {
+        let first = (self
+            .disagreeing
+            .lock()
+            .expect("calibration disagreements lock"))
+        .insert(collection.id);
+        if first {
+            tracing::warn!(
+                collection = %collection.id,
+                floor = ours.floor.value(),
+                target_fpir = ours.target_fpir,
+                model = %ours.model.name,
+                other_floor = theirs.floor.value(),
+                other_target_fpir = theirs.target_fpir,
+                other_model = %theirs.model.name,
+                "the newest calibration of this collection was made for other settings or another \
+                 model than this replica's: replicas that differ in --match-threshold, \
+                 --target-fpir or model are misconfigured (each keeps its own calibration \
+                 meanwhile; said once per collection)"
+            );
+        }
     }
 
     /// One look at every collection; the calibrations of deleted collections are dropped. What is
@@ -323,6 +377,10 @@ impl Calibrator {
             .lock()
             .expect("calibration requests lock")
             .retain(|id, _| collections.iter().any(|c| c.id == *id));
+        self.disagreeing
+            .lock()
+            .expect("calibration disagreements lock")
+            .retain(|id| collections.iter().any(|c| c.id == *id));
         for collection in &collections {
             let in_force = self
                 .calibrations
@@ -361,15 +419,16 @@ impl Calibrator {
     }
 }
 
-/// Genuine scores (each face against the rest of its person) and impostor pairs (faces of
-/// different sampled persons, at most [`MAX_PAIRS`]).
+/// Genuine scores (each face against the rest of its person), impostor pairs (faces of different
+/// sampled persons) and, for pairs of sampled persons, the best of their faces' pairs, over at
+/// most [`MAX_PAIRS`] pairs of faces.
 fn pairwise(by_person: &Sample) -> Scores {
+    let persons: Vec<&[NormalizedEmbedding]> = by_person
+        .values()
+        .map(|faces| &faces[..faces.len().min(PROBES_PER_PERSON)])
+        .collect();
     let mut genuine_best = Vec::new();
-    for embeddings in by_person.values() {
-        let faces = &embeddings[..embeddings.len().min(PROBES_PER_PERSON)];
-        if faces.len() < 2 {
-            continue;
-        }
+    for faces in persons.iter().filter(|faces| faces.len() >= 2) {
         for (i, probe) in faces.iter().enumerate() {
             let best = faces
                 .iter()
@@ -380,26 +439,30 @@ fn pairwise(by_person: &Sample) -> Scores {
             genuine_best.push(best);
         }
     }
-    // The faces in sampled order (persons are drawn at random, so any prefix is a random sample).
-    let faces: Vec<(usize, &NormalizedEmbedding)> = by_person
-        .values()
-        .enumerate()
-        .flat_map(|(p, e)| e.iter().take(PROBES_PER_PERSON).map(move |f| (p, f)))
-        .collect();
-    let mut impostor_pairs = Vec::new();
-    'pairs: for (i, (p, a)) in faces.iter().enumerate() {
-        for (q, b) in &faces[i + 1..] {
-            if p != q {
-                if impostor_pairs.len() == MAX_PAIRS {
-                    break 'pairs;
-                }
-                impostor_pairs.push(dot(a.as_slice(), b.as_slice()));
+    // Whole pairs of persons, in sampled order (persons are drawn at random, so the pairs of any
+    // prefix are a random sample of pairs).
+    let (mut impostor_pairs, mut person_pairs) = (Vec::new(), Vec::new());
+    'pairs: for (i, a) in persons.iter().enumerate() {
+        for b in &persons[i + 1..] {
+            if impostor_pairs.len() + a.len() * b.len() > MAX_PAIRS {
+                break 'pairs;
             }
+            let mut best = f32::MIN;
+            for x in a.iter() {
+                for y in b.iter() {
+                    let similarity = dot(x.as_slice(), y.as_slice());
+                    impostor_pairs.push(similarity);
+                    best = best.max(similarity);
+                }
+            }
+            person_pairs.push(best);
         }
     }
     Scores {
-        stranger_best: Vec::new(),
+        strangers: Vec::new(),
         genuine_best,
         impostor_pairs,
+        person_pairs,
+        sampled_faces: by_person.values().map(|faces| faces.len() as u64).collect(),
     }
 }

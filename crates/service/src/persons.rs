@@ -2,8 +2,8 @@
 //! only that it happened.
 
 use facerec_core::{
-    AuditEvent, AuditFilter, Caller, DeletedPerson, Face, FaceEntry, FaceId, Page, PageRequest,
-    Person, PersonId, PersonPatch, Store,
+    AuditEvent, AuditFilter, Caller, DeletedPerson, Face, FaceEntry, FaceId, ListedPerson, Page,
+    PageRequest, Person, PersonId, PersonPatch, Store,
 };
 
 use std::sync::{Arc, Mutex};
@@ -54,11 +54,25 @@ impl Persons {
         }
     }
 
-    pub async fn persons(&self, caller: &Caller, page: &PageRequest) -> AppResult<Page<Person>> {
-        Ok(self
-            .store
-            .list_persons(caller.collection_id(), page)
-            .await?)
+    /// A page of persons, each with their number of faces.
+    pub async fn persons(
+        &self,
+        caller: &Caller,
+        page: &PageRequest,
+    ) -> AppResult<Page<ListedPerson>> {
+        let collection = caller.collection_id();
+        let (listed, mut faces) = tokio::try_join!(
+            self.store.list_persons(collection, page),
+            self.store.faces_per_person(collection, page),
+        )?;
+        let items = listed.items.into_iter().map(|person| ListedPerson {
+            faces: faces.remove(&person.id).unwrap_or(0),
+            person,
+        });
+        Ok(Page {
+            items: items.collect(),
+            total: listed.total,
+        })
     }
 
     pub async fn person(&self, caller: &Caller, id: PersonId) -> AppResult<Person> {

@@ -61,6 +61,10 @@ pub struct Verification {
     pub similarity: Similarity,
     pub threshold: Threshold,
     pub same_person: bool,
+    /// Against a registered person: the share of strangers who would score at least this
+    /// similarity against them (the pairwise false-match rate over their faces); `None` for two
+    /// photos, which no gallery speaks for.
+    pub estimated_fmr: Option<f64>,
     /// The calibration it was decided under.
     pub calibration: Arc<Calibration>,
 }
@@ -214,7 +218,8 @@ impl App {
     ) -> AppResult<Verification> {
         // Both photos at once: the pool has a worker for each.
         let (a, b) = tokio::try_join!(self.largest_face(first), self.largest_face(second))?;
-        Ok(self.verdict(caller, a.embedding.similarity(&b.embedding), threshold))
+        let similarity = a.embedding.similarity(&b.embedding);
+        Ok(self.verdict(caller, similarity, threshold, |_| None))
     }
 
     /// 1:1 — a photo against a registered person (their most similar face).
@@ -231,15 +236,20 @@ impl App {
             .list_faces(caller.collection_id(), person)
             .await?;
         let probe = self.largest_face(image).await?;
-        let best = faces
+        let theirs: Vec<_> = faces.iter().filter(|f| f.model == self.model).collect();
+        let best = theirs
             .iter()
-            .filter(|f| f.model == self.model)
             .map(|f| probe.embedding.similarity(&f.embedding))
             .max_by(|a, b| a.value().total_cmp(&b.value()))
             .ok_or(AppError::OtherModel(format!(
                 "person {person} has no face from the current model"
             )))?;
-        Ok(self.verdict(caller, best, threshold))
+        // The best of their faces: a stranger has as many chances as they have faces.
+        let chances = theirs.len() as f64;
+        Ok(self.verdict(caller, best, threshold, |calibration| {
+            let fmr = calibration.estimated_fmr(best.value())?;
+            Some(1.0 - (1.0 - fmr).powf(chances))
+        }))
     }
 
     /// The faces of a photo (at most `max_faces`, strongest first), each compared with one stored
@@ -292,10 +302,12 @@ impl App {
         caller: &Caller,
         similarity: Similarity,
         threshold: Option<Threshold>,
+        estimated_fmr: impl FnOnce(&Calibration) -> Option<f64>,
     ) -> Verification {
         let calibration = self.calibrator().calibration(&caller.collection);
         let matcher = Matcher::new(calibration.threshold()).with_threshold(threshold);
         Verification {
+            estimated_fmr: estimated_fmr(&calibration),
             calibration,
             similarity,
             threshold: matcher.threshold(),

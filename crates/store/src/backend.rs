@@ -4,7 +4,7 @@
 use std::ops::DerefMut;
 
 use facerec_core::store::StoreResult;
-use facerec_core::{Candidate, CollectionId, Face, FaceId, ModelId};
+use facerec_core::{Candidate, CollectionId, Face, FaceId, ModelId, PersonId};
 use facerec_types::NormalizedEmbedding;
 use sqlx::{Database, Pool};
 
@@ -34,12 +34,14 @@ pub(crate) trait Hooks: Sync {
     /// database files too (SQLite: a WAL checkpoint; PostgreSQL: a batched VACUUM).
     async fn erase(&self, writer: &mut <Self::DB as Database>::Connection);
     async fn face_count(&self, collection: Option<CollectionId>) -> StoreResult<u64>;
-    /// The nearest faces' persons within the collection, each backend searching its own way.
+    /// The nearest faces' persons within the collection (`except` one person, left out in the
+    /// search itself), each backend searching its own way.
     async fn candidates(
         &self,
         collection: CollectionId,
         probe: &NormalizedEmbedding,
         model: &ModelId,
         k: usize,
+        except: Option<PersonId>,
     ) -> StoreResult<Vec<Candidate>>;
 }

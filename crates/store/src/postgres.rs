@@ -271,30 +271,40 @@ impl Hooks for PostgresStore {
         probe: &NormalizedEmbedding,
         model: &ModelId,
         k: usize,
+        except: Option<PersonId>,
     ) -> StoreResult<Vec<Candidate>> {
+        // The person left out is left out in the scan (not filtered from its answer): however
+        // many faces they have, the limit then holds others only.
+        let except_clause = if except.is_some() {
+            "AND person_id <> $6"
+        } else {
+            ""
+        };
         let limit = (k as u32)
             .saturating_mul(self.hnsw.candidates_per_person)
             .max(16);
         // The limit is written into the statement: with it as a parameter, PostgreSQL's cached generic
         // plan cannot see it is small and falls back to a sequential scan and sort (30 ms at 10k faces).
         // The nearest faces are found first, then joined to their persons' names (one round trip).
-        let rows: Vec<(Id, Id, String, f64)> = sqlx::query_as(&format!(
+        let statement = format!(
             "SELECT nearest.id, nearest.person_id, persons.name, nearest.similarity
              FROM (SELECT id, person_id, (embedding <#> $1) * -1 AS similarity FROM faces
-                   WHERE collection_id = $4 AND model_name = $2 AND model_sha256 = $3
+                   WHERE collection_id = $4 AND model_name = $2 AND model_sha256 = $3 {except_clause}
                    ORDER BY embedding <#> $1 LIMIT {limit}) AS nearest
              JOIN persons ON persons.id = nearest.person_id
              WHERE persons.consent_expires_at IS NULL OR persons.consent_expires_at > $5"
-        ))
-        .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
-        .bind(&model.name)
-        .bind(&model.sha256)
-        .bind(Id::from(collection))
-        // A person whose consent has expired is no candidate, whatever the sweep.
-        .bind(chrono::Utc::now())
-        .fetch_all(self.readers())
-        .await
-        .map_err(db_error)?;
+        );
+        let mut query = sqlx::query_as::<_, (Id, Id, String, f64)>(&statement)
+            .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
+            .bind(&model.name)
+            .bind(&model.sha256)
+            .bind(Id::from(collection))
+            // A person whose consent has expired is no candidate, whatever the sweep.
+            .bind(chrono::Utc::now());
+        if let Some(person) = except {
+            query = query.bind(Id::from(person));
+        }
+        let rows = query.fetch_all(self.readers()).await.map_err(db_error)?;
 
         // The index finds candidates approximately; their similarities are exact. Group by person
         // (best face) and rank exactly.

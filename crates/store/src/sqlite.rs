@@ -232,11 +232,13 @@ impl Hooks for SqliteStore {
         probe: &NormalizedEmbedding,
         model: &ModelId,
         k: usize,
+        except: Option<PersonId>,
     ) -> StoreResult<Vec<Candidate>> {
         let index = Arc::clone(&self.index);
         let (scan_probe, key) = (probe.clone(), shard(collection, model));
-        // A few more than asked: persons whose consent has expired are no candidates.
-        let wanted = k + EXPIRED_SLACK;
+        // A few more than asked: persons whose consent has expired are no candidates; and the
+        // person left out is at most one of the others (the scan ranks persons, not faces).
+        let wanted = k + EXPIRED_SLACK + usize::from(except.is_some());
         // A scan of a large index takes milliseconds: off the async runtime's threads.
         let candidates = tokio::task::spawn_blocking(move || {
             index
@@ -261,6 +263,7 @@ impl Hooks for SqliteStore {
         // A person deleted between the scan and the lookup is simply no candidate.
         Ok(hits
             .into_iter()
+            .filter(|hit| Some(hit.person_id) != except)
             .filter_map(|hit| {
                 Some(Candidate {
                     name: names.remove(&hit.person_id)?,

@@ -54,6 +54,12 @@ pub(crate) const LIST_PERSONS: &str = concat!(
     person_filter!(),
     " ORDER BY created_at, id LIMIT $4 OFFSET $5"
 );
+/// The faces of each person of one page of `LIST_PERSONS` (same parameters).
+pub(crate) const COUNT_FACES_OF_PAGE: &str = concat!(
+    "SELECT person_id, count(*) FROM faces WHERE person_id IN (SELECT id FROM persons WHERE ",
+    person_filter!(),
+    " ORDER BY created_at, id LIMIT $4 OFFSET $5) GROUP BY person_id"
+);
 
 pub(crate) const INSERT_FACE: &str = concat!(
     "INSERT INTO faces (",
@@ -96,8 +102,8 @@ pub(crate) const INSERT_CALIBRATION: &str =
 pub(crate) const PRUNE_CALIBRATIONS: &str =
     "DELETE FROM calibrations WHERE collection_id = $1 AND id NOT IN \
      (SELECT id FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT $2)";
-pub(crate) const SELECT_CALIBRATION: &str =
-    "SELECT document FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT 1";
+pub(crate) const SELECT_CALIBRATIONS: &str =
+    "SELECT document FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT $2";
 /// `$6`: whether the events about keys are included (their action names are
 /// `AuditAction::KeyCreated` and `KeyRevoked`'s).
 pub(crate) const SELECT_AUDIT: &str =

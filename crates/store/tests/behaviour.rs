@@ -1389,10 +1389,10 @@ async fn calibration_samples_and_records(store: Arc<dyn Inspect>) {
 
     assert_eq!(
         store
-            .latest_calibration(facerec_core::CollectionId::DEFAULT)
+            .recent_calibrations(facerec_core::CollectionId::DEFAULT)
             .await
             .unwrap(),
-        None
+        Vec::<serde_json::Value>::new()
     );
     for i in 0..12 {
         let at = chrono::Utc::now();
@@ -1406,12 +1406,17 @@ async fn calibration_samples_and_records(store: Arc<dyn Inspect>) {
             .await
             .unwrap();
     }
+    // The newest ten, newest first.
+    let kept: Vec<serde_json::Value> = (2..12)
+        .rev()
+        .map(|i| serde_json::json!({ "run": i }))
+        .collect();
     assert_eq!(
         store
-            .latest_calibration(facerec_core::CollectionId::DEFAULT)
+            .recent_calibrations(facerec_core::CollectionId::DEFAULT)
             .await
             .unwrap(),
-        Some(serde_json::json!({ "run": 11 }))
+        kept
     );
 }
 
@@ -1608,6 +1613,62 @@ async fn collections_are_isolated(store: Arc<dyn Inspect>) {
     assert_eq!(events[0].action, AuditAction::CollectionDeleted);
 }
 
+/// A calibration's stranger probe: its own person is left out in the search itself, so a person
+/// with more faces than a search fetches (PostgreSQL fetches 16 for k = 2) still finds the others.
+async fn a_search_leaves_one_person_out(store: Arc<dyn Inspect>) {
+    let c = facerec_core::CollectionId::DEFAULT;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(33);
+    let probe = random_unit(&mut rng);
+    let near = |rng: &mut rand::rngs::StdRng, spread: f32| {
+        let noise = random_unit(rng);
+        let raw: Vec<f32> = probe
+            .as_slice()
+            .iter()
+            .zip(noise.as_slice())
+            .map(|(p, n)| p + spread * n)
+            .collect();
+        NormalizedEmbedding::normalize(&raw).unwrap().0
+    };
+    let (many, _) = store
+        .register(
+            c,
+            new_person("Many Faces"),
+            new_face(near(&mut rng, 0.1), "m0"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    for i in 1..24 {
+        let face = new_face(near(&mut rng, 0.1), &format!("m{i}"));
+        store.add_face(c, many.id, face, &actor()).await.unwrap();
+    }
+    let (other, _) = store
+        .register(
+            c,
+            new_person("Other"),
+            new_face(near(&mut rng, 1.0), "o"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    for i in 0..5 {
+        let face = new_face(random_unit(&mut rng), &format!("r{i}"));
+        store
+            .register(c, new_person(&format!("R{i}")), face, &actor())
+            .await
+            .unwrap();
+    }
+    let all = store.search(c, &probe, &model(), 2).await.unwrap();
+    assert_eq!(all[0].person_id, many.id);
+    let others = store
+        .search_others(c, &probe, &model(), many.id, 2)
+        .await
+        .unwrap();
+    assert_eq!(others.len(), 2, "{others:?}");
+    assert_eq!(others[0].person_id, other.id);
+    assert!(others.iter().all(|o| o.person_id != many.id));
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1644,6 +1705,7 @@ on_both_backends!(
     registrations_by_name,
     consent_expiry,
     calibration_samples_and_records,
+    a_search_leaves_one_person_out,
     collections_are_isolated,
 );
 

@@ -371,10 +371,10 @@ async fn release_before_collections_moves_into_default(postgres: bool) {
         grace.consent.expires_at.is_some(),
         "the consent expiry survives"
     );
-    let calibration = store.latest_calibration(default).await.unwrap();
+    let calibrations = store.recent_calibrations(default).await.unwrap();
     assert_eq!(
-        calibration,
-        Some(serde_json::json!({ "fixture": "schema version 5" })),
+        calibrations,
+        vec![serde_json::json!({ "fixture": "schema version 5" })],
         "the calibration is the collection's"
     );
     assert_eq!(store.count_faces(Some(default)).await.unwrap(), 4);

@@ -43,6 +43,13 @@ pub trait Gallery: Send + Sync {
 
     async fn list_persons(&self, collection: In, page: &PageRequest) -> StoreResult<Page<Person>>;
 
+    /// The number of faces of each person on that page (a person without faces is absent).
+    async fn faces_per_person(
+        &self,
+        collection: In,
+        page: &PageRequest,
+    ) -> StoreResult<std::collections::HashMap<PersonId, u64>>;
+
     async fn update_person(
         &self,
         collection: In,
@@ -107,6 +114,17 @@ pub trait Gallery: Send + Sync {
         k: usize,
     ) -> StoreResult<Vec<Candidate>>;
 
+    /// The same search with one person left out (a calibration's stranger probe: however many
+    /// faces its own person has, the `k` others are found).
+    async fn search_others(
+        &self,
+        collection: In,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        except: PersonId,
+        k: usize,
+    ) -> StoreResult<Vec<Candidate>>;
+
     /// Every face (of this model) of at most `max_persons` persons of the collection drawn at random.
     async fn sample_faces(
         &self,
@@ -125,7 +143,9 @@ pub trait Gallery: Send + Sync {
     ) -> StoreResult<()>;
 
     /// The collection's newest calibration, if any.
-    async fn latest_calibration(&self, collection: In) -> StoreResult<Option<serde_json::Value>>;
+    /// The collection's recorded calibrations, newest first (the few kept: replicas computing for
+    /// different settings each find theirs among them).
+    async fn recent_calibrations(&self, collection: In) -> StoreResult<Vec<serde_json::Value>>;
 
     /// Records an event that changed nothing (a comparison with a stored face).
     async fn record(&self, collection: In, event: NewAuditEvent, actor: &Actor) -> StoreResult<()>;

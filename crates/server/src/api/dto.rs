@@ -1,8 +1,8 @@
 //! The JSON the API speaks. Domain types stay in facerec-core; these are their public shapes.
 
 use chrono::{DateTime, Utc};
-use facerec_core::calibration::{Calibration, Method};
-use facerec_core::{Candidate, Face, Person, Recognition};
+use facerec_core::calibration::{Calibration, Method, FNIR_WARNING_LEVEL};
+use facerec_core::{Candidate, Face, ListedPerson, Person, Recognition};
 use facerec_vision::{AnalyzedFace, FaceQuality};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,6 +29,24 @@ pub struct PersonDto {
     pub consent: ConsentDto,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A person in a listing: with their number of faces.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedPersonDto {
+    #[serde(flatten)]
+    pub person: PersonDto,
+    /// Faces registered for them.
+    pub faces: u64,
+}
+
+impl From<ListedPerson> for ListedPersonDto {
+    fn from(listed: ListedPerson) -> Self {
+        Self {
+            person: listed.person.into(),
+            faces: listed.faces,
+        }
+    }
 }
 
 impl From<Person> for PersonDto {
@@ -169,6 +187,9 @@ pub struct RecognizedFaceDto {
     /// With a match: the estimated share of strangers who score at least this similarity at this
     /// gallery size (see `GET /v1/calibration`); null for an unknown face.
     pub estimated_fpir: Option<f64>,
+    /// With a match: its 95% upper bound (read this one: the estimate is often exactly 0 at the
+    /// threshold); null for an unknown face.
+    pub estimated_fpir_upper: Option<f64>,
 }
 
 impl RecognizedFaceDto {
@@ -179,6 +200,10 @@ impl RecognizedFaceDto {
                 .matched
                 .as_ref()
                 .map(|m| calibration.estimated_fpir(m.similarity.value())),
+            estimated_fpir_upper: recognition
+                .matched
+                .as_ref()
+                .map(|m| calibration.estimated_fpir_upper(m.similarity.value())),
             bbox: face.detection.bbox.to_array(),
             landmarks: face.detection.landmarks,
             det_score: face.detection.score,
@@ -204,8 +229,8 @@ pub struct RecognizeResponse {
     pub faces: Vec<RecognizedFaceDto>,
     /// The similarity threshold used.
     pub threshold: f32,
-    /// The gallery is too small for the calibration to reach its target: the estimates are weak
-    /// and the configured floor is used.
+    /// The calibration cannot show its target on this gallery: the estimates are weak, and the
+    /// threshold is where the least risk was seen (see `GET /v1/calibration`).
     pub estimate_weak: bool,
     pub image: ImageSizeDto,
 }
@@ -221,8 +246,11 @@ pub struct VerifyResponse {
     pub similarity: f32,
     pub threshold: f32,
     pub same_person: bool,
-    /// The estimated share of strangers who score at least this similarity at this gallery size.
-    pub estimated_fpir: f64,
+    /// With `person_id`: the estimated share of strangers who would score at least this
+    /// similarity against that person (the 1:1 false-match rate of the gallery's impostor pairs,
+    /// over the person's faces). Null for two photos, which no gallery speaks for, and where no
+    /// pair was measured.
+    pub estimated_fmr: Option<f64>,
     pub estimate_weak: bool,
 }
 
@@ -239,17 +267,36 @@ pub struct CalibrationDto {
     pub estimated_fpir: f64,
     /// Its 95% upper bound (Clopper–Pearson).
     pub estimated_fpir_upper: f64,
-    /// Too few persons for the bound to reach the target: the floor is kept.
+    /// Share of a registered person's photos missed at the effective threshold (null: no person
+    /// has two faces).
+    pub estimated_fnir: Option<f64>,
+    /// The miss rate above which the calibration warns (`fnir_warning`).
+    pub fnir_warning_level: f64,
+    /// `estimated_fnir` is above `fnir_warning_level`: the threshold the strangers demand costs
+    /// recognition dearly (look-alikes or duplicate records in the gallery, or a strict target).
+    pub fnir_warning: bool,
+    /// The bound cannot reach the target at any threshold: the threshold is the lowest at or above
+    /// the floor where the least risk was seen (above every stranger score, as a rule).
     pub weak: bool,
-    /// `direct` (strangers searched at the gallery's size) or `extrapolated` (pairwise rate,
-    /// 1 − (1 − FMR)^N).
+    /// `direct` (strangers searched at the gallery's size, persons as the unit) or
+    /// `extrapolated` (the rate over pairs of persons, 1 − (1 − R)^C over the C persons a search
+    /// compares).
     pub method: String,
+    /// The model whose faces were measured.
+    pub model: String,
     pub persons: u64,
     pub faces: u64,
     pub persons_sampled: u64,
+    /// Sampled persons searched as strangers: the unit of the direct bound.
+    pub stranger_persons: u64,
     pub stranger_probes: u64,
     pub genuine_probes: u64,
     pub impostor_pairs: u64,
+    /// Pairs of sampled persons compared: the unit of the extrapolated bound.
+    pub person_pairs: u64,
+    /// The persons a search compares (one more per five faces beyond the first five): the
+    /// extrapolation's exponent.
+    pub search_chances: u64,
     pub computed_at: DateTime<Utc>,
     pub curve: Vec<CurvePointDto>,
     pub histograms: HistogramsDto,
@@ -262,6 +309,9 @@ pub struct CurvePointDto {
     pub fpir_upper: f64,
     /// Share of genuine probes below this threshold; null without persons of two faces.
     pub fnir: Option<f64>,
+    /// Share of impostor pairs (faces of two different persons) at or above it; null without
+    /// pairs.
+    pub fmr: Option<f64>,
 }
 
 /// Counts of genuine and stranger scores in `bins` equal bins over [-1, 1].
@@ -280,7 +330,12 @@ impl From<&Calibration> for CalibrationDto {
             target_fpir: c.target_fpir,
             estimated_fpir: c.estimated_fpir,
             estimated_fpir_upper: c.estimated_fpir_upper,
+            estimated_fnir: c.estimated_fnir,
+            fnir_warning_level: FNIR_WARNING_LEVEL,
+            fnir_warning: c.misses_too_many(),
             weak: c.weak,
+            model: c.model.name.clone(),
+            stranger_persons: c.stranger_persons,
             method: match c.method {
                 Method::Direct => "direct",
                 Method::Extrapolated => "extrapolated",
@@ -292,6 +347,8 @@ impl From<&Calibration> for CalibrationDto {
             stranger_probes: c.stranger_probes,
             genuine_probes: c.genuine_probes,
             impostor_pairs: c.impostor_pairs,
+            person_pairs: c.person_pairs,
+            search_chances: c.search_chances,
             computed_at: c.computed_at,
             curve: c
                 .curve
@@ -301,6 +358,7 @@ impl From<&Calibration> for CalibrationDto {
                     fpir: p.fpir,
                     fpir_upper: p.fpir_upper,
                     fnir: p.fnir,
+                    fmr: p.fmr,
                 })
                 .collect(),
             histograms: HistogramsDto {
@@ -314,7 +372,7 @@ impl From<&Calibration> for CalibrationDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PersonsPage {
-    pub items: Vec<PersonDto>,
+    pub items: Vec<ListedPersonDto>,
     pub total: u64,
     pub limit: u32,
     pub offset: u64,

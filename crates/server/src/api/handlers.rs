@@ -237,7 +237,7 @@ pub async fn verify(
         similarity: verdict.similarity.value(),
         threshold: verdict.threshold.value(),
         same_person: verdict.same_person,
-        estimated_fpir: calibration.estimated_fpir(verdict.similarity.value()),
+        estimated_fmr: verdict.estimated_fmr,
         estimate_weak: calibration.weak,
     }))
 }

@@ -66,6 +66,15 @@ pub(super) fn select_persons_page(collection: In, page: &PageRequest) -> Select<
         .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
 }
 
+pub(super) fn count_faces_of_page(collection: In, page: &PageRequest) -> Select<(Id, i64)> {
+    sqlx::query_as(COUNT_FACES_OF_PAGE)
+        .bind(Id::from(collection))
+        .bind(name_pattern(page))
+        .bind(page.expires_before)
+        .bind(i64::from(page.limit))
+        .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+}
+
 pub(super) fn insert_person(collection: In, person: &Person) -> Statement {
     sqlx::query(INSERT_PERSON)
         .bind(Id::from(person.id))
@@ -434,6 +443,9 @@ pub(super) fn prune_calibrations(collection: In) -> Statement {
         .bind(CALIBRATIONS_KEPT)
 }
 
-pub(super) fn select_calibration(collection: In) -> Scalar<Json<serde_json::Value>> {
-    sqlx::query_scalar(SELECT_CALIBRATION).bind(Id::from(collection))
+/// The collection's calibrations, newest first.
+pub(super) fn select_calibrations(collection: In) -> Scalar<Json<serde_json::Value>> {
+    sqlx::query_scalar(SELECT_CALIBRATIONS)
+        .bind(Id::from(collection))
+        .bind(CALIBRATIONS_KEPT)
 }

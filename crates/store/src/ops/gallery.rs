@@ -1,6 +1,8 @@
 //! [`Gallery`]: a collection's persons and faces, the search over them, its calibrations and its
 //! audit log. Compiled once per backend (see `crate::ops`).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use facerec_core::person::{apply_patch, check_dimension, face_from_new, person_from_new};
 use facerec_core::store::{In, StoreResult};
@@ -119,6 +121,21 @@ impl Gallery for This {
             items: rows.into_iter().map(Person::from).collect(),
             total: total as u64,
         })
+    }
+
+    async fn faces_per_person(
+        &self,
+        collection: In,
+        page: &PageRequest,
+    ) -> StoreResult<HashMap<PersonId, u64>> {
+        let rows = bind::count_faces_of_page(collection, page)
+            .fetch_all(self.readers())
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(person, faces)| (person.into(), faces.max(0) as u64))
+            .collect())
     }
 
     async fn update_person(
@@ -270,7 +287,23 @@ impl Gallery for This {
         if k == 0 {
             return Ok(Vec::new());
         }
-        self.candidates(collection, probe, model, k).await
+        self.candidates(collection, probe, model, k, None).await
+    }
+
+    async fn search_others(
+        &self,
+        collection: In,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        except: PersonId,
+        k: usize,
+    ) -> StoreResult<Vec<Candidate>> {
+        check_dimension(probe)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        self.candidates(collection, probe, model, k, Some(except))
+            .await
     }
 
     async fn sample_faces(
@@ -301,12 +334,12 @@ impl Gallery for This {
         .await
     }
 
-    async fn latest_calibration(&self, collection: In) -> StoreResult<Option<serde_json::Value>> {
-        let document = bind::select_calibration(collection)
-            .fetch_optional(self.fresh_readers())
+    async fn recent_calibrations(&self, collection: In) -> StoreResult<Vec<serde_json::Value>> {
+        let documents = bind::select_calibrations(collection)
+            .fetch_all(self.fresh_readers())
             .await
             .map_err(db_error)?;
-        Ok(document.map(|d| d.0))
+        Ok(documents.into_iter().map(|d| d.0).collect())
     }
 
     async fn record(&self, collection: In, event: NewAuditEvent, actor: &Actor) -> StoreResult<()> {

@@ -166,9 +166,11 @@ struct StreamMatch {
     person_id: uuid::Uuid,
     name: String,
     similarity: f32,
-    /// The threshold it was decided at, and the estimated share of strangers scoring this high.
+    /// The threshold it was decided at, and the estimated share of strangers scoring this high
+    /// (with its 95% upper bound), from the calibration that threshold is of.
     threshold: f32,
     estimated_fpir: f64,
+    estimated_fpir_upper: f64,
 }
 
 impl FrameResult {
@@ -198,6 +200,7 @@ impl FrameResult {
                         similarity: id.similarity,
                         threshold,
                         estimated_fpir: calibration.estimated_fpir(id.similarity),
+                        estimated_fpir_upper: calibration.estimated_fpir_upper(id.similarity),
                     }),
                 })
                 .collect(),
