@@ -114,7 +114,7 @@ try {
   await page.setInputFiles("#register-form input[name=image]", photo);
   await page.check("#register-form input[name=consent]");
   await page.click("#register-form button[type=submit]");
-  await page.waitForSelector("#status:has-text('Registered Page Registered')", { timeout: 30000 });
+  await page.waitForSelector("#persons-status:has-text('Registered Page Registered')", { timeout: 30000 });
   result.registered = true;
   await page.waitForSelector("#person-rows td:text-is('Page Registered')", { timeout: 10000 });
   result.listed = true;
@@ -123,7 +123,7 @@ try {
   // The accuracy view: the calibration drawn, and its sentence.
   await page.goto(`${base}/?tab=accuracy`);
   await page.click("#accuracy-recalibrate");
-  await page.waitForSelector("#status:has-text('Recalibrated')", { timeout: 30000 });
+  await page.waitForSelector("#accuracy-status:has-text('Recalibrated')", { timeout: 30000 });
   result.accuracy = await page.textContent("#accuracy-sentence");
   result.accuracyDrawn = await page.evaluate(() => {
     // Pixels the page drew on each canvas (not blank).
@@ -154,7 +154,7 @@ try {
   await page.waitForSelector("#key-rows td:text-is('page key')", { timeout: 10000 });
   result.newKey = await page.textContent("#new-key");
   await page.click("#new-key-copy");
-  await page.waitForSelector("#status:has-text('Copied')", { timeout: 10000 });
+  await page.waitForSelector("#admin-status:has-text('Copied')", { timeout: 10000 });
   result.copied = await page.evaluate(() => navigator.clipboard.readText());
   result.newKeyMe = await page.evaluate(async (key) => {
     const response = await fetch("/v1/me", { headers: { Authorization: `Bearer ${key}` } });
@@ -163,7 +163,7 @@ try {
   await page.screenshot({ path: `${shots}/admin.png`, fullPage: true });
   page.once("dialog", (dialog) => dialog.accept());
   await page.click("#collection-rows tr[data-collection=lobby] button");
-  await page.waitForSelector("#status:has-text('Deleted lobby')", { timeout: 10000 });
+  await page.waitForSelector("#admin-status:has-text('Deleted lobby')", { timeout: 10000 });
   result.collectionsAfterDelete = await page.$$eval("#collection-rows tr", (rows) => rows.map((r) => r.dataset.collection));
 
   // Live view with the fake camera.

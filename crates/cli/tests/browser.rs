@@ -99,14 +99,7 @@ async fn run_browser(server: &Server, key: Option<&str>, attack: bool) -> serde_
     if attack {
         command.env("FACEREC_TEST_ATTACK", "1");
     }
-    let output = command.output().expect("node runs (Node.js 20+)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser run failed:\n{stdout}\n{stderr}"
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = browser_result(command);
     assert_eq!(result["registered"], true, "{result}");
     assert_eq!(result["listed"], true, "{result}");
     assert!(

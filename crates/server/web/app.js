@@ -1,78 +1,186 @@
 // facerec web page: persons, recognition of a photo, live recognition over a WebSocket, the
-// accuracy of the calibrated threshold, and (with an admin key) collections and keys.
+// accuracy of the calibrated threshold, and (with an admin or operator key) the collection every
+// view works in, its settings, and collections and keys.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
 const KEY = "facerec.apiKey";
+// The collection chosen with the picker (its id), for keys that may choose (operator and admin).
+const COLLECTION = "facerec.collection";
 
-function status(text, isError = false) {
-  const el = $("#status");
+/// Says `text` in the status line of `view` (persons, recognize, live, accuracy, settings, admin,
+/// key): each view has its own, so a message shows where it belongs.
+function status(view, text, isError = false) {
+  const el = $(`#${view}-status`);
   el.textContent = text;
-  el.className = isError ? "error" : "";
+  el.classList.toggle("error", isError);
+}
+
+function clearStatuses() {
+  document.querySelectorAll(".status").forEach((el) => {
+    el.textContent = "";
+    el.classList.remove("error");
+  });
 }
 
 function authHeaders() {
   const key = sessionStorage.getItem(KEY);
-  return key ? { Authorization: `Bearer ${key}` } : {};
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  const collection = sessionStorage.getItem(COLLECTION);
+  if (collection) headers["X-Facerec-Collection"] = collection;
+  return headers;
 }
 
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = body.error || { code: String(response.status), message: response.statusText };
-    throw new Error(`${error.code}: ${error.message}`);
+    const error = (body && body.error) || { code: String(response.status), message: response.statusText };
+    const failure = new Error(`${error.code}: ${error.message}`);
+    failure.code = error.code;
+    throw failure;
   }
   return body;
 }
+
+/// A counter per kind of load: an answer that a newer load of the same kind has overtaken (the
+/// collection changed, the search was typed on) is dropped, so no view shows another collection's data.
+const loads = {};
+const startLoad = (kind) => (loads[kind] = (loads[kind] || 0) + 1);
+const isLatest = (kind, n) => loads[kind] === n;
+
+const jsonBody = (value) => ({ headers: { "Content-Type": "application/json" }, body: JSON.stringify(value) });
 
 // ---- tabs and key -----------------------------------------------------------------------------------
 document.querySelectorAll("nav button").forEach((button) =>
   button.addEventListener("click", () => showTab(button.dataset.tab)));
 
+let currentTab = "persons";
+
 function showTab(name) {
+  const button = document.querySelector(`nav button[data-tab="${name}"]`);
+  if (!button || button.hidden) name = "persons";
+  currentTab = name;
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.id === name));
   if (name === "accuracy") loadAccuracy();
   if (name === "admin") loadAdmin();
+  if (name === "settings") loadSettings();
 }
 
 $("#api-key").value = sessionStorage.getItem(KEY) || "";
-$("#key-form").addEventListener("submit", (event) => {
+$("#key-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   sessionStorage.setItem(KEY, $("#api-key").value.trim());
-  status("API key set for this tab.");
-  loadWhoami();
-  loadPersons();
+  // Another key: the collection chosen with the last one may be none of this one's.
+  sessionStorage.removeItem(COLLECTION);
+  clearStatuses();
+  status("key", "API key set for this tab.");
+  await loadWhoami();
+  reloadViews();
 });
 
-// ---- the key: its collection and scopes ---------------------------------------------------------------
+// ---- the key: its collection and scopes; the collection the page works in ----------------------------
+const session = { me: null, canChoose: false };
+
 async function loadWhoami() {
+  let me;
   try {
-    const me = await api("/v1/me");
-    $("#whoami").textContent = `${me.collection.name} · ${me.scopes.join(", ")}`;
-    $("#admin-tab").hidden = !me.scopes.includes("admin");
+    me = await api("/v1/me");
   } catch (error) {
+    if (error.code === "collection_not_found" && sessionStorage.getItem(COLLECTION)) {
+      // The chosen collection is gone (or this key cannot reach it): back to the key's own.
+      sessionStorage.removeItem(COLLECTION);
+      return loadWhoami();
+    }
+    session.me = null;
+    session.canChoose = false;
     $("#whoami").textContent = "";
-    $("#admin-tab").hidden = true;
+    $("#admin-tab").hidden = $("#settings-tab").hidden = $("#collection-picker").hidden = true;
+    return;
   }
+  session.me = me;
+  // Operator keys (--api-keys) and keys with the admin scope reach every collection; others only their own.
+  session.canChoose = me.scopes.includes("admin");
+  if (!session.canChoose) sessionStorage.removeItem(COLLECTION);
+  $("#whoami").textContent = `${me.collection.name} · ${me.scopes.join(", ")}`;
+  $("#admin-tab").hidden = !session.canChoose;
+  $("#settings-tab").hidden = !session.canChoose;
+  await loadPicker();
+}
+
+/// The picker: every collection, the one in use selected. Shown only to keys that may choose.
+async function loadPicker() {
+  const picker = $("#collection-picker");
+  if (!session.canChoose) {
+    picker.hidden = true;
+    return;
+  }
+  try {
+    const collections = await api("/v1/collections");
+    const select = $("#collection-select");
+    select.replaceChildren(...collections.items.map((c) => {
+      const option = document.createElement("option");
+      option.value = c.id;
+      option.textContent = c.name;
+      return option;
+    }));
+    select.value = session.me.collection.id;
+    picker.hidden = false;
+  } catch (error) {
+    picker.hidden = true;
+    status("key", `Collections: ${error.message}`, true);
+  }
+}
+
+async function chooseCollection(id) {
+  if (id) sessionStorage.setItem(COLLECTION, id); else sessionStorage.removeItem(COLLECTION);
+  clearStatuses();
+  await loadWhoami();
+  reloadViews();
+}
+
+$("#collection-select").addEventListener("change", (event) => chooseCollection(event.target.value));
+
+/// Every view again, in the collection now in use.
+function reloadViews() {
+  $("#person-faces").textContent = "";
+  loadPersons();
+  const canvas = $("#recognize-canvas");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  $("#recognize-list").replaceChildren();
+  $("#recognize-file").value = "";
+  if (live.socket) {
+    // A stream belongs to the collection its ticket was issued in: open a new one.
+    stopLive();
+    startLive();
+  }
+  showTab(currentTab);
 }
 
 // ---- persons ------------------------------------------------------------------------------------------
 async function loadPersons() {
   const name = $("#person-search").value.trim();
+  const n = startLoad("persons");
   try {
     const page = await api(`/v1/persons?limit=200${name ? `&name=${encodeURIComponent(name)}` : ""}`);
+    if (!isLatest("persons", n)) return;
     const rows = $("#person-rows");
     rows.replaceChildren();
     for (const person of page.items) {
       const tr = document.createElement("tr");
       tr.dataset.personId = person.id;
-      for (const text of [person.name, person.external_id || "", new Date(person.created_at).toLocaleString()]) {
-        const td = document.createElement("td");
-        td.textContent = text;
-        tr.append(td);
-      }
+      cell(tr, person.name).dataset.col = "name";
+      cell(tr, person.external_id || "").dataset.col = "external_id";
+      // `faces`: the number of the person's faces, where the server reports it.
+      cell(tr, Number.isInteger(person.faces) ? String(person.faces) : "—").dataset.col = "faces";
+      const consent = person.consent || {};
+      const expires = cell(tr, consent.expired ? "expired"
+        : consent.expires_at ? new Date(consent.expires_at).toLocaleString() : "—");
+      expires.dataset.col = "consent_expires";
+      if (consent.expires_at) expires.title = consent.expires_at;
+      expires.classList.toggle("expired", consent.expired === true);
+      cell(tr, new Date(person.created_at).toLocaleString()).dataset.col = "created_at";
       const actions = document.createElement("td");
       const faces = document.createElement("button");
       faces.textContent = "Faces";
@@ -86,7 +194,10 @@ async function loadPersons() {
     }
     $("#person-count").textContent = `${page.total} registered`;
   } catch (error) {
-    status(error.message, true);
+    if (!isLatest("persons", n)) return;
+    $("#person-rows").replaceChildren();
+    $("#person-count").textContent = "";
+    status("persons", error.message, true);
   }
 }
 
@@ -97,7 +208,7 @@ async function showFaces(person) {
       .map((f) => `face ${f.id.slice(0, 8)} (score ${f.det_score.toFixed(2)}, ${Math.round(f.quality.face_size_px)} px)`)
       .join(", ");
   } catch (error) {
-    status(error.message, true);
+    status("persons", error.message, true);
   }
 }
 
@@ -105,10 +216,10 @@ async function deletePerson(person) {
   if (!confirm(`Delete ${person.name} and all their faces? This cannot be undone.`)) return;
   try {
     const deleted = await api(`/v1/persons/${person.id}`, { method: "DELETE" });
-    status(`Deleted ${deleted.person.name} and ${deleted.faces_deleted} face(s).`);
+    status("persons", `Deleted ${deleted.person.name} and ${deleted.faces_deleted} face(s).`);
     loadPersons();
   } catch (error) {
-    status(error.message, true);
+    status("persons", error.message, true);
   }
 }
 
@@ -125,11 +236,11 @@ $("#register-form").addEventListener("submit", async (event) => {
   if (form.consent_basis.value.trim()) data.append("consent_basis", form.consent_basis.value.trim());
   try {
     const result = await api("/v1/register", { method: "POST", body: data });
-    status(`Registered ${result.person.name}.`);
+    status("persons", `Registered ${result.person.name}.`);
     form.reset();
     loadPersons();
   } catch (error) {
-    status(error.message, true);
+    status("persons", error.message, true);
   }
 });
 
@@ -173,9 +284,9 @@ $("#recognize-file").addEventListener("change", async (event) => {
       li.textContent = f.match ? `${f.match.name} (${f.match.similarity.toFixed(2)})` : "unknown";
       return li;
     }));
-    status(`${result.faces.length} face(s); threshold ${result.threshold.toFixed(2)}.`);
+    status("recognize", `${result.faces.length} face(s); threshold ${result.threshold.toFixed(2)}.`);
   } catch (error) {
-    status(error.message, true);
+    status("recognize", error.message, true);
   }
 });
 
@@ -186,7 +297,7 @@ async function startLive() {
   try {
     live.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (error) {
-    status(`Camera unavailable: ${error.message}`, true);
+    status("live", `Camera unavailable: ${error.message}`, true);
     return;
   }
   const video = $("#live-video");
@@ -197,7 +308,8 @@ async function startLive() {
     const { ticket } = await api("/v1/stream/ticket", { method: "POST" });
     query = `?ticket=${encodeURIComponent(ticket)}`;
   } catch (error) {
-    status(error.message, true);
+    live.stream.getTracks().forEach((t) => t.stop());
+    status("live", error.message, true);
     return;
   }
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -205,9 +317,14 @@ async function startLive() {
   socket.binaryType = "arraybuffer";
   live.socket = socket;
   socket.onmessage = (event) => onLiveMessage(JSON.parse(event.data));
-  socket.onclose = () => stopLive();
+  // A socket replaced by a newer one (the collection changed) stops nothing when it closes.
+  socket.onclose = (event) => {
+    if (live.socket !== socket) return;
+    if (event.code === 1008 && event.reason) status("live", `Stream closed: ${event.reason}`, true);
+    stopLive();
+  };
   socket.onopen = () => {
-    status("Live: streaming frames.");
+    status("live", `Live: streaming frames (collection ${session.me ? session.me.collection.name : "of this key"}).`);
     $("#live-start").disabled = true;
     $("#live-stop").disabled = false;
     const grab = document.createElement("canvas");
@@ -233,7 +350,7 @@ async function startLive() {
 function onLiveMessage(message) {
   if (live.release) live.release();
   if (message.error) {
-    status(`Frame ${message.frame ?? "?"}: ${message.error.code}: ${message.error.message}`, true);
+    status("live", `Frame ${message.frame ?? "?"}: ${message.error.code}: ${message.error.message}`, true);
     return;
   }
   const now = performance.now();
@@ -262,9 +379,12 @@ function onLiveMessage(message) {
 
 function stopLive() {
   clearInterval(live.timer);
-  if (live.socket && live.socket.readyState === WebSocket.OPEN) live.socket.close();
-  if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
+  const socket = live.socket;
   live.socket = null;
+  if (socket && socket.readyState <= WebSocket.OPEN) socket.close();
+  if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
+  live.stream = null;
+  live.release = null;
   $("#live-start").disabled = false;
   $("#live-stop").disabled = true;
 }
@@ -272,17 +392,16 @@ function stopLive() {
 $("#live-start").addEventListener("click", startLive);
 $("#live-stop").addEventListener("click", stopLive);
 
-// ---- start ----------------------------------------------------------------------------------------------
-loadPersons();
-const params = new URLSearchParams(location.search);
 // ---- accuracy: the calibrated threshold, drawn -----------------------------------------------------------
 async function loadAccuracy(recalibrate = false) {
+  const n = startLoad("accuracy");
   try {
     const calibration = await api("/v1/calibration", recalibrate ? { method: "POST" } : {});
+    if (!isLatest("accuracy", n)) return;
     showAccuracy(calibration);
-    if (recalibrate) status("Recalibrated.");
+    if (recalibrate) status("accuracy", "Recalibrated.");
   } catch (error) {
-    status(error.message, true);
+    if (isLatest("accuracy", n)) status("accuracy", error.message, true);
   }
 }
 
@@ -293,15 +412,48 @@ function accuracySentence(c) {
   const threshold = c.effective_threshold.toFixed(3);
   if (c.weak) {
     return `With ${c.persons} persons registered, the estimate is weak: too few to show that at most ` +
-      `${percent(c.target_fpir)} of strangers would be named, so the configured threshold ${threshold} is used.`;
+      `${percent(c.target_fpir)} of strangers would be named at any threshold; the threshold in force is ${threshold}.`;
   }
   const oneIn = Math.max(1, Math.round(1 / Math.max(c.estimated_fpir_upper, 1e-9)));
   return `At this gallery size (${c.persons} persons), at most about 1 stranger in ${oneIn.toLocaleString("en")} ` +
     `would be named (threshold ${threshold}).`;
 }
 
+const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+
+/// The error rates at the threshold in force: strangers named (the estimate and its 95% upper
+/// bound) and registered people missed (`estimated_fnir`, where the server reports it), with a
+/// warning when the miss rate is past the server's warning level.
+function showRates(c) {
+  const parts = [];
+  const threshold = isNumber(c.effective_threshold) ? c.effective_threshold.toFixed(3) : "?";
+  if (c.stranger_persons === 0 && c.person_pairs === 0) {
+    // Nobody to measure yet: an estimate of 100% would only say that nothing is known.
+    parts.push(`At threshold ${threshold}: strangers named: not measured (too few persons)`);
+  } else if (isNumber(c.estimated_fpir)) {
+    parts.push(`At threshold ${threshold}: strangers named ${percent(c.estimated_fpir)}` +
+      (isNumber(c.estimated_fpir_upper) ? ` (95% upper bound ${percent(c.estimated_fpir_upper)})` : ""));
+  }
+  if (isNumber(c.estimated_fnir)) {
+    parts.push(`registered people missed ${percent(c.estimated_fnir)}`);
+  } else if (c.estimated_fnir === null) {
+    parts.push("registered people missed: not measured (no person has two or more photos)");
+  }
+  $("#accuracy-rates").textContent = parts.length ? `${parts.join("; ")}.` : "";
+  const warning = $("#accuracy-fnir-warning");
+  const warn = isNumber(c.estimated_fnir) &&
+    (c.fnir_warning === true || (isNumber(c.fnir_warning_level) && c.estimated_fnir > c.fnir_warning_level));
+  warning.hidden = !warn;
+  const level = isNumber(c.fnir_warning_level) ? ` (more than ${percent(c.fnir_warning_level)})` : "";
+  warning.textContent = warn
+    ? `Warning: at this threshold about ${percent(c.estimated_fnir)} of registered people's photos are not recognized${level}. ` +
+      "Register clearer photos, or lower the threshold floor or raise the target FPIR in the collection's settings."
+    : "";
+}
+
 function showAccuracy(c) {
   $("#accuracy-sentence").textContent = accuracySentence(c);
+  showRates(c);
   $("#accuracy-details").textContent =
     `Target ${percent(c.target_fpir)} of strangers; floor ${c.floor_threshold.toFixed(3)}; ${c.method} estimate from ` +
     `${c.persons_sampled} sampled persons (${c.stranger_probes} stranger probes, ${c.genuine_probes} genuine, ` +
@@ -404,6 +556,7 @@ function button(text, onClick) {
 async function loadAdmin() {
   try {
     const [collections, keys] = await Promise.all([api("/v1/collections"), api("/v1/keys")]);
+    const chosen = session.me ? session.me.collection.id : null;
     const names = new Map(collections.items.map((c) => [c.id, c.name]));
     const rows = $("#collection-rows");
     rows.replaceChildren();
@@ -415,10 +568,15 @@ async function loadAdmin() {
       cell(tr, c.name);
       cell(tr, new Date(c.created_at).toLocaleString());
       const actions = cell(tr, "");
-      if (c.name !== "default") actions.append(button("Delete", () => deleteCollection(c)));
+      if (c.name !== "default") actions.append(button("Delete", () => deleteCollection(c)), " ");
+      actions.append(button("Settings", async () => {
+        if (c.id !== chosen) await chooseCollection(c.id);
+        showTab("settings");
+      }));
       rows.append(tr);
       const option = document.createElement("option");
       option.value = option.textContent = c.name;
+      option.selected = c.id === chosen;
       select.append(option);
     }
     const keyRows = $("#key-rows");
@@ -437,7 +595,7 @@ async function loadAdmin() {
       keyRows.append(tr);
     }
   } catch (error) {
-    status(error.message, true);
+    status("admin", error.message, true);
   }
 }
 
@@ -445,20 +603,29 @@ async function deleteCollection(c) {
   if (!confirm(`Delete the collection ${c.name} with every person, face and key in it, for good?`)) return;
   try {
     const deleted = await api(`/v1/collections/${c.id}`, { method: "DELETE" });
-    status(`Deleted ${c.name}: ${deleted.persons_deleted} persons, ${deleted.faces_deleted} faces, ${deleted.keys_deleted} keys.`);
-    loadAdmin();
+    if (session.me && session.me.collection.id === c.id) {
+      // The page worked in it: back to the key's own collection, every view with it.
+      sessionStorage.removeItem(COLLECTION);
+      await loadWhoami();
+      reloadViews();
+    } else {
+      await loadPicker();
+      await loadAdmin();
+    }
+    // Said once the list no longer shows it.
+    status("admin", `Deleted ${c.name}: ${deleted.persons_deleted} persons, ${deleted.faces_deleted} faces, ${deleted.keys_deleted} keys.`);
   } catch (error) {
-    status(error.message, true);
+    status("admin", error.message, true);
   }
 }
 
 async function revokeKey(k) {
   try {
     await api(`/v1/keys/${k.id}`, { method: "DELETE" });
-    status(`Revoked ${k.label}.`);
-    loadAdmin();
+    await loadAdmin();
+    status("admin", `Revoked ${k.label}.`);
   } catch (error) {
-    status(error.message, true);
+    status("admin", error.message, true);
   }
 }
 
@@ -466,16 +633,13 @@ $("#collection-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const name = event.target.name.value.trim();
   try {
-    await api("/v1/collections", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name }),
-    });
-    status(`Created collection ${name}.`);
+    await api("/v1/collections", { method: "POST", ...jsonBody({ name }) });
+    status("admin", `Created collection ${name}.`);
     event.target.reset();
+    await loadPicker();
     loadAdmin();
   } catch (error) {
-    status(error.message, true);
+    status("admin", error.message, true);
   }
 });
 
@@ -491,11 +655,11 @@ $("#key-create-form").addEventListener("submit", async (event) => {
     });
     $("#new-key").textContent = created.key;
     $("#new-key-box").hidden = false;
-    status(`Created key ${created.label} for ${created.collection}: copy it now, it is not shown again.`);
+    status("admin", `Created key ${created.label} for ${created.collection}: copy it now, it is not shown again.`);
     form.label.value = "";
     loadAdmin();
   } catch (error) {
-    status(error.message, true);
+    status("admin", error.message, true);
   }
 });
 
@@ -503,17 +667,84 @@ $("#new-key-copy").addEventListener("click", async () => {
   const secret = $("#new-key").textContent;
   try {
     await navigator.clipboard.writeText(secret);
-    status("Copied the key.");
+    status("admin", "Copied the key.");
   } catch (error) {
     // Without clipboard access: select it for the person to copy.
     getSelection().selectAllChildren($("#new-key"));
-    status("Select and copy the key (the clipboard is not available here).", true);
+    status("admin", "Select and copy the key (the clipboard is not available here).", true);
   }
 });
 
-loadWhoami();
-if (params.get("tab")) showTab(params.get("tab"));
-if (params.get("autostart") === "live") {
-  showTab("live");
-  startLive();
+// ---- the chosen collection's settings (an admin key) ---------------------------------------------------
+// The settings this form edits; any other the collection holds (a newer server's) is sent back as it was,
+// since PATCH /v1/collections/{id} replaces every setting.
+const SETTINGS = ["match_threshold", "target_fpir", "retention_days", "max_streams"];
+const settingsState = { collection: null };
+
+function fillSettings(collection) {
+  settingsState.collection = collection;
+  const form = $("#settings-form");
+  $("#settings-name").textContent = collection.name;
+  for (const name of SETTINGS) {
+    const value = collection.settings ? collection.settings[name] : undefined;
+    form.elements[name].value = value === undefined || value === null ? "" : String(value);
+  }
+  const others = Object.keys(collection.settings || {}).filter((k) => !SETTINGS.includes(k));
+  $("#settings-meta").textContent = `Collection ${collection.id}; last changed ${new Date(collection.updated_at).toLocaleString()}.` +
+    (others.length ? ` Also set, kept as they are: ${others.join(", ")}.` : "");
 }
+
+async function loadSettings() {
+  if (!session.me) return;
+  const n = startLoad("settings");
+  try {
+    const collection = await api(`/v1/collections/${encodeURIComponent(session.me.collection.id)}`);
+    if (isLatest("settings", n)) fillSettings(collection);
+  } catch (error) {
+    if (isLatest("settings", n)) status("settings", error.message, true);
+  }
+}
+
+$("#settings-reload").addEventListener("click", () => {
+  status("settings", "");
+  loadSettings();
+});
+
+$("#settings-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const collection = settingsState.collection;
+  if (!collection) return;
+  const form = event.target;
+  const settings = { ...(collection.settings || {}) };
+  for (const name of SETTINGS) {
+    const input = form.elements[name];
+    const text = input.value.trim();
+    if (input.validity.badInput) {
+      status("settings", `${input.parentElement.firstChild.textContent.trim()}: not a number.`, true);
+      input.focus();
+      return;
+    }
+    // Blank: unset, the server's own setting applies.
+    if (text === "") delete settings[name]; else settings[name] = Number(text);
+  }
+  try {
+    const updated = await api(`/v1/collections/${encodeURIComponent(collection.id)}`,
+      { method: "PATCH", ...jsonBody({ settings }) });
+    fillSettings(updated);
+    status("settings", `Saved the settings of ${updated.name}.`);
+  } catch (error) {
+    status("settings", error.message, true);
+  }
+});
+
+// ---- start ----------------------------------------------------------------------------------------------
+(async () => {
+  await loadWhoami();
+  const params = new URLSearchParams(location.search);
+  loadPersons();
+  if (params.get("tab")) showTab(params.get("tab"));
+  if (params.get("autostart") === "live") {
+    showTab("live");
+    startLive();
+  }
+})();

@@ -364,6 +364,20 @@ pub async fn fill(url: &str, name: &str, persons: usize, faces: usize) {
     }
 }
 
+/// Runs a browser script of `tests/browser/` (`node` with its arguments): the JSON object it prints
+/// last, once it has exited with success (its output shown otherwise).
+#[allow(dead_code)]
+pub fn browser_result(mut node: std::process::Command) -> serde_json::Value {
+    let output = node.output().expect("node runs (Node.js 20+)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 /// Creates the collection `name` through the API with `key` (201 asserted): its id.
 pub async fn new_collection(server: &Server, key: &str, name: &str) -> String {
     let body = serde_json::json!({ "name": name });
