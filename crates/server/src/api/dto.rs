@@ -273,7 +273,7 @@ pub struct CalibrationDto {
     /// The miss rate above which the calibration warns (`fnir_warning`).
     pub fnir_warning_level: f64,
     /// `estimated_fnir` is above `fnir_warning_level`: the threshold the strangers demand costs
-    /// recognition dearly (look-alikes or duplicate records in the gallery, or a strict target).
+    /// recognition dearly (look-alikes in the gallery, or a strict target).
     pub fnir_warning: bool,
     /// The bound cannot reach the target at any threshold: the threshold is the lowest at or above
     /// the floor where the least risk was seen (above every stranger score, as a rule).
