@@ -22,6 +22,7 @@ async fn check_whole(db: &str) -> HashMap<String, usize> {
         offset: 0,
         name_contains: None,
         expires_before: None,
+        external_id: None,
     };
     let persons = store
         .list_persons(facerec_core::CollectionId::DEFAULT, &page)

@@ -184,6 +184,8 @@ pub struct PageRequest {
     pub name_contains: Option<String>,
     /// Only persons whose consent expires at or before this instant.
     pub expires_before: Option<DateTime<Utc>>,
+    /// Only the person with this external id.
+    pub external_id: Option<String>,
 }
 
 impl Default for PageRequest {
@@ -193,6 +195,7 @@ impl Default for PageRequest {
             offset: 0,
             name_contains: None,
             expires_before: None,
+            external_id: None,
         }
     }
 }

@@ -30,6 +30,10 @@ pub enum StoreError {
     AmbiguousName(String),
     #[error("another person already has external id '{0}'")]
     DuplicateExternalId(String),
+    /// An attempt under this `Idempotency-Key` was remembered meanwhile (a concurrent retry):
+    /// nothing was written; its answer is the one to give.
+    #[error("another attempt with this Idempotency-Key was recorded first")]
+    IdempotencyKeyTaken,
     #[error("registration requires recorded consent with a basis")]
     ConsentRequired,
     #[error("invalid person: {0}")]
@@ -72,6 +76,7 @@ impl StoreError {
             Self::InvalidKey(_) => ErrorCode::InvalidKey,
             Self::AmbiguousName(_) => ErrorCode::AmbiguousName,
             Self::DuplicateExternalId(_) => ErrorCode::DuplicateExternalId,
+            Self::IdempotencyKeyTaken => ErrorCode::IdempotencyKeyReused,
             Self::ConsentRequired => ErrorCode::ConsentRequired,
             Self::InvalidPerson(_) => ErrorCode::InvalidPerson,
             Self::EmbeddingDimension { .. } | Self::InvalidEmbedding(_) => {

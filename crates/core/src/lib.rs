@@ -11,6 +11,7 @@ pub mod enrollment;
 mod error;
 pub mod matching;
 pub mod person;
+pub mod retry;
 pub mod store;
 pub mod tracking;
 

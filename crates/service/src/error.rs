@@ -42,6 +42,18 @@ pub enum AppError {
     /// The collection was calibrated on request less than `ON_DEMAND_EVERY` ago.
     #[error("this collection was calibrated moments ago: ask again in {} s", .0.as_secs().max(1))]
     CalibrationTooSoon(std::time::Duration),
+    /// Another person holds the external id (the one the caller may want to address instead).
+    #[error("another person already has external id '{external_id}' (details.person_id)")]
+    DuplicateExternalId {
+        external_id: String,
+        person: facerec_core::PersonId,
+    },
+    /// The `Idempotency-Key` named an attempt that asked for something else.
+    #[error(
+        "this Idempotency-Key was used within a day for another request (another photo, person \
+         or field): use a new key for a new request"
+    )]
+    IdempotencyKeyReused,
     /// The caller's key lacks the scope.
     #[error("this needs the scope '{0}', which the key does not have")]
     InsufficientScope(Scope),
@@ -71,6 +83,8 @@ impl AppError {
             Self::NameTaken(_) => ErrorCode::SubjectExists,
             Self::ConsentExpired(_) => ErrorCode::ConsentExpired,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Self::DuplicateExternalId { .. } => ErrorCode::DuplicateExternalId,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Self::CalibrationTooSoon(_) => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::InternalError,
         }

@@ -107,6 +107,7 @@ impl Persons {
             offset: 0,
             name_contains: None,
             expires_before: None,
+            external_id: None,
         };
         loop {
             let found = self
@@ -180,6 +181,7 @@ impl Persons {
                         offset: 0,
                         name_contains: None,
                         expires_before: None,
+                        external_id: None,
                     },
                 )
                 .await?;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use facerec_core::{Actor, DeletedPerson};
+use facerec_core::{retry, Actor, DeletedPerson};
 
 use crate::error::AppResult;
 use crate::persons::Persons;
@@ -57,13 +57,23 @@ impl Persons {
         Ok(deleted)
     }
 
+    /// Forgets the registration attempts remembered longer than [`retry::KEPT_FOR`].
+    pub async fn forget_old_attempts(&self) -> AppResult<u64> {
+        let before = Utc::now() - retry::KEPT_FOR;
+        Ok(self.store.forget_attempts(before).await?)
+    }
+
     /// Sweeps every [`Retention::sweep_every`], forever; a failed sweep is logged and retried at the
     /// next tick. Each replica sweeps: deleting a person another replica just deleted is a no-op.
+    /// Each sweep also forgets the registration attempts older than a day.
     pub async fn sweep_expired_forever(&self) {
         let mut tick = tokio::time::interval(self.sweep_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if let Err(e) = self.forget_old_attempts().await {
+                tracing::warn!(error = %e, "forgetting old registration attempts failed; retrying later");
+            }
             loop {
                 match self.sweep_expired().await {
                     // A full batch: more may be waiting.

@@ -68,6 +68,10 @@ pub(crate) fn write_error(err: sqlx::Error, taken: Taken<'_>) -> StoreError {
         let names = |column: &str| {
             db.constraint().is_some_and(|c| c.contains(column)) || db.message().contains(column)
         };
+        // Whatever else the write chose: a remembered attempt's key is the caller's too.
+        if names("idempotency_keys") {
+            return StoreError::IdempotencyKeyTaken;
+        }
         match taken {
             Taken::ExternalId(ext) if names("external_id") => {
                 return StoreError::DuplicateExternalId(ext.to_owned())

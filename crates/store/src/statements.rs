@@ -15,11 +15,13 @@ macro_rules! face_columns {
     };
 }
 /// `$1`: the collection; `$2`: a LIKE pattern over the folded name, or NULL for every person;
-/// `$3`: the latest consent expiry to list, or NULL for every person.
+/// `$3`: the latest consent expiry to list, or NULL for every person; `$4`: an external id, or
+/// NULL for every person.
 macro_rules! person_filter {
     () => {
         "collection_id = $1 AND (CAST($2 AS TEXT) IS NULL OR name_folded LIKE $2 ESCAPE '\\') \
-         AND ($3 IS NULL OR consent_expires_at <= $3)"
+         AND ($3 IS NULL OR consent_expires_at <= $3) \
+         AND (CAST($4 AS TEXT) IS NULL OR external_id = $4)"
     };
 }
 
@@ -52,13 +54,13 @@ pub(crate) const LIST_PERSONS: &str = concat!(
     person_columns!(),
     " FROM persons WHERE ",
     person_filter!(),
-    " ORDER BY created_at, id LIMIT $4 OFFSET $5"
+    " ORDER BY created_at, id LIMIT $5 OFFSET $6"
 );
 /// The faces of each person of one page of `LIST_PERSONS` (same parameters).
 pub(crate) const COUNT_FACES_OF_PAGE: &str = concat!(
     "SELECT person_id, count(*) FROM faces WHERE person_id IN (SELECT id FROM persons WHERE ",
     person_filter!(),
-    " ORDER BY created_at, id LIMIT $4 OFFSET $5) GROUP BY person_id"
+    " ORDER BY created_at, id LIMIT $5 OFFSET $6) GROUP BY person_id"
 );
 
 pub(crate) const INSERT_FACE: &str = concat!(
@@ -102,6 +104,14 @@ pub(crate) const INSERT_CALIBRATION: &str =
 pub(crate) const PRUNE_CALIBRATIONS: &str =
     "DELETE FROM calibrations WHERE collection_id = $1 AND id NOT IN \
      (SELECT id FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT $2)";
+/// `$1`: the collection, `$2`: the key.
+pub(crate) const SELECT_ATTEMPT: &str =
+    "SELECT fingerprint, person_id, face_id, created FROM idempotency_keys \
+     WHERE collection_id = $1 AND key = $2";
+pub(crate) const INSERT_ATTEMPT: &str =
+    "INSERT INTO idempotency_keys (collection_id, key, fingerprint, person_id, face_id, created, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const FORGET_ATTEMPTS: &str = "DELETE FROM idempotency_keys WHERE at < $1";
 pub(crate) const SELECT_CALIBRATIONS: &str =
     "SELECT document FROM calibrations WHERE collection_id = $1 ORDER BY id DESC LIMIT $2";
 /// `$6`: whether the events about keys are included (their action names are

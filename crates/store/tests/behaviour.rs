@@ -114,6 +114,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
                 offset: 0,
                 name_contains: None,
                 expires_before: None,
+                external_id: None,
             },
         )
         .await
@@ -126,6 +127,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
                 offset: 2,
                 name_contains: None,
                 expires_before: None,
+                external_id: None,
             },
         )
         .await
@@ -159,6 +161,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
                 offset: 0,
                 name_contains: Some("ADA".into()),
                 expires_before: None,
+                external_id: None,
             },
         )
         .await
@@ -172,6 +175,7 @@ async fn persons_and_pages(store: Arc<dyn Inspect>) {
                 offset: 0,
                 name_contains: Some("%".into()),
                 expires_before: None,
+                external_id: None,
             },
         )
         .await
@@ -650,6 +654,7 @@ async fn concurrent_registrations(store: Arc<dyn Inspect>) {
                 offset: 0,
                 name_contains: None,
                 expires_before: None,
+                external_id: None,
             },
         )
         .await
@@ -929,6 +934,7 @@ async fn names_in_any_script(store: Arc<dyn Inspect>) {
         offset: 0,
         name_contains: Some(text.into()),
         expires_before: None,
+        external_id: None,
     };
     for text in ["émile", "ÉMILE", "Émile Zola", "zola"] {
         let page = store
@@ -1201,7 +1207,7 @@ async fn newer_schema_is_refused(backend: &Backend) {
     );
     let message = err.to_string();
     assert!(
-        message.contains("9999") && message.contains("up to 6"),
+        message.contains("9999") && message.contains("up to 7"),
         "{message}"
     );
 }
@@ -1272,6 +1278,7 @@ async fn consent_expiry(store: Arc<dyn Inspect>) {
             facerec_core::CollectionId::DEFAULT,
             &PageRequest {
                 expires_before: Some(later),
+                external_id: None,
                 ..PageRequest::default()
             },
         )
@@ -1613,6 +1620,101 @@ async fn collections_are_isolated(store: Arc<dyn Inspect>) {
     assert_eq!(events[0].action, AuditAction::CollectionDeleted);
 }
 
+/// A registration attempt remembered under its key in the registration's own transaction: a second
+/// attempt under the key writes nothing, the attempt is read back, and it is forgotten with its
+/// face or after its time.
+async fn attempts_are_remembered_once(store: Arc<dyn Inspect>) {
+    use facerec_core::retry::{Attempt, IdempotencyKey};
+    let c = facerec_core::CollectionId::DEFAULT;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(41);
+    let attempt = |key: &str| Attempt {
+        key: IdempotencyKey::new(key).unwrap(),
+        fingerprint: format!("asked-{key}"),
+    };
+    let first = attempt("retry-1");
+    let (person, face) = store
+        .register_once(
+            c,
+            new_person("Once"),
+            new_face(random_unit(&mut rng), "o1"),
+            &actor(),
+            &first,
+        )
+        .await
+        .unwrap();
+    let again = store
+        .register_once(
+            c,
+            new_person("Once"),
+            new_face(random_unit(&mut rng), "o2"),
+            &actor(),
+            &first,
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::IdempotencyKeyTaken)),
+        "{again:?}"
+    );
+    let listed = store
+        .list_persons(c, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 1, "nothing written by the second attempt");
+    let remembered = store.remembered(c, &first.key).await.unwrap().unwrap();
+    assert_eq!(
+        (remembered.person, remembered.face, remembered.created),
+        (person.id, face.id, true)
+    );
+    assert_eq!(remembered.fingerprint, "asked-retry-1");
+    // Another collection does not see it.
+    let other = store
+        .create_collection(
+            facerec_core::NewCollection {
+                name: "elsewhere".into(),
+                settings: Default::default(),
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.remembered(other.id, &first.key).await.unwrap(), None);
+
+    // A face added under a key; the same photo again under another key is remembered as found.
+    let second = attempt("retry-2");
+    let (added, how) = store
+        .add_face_once(
+            c,
+            person.id,
+            new_face(random_unit(&mut rng), "o3"),
+            &actor(),
+            &second,
+        )
+        .await
+        .unwrap();
+    assert_eq!(how, Added::Created);
+    let third = attempt("retry-3");
+    let same = new_face(random_unit(&mut rng), "o3");
+    let (found, how) = store
+        .add_face_once(c, person.id, same, &actor(), &third)
+        .await
+        .unwrap();
+    assert_eq!((found.id, how), (added.id, Added::AlreadyPresent));
+    let remembered = store.remembered(c, &third.key).await.unwrap().unwrap();
+    assert!(!remembered.created);
+
+    // Gone with the face it names, and after its time.
+    store.delete_face(c, added.id, &actor()).await.unwrap();
+    assert_eq!(store.remembered(c, &second.key).await.unwrap(), None);
+    assert_eq!(
+        store
+            .forget_attempts(chrono::Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.remembered(c, &first.key).await.unwrap(), None);
+}
+
 /// A calibration's stranger probe: its own person is left out in the search itself, so a person
 /// with more faces than a search fetches (PostgreSQL fetches 16 for k = 2) still finds the others.
 async fn a_search_leaves_one_person_out(store: Arc<dyn Inspect>) {
@@ -1706,6 +1808,7 @@ on_both_backends!(
     consent_expiry,
     calibration_samples_and_records,
     a_search_leaves_one_person_out,
+    attempts_are_remembered_once,
     collections_are_isolated,
 );
 

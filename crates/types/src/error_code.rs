@@ -166,7 +166,9 @@ error_codes! {
     AmbiguousName "ambiguous_name" 409 compreface(409, 0) deepstack(409) Own
         "several persons have this name, which a compatible API uses as the id: rename one";
     DuplicateExternalId "duplicate_external_id" 409 compreface(409, 0) deepstack(409) Own
-        "another person already has this external id";
+        "another person already has this external id (details.person_id: who)";
+    IdempotencyKeyReused "idempotency_key_reused" 422 compreface(400, 26) deepstack(400) Own
+        "this Idempotency-Key was used for another request (another photo, person or field) within a day";
     SubjectExists "subject_exists" 400 compreface(400, 43, "Subject already exists") deepstack(400) Own
         "a person of this name already exists (the compatible APIs)";
     // Streams.

@@ -4,6 +4,7 @@ use facerec_types::NormalizedEmbedding;
 use super::{In, StoreResult};
 use crate::domain::*;
 use crate::matching::Candidate;
+use crate::retry::{Attempt, IdempotencyKey, Remembered};
 
 /// What a collection holds: persons and their faces, the search over them, the calibrations
 /// computed on them and the audit log of what happened to them.
@@ -40,6 +41,37 @@ pub trait Gallery: Send + Sync {
         faces: Vec<NewFace>,
         actor: &Actor,
     ) -> StoreResult<RegisteredNamed>;
+
+    /// [`Gallery::register`], remembering the attempt under its key in the same transaction: a
+    /// key remembered meanwhile is [`StoreError::IdempotencyKeyTaken`], and nothing is written.
+    async fn register_once(
+        &self,
+        collection: In,
+        new: NewPerson,
+        face: NewFace,
+        actor: &Actor,
+        attempt: &Attempt,
+    ) -> StoreResult<(Person, Face)>;
+
+    /// [`Gallery::add_face`], remembering the attempt as [`Gallery::register_once`] does.
+    async fn add_face_once(
+        &self,
+        collection: In,
+        person: PersonId,
+        face: NewFace,
+        actor: &Actor,
+        attempt: &Attempt,
+    ) -> StoreResult<(Face, Added)>;
+
+    /// What the attempt under this key registered, while remembered.
+    async fn remembered(
+        &self,
+        collection: In,
+        key: &IdempotencyKey,
+    ) -> StoreResult<Option<Remembered>>;
+
+    /// Forgets the attempts remembered before `before` (of every collection): how many.
+    async fn forget_attempts(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
 
     async fn list_persons(&self, collection: In, page: &PageRequest) -> StoreResult<Page<Person>>;
 

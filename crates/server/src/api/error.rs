@@ -96,6 +96,9 @@ impl From<AppError> for ApiError {
             AppError::InsufficientScope(scope) => {
                 Some(Box::new(serde_json::json!({ "scope": scope.as_str() })))
             }
+            AppError::DuplicateExternalId { person, .. } => {
+                Some(Box::new(serde_json::json!({ "person_id": person.0 })))
+            }
             _ => None,
         };
         match err {

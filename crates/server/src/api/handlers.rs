@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::{Extension, Json};
+use facerec_core::retry::IdempotencyKey;
 use facerec_core::{Added, Caller, FaceId, PageRequest, PersonId, PersonPatch, Scope, Threshold};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -72,16 +73,18 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyRe
     responses((status = 201, description = "Registered", body = RegisteredDto),
               (status = 200, description = "This photo was already registered for this person", body = RegisteredDto),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, description = "external_id taken", body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 409, description = "external_id taken (details.person_id: who holds it)", body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 415, body = ErrorBody),
-              (status = 422, description = "no_face, multiple_faces, poor_quality or consent_required", body = ErrorBody),
+              (status = 422, description = "no_face, multiple_faces, poor_quality, consent_required or idempotency_key_reused", body = ErrorBody),
               (status = 503, body = ErrorBody)),
+    params(IdempotencyHeader),
     security(("api_key" = [])))]
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     mut form: Form,
-) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<RegisteredDto>)> {
     let target = match (form.text("person_id"), form.text("name")) {
         (Some(id), _) => RegistrationTarget::Existing(person_id(id)?),
         (None, Some(name)) => RegistrationTarget::NewPerson {
@@ -121,6 +124,7 @@ pub async fn register(
             })
             .transpose()?,
         pick: face_pick(&form)?,
+        idempotency_key: idempotency_key(&headers)?,
     };
     registered(state.app.register(request, &caller).await?)
 }
@@ -130,13 +134,15 @@ pub async fn register(
     request_body(content = AddFaceForm, content_type = "multipart/form-data"),
     responses((status = 201, body = RegisteredDto), (status = 200, body = RegisteredDto),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(IdempotencyHeader),
     security(("api_key" = [])))]
 pub async fn add_face(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     mut form: Form,
-) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<RegisteredDto>)> {
     let person = person_id(&id)?;
     let request = Registration {
         image: form.image("image")?,
@@ -145,18 +151,51 @@ pub async fn add_face(
         consent_basis: None,
         consent_expires_at: None,
         pick: face_pick(&form)?,
+        idempotency_key: idempotency_key(&headers)?,
     };
     registered(state.app.register(request, &caller).await?)
 }
 
-fn registered(r: Registered) -> ApiResult<(StatusCode, Json<RegisteredDto>)> {
+/// `Idempotency-Key`: a retry under the same key answers what the first attempt answered.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyHeader {
+    /// The client's name for this attempt (1 to 255 visible ASCII characters, e.g. a UUID): a
+    /// retry with the same key within a day answers what the first attempt answered (with
+    /// `Idempotent-Replayed: true`) and registers nothing more; the same key for another request
+    /// is 422 `idempotency_key_reused`.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<IdempotencyKey>> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Idempotency-Key header is not text"))?;
+    IdempotencyKey::new(text)
+        .map(Some)
+        .map_err(ApiError::bad_request)
+}
+
+fn registered(r: Registered) -> ApiResult<(StatusCode, HeaderMap, Json<RegisteredDto>)> {
     let status = if r.added == Added::Created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
+    let mut headers = HeaderMap::new();
+    if r.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
     Ok((
         status,
+        headers,
         Json(RegisteredDto {
             person: r.person.into(),
             face: r.face.into(),
@@ -312,6 +351,8 @@ pub struct ListQuery {
     name: Option<String>,
     /// Only persons whose consent expires at or before this time (RFC 3339; `+` written `%2B`).
     expires_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only the person with this external id (at most one: they are unique).
+    external_id: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/persons", tag = "persons", params(ListQuery),
@@ -326,6 +367,7 @@ pub async fn list_persons(
         offset: in_range("offset", q.offset, ranges::OFFSET)?,
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
         expires_before: q.expires_before,
+        external_id: q.external_id,
     };
     let result = state.app.persons().persons(&caller, &page).await?;
     Ok(Json(PersonsPage {

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use facerec_core::person::fold_name;
+use facerec_core::retry::{Attempt, IdempotencyKey};
 use facerec_core::store::In;
 use facerec_core::{
     Actor, ApiKey, AuditFilter, Collection, CollectionId, CollectionSettings, Face, FaceId,
@@ -54,6 +55,7 @@ pub(super) fn count_persons(collection: In, page: &PageRequest) -> Scalar<i64> {
         .bind(Id::from(collection))
         .bind(name_pattern(page))
         .bind(page.expires_before)
+        .bind(page.external_id.clone())
 }
 
 pub(super) fn select_persons_page(collection: In, page: &PageRequest) -> Select<PersonRow> {
@@ -61,6 +63,7 @@ pub(super) fn select_persons_page(collection: In, page: &PageRequest) -> Select<
         .bind(Id::from(collection))
         .bind(name_pattern(page))
         .bind(page.expires_before)
+        .bind(page.external_id.clone())
         .bind(i64::from(page.limit))
         // Validated by the caller; a larger offset than i64 can hold finds nothing anyway.
         .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
@@ -71,6 +74,7 @@ pub(super) fn count_faces_of_page(collection: In, page: &PageRequest) -> Select<
         .bind(Id::from(collection))
         .bind(name_pattern(page))
         .bind(page.expires_before)
+        .bind(page.external_id.clone())
         .bind(i64::from(page.limit))
         .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
 }
@@ -441,6 +445,37 @@ pub(super) fn prune_calibrations(collection: In) -> Statement {
     sqlx::query(PRUNE_CALIBRATIONS)
         .bind(Id::from(collection))
         .bind(CALIBRATIONS_KEPT)
+}
+
+/// Remembers an attempt: what it registered, under its key.
+pub(super) fn insert_attempt(
+    collection: In,
+    attempt: &Attempt,
+    face: &Face,
+    created: bool,
+    at: DateTime<Utc>,
+) -> Statement {
+    sqlx::query(INSERT_ATTEMPT)
+        .bind(Id::from(collection))
+        .bind(attempt.key.as_str().to_owned())
+        .bind(attempt.fingerprint.clone())
+        .bind(Id::from(face.person_id))
+        .bind(Id::from(face.id))
+        .bind(created)
+        .bind(at)
+}
+
+pub(super) fn select_attempt(
+    collection: In,
+    key: &IdempotencyKey,
+) -> Select<(String, Id, Id, bool)> {
+    sqlx::query_as(SELECT_ATTEMPT)
+        .bind(Id::from(collection))
+        .bind(key.as_str().to_owned())
+}
+
+pub(super) fn forget_attempts(before: DateTime<Utc>) -> Statement {
+    sqlx::query(FORGET_ATTEMPTS).bind(before)
 }
 
 /// The collection's calibrations, newest first.

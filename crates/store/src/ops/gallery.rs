@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use facerec_core::person::{apply_patch, check_dimension, face_from_new, person_from_new};
+use facerec_core::retry::{Attempt, IdempotencyKey, Remembered};
 use facerec_core::store::{In, StoreResult};
 use facerec_core::{
     Actor, Added, AuditEvent, AuditFilter, Candidate, CollectionId, DeletedPerson, Face, FaceEntry,
@@ -27,18 +28,64 @@ impl Gallery for This {
         face: NewFace,
         actor: &Actor,
     ) -> StoreResult<(Person, Face)> {
-        let now = Utc::now();
-        let person = person_from_new(&new, now)?;
-        let face = face_from_new(person.id, face, now)?;
+        self.register_remembering(collection, new, face, actor, None)
+            .await
+    }
+
+    async fn register_once(
+        &self,
+        collection: In,
+        new: NewPerson,
+        face: NewFace,
+        actor: &Actor,
+        attempt: &Attempt,
+    ) -> StoreResult<(Person, Face)> {
+        self.register_remembering(collection, new, face, actor, Some(attempt))
+            .await
+    }
+
+    async fn add_face_once(
+        &self,
+        collection: In,
+        person: PersonId,
+        new: NewFace,
+        actor: &Actor,
+        attempt: &Attempt,
+    ) -> StoreResult<(Face, Added)> {
+        check_dimension(&new.embedding)?;
         self.write(async |tx| {
-            let statements = bind::registration(collection, &person, &face, actor);
-            let taken = Taken::external_id(person.external_id.as_deref());
-            tx.run(statements, taken).await?;
-            tx.changed(Change::FaceAdded(collection, face.clone()));
-            Ok(())
+            person_for_write(tx, collection, person).await?;
+            let (face, added) = add_face_in(tx, collection, person, new, actor).await?;
+            let created = added == Added::Created;
+            let remember = bind::insert_attempt(collection, attempt, &face, created, Utc::now());
+            tx.run([remember], Taken::Nothing).await?;
+            Ok((face, added))
         })
-        .await?;
-        Ok((person, face))
+        .await
+    }
+
+    async fn remembered(
+        &self,
+        collection: In,
+        key: &IdempotencyKey,
+    ) -> StoreResult<Option<Remembered>> {
+        let row = bind::select_attempt(collection, key)
+            .fetch_optional(self.fresh_readers())
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|(fingerprint, person, face, created)| Remembered {
+            fingerprint,
+            person: person.into(),
+            face: face.into(),
+            created,
+        }))
+    }
+
+    async fn forget_attempts(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let forget = bind::forget_attempts(before);
+        let mut writer = self.writer().await?;
+        let done = forget.execute(&mut *writer).await.map_err(db_error)?;
+        Ok(done.rows_affected())
     }
 
     async fn get_person(&self, collection: In, id: PersonId) -> StoreResult<Person> {
@@ -358,6 +405,37 @@ impl Gallery for This {
             .await
             .map_err(db_error)?;
         rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+}
+
+impl This {
+    /// A registration, and the attempt that made it remembered in the same transaction.
+    async fn register_remembering(
+        &self,
+        collection: In,
+        new: NewPerson,
+        face: NewFace,
+        actor: &Actor,
+        attempt: Option<&Attempt>,
+    ) -> StoreResult<(Person, Face)> {
+        let now = Utc::now();
+        let person = person_from_new(&new, now)?;
+        let face = face_from_new(person.id, face, now)?;
+        self.write(async |tx| {
+            let mut statements: Vec<bind::Statement> =
+                bind::registration(collection, &person, &face, actor)
+                    .into_iter()
+                    .collect();
+            if let Some(attempt) = attempt {
+                statements.push(bind::insert_attempt(collection, attempt, &face, true, now));
+            }
+            let taken = Taken::external_id(person.external_id.as_deref());
+            tx.run(statements, taken).await?;
+            tx.changed(Change::FaceAdded(collection, face.clone()));
+            Ok(())
+        })
+        .await?;
+        Ok((person, face))
     }
 }
 
