@@ -5,7 +5,8 @@
 //! 2. Stream: one 640x480 WebSocket stream with one face and with five, tracking on and off.
 //! 3. Calibration: `POST /v1/calibration` over 100,000 random faces (FACEREC_BENCH_CALIBRATION_FACES;
 //!    plus InsightFace's embeddings of shared/faces where present), timed, while one client keeps
-//!    calling `/v1/recognize`: its latency before and during the run.
+//!    calling `/v1/recognize`: its latency before and during the run. `FACEREC_BENCH_ONLY=calibration`
+//!    runs this part alone.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -241,6 +242,12 @@ async fn main() {
     let yao = photo("vectron/yaoming.jpg");
     let mut analyzer = analyzer();
     let model = analyzer.model_id().clone();
+    // FACEREC_BENCH_ONLY=calibration: the third part alone (two builds timed side by side).
+    if std::env::var("FACEREC_BENCH_ONLY").is_ok_and(|only| only == "calibration") {
+        drop(analyzer);
+        bench_calibration(&model, &yao).await;
+        return;
+    }
     let limits = IngestLimits::default();
     let mut pipeline: Vec<f64> = (0..60)
         .map(|_| {
