@@ -42,6 +42,13 @@ pub enum UploadError {
     TooManyFiles { limit: usize },
     #[error("field '{field}' is longer than {limit} bytes")]
     TextTooLarge { field: String, limit: u64 },
+    /// A file too long for a text field, under a name the route does not read as a file (such as
+    /// CompreFace's `file` on a route that takes `image`).
+    #[error("field '{field}' is a file this route does not read: {}", expected_files(.expected))]
+    UnexpectedFile {
+        field: String,
+        expected: Vec<String>,
+    },
     /// Reading the body itself failed; the source says why (a body-size limit, a dropped connection).
     #[error("the request body could not be read: {0}")]
     Body(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -122,11 +129,29 @@ where
             let bytes = field.bytes().await.map_err(|e| classify(e, &spec))?;
             upload.files.insert(name, bytes);
         } else {
-            let text = read_text(field, &name, &spec).await?;
+            let carries_a_file = field.file_name().is_some();
+            let text = read_text(field, &name, &spec).await.map_err(|e| match e {
+                UploadError::TextTooLarge { field, .. } if carries_a_file => {
+                    UploadError::UnexpectedFile {
+                        field,
+                        expected: spec.file_fields.iter().map(|f| f.to_string()).collect(),
+                    }
+                }
+                other => other,
+            })?;
             upload.fields.insert(name, text);
         }
     }
     Ok(upload)
+}
+
+/// What a route reads as files, said to a client that sent one under another name.
+fn expected_files(expected: &[String]) -> String {
+    match expected {
+        [] => "it takes no file".to_owned(),
+        [one] => format!("send the image as '{one}'"),
+        many => format!("it takes images as '{}'", many.join("', '")),
+    }
 }
 
 /// A text field, refused as soon as it passes [`MAX_TEXT_FIELD_BYTES`].
@@ -249,6 +274,19 @@ mod tests {
         let long = vec![b'a'; MAX_TEXT_FIELD_BYTES as usize + 1];
         let err = read(body(&[("name", &long)])).await.unwrap_err();
         assert!(matches!(err, UploadError::TextTooLarge { .. }), "{err}");
+        // A photo under a name the route does not read as a file (CompreFace's `file` where
+        // `image` is meant) is named as such, with the field to use.
+        let mut photo =
+            b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\n\r\n"
+                .to_vec();
+        photo.extend_from_slice(&long);
+        photo.extend_from_slice(b"\r\n--B--\r\n");
+        let err = read(photo).await.unwrap_err();
+        assert!(matches!(err, UploadError::UnexpectedFile { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "field 'file' is a file this route does not read: send the image as 'image'"
+        );
         let err = read(b"--B\r\nno headers end".to_vec()).await.unwrap_err();
         assert!(matches!(err, UploadError::Malformed(_)), "{err}");
     }
