@@ -160,8 +160,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
     };
-    // Refused before the database is opened (and migrated).
-    facerec_server::check_exposure(&config)?;
+    // Beyond loopback without configured keys: refused before the models load unless the
+    // database holds an admin key (`facerec_server::check_exposure`).
     let store = args.service.database.open().await?;
     facerec_server::serve(config, store).await?;
     Ok(())

@@ -161,7 +161,8 @@ async fn the_page_registers_and_names_a_person_on_the_live_view() {
 }
 
 /// The default server (no keys, loopback): a page of another origin, in the same browser, can neither
-/// register (no-cors fetch, HTML form), nor read, nor stream; the server's own page still does all.
+/// register (no-cors fetch, HTML form), nor read, nor stream; the server's own page still does all,
+/// and once it makes the first key, keyless requests are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_origin_cannot_drive_the_default_server() {
     let server = Server::start(Db::Sqlite, &[]).await;
@@ -179,8 +180,11 @@ async fn another_origin_cannot_drive_the_default_server() {
         !ws.contains(&"open") && !ws.iter().any(|e| e.starts_with("message")),
         "the socket was accepted: {ws:?}"
     );
-    let (status, persons) = json(server.get("/v1/persons").await).await;
-    assert_eq!(status, 200);
+    // Keyless until the first key: the page made an admin key, and was refused without it.
+    assert_eq!(result["keylessAfterFirstKey"], 401, "{result}");
+    let admin = result["pageAdminKey"].as_str().unwrap();
+    let (status, persons) = call(&server, reqwest::Method::GET, "/v1/persons", admin, None).await;
+    assert_eq!(status, 200, "{persons}");
     let names: Vec<&str> = persons["items"]
         .as_array()
         .unwrap()

@@ -361,6 +361,17 @@ impl<'de> Deserialize<'de> for Scopes {
     }
 }
 
+/// Whether keys kept in the database are in force: once any is, every request needs a key (on
+/// loopback too); an `admin` one also lets a server without configured keys listen beyond
+/// loopback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeysInForce {
+    /// A live key exists.
+    pub any: bool,
+    /// A live key with the `admin` scope exists.
+    pub admin: bool,
+}
+
 /// A key kept in the database: its secret only as a sha256.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiKey {

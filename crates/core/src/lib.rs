@@ -17,7 +17,7 @@ pub mod tracking;
 
 pub use collection::{
     ApiKey, Caller, Collection, CollectionPatch, CollectionRef, CollectionSettings,
-    DeletedCollection, NewApiKey, NewCollection, Scope, Scopes,
+    DeletedCollection, KeysInForce, NewApiKey, NewCollection, Scope, Scopes,
 };
 pub use domain::*;
 pub use enrollment::{PoorQuality, QualityPolicy};

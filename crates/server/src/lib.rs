@@ -10,7 +10,7 @@ pub mod listen;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use facerec_core::Store;
+use facerec_core::{KeysInForce, Store};
 use facerec_service::{App, AppConfig, StartError};
 
 use crate::api::keys::ApiKeys;
@@ -51,12 +51,15 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Refuses to expose an unauthenticated API beyond this machine.
-pub fn check_exposure(config: &ServerConfig) -> Result<(), ServeError> {
-    if config.keys.is_empty() && !config.bind.ip().is_loopback() {
+/// Refuses to expose an unauthenticated API beyond this machine: beyond loopback, keys must be
+/// configured or an `admin` key kept in the database (`facerec keys create --scopes admin`), so
+/// that someone can still manage the keys.
+pub fn check_exposure(config: &ServerConfig, in_force: KeysInForce) -> Result<(), ServeError> {
+    if config.keys.is_empty() && !in_force.admin && !config.bind.ip().is_loopback() {
         return Err(ServeError::Config(format!(
-            "refusing to listen on {} without API keys: set FACEREC_API_KEYS (or --api-keys-file), \
-             or bind to 127.0.0.1",
+            "refusing to listen on {} without API keys: set FACEREC_API_KEYS (or \
+             --api-keys-file), create an admin key (`facerec keys create --collection default \
+             --scopes admin --label admin`), or bind to 127.0.0.1",
             config.bind
         )));
     }
@@ -65,9 +68,15 @@ pub fn check_exposure(config: &ServerConfig) -> Result<(), ServeError> {
 
 /// Loads the models over `store`, then serves until SIGINT/SIGTERM, finishing requests in flight.
 pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), ServeError> {
-    check_exposure(&config)?;
-    if config.keys.is_empty() {
-        tracing::warn!(bind = %config.bind, "no API keys configured: accepting unauthenticated requests on loopback only");
+    let in_force = store
+        .keys_in_force(chrono::Utc::now())
+        .await
+        .map_err(|e| ServeError::Config(format!("cannot read the keys: {e}")))?;
+    check_exposure(&config, in_force)?;
+    if config.keys.is_empty() && in_force.any {
+        tracing::info!(bind = %config.bind, "API keys in the database: every request needs one");
+    } else if config.keys.is_empty() {
+        tracing::warn!(bind = %config.bind, "no API keys configured: accepting unauthenticated requests on loopback only, until the first key is created");
     }
     // Each upload needs one inference job (verify with two photos, two): as many as the pool can
     // run or hold.
@@ -89,6 +98,7 @@ pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), Se
         allow_embeddings: config.allow_embeddings,
         failed_keys: Default::default(),
         preauth_uploads: Arc::new(tokio::sync::Semaphore::new(api::admission::PREAUTH_SLOTS)),
+        loopback: config.bind.ip().is_loopback(),
     });
     let sweeping = Arc::clone(&state);
     tokio::spawn(async move { sweeping.app.persons().sweep_expired_forever().await });

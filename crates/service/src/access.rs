@@ -10,7 +10,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use facerec_core::{
     ApiKey, AuditEvent, AuditFilter, Caller, Collection, CollectionPatch, CollectionRef,
-    DeletedCollection, KeyId, NewApiKey, NewCollection, Scope, Scopes, Store, StoreError,
+    DeletedCollection, KeyId, KeysInForce, NewApiKey, NewCollection, Scope, Scopes, Store,
+    StoreError,
 };
 use sha2::{Digest, Sha256};
 
@@ -45,6 +46,8 @@ pub struct Access {
     keys_by_id: moka::future::Cache<KeyId, ApiKey>,
     /// By how a caller named it (its name, or its id).
     collections: moka::future::Cache<CollectionRef, Arc<Collection>>,
+    /// Whether database keys are in force (one entry), trusted for [`CACHE_TTL`] like the keys.
+    in_force: moka::future::Cache<(), KeysInForce>,
 }
 
 /// A cache of [`CACHE_ENTRIES`] rows, each trusted for [`CACHE_TTL`].
@@ -127,7 +130,20 @@ impl Access {
             keys: cache(),
             keys_by_id: cache(),
             collections: cache(),
+            in_force: cache(),
         }
+    }
+
+    /// Whether database keys are in force: from the first live key on, every request needs a key
+    /// (on loopback too), on every replica within [`CACHE_TTL`].
+    pub async fn keys_in_force(&self) -> AppResult<KeysInForce> {
+        let store = Arc::clone(&self.store);
+        let read = self
+            .in_force
+            .try_get_with((), async move { store.keys_in_force(Utc::now()).await })
+            .await;
+        // Shared by every caller that waited on the same read: its failure, as text.
+        read.map_err(|e| AppError::Store(StoreError::Database(e.to_string())))
     }
 
     /// A collection as a caller names it, read through the cache.
@@ -199,6 +215,7 @@ impl Access {
         self.collections.invalidate_all();
         self.keys.invalidate_all();
         self.keys_by_id.invalidate_all();
+        self.in_force.invalidate_all();
         Ok(deleted)
     }
 
@@ -222,6 +239,7 @@ impl Access {
             secret_sha256: secret_sha256(&secret),
         };
         let key = self.store.create_key(new, &caller.actor).await?;
+        self.in_force.invalidate_all();
         Ok(CreatedKey {
             key,
             secret,
@@ -248,6 +266,7 @@ impl Access {
         require(caller, Scope::Admin)?;
         let key = self.store.revoke_key(id, &caller.actor).await?;
         self.keys.invalidate_all();
+        self.in_force.invalidate_all();
         self.keys_by_id.invalidate(&id).await;
         Ok(key)
     }

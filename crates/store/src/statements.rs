@@ -201,6 +201,11 @@ pub(crate) const LIST_KEYS: &str = concat!(
      ORDER BY created_at, id LIMIT $2"
 );
 /// `$1`: now. Revoked and expired keys do not count against the cap.
+/// `$1`: now. Scopes are space-separated names.
+pub(crate) const SELECT_KEYS_IN_FORCE: &str = "SELECT \
+     EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)), \
+     EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
+             AND (' ' || scopes || ' ') LIKE '% admin %')";
 pub(crate) const COUNT_LIVE_KEYS: &str = "SELECT count(*) FROM api_keys \
      WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)";
 /// Keys that ended (revoked or expired) are kept for the listing and the audit trail, then pruned:

@@ -40,6 +40,9 @@ pub trait Catalogue: Send + Sync {
     /// The key whose secret hashes to this, live or not; read where the latest write is seen.
     async fn key_by_secret(&self, secret_sha256: &str) -> StoreResult<Option<ApiKey>>;
 
+    /// Whether live keys exist at `now`, and live `admin` keys (of any collection).
+    async fn keys_in_force(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<KeysInForce>;
+
     /// A key by its id, live or not; read where the latest write is seen.
     async fn get_key(&self, id: KeyId) -> StoreResult<ApiKey>;
     async fn revoke_key(&self, id: KeyId, actor: &Actor) -> StoreResult<ApiKey>;

@@ -36,7 +36,7 @@ pub async fn admit_upload_keyed_by_form(
     request: Request,
     next: Next,
 ) -> Response {
-    let permits = if super::auth::key_only_in_body(&state, request.headers()) {
+    let permits = if super::auth::key_only_in_body(&state, request.headers()).await {
         &state.preauth_uploads
     } else {
         &state.uploads

@@ -38,8 +38,18 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// Whether a request can only be authenticated from its body: keys are configured and none came in
 /// a header (DeepStack's clients send theirs as a form field).
-pub fn key_only_in_body(state: &AppState, headers: &HeaderMap) -> bool {
-    !state.keys.is_empty() && presented_key(headers).is_none()
+pub async fn key_only_in_body(state: &AppState, headers: &HeaderMap) -> bool {
+    // A database that cannot say whether keys are in force is taken to hold some.
+    presented_key(headers).is_none() && keys_required(state).await.unwrap_or(true)
+}
+
+/// Whether a request must bring a key: keys are configured, or kept in the database (from the
+/// first live one on, on loopback too), or the server listens beyond loopback.
+async fn keys_required(state: &AppState) -> Result<bool, ApiError> {
+    if !state.keys.is_empty() || !state.loopback {
+        return Ok(true);
+    }
+    Ok(state.app.access().keys_in_force().await?.any)
 }
 
 /// The header that names the collection a request acts in, for keys that reach several (the
@@ -71,8 +81,8 @@ fn invalid_key() -> ApiError {
 async fn grant(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError> {
     let operator = Scopes::operator(state.allow_embeddings);
     let Some(presented) = presented_key(headers) else {
-        if state.keys.is_empty() {
-            // Without keys the server only listens on loopback (enforced at start).
+        if !keys_required(state).await? {
+            // No key anywhere, on loopback: the local operator.
             return Ok(Grant {
                 actor: Actor::local_operator(),
                 collection: None,
@@ -149,7 +159,7 @@ pub async fn authorize(
     client: Option<IpAddr>,
     scope: Scope,
 ) -> Result<Caller, ApiError> {
-    if let Some(ip) = client.filter(|_| !state.keys.is_empty()) {
+    if let Some(ip) = client {
         if let Some(wait) = state.failed_keys.blocked(ip) {
             return Err(rate_limited(
                 wait,

@@ -55,7 +55,8 @@ pub(super) fn layered(
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect(),
-        any_host_by_default: !state.keys.is_empty(),
+        // Keys protect a server beyond loopback (configured, or an admin key in the database).
+        any_host_by_default: !state.keys.is_empty() || !bind.ip().is_loopback(),
         bind,
         cors_origins: limits.cors_origins.clone(),
     });

@@ -32,4 +32,7 @@ pub struct AppState {
     pub preauth_uploads: Arc<tokio::sync::Semaphore>,
     /// Addresses whose keys keep failing.
     pub failed_keys: FailedKeys,
+    /// The server listens on loopback only: without keys in force, a request without a key is
+    /// the local operator.
+    pub loopback: bool,
 }

@@ -403,6 +403,10 @@ pub(super) fn delete_ids_of_collection(statement: &'static str, id: CollectionId
     sqlx::query_scalar(statement).bind(Id::from(id))
 }
 
+pub(super) fn keys_in_force(now: DateTime<Utc>) -> Select<(bool, bool)> {
+    sqlx::query_as(SELECT_KEYS_IN_FORCE).bind(now)
+}
+
 pub(super) fn count_live_keys(now: DateTime<Utc>) -> Scalar<i64> {
     sqlx::query_scalar(COUNT_LIVE_KEYS).bind(now)
 }

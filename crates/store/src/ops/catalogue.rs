@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use facerec_core::store::{In, StoreResult};
 use facerec_core::{
     Actor, ApiKey, Catalogue, Collection, CollectionId, CollectionPatch, DeletedCollection, FaceId,
-    KeyId, NewApiKey, NewAuditEvent, NewCollection, StoreError, TicketBudget,
+    KeyId, KeysInForce, NewApiKey, NewAuditEvent, NewCollection, StoreError, TicketBudget,
 };
 
 use super::bind;
@@ -174,6 +174,14 @@ impl Catalogue for This {
             .map_err(db_error)?
             .map(ApiKey::try_from)
             .transpose()
+    }
+
+    async fn keys_in_force(&self, now: DateTime<Utc>) -> StoreResult<KeysInForce> {
+        let (any, admin) = bind::keys_in_force(now)
+            .fetch_one(self.fresh_readers())
+            .await
+            .map_err(db_error)?;
+        Ok(KeysInForce { any, admin })
     }
 
     async fn get_key(&self, id: KeyId) -> StoreResult<ApiKey> {

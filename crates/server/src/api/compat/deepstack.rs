@@ -67,7 +67,7 @@ impl FromRequest<Arc<AppState>> for DeepStackForm {
             .get::<RouteScope>()
             .expect("every DeepStack route declares its scope (router::keyed_routes)");
         // A key in a header (or no keys configured) is checked before the body is read.
-        if !key_only_in_body(state, request.headers()) {
+        if !key_only_in_body(state, request.headers()).await {
             let client = client_ip(request.extensions());
             let caller = authorize(state, request.headers(), client, scope).await?;
             let form = Form::read_any(request, state, &FILE_FIELDS, Some(MAX_IMAGES)).await?;
