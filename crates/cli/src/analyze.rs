@@ -39,7 +39,8 @@ struct ImageReport<'a> {
 #[derive(Serialize)]
 struct FaceReport {
     bbox: [f32; 4],
-    kps: [[f32; 2]; 5],
+    /// Named as the HTTP API names them.
+    landmarks: [[f32; 2]; 5],
     det_score: f32,
     embedding: Vec<f32>,
     quality: facerec_vision::FaceQuality,
@@ -152,7 +153,7 @@ fn print_analysis(path: &str, analysis: &Analysis, json: bool) {
             .iter()
             .map(|f| FaceReport {
                 bbox: f.detection.bbox.to_array(),
-                kps: f.detection.landmarks,
+                landmarks: f.detection.landmarks,
                 det_score: f.detection.score,
                 embedding: f.embedding.as_slice().to_vec(),
                 quality: f.quality,

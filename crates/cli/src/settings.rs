@@ -56,7 +56,9 @@ impl DatabaseArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct MatchArgs {
-    /// Cosine similarity at or above which a face is a match (see README for the error rates)
+    /// The floor of the match threshold: the lowest cosine similarity that names someone; each
+    /// collection's calibration raises it as far as its gallery needs (README: "Matching
+    /// threshold")
     #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = Threshold::default())]
     pub match_threshold: Threshold,
     /// Enrollment: smallest face accepted (shorter box side, pixels)

@@ -185,7 +185,9 @@ pub struct RecognizedFaceDto {
     /// The threshold this face was decided at.
     pub threshold: f32,
     /// With a match: the estimated share of strangers who score at least this similarity at this
-    /// gallery size (see `GET /v1/calibration`); null for an unknown face.
+    /// gallery size (see `GET /v1/calibration`); null for an unknown face, and where the estimate
+    /// is weak (`estimate_weak`: the gallery cannot show its target, and a point estimate of such
+    /// a gallery, often 0 or 1, would be misread).
     pub estimated_fpir: Option<f64>,
     /// With a match: its 95% upper bound (read this one: the estimate is often exactly 0 at the
     /// threshold); null for an unknown face.
@@ -196,9 +198,8 @@ impl RecognizedFaceDto {
     pub fn new(face: &AnalyzedFace, recognition: &Recognition, calibration: &Calibration) -> Self {
         Self {
             threshold: recognition.threshold.value(),
-            estimated_fpir: recognition
-                .matched
-                .as_ref()
+            estimated_fpir: (recognition.matched.as_ref())
+                .filter(|_| !calibration.weak)
                 .map(|m| calibration.estimated_fpir(m.similarity.value())),
             estimated_fpir_upper: recognition
                 .matched

@@ -169,7 +169,8 @@ struct StreamMatch {
     /// The threshold it was decided at, and the estimated share of strangers scoring this high
     /// (with its 95% upper bound), from the calibration that threshold is of.
     threshold: f32,
-    estimated_fpir: f64,
+    /// Null where the calibration is weak (as `/v1/recognize` says).
+    estimated_fpir: Option<f64>,
     estimated_fpir_upper: f64,
 }
 
@@ -199,7 +200,8 @@ impl FrameResult {
                         name: id.name,
                         similarity: id.similarity,
                         threshold,
-                        estimated_fpir: calibration.estimated_fpir(id.similarity),
+                        estimated_fpir: (!calibration.weak)
+                            .then(|| calibration.estimated_fpir(id.similarity)),
                         estimated_fpir_upper: calibration.estimated_fpir_upper(id.similarity),
                     }),
                 })
