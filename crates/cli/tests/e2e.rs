@@ -697,6 +697,47 @@ async fn the_openapi_document_validates_and_lists_every_route() {
             assert!(op.is_some(), "{method} {path} documented");
         }
     }
+    // Every operation says what it does in a line (#32, 4); every keyed one reads the collection
+    // header; refusals that say when to retry document Retry-After.
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let summary = operation["summary"].as_str().unwrap_or_default();
+            assert!(summary.len() > 10, "{method} {path} has no summary");
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == "X-Facerec-Collection" && p["in"] == "header"),
+                "{method} {path} documents X-Facerec-Collection"
+            );
+            let overloaded = &operation["responses"]["429"];
+            if overloaded.is_object() {
+                assert!(
+                    overloaded["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: 429 says Retry-After"
+                );
+            }
+        }
+    }
+    assert!(operations >= 28, "{operations}");
+    let register = &document["paths"]["/v1/register"]["post"]["parameters"];
+    assert!(
+        register
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key"),
+        "{register}"
+    );
     let docs = server.get("/docs/").await;
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();

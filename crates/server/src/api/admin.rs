@@ -98,9 +98,10 @@ pub struct MeDto {
     pub scopes: Scopes,
 }
 
+/// What the key is: its collection and scopes.
 #[utoipa::path(get, path = "/v1/me", tag = "collections",
     responses((status = 200, description = "The key's collection and scopes", body = MeDto)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn me(Extension(caller): Extension<Caller>) -> Json<MeDto> {
     Json(MeDto {
         actor: caller.actor.0.clone(),
@@ -110,10 +111,11 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Json<MeDto> {
     })
 }
 
+/// Create a collection.
 #[utoipa::path(post, path = "/v1/collections", tag = "collections", request_body = NewCollectionDto,
     responses((status = 201, body = CollectionDto), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn create_collection(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -128,8 +130,9 @@ pub async fn create_collection(
     Ok((StatusCode::CREATED, Json((&created).into())))
 }
 
+/// List the collections.
 #[utoipa::path(get, path = "/v1/collections", tag = "collections",
-    responses((status = 200, body = CollectionsList)), security(("api_key" = [])))]
+    responses((status = 200, body = CollectionsList)), security(("bearer" = [])))]
 pub async fn list_collections(
     State(state): State<Arc<AppState>>,
 ) -> ApiResult<Json<CollectionsList>> {
@@ -139,10 +142,11 @@ pub async fn list_collections(
     }))
 }
 
+/// Read a collection.
 #[utoipa::path(get, path = "/v1/collections/{id}", tag = "collections",
     params(("id" = String, Path, description = "The collection's id or name")),
     responses((status = 200, body = CollectionDto), (status = 404, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn get_collection(
     State(state): State<Arc<AppState>>,
     Path(id): Path<CollectionRef>,
@@ -150,12 +154,13 @@ pub async fn get_collection(
     Ok(Json((&*state.app.access().collection(&id).await?).into()))
 }
 
+/// Rename a collection or replace its settings.
 #[utoipa::path(patch, path = "/v1/collections/{id}", tag = "collections",
     params(("id" = String, Path, description = "The collection's id or name")),
     request_body = CollectionPatchDto,
     responses((status = 200, body = CollectionDto), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn update_collection(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -175,11 +180,12 @@ pub async fn update_collection(
     Ok(Json((&updated).into()))
 }
 
+/// Delete a collection with everything in it.
 #[utoipa::path(delete, path = "/v1/collections/{id}", tag = "collections",
     params(("id" = String, Path, description = "The collection's id or name")),
     responses((status = 200, description = "The collection, its persons, faces and keys are gone for good", body = DeletedCollectionDto),
               (status = 404, body = ErrorBody), (status = 422, description = "the collection `default`", body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn delete_collection(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -253,10 +259,11 @@ pub struct KeysList {
     pub items: Vec<KeyDto>,
 }
 
+/// Create an API key (its secret is shown this once).
 #[utoipa::path(post, path = "/v1/keys", tag = "collections", request_body = NewKeyDto,
     responses((status = 201, description = "The key, with its secret shown once", body = CreatedKeyDto),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -291,9 +298,10 @@ pub struct KeysQuery {
     collection: Option<CollectionRef>,
 }
 
+/// List the API keys (never their secrets).
 #[utoipa::path(get, path = "/v1/keys", tag = "collections", params(KeysQuery),
     responses((status = 200, description = "Every key, never a secret", body = KeysList)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn list_keys(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -309,11 +317,12 @@ pub async fn list_keys(
     }))
 }
 
+/// Revoke an API key.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "collections",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "Revoked (on every replica within a second or two)", body = KeyDto),
               (status = 404, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn revoke_key(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -349,9 +358,10 @@ pub struct AuditPage {
     pub next_before_id: Option<i64>,
 }
 
+/// The audit log, newest first.
 #[utoipa::path(get, path = "/v1/audit", tag = "persons", params(AuditQuery),
     responses((status = 200, description = "The audit log of the key's collection (an admin key: any, or all)", body = AuditPage)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn audit(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -49,12 +49,14 @@ fn person_id(text: &str) -> ApiResult<PersonId> {
         .map_err(|_| ApiError::bad_request(format!("'{text}' is not a person id (UUID)")))
 }
 
+/// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "The process is alive", body = HealthResponse)))]
 pub async fn health() -> Json<HealthResponse> {
     Json(HealthResponse { status: "ok" })
 }
 
+/// Readiness: the database, the model and the workers.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, description = "Models loaded and database reachable", body = ReadyResponse),
               (status = 503, description = "Not ready", body = ErrorBody)))]
@@ -68,6 +70,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyRe
     }))
 }
 
+/// Register a person from a photo, or add the photo to a registered person.
 #[utoipa::path(post, path = "/v1/register", tag = "registration",
     request_body(content = RegisterForm, content_type = "multipart/form-data"),
     responses((status = 201, description = "Registered", body = RegisteredDto),
@@ -78,7 +81,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyRe
               (status = 422, description = "no_face, multiple_faces, poor_quality, consent_required or idempotency_key_reused", body = ErrorBody),
               (status = 503, body = ErrorBody)),
     params(IdempotencyHeader),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -129,13 +132,14 @@ pub async fn register(
     registered(state.app.register(request, &caller).await?)
 }
 
+/// Add a photo of a registered person.
 #[utoipa::path(post, path = "/v1/persons/{id}/faces", tag = "persons",
     params(("id" = uuid::Uuid, Path, description = "Person id")),
     request_body(content = AddFaceForm, content_type = "multipart/form-data"),
     responses((status = 201, body = RegisteredDto), (status = 200, body = RegisteredDto),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     params(IdempotencyHeader),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn add_face(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -204,12 +208,13 @@ fn registered(r: Registered) -> ApiResult<(StatusCode, HeaderMap, Json<Registere
     ))
 }
 
+/// Recognize every face of a photo.
 #[utoipa::path(post, path = "/v1/recognize", tag = "recognition",
     request_body(content = RecognizeForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "Every face with its verdict (an image without faces gives an empty list)", body = RecognizeResponse),
               (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
               (status = 503, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn recognize(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -240,11 +245,12 @@ pub async fn recognize(
     }))
 }
 
+/// Compare a face with another photo or with a registered person (1:1).
 #[utoipa::path(post, path = "/v1/verify", tag = "recognition",
     request_body(content = VerifyForm, content_type = "multipart/form-data"),
     responses((status = 200, body = VerifyResponse), (status = 404, body = ErrorBody),
               (status = 422, description = "no face in an image", body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -281,9 +287,10 @@ pub async fn verify(
     }))
 }
 
+/// The match threshold in force and the evidence it rests on.
 #[utoipa::path(get, path = "/v1/calibration", tag = "recognition",
     responses((status = 200, description = "The match threshold in force and the evidence it rests on", body = CalibrationDto)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn calibration(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -293,13 +300,14 @@ pub async fn calibration(
     ))
 }
 
+/// Recalibrate the match threshold now.
 #[utoipa::path(post, path = "/v1/calibration", tag = "recognition",
     description = "Requests for one collection while its calibration runs share its answer; \
         another within a minute of the last is refused (429 with Retry-After). One calibration \
         computes at a time on the server.",
     responses((status = 200, description = "Recalibrated now from the gallery", body = CalibrationDto),
               (status = 429, description = "calibrated less than a minute ago", body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn recalibrate(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -309,10 +317,11 @@ pub async fn recalibrate(
     Ok(Json(CalibrationDto::from(&*calibration)))
 }
 
+/// Detect the faces of a photo, without matching them.
 #[utoipa::path(post, path = "/v1/detect", tag = "recognition",
     request_body(content = DetectForm, content_type = "multipart/form-data"),
     responses((status = 200, body = DetectResponse), (status = 400, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn detect(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -355,8 +364,9 @@ pub struct ListQuery {
     external_id: Option<String>,
 }
 
+/// List persons (paged; by name, consent expiry or external id).
 #[utoipa::path(get, path = "/v1/persons", tag = "persons", params(ListQuery),
-    responses((status = 200, body = PersonsPage)), security(("api_key" = [])))]
+    responses((status = 200, body = PersonsPage)), security(("bearer" = [])))]
 pub async fn list_persons(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -378,9 +388,10 @@ pub async fn list_persons(
     }))
 }
 
+/// Read a person.
 #[utoipa::path(get, path = "/v1/persons/{id}", tag = "persons",
     params(("id" = uuid::Uuid, Path)), responses((status = 200, body = PersonDto), (status = 404, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn get_person(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -402,11 +413,12 @@ pub struct ExportQuery {
     include_embeddings: Option<bool>,
 }
 
+/// Export all that is held about a person.
 #[utoipa::path(get, path = "/v1/persons/{id}/export", tag = "persons",
     params(("id" = uuid::Uuid, Path), ExportQuery),
     responses((status = 200, description = "All that is held about the person (GDPR art. 15 and 20)", body = PersonExportDto),
               (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn export_person(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -436,10 +448,11 @@ pub async fn export_person(
     }))
 }
 
+/// Update a person's name, external id, metadata or consent expiry.
 #[utoipa::path(patch, path = "/v1/persons/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
     request_body = PersonPatchDto,
     responses((status = 200, body = PersonDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn update_person(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -466,10 +479,11 @@ pub async fn update_person(
     ))
 }
 
+/// Delete a person and all their faces.
 #[utoipa::path(delete, path = "/v1/persons/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, description = "The person and all their faces are gone for good", body = DeletedPersonDto),
               (status = 404, body = ErrorBody)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn delete_person(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -486,8 +500,9 @@ pub async fn delete_person(
     }))
 }
 
+/// List a person's faces (never their embeddings).
 #[utoipa::path(get, path = "/v1/persons/{id}/faces", tag = "persons", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = FacesList), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = FacesList), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_faces(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -499,8 +514,9 @@ pub async fn list_faces(
     }))
 }
 
+/// Delete one face.
 #[utoipa::path(delete, path = "/v1/faces/{id}", tag = "persons", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = DeletedFaceDto), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = DeletedFaceDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_face(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -31,7 +31,7 @@ impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "api_key",
+            "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         components.add_security_scheme(
@@ -109,29 +109,77 @@ fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operatio
     }
     if keyed {
         operation.security = Some(vec![
-            SecurityRequirement::new("api_key", Vec::<String>::new()),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
             SecurityRequirement::new("api_key_header", Vec::<String>::new()),
         ]);
+        operation
+            .parameters
+            .get_or_insert_with(Vec::new)
+            .push(collection_header());
     }
     for (status, codes) in refusals {
         operation
             .responses
             .responses
             .entry(status.to_string())
-            .or_insert_with(|| error_response(&codes.join("; ")));
+            .or_insert_with(|| error_response(status, &codes.join("; ")));
+    }
+    // The handlers' own 429 and 503 answers say when to retry as well.
+    for status in ["429", "503"] {
+        if let Some(utoipa::openapi::RefOr::T(response)) =
+            operation.responses.responses.get_mut(status)
+        {
+            response
+                .headers
+                .entry("Retry-After".into())
+                .or_insert_with(retry_after);
+        }
     }
 }
 
-fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
+fn retry_after() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(text_schema())
+        .description(Some("Seconds to wait before asking again."))
         .build()
-        .into()
+}
+
+fn text_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new().schema_type(Type::String).build()
+}
+
+/// `X-Facerec-Collection` (`auth::COLLECTION_HEADER`), which every keyed operation reads.
+fn collection_header() -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::Required;
+    ParameterBuilder::new()
+        .name("X-Facerec-Collection")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "The collection to act in, by name or id, for an operator key or an `admin` key \
+             (default: `default`); any other key acts in its own, and naming another is 404 \
+             `collection_not_found`.",
+        ))
+        .schema(Some(text_schema()))
+        .build()
+}
+
+/// A refusal's answer: the error body; 429 and 503 say when to retry (`Retry-After`, seconds).
+fn error_response(
+    status: u16,
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let mut response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    );
+    if status == 429 || status == 503 {
+        response = response.header("Retry-After", retry_after());
+    }
+    response.build().into()
 }

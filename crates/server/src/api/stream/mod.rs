@@ -42,9 +42,10 @@ pub struct TicketResponse {
     pub expires_in_secs: u64,
 }
 
+/// A one-time ticket that opens a stream (for browsers, which cannot send headers).
 #[utoipa::path(post, path = "/v1/stream/ticket", tag = "stream",
     responses((status = 200, description = "A one-time ticket for GET /v1/stream?ticket=…", body = TicketResponse)),
-    security(("api_key" = [])))]
+    security(("bearer" = [])))]
 pub async fn ticket(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -71,6 +72,7 @@ pub struct StreamQuery {
     threshold: Option<f32>,
 }
 
+/// Live recognition of video frames over a WebSocket.
 #[utoipa::path(get, path = "/v1/stream", tag = "stream", params(StreamQuery),
     description = "WebSocket. Send binary JPEG frames; each processed frame is answered with \
         `{frame, skipped, took_ms, embedded, faces: [{bbox, landmarks, det_score, track_id, match}]}`; \
