@@ -74,7 +74,13 @@ async fn a_registration_retried_under_its_key_registers_once() {
         assert_eq!(persons_named(&server, "Bob Key").await["total"], 1);
 
         // Concurrent retries: one registration, every answer the same person.
-        let carol = [("name", "Carol Concurrent"), ("consent", "true")];
+        // (With an external id: the index on it may be what tells the late ones, still the first
+        // attempt's answer.)
+        let carol = [
+            ("name", "Carol Concurrent"),
+            ("external_id", "carol-1"),
+            ("consent", "true"),
+        ];
         let attempts = (0..6).map(|_| post_photo(&server, "/v1/register", &carol, Some("reg-2")));
         let answers = futures_util::future::join_all(attempts).await;
         let ids: std::collections::HashSet<String> = answers

@@ -336,18 +336,23 @@ fn search_chances(sampled_faces: &[u64], gallery: Gallery) -> u64 {
         .iter()
         .map(|&faces| faces.div_ceil(FACES_PER_CHANCE).max(1))
         .sum();
+    // At least the persons sampled (a gallery counted before its first persons were sampled).
+    let persons = gallery.persons.max(sampled_faces.len() as u64).max(1);
     if sampled_faces.is_empty() {
-        return gallery.persons;
+        return persons;
     }
-    let scaled = sampled as f64 * gallery.persons as f64 / sampled_faces.len() as f64;
-    (scaled.ceil() as u64).max(gallery.persons)
+    let scaled = sampled as f64 * persons as f64 / sampled_faces.len() as f64;
+    (scaled.ceil() as u64).max(persons)
 }
 
-/// The highest threshold the calibration settles on. Only a copy of a registered photo reaches
-/// 1.00: a threshold there names nobody, and a pair of persons scoring it is one record made twice
-/// (a retried registration), not a stranger — no threshold short of naming nobody excludes it, so
-/// the choice does not try (whether its float rounds to 0.99999994 or 1.0000001).
-const HIGHEST_CHOICE: f32 = 0.995;
+/// The highest threshold the calibration settles on (unless the floor is higher). Two records
+/// scoring above it are one photo twice, not two persons: the same photo scores 1.00 with itself
+/// (0.99999994 or 1.0000001, as its floats round), a re-encoded or re-cropped copy above 0.95,
+/// while different photos of one person rarely pass 0.85 and different persons stay below 0.5 on
+/// `shared/faces` (README, "Matching threshold"). A threshold above it would miss nearly every
+/// registered person for the sake of a pair no useful threshold excludes (a registration made
+/// twice), so the choice does not try.
+const HIGHEST_CHOICE: f32 = 0.9;
 
 /// The threshold, and whether it is weak: the lowest grid point at or above the floor (up to
 /// [`HIGHEST_CHOICE`]) whose bound meets the target; else the lowest one there where the least
@@ -355,9 +360,9 @@ const HIGHEST_CHOICE: f32 = 0.995;
 /// above [`HIGHEST_CHOICE`] is kept as it is.
 fn choose(curve: &[(CurvePoint, Count)], floor: Threshold, target_fpir: f64) -> (Threshold, bool) {
     let candidates = || {
-        curve
-            .iter()
-            .filter(|(p, _)| p.threshold >= floor.value() && p.threshold <= HIGHEST_CHOICE)
+        curve.iter().filter(|(p, _)| {
+            p.threshold >= floor.value() && p.threshold <= HIGHEST_CHOICE.max(floor.value())
+        })
     };
     if let Some((p, _)) = candidates().find(|(p, _)| p.fpir_upper <= target_fpir) {
         return (Threshold::clamped(p.threshold), false);
@@ -701,6 +706,8 @@ mod tests {
         // The same photo's embedding against itself rounds either way.
         let (below, above) = (twice(0.999_999_94), twice(1.000_000_1));
         assert_eq!(below.effective_threshold, above.effective_threshold);
+        // A re-encoded copy (0.97) is the same photo twice too.
+        assert_eq!(twice(0.97).effective_threshold, below.effective_threshold);
         assert!(
             below.effective_threshold >= before.effective_threshold,
             "{} < {}",

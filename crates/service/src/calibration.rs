@@ -423,10 +423,14 @@ impl Calibrator {
 /// sampled persons) and, for pairs of sampled persons, the best of their faces' pairs, over at
 /// most [`MAX_PAIRS`] pairs of faces.
 fn pairwise(by_person: &Sample) -> Scores {
-    let persons: Vec<&[NormalizedEmbedding]> = by_person
-        .values()
-        .map(|faces| &faces[..faces.len().min(PROBES_PER_PERSON)])
+    // In an order that says nothing of when they registered (ids are UUIDv7: time first, then 62
+    // random bits), so that the pairs the cap keeps are not those of the oldest persons.
+    let mut persons: Vec<(PersonId, &[NormalizedEmbedding])> = by_person
+        .iter()
+        .map(|(id, faces)| (*id, &faces[..faces.len().min(PROBES_PER_PERSON)]))
         .collect();
+    persons.sort_by_key(|(id, _)| id.0.as_u64_pair().1);
+    let persons: Vec<&[NormalizedEmbedding]> = persons.into_iter().map(|(_, f)| f).collect();
     let mut genuine_best = Vec::new();
     for faces in persons.iter().filter(|faces| faces.len() >= 2) {
         for (i, probe) in faces.iter().enumerate() {
@@ -439,8 +443,8 @@ fn pairwise(by_person: &Sample) -> Scores {
             genuine_best.push(best);
         }
     }
-    // Whole pairs of persons, in sampled order (persons are drawn at random, so the pairs of any
-    // prefix are a random sample of pairs).
+    // Whole pairs of persons, in that order: the pairs of any prefix are those of a random set of
+    // persons.
     let (mut impostor_pairs, mut person_pairs) = (Vec::new(), Vec::new());
     'pairs: for (i, a) in persons.iter().enumerate() {
         for b in &persons[i + 1..] {

@@ -85,10 +85,13 @@ impl App {
             return Ok(earlier);
         }
         match self.register_now(request, caller, Some(&attempt)).await {
-            Err(AppError::Store(StoreError::IdempotencyKeyTaken)) => {
-                let earlier = self.replay(caller, &attempt).await?;
-                earlier.ok_or(AppError::Store(StoreError::IdempotencyKeyTaken))
-            }
+            // A concurrent attempt under the key committed first: its answer. (Its external id,
+            // if it gave one, is what the unique index reports first.)
+            Err(
+                e @ (AppError::Store(StoreError::IdempotencyKeyTaken)
+                | AppError::DuplicateExternalId { .. }
+                | AppError::Store(StoreError::DuplicateExternalId(_))),
+            ) => Ok(self.replay(caller, &attempt).await?.ok_or(e)?),
             done => done,
         }
     }
