@@ -173,10 +173,13 @@ impl Form {
 
     /// A boolean field: `true` or `false`, as the API document says (consent in particular is an
     /// explicit `true`, not anything that might be read as one). Absent is `false`.
+    /// A boolean field: `true` or `false` in any case (Python clients, generated ones included,
+    /// write `True`); absent is false.
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.text(name).map(str::trim) {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) => Err(ApiError::bad_request(format!(
                 "field '{name}' must be true or false, not '{v}'"
             ))),
