@@ -729,6 +729,19 @@ async fn the_openapi_document_validates_and_lists_every_route() {
         }
     }
     assert!(operations >= 28, "{operations}");
+    // Error codes and scopes are enums, from their tables.
+    let schemas = &document["components"]["schemas"];
+    let codes = schemas["ErrorDetail"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("the error codes are an enum");
+    assert_eq!(codes.len(), facerec_core::ErrorCode::ALL.len());
+    assert!(codes.iter().any(|c| c == "idempotency_key_reused"));
+    let scopes = &schemas["KeyDto"]["properties"]["scopes"]["items"]["enum"];
+    assert_eq!(
+        scopes,
+        &serde_json::json!(["recognize", "enroll", "manage", "embeddings", "admin"]),
+        "{scopes}"
+    );
     let register = &document["paths"]["/v1/register"]["post"]["parameters"];
     assert!(
         register

@@ -38,6 +38,7 @@ impl Modify for SecuritySchemes {
             "api_key_header",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        enumerate_codes_and_scopes(components);
         for (path, item) in openapi.paths.paths.iter_mut() {
             // The operations that write to the database (persons, faces, stream tickets).
             let stores = path == "/v1/register"
@@ -142,6 +143,38 @@ fn retry_after() -> utoipa::openapi::header::Header {
         .schema(text_schema())
         .description(Some("Seconds to wait before asking again."))
         .build()
+}
+
+/// Error codes and scopes as the enums they are, from their tables (`ErrorCode::ALL`,
+/// `Scope::ALL`), so that a generated client can match on them.
+fn enumerate_codes_and_scopes(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    let codes = facerec_core::ErrorCode::ALL.iter().map(|c| c.to_string());
+    let scopes = || facerec_core::Scope::ALL.iter().map(|s| s.as_str());
+    for (name, schema) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        if name == "ErrorDetail" {
+            let code = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(codes.clone()))
+                .description(Some(
+                    "Stable, machine-readable: clients branch on this (README, the error table).",
+                ));
+            object.properties.insert("code".into(), code.into());
+        }
+        if object.properties.contains_key("scopes") {
+            let scope = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(scopes()));
+            let list = ArrayBuilder::new().items(scope).description(Some(
+                "Scopes: what the key may do (README, the scope table).",
+            ));
+            object.properties.insert("scopes".into(), list.into());
+        }
+    }
 }
 
 fn text_schema() -> utoipa::openapi::schema::Object {
