@@ -729,6 +729,26 @@ async fn the_openapi_document_validates_and_lists_every_route() {
         }
     }
     assert!(operations >= 28, "{operations}");
+    // Each route's error set is its own: registration's refusals are not recognition's.
+    let refusals = |path: &str, method: &str| {
+        document["paths"][path][method]["responses"]["422"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(refusals("/v1/register", "post").contains("consent_required"));
+    for code in [
+        "consent_required",
+        "multiple_faces",
+        "poor_quality",
+        "invalid_person",
+    ] {
+        assert!(
+            !refusals("/v1/recognize", "post").contains(code),
+            "recognition does not answer {code}"
+        );
+    }
+    assert!(refusals("/v1/persons/{id}", "patch").contains("invalid_person"));
     // Error codes and scopes are enums, from their tables.
     let schemas = &document["components"]["schemas"];
     let codes = schemas["ErrorDetail"]["properties"]["code"]["enum"]

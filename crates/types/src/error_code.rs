@@ -17,6 +17,10 @@ pub enum Documented {
     ById,
     /// Operations that take a body (an image upload).
     WithBody,
+    /// Operations that register a face: a person from a photo, or one more photo of them.
+    Registers,
+    /// Operations that write a person's fields: registering one, or updating them.
+    PersonFields,
     /// Listed by the operations that answer it themselves, or not an HTTP answer of `/v1` at all
     /// (start-up failures, messages on an open stream, the compatible APIs' own refusals).
     Own,
@@ -147,13 +151,13 @@ error_codes! {
     // Faces and persons.
     NoFace "no_face" 422 compreface(400, 28, "No face is found in the given image") deepstack(400) WithBody
         "no face was found in the image";
-    MultipleFaces "multiple_faces" 422 compreface(400, 31) deepstack(400) WithBody
+    MultipleFaces "multiple_faces" 422 compreface(400, 31) deepstack(400) Registers
         "the photo shows several faces where one is needed (details.faces)";
-    PoorQuality "poor_quality" 422 compreface(400, 26) deepstack(400) WithBody
+    PoorQuality "poor_quality" 422 compreface(400, 26) deepstack(400) Registers
         "the face is not good enough to enroll (details.reason: too_small, low_confidence, not_frontal, indistinct)";
-    ConsentRequired "consent_required" 422 compreface(405, 32) deepstack(403) WithBody
+    ConsentRequired "consent_required" 422 compreface(405, 32) deepstack(403) Registers
         "registration needs explicit consent (the compatible APIs: the operator's consent statement)";
-    InvalidPerson "invalid_person" 422 compreface(400, 26) deepstack(400) WithBody
+    InvalidPerson "invalid_person" 422 compreface(400, 26) deepstack(400) PersonFields
         "a person's field is invalid: a name or external id empty or too long, metadata too large, a consent expiry not in the future";
     InvalidEmbedding "invalid_embedding" 400 compreface(400, 26) deepstack(400) Own
         "an embedding of the wrong length, or not a finite unit vector";

@@ -47,15 +47,21 @@ impl Modify for SecuritySchemes {
                 || path.starts_with("/v1/keys")
                 || path.starts_with("/v1/persons/")
                 || path.starts_with("/v1/faces/");
-            for (operation, writes) in [
-                (&mut item.get, false),
-                (&mut item.post, stores),
-                (&mut item.put, stores),
-                (&mut item.patch, stores),
-                (&mut item.delete, stores),
+            // The operations that register a face, and those that write a person's fields.
+            let registers = path == "/v1/register" || path == "/v1/persons/{id}/faces";
+            let updates_person = path == "/v1/persons/{id}";
+            for (operation, kind) in [
+                (&mut item.get, Kind::default()),
+                (&mut item.post, Kind::writing(stores, registers, registers)),
+                (&mut item.put, Kind::writing(stores, false, false)),
+                (
+                    &mut item.patch,
+                    Kind::writing(stores, false, updates_person),
+                ),
+                (&mut item.delete, Kind::writing(stores, false, false)),
             ] {
                 if let Some(operation) = operation {
-                    document_refusals(path, operation, writes);
+                    document_refusals(path, operation, kind);
                 }
             }
             // The scope each operation needs, from the route table.
@@ -83,18 +89,38 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// What an operation does, as far as its refusals go.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kind {
+    writes: bool,
+    registers: bool,
+    person_fields: bool,
+}
+
+impl Kind {
+    fn writing(writes: bool, registers: bool, person_fields: bool) -> Self {
+        Self {
+            writes,
+            registers,
+            person_fields,
+        }
+    }
+}
+
 /// What any operation can answer besides its own results, written once instead of on every
 /// handler and derived from the code table: the access guard, malformed requests, timeouts and the
 /// database everywhere; on keyed routes both ways of sending a key and the key's refusals; what an
-/// upload, a write or an id in the path can be refused for.
-fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operation, writes: bool) {
+/// upload, a write, a registration or an id in the path can be refused for.
+fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operation, kind: Kind) {
     use facerec_core::error_code::Documented;
     use utoipa::openapi::security::SecurityRequirement;
     let keyed = path.starts_with("/v1/");
     let applies = |documented: Documented| match documented {
         Documented::Always => true,
         Documented::Keyed => keyed,
-        Documented::Writes => writes,
+        Documented::Writes => kind.writes,
+        Documented::Registers => kind.registers,
+        Documented::PersonFields => kind.person_fields,
         Documented::ById => path.contains('{'),
         Documented::WithBody => operation.request_body.is_some(),
         Documented::Own => false,
