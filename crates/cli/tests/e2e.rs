@@ -749,6 +749,33 @@ async fn the_openapi_document_validates_and_lists_every_route() {
         );
     }
     assert!(refusals("/v1/persons/{id}", "patch").contains("invalid_person"));
+    // Every property of every schema says what it is (formats and units included).
+    let undescribed: Vec<String> = document["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(name, schema)| {
+            let properties = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            properties
+                .into_iter()
+                .filter(|(_, p)| {
+                    // An optional schema of its own is `oneOf: [null, {$ref}]`, described there.
+                    let one_of = p["oneOf"].as_array().cloned().unwrap_or_default();
+                    p.get("description").is_none()
+                        && p.get("$ref").is_none()
+                        && p.get("allOf").is_none()
+                        && !one_of.iter().any(|m| m.get("description").is_some())
+                })
+                .map(move |(property, _)| format!("{name}.{property}"))
+        })
+        .collect();
+    assert!(
+        undescribed.is_empty(),
+        "without a description: {undescribed:?}"
+    );
     // Error codes and scopes are enums, from their tables.
     let schemas = &document["components"]["schemas"];
     let codes = schemas["ErrorDetail"]["properties"]["code"]["enum"]

@@ -32,13 +32,17 @@ fn body<T>(body: Body<T>) -> ApiResult<T> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CollectionDto {
+    /// The collection's id (UUID).
     pub id: Uuid,
+    /// 1 to 64 of a-z, 0-9, '-' and '_'; unique.
     pub name: String,
     /// What the collection sets for itself (`match_threshold`, `target_fpir`, `retention_days`,
     /// `max_streams`); an unset one is the server's.
     #[schema(value_type = Object)]
     pub settings: CollectionSettings,
+    /// When it was created (RFC 3339).
     pub created_at: DateTime<Utc>,
+    /// When it was last changed (RFC 3339).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -68,6 +72,7 @@ pub struct NewCollectionDto {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionPatchDto {
+    /// A new name: 1 to 64 of a-z, 0-9, '-' and '_' (`default` keeps its name).
     pub name: Option<String>,
     /// Replaces every setting (an unset one goes back to the server's).
     #[schema(value_type = Option<Object>)]
@@ -76,14 +81,18 @@ pub struct CollectionPatchDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CollectionsList {
+    /// Every collection, oldest first.
     pub items: Vec<CollectionDto>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeletedCollectionDto {
     pub collection: CollectionDto,
+    /// Persons deleted with it.
     pub persons_deleted: u64,
+    /// Faces deleted with it.
     pub faces_deleted: u64,
+    /// API keys deleted with it.
     pub keys_deleted: u64,
 }
 
@@ -203,13 +212,19 @@ pub async fn delete_collection(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyDto {
+    /// The key's id (UUID); the audit log names the key `key:<id>`.
     pub id: Uuid,
+    /// The collection the key acts in (UUID).
     pub collection_id: Uuid,
+    /// What the key is for, 1 to 200 characters.
     pub label: String,
     #[schema(value_type = Vec<String>)]
     pub scopes: Scopes,
+    /// When it was created (RFC 3339).
     pub created_at: DateTime<Utc>,
+    /// When it stops working (RFC 3339); null: never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked (RFC 3339); null: not revoked.
     pub revoked_at: Option<DateTime<Utc>>,
     /// To within ten minutes.
     pub last_used_at: Option<DateTime<Utc>>,
@@ -250,12 +265,15 @@ pub struct NewKeyDto {
     /// Of `recognize`, `enroll`, `manage`, `embeddings`, `admin`.
     #[schema(value_type = Vec<String>)]
     pub scopes: Scopes,
+    /// What the key is for, shown in listings: 1 to 200 characters.
     pub label: String,
+    /// When it stops working (RFC 3339, in the future); absent or null: never.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeysList {
+    /// The keys, oldest first, never their secrets.
     pub items: Vec<KeyDto>,
 }
 

@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentDto {
+    /// When the consent was recorded: the person's registration (RFC 3339).
     pub given_at: DateTime<Utc>,
+    /// How consent was obtained: the registration's `consent_basis`, a statement that
+    /// `consent=true` was sent, or the operator's `--compat-consent-basis`.
     pub basis: String,
     /// When the consent runs out and the person is deleted (`null`: until deleted).
     pub expires_at: Option<DateTime<Utc>>,
@@ -21,13 +24,20 @@ pub struct ConsentDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PersonDto {
+    /// The person's id (UUID).
     pub id: Uuid,
+    /// The person's name, 1 to 200 characters.
     pub name: String,
+    /// The caller's own id for the person, unique in the collection (null: none).
     pub external_id: Option<String>,
+    /// The JSON object the caller attached: `{}` when none (null for a person registered through
+    /// a compatible API).
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub consent: ConsentDto,
+    /// When the person was registered (RFC 3339).
     pub created_at: DateTime<Utc>,
+    /// When the person was last updated (RFC 3339); `created_at` until then.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -72,6 +82,7 @@ impl From<Person> for PersonDto {
 pub struct QualityDto {
     /// Shorter side of the face box, pixels.
     pub face_size_px: f32,
+    /// Distance between the two eye landmarks, pixels.
     pub interocular_px: f32,
     /// 1 = frontal, 0 = profile.
     pub frontality: f32,
@@ -93,15 +104,20 @@ impl From<FaceQuality> for QualityDto {
 /// A stored face. Its embedding is never returned.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FaceDto {
+    /// The face's id (UUID).
     pub id: Uuid,
+    /// Whose face it is (UUID).
     pub person_id: Uuid,
+    /// The detector's confidence in [0, 1].
     pub det_score: f32,
     /// `[x1, y1, x2, y2]` in the source image's pixels.
     pub bbox: [f32; 4],
     pub quality: QualityDto,
     /// The embedding model, e.g. `buffalo_s/w600k_mbf`.
     pub model: String,
+    /// sha256 of the embedding model's file, lowercase hex.
     pub model_sha256: String,
+    /// When the face was added (RFC 3339).
     pub created_at: DateTime<Utc>,
 }
 
@@ -130,7 +146,9 @@ pub struct RegisteredDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CandidateDto {
+    /// The person's id (UUID).
     pub person_id: Uuid,
+    /// The person's name.
     pub name: String,
     /// Cosine similarity in [-1, 1].
     pub similarity: f32,
@@ -149,9 +167,11 @@ impl From<&Candidate> for CandidateDto {
 /// A detected face's geometry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DetectedFaceDto {
+    /// `[x1, y1, x2, y2]` in the source image's pixels.
     pub bbox: [f32; 4],
     /// Left eye, right eye, nose, left and right mouth corners: `[[x, y] x 5]`.
     pub landmarks: [[f32; 2]; 5],
+    /// The detector's confidence in [0, 1].
     pub det_score: f32,
     pub quality: QualityDto,
     /// Only with `embeddings=true`: the L2-normalized 512-d embedding.
@@ -173,8 +193,12 @@ impl DetectedFaceDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecognizedFaceDto {
+    /// `[x1, y1, x2, y2]` in the source image's pixels.
     pub bbox: [f32; 4],
+    /// Left eye, right eye, nose, left and right mouth corners: `[[x, y] x 5]` in the
+    /// source image's pixels.
     pub landmarks: [[f32; 2]; 5],
+    /// The detector's confidence in [0, 1].
     pub det_score: f32,
     pub quality: QualityDto,
     /// The best candidate if it clears the threshold; null means unknown.
@@ -221,12 +245,15 @@ impl RecognizedFaceDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImageSizeDto {
+    /// Width of the image turned upright (EXIF orientation applied), pixels.
     pub width: u32,
+    /// Height of the image turned upright (EXIF orientation applied), pixels.
     pub height: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecognizeResponse {
+    /// Every face found (at most `max_faces`), strongest detection first; empty for none.
     pub faces: Vec<RecognizedFaceDto>,
     /// The similarity threshold used.
     pub threshold: f32,
@@ -238,20 +265,25 @@ pub struct RecognizeResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DetectResponse {
+    /// Every face found (at most `max_faces`), strongest detection first; empty for none.
     pub faces: Vec<DetectedFaceDto>,
     pub image: ImageSizeDto,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyResponse {
+    /// Cosine similarity in [-1, 1] of the two faces (with `person_id`: the best of theirs).
     pub similarity: f32,
+    /// The threshold decided at (cosine similarity): the request's, else the calibrated one.
     pub threshold: f32,
+    /// `similarity` is at least `threshold`.
     pub same_person: bool,
     /// With `person_id`: the estimated share of strangers who would score at least this
     /// similarity against that person (the 1:1 false-match rate of the gallery's impostor pairs,
     /// over the person's faces). Null for two photos, which no gallery speaks for, and where no
     /// pair was measured.
     pub estimated_fmr: Option<f64>,
+    /// The collection's calibration is weak (see `GET /v1/calibration`).
     pub estimate_weak: bool,
 }
 
@@ -285,28 +317,41 @@ pub struct CalibrationDto {
     pub method: String,
     /// The model whose faces were measured.
     pub model: String,
+    /// Persons in the collection when computed.
     pub persons: u64,
+    /// Faces in the collection when computed.
     pub faces: u64,
+    /// Persons sampled for the measurement (at most `--calibration-max-persons`).
     pub persons_sampled: u64,
     /// Sampled persons searched as strangers: the unit of the direct bound.
     pub stranger_persons: u64,
+    /// Faces of sampled persons (up to five each) searched against everyone else.
     pub stranger_probes: u64,
+    /// Faces (up to five a person) compared with their own person's other faces: the unit
+    /// of `estimated_fnir`.
     pub genuine_probes: u64,
+    /// Pairs of faces of two different sampled persons compared (at most 2,000,000): the unit of
+    /// `fmr`.
     pub impostor_pairs: u64,
     /// Pairs of sampled persons compared: the unit of the extrapolated bound.
     pub person_pairs: u64,
     /// The persons a search compares (one more per five faces beyond the first five): the
     /// extrapolation's exponent.
     pub search_chances: u64,
+    /// When it was computed (RFC 3339).
     pub computed_at: DateTime<Utc>,
+    /// The estimates at each threshold from 0 to 1 in steps of 0.005, lowest first.
     pub curve: Vec<CurvePointDto>,
     pub histograms: HistogramsDto,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CurvePointDto {
+    /// Cosine similarity.
     pub threshold: f32,
+    /// Estimated share of strangers named at this threshold.
     pub fpir: f64,
+    /// Its 95% upper bound (Clopper–Pearson).
     pub fpir_upper: f64,
     /// Share of genuine probes below this threshold; null without persons of two faces.
     pub fnir: Option<f64>,
@@ -318,8 +363,11 @@ pub struct CurvePointDto {
 /// Counts of genuine and stranger scores in `bins` equal bins over [-1, 1].
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistogramsDto {
+    /// Number of bins (100).
     pub bins: usize,
+    /// Per bin: genuine probes by their best similarity to their own person's other faces.
     pub genuine: Vec<u32>,
+    /// Per bin: stranger probes by their best similarity to anyone else in the gallery.
     pub stranger: Vec<u32>,
 }
 
@@ -373,20 +421,26 @@ impl From<&Calibration> for CalibrationDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PersonsPage {
+    /// This page's persons, oldest first.
     pub items: Vec<ListedPersonDto>,
+    /// Persons matching the filters, over all pages.
     pub total: u64,
+    /// The page size used, 1 to 500.
     pub limit: u32,
+    /// Persons skipped before this page.
     pub offset: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FacesList {
+    /// The person's faces, oldest first.
     pub items: Vec<FaceDto>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeletedPersonDto {
     pub person: PersonDto,
+    /// Faces deleted with the person.
     pub faces_deleted: u64,
 }
 
@@ -399,10 +453,13 @@ pub struct DeletedFaceDto {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonPatchDto {
+    /// A new name, 1 to 200 characters.
     pub name: Option<String>,
+    /// A new external id (1 to 200 bytes, unique in the collection), or `null` to clear it.
     #[serde(default, deserialize_with = "present_or_null")]
     #[schema(value_type = Option<String>)]
     pub external_id: Option<Option<String>>,
+    /// A JSON object that replaces the metadata whole (at most 64 KiB as JSON text).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     /// A renewed consent expiry (RFC 3339, in the future), or `null` for none.
@@ -421,6 +478,7 @@ fn present_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 /// `GET /v1/persons/{id}/export`: all that is held about one person.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PersonExportDto {
+    /// When the export was made (RFC 3339).
     pub exported_at: DateTime<Utc>,
     /// The person, with their consent record.
     pub person: PersonDto,
@@ -446,7 +504,9 @@ pub struct ExportedFaceDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventDto {
+    /// The event's number, increasing with time: pass as `before_id` to page back.
     pub id: i64,
+    /// When it happened (RFC 3339).
     pub at: DateTime<Utc>,
     /// The collection it happened in.
     pub collection_id: Uuid,
@@ -454,10 +514,14 @@ pub struct AuditEventDto {
     /// `face_compared`, `collection_created`, `collection_updated`, `collection_deleted`,
     /// `key_created` or `key_revoked`.
     pub action: String,
+    /// The person it concerns (null for collection and key events).
     pub person_id: Option<Uuid>,
+    /// The face it concerns with `face_added`, `face_deleted` and `face_compared`; else null.
     pub face_id: Option<Uuid>,
     /// Who: an API key's id (`key:<id>`; never the secret), `local`, or `retention-sweep`.
     pub actor: String,
+    /// The action's facts, never biometric data (e.g. changed `fields`, `faces_deleted`,
+    /// `key_id`, `comparisons`); `{}` when none.
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
@@ -479,14 +543,19 @@ impl From<facerec_core::AuditEvent> for AuditEventDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
+    /// Always `ok`.
     pub status: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadyResponse {
+    /// Always `ready` (not ready is a 503).
     pub status: &'static str,
+    /// The database backend: `sqlite` or `postgres`.
     pub database: &'static str,
+    /// The embedding model in use: `<name>@sha256:<hex>`.
     pub model: String,
+    /// Inference workers alive (at least 1).
     pub workers: usize,
 }
 
@@ -508,6 +577,7 @@ pub struct RegisterForm {
     /// RFC 3339, in the future: when the consent runs out and the person is deleted (default: the
     /// server's `--retention-days`, else never).
     consent_expires_at: Option<DateTime<Utc>>,
+    /// The caller's own id for a new person: 1 to 200 bytes, unique in the collection.
     external_id: Option<String>,
     /// A JSON object.
     metadata: Option<String>,
@@ -519,9 +589,12 @@ pub struct RegisterForm {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct AddFaceForm {
+    /// JPEG, PNG, WebP or BMP.
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
+    /// Must be `true`: the person consented to this photo being added.
     consent: bool,
+    /// `largest` to add the largest face of a group photo.
     face: Option<String>,
 }
 
@@ -529,8 +602,10 @@ pub struct AddFaceForm {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct RecognizeForm {
+    /// JPEG, PNG, WebP or BMP.
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
+    /// Cosine similarity a match needs (default: the calibrated one, `GET /v1/calibration`).
     #[schema(minimum = -1.0, maximum = 1.0)]
     threshold: Option<f32>,
     /// Candidates per face (default 3).
@@ -545,11 +620,16 @@ pub struct RecognizeForm {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct VerifyForm {
+    /// JPEG, PNG, WebP or BMP; its largest face is compared.
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
+    /// A second photo, whose largest face is compared (instead of `person_id`).
     #[schema(value_type = Option<String>, format = Binary)]
     image2: Option<Vec<u8>>,
+    /// A registered person (UUID) to compare with, by their most similar face (instead of
+    /// `image2`).
     person_id: Option<Uuid>,
+    /// Cosine similarity `same_person` needs (default: the calibrated one).
     #[schema(minimum = -1.0, maximum = 1.0)]
     threshold: Option<f32>,
 }
@@ -558,6 +638,7 @@ pub struct VerifyForm {
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct DetectForm {
+    /// JPEG, PNG, WebP or BMP.
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
     /// `true` to include each face's embedding.

@@ -38,7 +38,9 @@ const OUTBOX: usize = 32;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketResponse {
+    /// Opens one stream, once: `GET /v1/stream?ticket=<ticket>`.
     pub ticket: String,
+    /// Seconds the ticket stays valid (60).
     pub expires_in_secs: u64,
 }
 
