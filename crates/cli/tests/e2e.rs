@@ -749,6 +749,10 @@ async fn the_openapi_document_validates_and_lists_every_route() {
         );
     }
     assert!(refusals("/v1/persons/{id}", "patch").contains("invalid_person"));
+    // Where the operations are, and the request id every answer carries.
+    assert_eq!(document["servers"][0]["url"], "/");
+    let answer = &document["paths"]["/v1/recognize"]["post"]["responses"]["200"];
+    assert!(answer["headers"]["x-request-id"].is_object(), "{answer}");
     // Every property of every schema says what it is (formats and units included).
     let undescribed: Vec<String> = document["components"]["schemas"]
         .as_object()

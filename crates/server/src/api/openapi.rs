@@ -20,6 +20,7 @@ use super::{admin, handlers, stream};
         admin::delete_collection, admin::create_key, admin::list_keys, admin::revoke_key,
         admin::audit
     ),
+    servers((url = "/", description = "The server that serves this document")),
     modifiers(&SecuritySchemes),
     tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "collections"), (name = "operations"))
 )]
@@ -151,6 +152,15 @@ fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operatio
             .entry(status.to_string())
             .or_insert_with(|| error_response(status, &codes.join("; ")));
     }
+    // Every answer carries the request's id, as the server's log names it.
+    for response in operation.responses.responses.values_mut() {
+        if let utoipa::openapi::RefOr::T(response) = response {
+            response
+                .headers
+                .entry("x-request-id".into())
+                .or_insert_with(request_id);
+        }
+    }
     // The handlers' own 429 and 503 answers say when to retry as well.
     for status in ["429", "503"] {
         if let Some(utoipa::openapi::RefOr::T(response)) =
@@ -162,6 +172,16 @@ fn document_refusals(path: &str, operation: &mut utoipa::openapi::path::Operatio
                 .or_insert_with(retry_after);
         }
     }
+}
+
+fn request_id() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(text_schema())
+        .description(Some(
+            "The request's id (the client's own `x-request-id` when it sent one): the server's \
+             log names the request by it.",
+        ))
+        .build()
 }
 
 fn retry_after() -> utoipa::openapi::header::Header {
