@@ -14,7 +14,7 @@ use facerec_server::listen::ConnectionLimits;
 use facerec_server::ServerConfig;
 use facerec_service::EngineConfig;
 
-use crate::settings::ServiceArgs;
+use crate::settings::{BackgroundArgs, ServiceArgs};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -107,6 +107,8 @@ pub struct ServeArgs {
     pub allow_embeddings: bool,
     #[command(flatten)]
     pub service: ServiceArgs,
+    #[command(flatten)]
+    pub background: BackgroundArgs,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -115,8 +117,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.api_keys_file {
         keys.add_file(file).map_err(anyhow::Error::msg)?;
     }
+    let mut app = args.service.app_config(args.workers, args.queue)?;
+    args.background.apply(&mut app);
     let config = ServerConfig {
-        app: args.service.app_config(args.workers, args.queue)?,
+        app,
         bind: args.bind,
         keys,
         http: HttpLimits {

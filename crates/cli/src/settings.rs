@@ -95,11 +95,6 @@ pub struct CalibrationArgs {
     /// Persons sampled at most by a calibration (bounds its time on a large gallery)
     #[arg(long, env = "FACEREC_CALIBRATION_MAX_PERSONS", default_value_t = CalibrationConfig::default().max_persons)]
     pub calibration_max_persons: u32,
-    /// Seconds between two looks at the gallery (`facerec serve`): it recalibrates once the face
-    /// count has changed by a tenth, and adopts what another replica computed
-    #[arg(long, env = "FACEREC_CALIBRATION_CHECK_SECS", default_value_t = CalibrationConfig::default().check_every.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub calibration_check_secs: u64,
 }
 
 impl CalibrationArgs {
@@ -113,7 +108,6 @@ impl CalibrationArgs {
         Ok(CalibrationConfig {
             target_fpir: self.target_fpir,
             max_persons: self.calibration_max_persons,
-            check_every: std::time::Duration::from_secs(self.calibration_check_secs),
             ..CalibrationConfig::default()
         })
     }
@@ -125,18 +119,38 @@ pub struct RetentionArgs {
     /// on the compatible APIs); the person is then deleted [default: until deleted]
     #[arg(long, env = "FACEREC_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: Option<u32>,
-    /// Seconds between two sweeps for expired consent (`facerec serve`)
-    #[arg(long, env = "FACEREC_RETENTION_SWEEP_SECS", default_value_t = Retention::default().sweep_every.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub retention_sweep_secs: u64,
 }
 
 impl RetentionArgs {
     pub fn retention(&self) -> Retention {
         Retention {
             default_days: self.retention_days,
-            sweep_every: std::time::Duration::from_secs(self.retention_sweep_secs),
+            ..Retention::default()
         }
+    }
+}
+
+/// What a long-running server does in the background (`facerec serve` only: the other
+/// subcommands run once and list none of these).
+#[derive(Debug, Clone, Args)]
+pub struct BackgroundArgs {
+    /// Seconds between two looks at the gallery: it recalibrates once the face count has changed
+    /// by a tenth, and adopts what another replica computed
+    #[arg(long, env = "FACEREC_CALIBRATION_CHECK_SECS", default_value_t = CalibrationConfig::default().check_every.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub calibration_check_secs: u64,
+    /// Seconds between two sweeps for expired consent (and registration attempts older than a day)
+    #[arg(long, env = "FACEREC_RETENTION_SWEEP_SECS", default_value_t = Retention::default().sweep_every.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retention_sweep_secs: u64,
+}
+
+impl BackgroundArgs {
+    /// Sets the background tasks' periods of a server's settings.
+    pub fn apply(&self, config: &mut AppConfig) {
+        config.calibration.check_every =
+            std::time::Duration::from_secs(self.calibration_check_secs);
+        config.retention.sweep_every = std::time::Duration::from_secs(self.retention_sweep_secs);
     }
 }
 

@@ -158,3 +158,33 @@ fn analyze_with_two_workers_prints_what_one_worker_prints_in_order() {
     assert!(one.contains("unsupported_format") && one.contains("unreadable_file"));
     assert_eq!(run("2"), one);
 }
+
+/// Each subcommand lists its own flags (#32, 5): the background tasks' periods are `serve`'s
+/// alone, and `analyze --json` names a face's points as the HTTP API does.
+#[test]
+fn subcommands_list_their_own_flags() {
+    let help = |command: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_facerec"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for flag in ["--calibration-check-secs", "--retention-sweep-secs"] {
+        assert!(help("serve").contains(flag), "serve lists {flag}");
+        for once in ["identify", "enroll", "calibrate"] {
+            assert!(!help(once).contains(flag), "{once} does not list {flag}");
+        }
+    }
+    let analyzed = Command::new(env!("CARGO_BIN_EXE_facerec"))
+        .current_dir(workspace())
+        .args(["analyze", "--json"])
+        .arg(workspace().join("vendor/fixtures/registry/vectron/yaoming.jpg"))
+        .output()
+        .unwrap();
+    let line = String::from_utf8(analyzed.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert!(report["faces"][0]["landmarks"].is_array(), "{report}");
+    assert!(report["faces"][0].get("kps").is_none(), "{report}");
+}
