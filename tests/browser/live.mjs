@@ -6,6 +6,7 @@
 // 2. opens the live view with a fake camera playing the .y4m and waits for the expected name.
 // Prints one JSON line with what it saw; exits non-zero on failure.
 import { chromium } from "playwright-core";
+import { report } from "./report.mjs";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 
@@ -94,7 +95,6 @@ const browser = await chromium.launch({
   ],
 });
 const result = { registered: false, listed: false, liveName: null };
-let failed = false;
 try {
   if (process.env.FACEREC_TEST_ATTACK === "1") {
     result.attack = await attackFromAnotherOrigin(browser, base, photo);
@@ -197,15 +197,7 @@ try {
   result.stats = await page.textContent("#live-stats");
   await page.waitForTimeout(500);
   await page.screenshot({ path: `${shots}/live.png`, fullPage: true });
+  await report(browser, result, null, shots);
 } catch (error) {
-  failed = true;
-  result.error = String(error);
-  try {
-    const pages = browser.contexts().flatMap((c) => c.pages());
-    if (pages.length) await pages[0].screenshot({ path: `${shots}/failure.png`, fullPage: true });
-  } catch {}
-} finally {
-  await browser.close();
+  await report(browser, result, error, shots);
 }
-console.log(JSON.stringify(result));
-process.exit(failed ? 1 : 0);

@@ -11,6 +11,7 @@
 // FACEREC_WEB_DIR=crates/server/web serves the page's files from disk instead of the server's
 // (to work on the page without rebuilding the binary).
 import { chromium } from "playwright-core";
+import { report } from "./report.mjs";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -72,7 +73,6 @@ async function waitForPersons(page, names) {
 }
 
 const result = {};
-let failed = false;
 try {
   // ---- 1. the operator's key --------------------------------------------------------------------------
   const page = await pageWithKey(operatorKey);
@@ -170,15 +170,7 @@ try {
   };
   await bound.screenshot({ path: `${shots}/bound-key.png`, fullPage: true });
   await bound.context().close();
+  await report(browser, result, null, shots);
 } catch (error) {
-  failed = true;
-  result.error = String(error);
-  try {
-    const pages = browser.contexts().flatMap((c) => c.pages());
-    if (pages.length) await pages[0].screenshot({ path: `${shots}/failure.png`, fullPage: true });
-  } catch {}
-} finally {
-  await browser.close();
+  await report(browser, result, error, shots);
 }
-console.log(JSON.stringify(result));
-process.exit(failed ? 1 : 0);

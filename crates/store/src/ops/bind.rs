@@ -58,25 +58,27 @@ pub(super) fn count_persons(collection: In, page: &PageRequest) -> Scalar<i64> {
         .bind(page.external_id.clone())
 }
 
+/// A statement over one page of persons: the filter's values (`person_filter!`, `$1`–`$4`), then
+/// the page's limit and offset (`$5`, `$6`).
+macro_rules! bind_page {
+    ($query:expr, $collection:expr, $page:expr) => {
+        $query
+            .bind(Id::from($collection))
+            .bind(name_pattern($page))
+            .bind($page.expires_before)
+            .bind($page.external_id.clone())
+            .bind(i64::from($page.limit))
+            // Validated by the caller; a larger offset than i64 can hold finds nothing anyway.
+            .bind(i64::try_from($page.offset).unwrap_or(i64::MAX))
+    };
+}
+
 pub(super) fn select_persons_page(collection: In, page: &PageRequest) -> Select<PersonRow> {
-    sqlx::query_as(LIST_PERSONS)
-        .bind(Id::from(collection))
-        .bind(name_pattern(page))
-        .bind(page.expires_before)
-        .bind(page.external_id.clone())
-        .bind(i64::from(page.limit))
-        // Validated by the caller; a larger offset than i64 can hold finds nothing anyway.
-        .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+    bind_page!(sqlx::query_as(LIST_PERSONS), collection, page)
 }
 
 pub(super) fn count_faces_of_page(collection: In, page: &PageRequest) -> Select<(Id, i64)> {
-    sqlx::query_as(COUNT_FACES_OF_PAGE)
-        .bind(Id::from(collection))
-        .bind(name_pattern(page))
-        .bind(page.expires_before)
-        .bind(page.external_id.clone())
-        .bind(i64::from(page.limit))
-        .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+    bind_page!(sqlx::query_as(COUNT_FACES_OF_PAGE), collection, page)
 }
 
 pub(super) fn insert_person(collection: In, person: &Person) -> Statement {

@@ -330,11 +330,7 @@ impl Gallery for This {
         model: &ModelId,
         k: usize,
     ) -> StoreResult<Vec<Candidate>> {
-        check_dimension(probe)?;
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        self.candidates(collection, probe, model, k, None).await
+        self.search_except(collection, probe, model, k, None).await
     }
 
     async fn search_others(
@@ -345,11 +341,7 @@ impl Gallery for This {
         except: PersonId,
         k: usize,
     ) -> StoreResult<Vec<Candidate>> {
-        check_dimension(probe)?;
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        self.candidates(collection, probe, model, k, Some(except))
+        self.search_except(collection, probe, model, k, Some(except))
             .await
     }
 
@@ -409,6 +401,22 @@ impl Gallery for This {
 }
 
 impl This {
+    /// A search, `except` one person (left out in the search itself).
+    async fn search_except(
+        &self,
+        collection: In,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        k: usize,
+        except: Option<PersonId>,
+    ) -> StoreResult<Vec<Candidate>> {
+        check_dimension(probe)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        self.candidates(collection, probe, model, k, except).await
+    }
+
     /// A registration, and the attempt that made it remembered in the same transaction.
     async fn register_remembering(
         &self,
