@@ -23,6 +23,9 @@ tag="facerec-test-$$"
 cleanup() {
   podman rm -f "$tag-1" "$tag-2" >/dev/null 2>&1 || true
   podman volume rm -f "$tag" >/dev/null 2>&1 || true
+  # Each build leaves a 400 MB image; only the base is worth keeping between runs.
+  podman rmi -f "$image" >/dev/null 2>&1 || true
+  podman image prune -f >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
