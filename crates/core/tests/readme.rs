@@ -1,11 +1,15 @@
-//! The README's scope table is the scope table of `facerec_core::collection`, rendered.
+//! The scope table of docs/COLLECTIONS-AND-KEYS.md is the scope table of
+//! `facerec_core::collection`, rendered.
 
 use facerec_core::Scope;
 
 #[test]
 fn the_readme_lists_every_scope() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-        .expect("README.md");
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/COLLECTIONS-AND-KEYS.md"
+    ))
+    .expect("docs/COLLECTIONS-AND-KEYS.md");
     let mut table = String::from("| scope | allows |\n|---|---|\n");
     for scope in Scope::ALL {
         table.push_str(&format!("| `{scope}` | {} |\n", scope.description()));
@@ -18,6 +22,6 @@ fn the_readme_lists_every_scope() {
     assert_eq!(
         found,
         Some(table.as_str()),
-        "paste into the README:\n{table}"
+        "paste into docs/COLLECTIONS-AND-KEYS.md:\n{table}"
     );
 }

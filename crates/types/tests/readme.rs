@@ -1,4 +1,4 @@
-//! The README's table of error codes is the code table, rendered: this fails when they part.
+//! The table of error codes in docs/API.md is the code table, rendered: this fails when they part.
 
 use facerec_types::ErrorCode;
 
@@ -28,18 +28,18 @@ fn rendered() -> String {
 
 #[test]
 fn the_readme_lists_every_code_as_the_table_says() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-        .expect("README.md");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md"))
+        .expect("docs/API.md");
     let start = readme
         .find(BEGIN)
-        .expect("the README marks its error table")
+        .expect("docs/API.md marks its error table")
         + BEGIN.len();
-    let end = readme.find(END).expect("the README ends its error table");
+    let end = readme.find(END).expect("docs/API.md ends its error table");
     let table = readme[start..end].trim();
     assert_eq!(
         table,
         rendered().trim(),
-        "the README's error table differs from the code table; put this between its markers:\n{}",
+        "the error table of docs/API.md differs from the code table; put this between its markers:\n{}",
         rendered()
     );
 }
