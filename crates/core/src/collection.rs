@@ -36,6 +36,15 @@ pub struct CollectionSettings {
     /// Streams open at once in this collection, at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_streams: Option<u32>,
+    /// Which recognized faces are kept for review (`crate::capture`; off by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::CaptureMode>,
+    /// Hours a captured face is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_retention_hours: Option<u32>,
+    /// Captured faces held at most; the oldest go first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_max: Option<u32>,
 }
 
 impl CollectionSettings {
@@ -56,7 +65,7 @@ impl CollectionSettings {
         if self.max_streams.is_some_and(|n| n > 10_000) {
             return invalid("max_streams must be at most 10000");
         }
-        Ok(())
+        crate::capture::check_settings(self.capture_retention_hours, self.capture_max)
     }
 }
 
@@ -468,6 +477,8 @@ pub struct Caller {
     pub scopes: Scopes,
     /// The database key it came with (rate limits and stream slots count per key).
     pub key: Option<KeyId>,
+    /// That key's label: the source of its recognitions when they name none.
+    pub label: Option<String>,
 }
 
 impl Caller {
@@ -483,7 +494,13 @@ impl Caller {
             collection,
             scopes: Scopes::operator(allow_embeddings),
             key: None,
+            label: None,
         }
+    }
+
+    /// Where its recognitions come from when they name no source: its key's label, else who it is.
+    pub fn default_source(&self) -> crate::capture::Source {
+        crate::capture::Source::from_label(self.label.as_deref().unwrap_or(&self.actor.0))
     }
 }
 

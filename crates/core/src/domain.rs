@@ -57,6 +57,14 @@ id_type!(
     /// Identifies an API key kept in the database (never its secret).
     KeyId
 );
+id_type!(
+    /// Identifies a captured face (`crate::capture`).
+    CaptureId
+);
+id_type!(
+    /// Identifies a cluster of unknown captures; a merged cluster's id resolves to the survivor.
+    ClusterId
+);
 
 impl CollectionId {
     /// The collection `default`, which holds the data from before collections existed (migration
@@ -240,6 +248,8 @@ pub enum AuditAction {
     CollectionDeleted,
     KeyCreated,
     KeyRevoked,
+    /// Captured faces were reviewed: assigned, rejected, named as a cluster, deleted, searched.
+    CapturesReviewed,
 }
 
 impl AuditAction {
@@ -256,6 +266,7 @@ impl AuditAction {
             Self::CollectionDeleted => "collection_deleted",
             Self::KeyCreated => "key_created",
             Self::KeyRevoked => "key_revoked",
+            Self::CapturesReviewed => "captures_reviewed",
         }
     }
 
@@ -272,6 +283,7 @@ impl AuditAction {
             Self::CollectionDeleted,
             Self::KeyCreated,
             Self::KeyRevoked,
+            Self::CapturesReviewed,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -389,6 +401,17 @@ impl NewAuditEvent {
             AuditAction::KeyRevoked,
             serde_json::json!({ "key_id": key }),
         )
+    }
+
+    /// A review of captured faces: what was done (`assigned`, `rejected`, `cluster_named`,
+    /// `capture_deleted`, `cluster_deleted`, `searched`), to how many captures, for whom.
+    pub fn captures_reviewed(what: &str, person: Option<PersonId>, captures: usize) -> Self {
+        Self {
+            action: AuditAction::CapturesReviewed,
+            person_id: person,
+            face_id: None,
+            details: serde_json::json!({ "what": what, "captures": captures }),
+        }
     }
 
     /// `comparisons`: how many probes (faces of a photo, or client embeddings) were compared.

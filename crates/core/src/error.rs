@@ -2,7 +2,7 @@
 
 use facerec_types::{EmbeddingError, ErrorCode};
 
-use crate::domain::{FaceId, KeyId, PersonId};
+use crate::domain::{CaptureId, ClusterId, FaceId, KeyId, PersonId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -10,6 +10,14 @@ pub enum StoreError {
     PersonNotFound(PersonId),
     #[error("face {0} not found")]
     FaceNotFound(FaceId),
+    #[error("capture {0} not found")]
+    CaptureNotFound(CaptureId),
+    #[error("cluster {0} not found")]
+    ClusterNotFound(ClusterId),
+    /// A capture is not in the state an action needs (assigning one already named, rejecting one
+    /// that names nobody, a capture whose chip is gone).
+    #[error("capture {0}: {1}")]
+    CaptureConflict(CaptureId, String),
     /// No collection of this name or id (or none the caller may see).
     #[error("collection '{0}' not found")]
     CollectionNotFound(String),
@@ -69,6 +77,9 @@ impl StoreError {
         match self {
             Self::PersonNotFound(_) => ErrorCode::PersonNotFound,
             Self::FaceNotFound(_) => ErrorCode::FaceNotFound,
+            Self::CaptureNotFound(_) => ErrorCode::CaptureNotFound,
+            Self::ClusterNotFound(_) => ErrorCode::ClusterNotFound,
+            Self::CaptureConflict(..) => ErrorCode::CaptureConflict,
             Self::CollectionNotFound(_) | Self::CollectionDeleted => ErrorCode::CollectionNotFound,
             Self::CollectionExists(_) => ErrorCode::CollectionExists,
             Self::InvalidCollection(_) | Self::DefaultCollection => ErrorCode::InvalidCollection,

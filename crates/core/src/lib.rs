@@ -5,6 +5,7 @@
 //! similarity becomes "this is X" or "unknown".
 
 pub mod calibration;
+pub mod capture;
 pub mod collection;
 pub mod domain;
 pub mod enrollment;
@@ -26,7 +27,7 @@ pub use facerec_types::{error_code, ErrorCode};
 pub use matching::{
     Candidate, DetectionScale, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD,
 };
-pub use store::{AuditFilter, Catalogue, Gallery, Store, TicketBudget};
+pub use store::{AuditFilter, Captures, Catalogue, Gallery, Store, TicketBudget};
 
 /// Length of the embeddings stored and compared (ArcFace: 512).
 pub const EMBEDDING_DIM: usize = 512;

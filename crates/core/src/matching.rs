@@ -91,6 +91,10 @@ pub struct Recognition {
     pub matched: Option<Candidate>,
     /// Every candidate considered, best first (the best and the runner-up included).
     pub candidates: Vec<Candidate>,
+    /// A reviewer's "not this person" changed the answer: the best candidate was passed over
+    /// because the face is closer to a capture rejected for them than to their own faces.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub overruled: bool,
 }
 
 impl Recognition {
@@ -150,7 +154,29 @@ impl Matcher {
             threshold: self.threshold,
             matched,
             candidates,
+            overruled: false,
         }
+    }
+
+    /// Decides as [`Matcher::decide`], passing over the candidates a reviewer's feedback rules
+    /// out for this face (`ruled_out`: the face is closer to a capture rejected for them than to
+    /// their own faces): the next candidate that clears the threshold is named, else nobody.
+    pub fn decide_heeding(
+        &self,
+        candidates: Vec<Candidate>,
+        ruled_out: impl Fn(&Candidate) -> bool,
+    ) -> Recognition {
+        let mut recognition = self.decide(candidates);
+        if recognition.matched.as_ref().is_some_and(&ruled_out) {
+            recognition.overruled = true;
+            recognition.matched = recognition
+                .candidates
+                .iter()
+                .skip(1)
+                .find(|c| self.accepts(c.similarity) && !ruled_out(c))
+                .cloned();
+        }
+        recognition
     }
 }
 
@@ -275,6 +301,17 @@ mod tests {
             .decide(vec![candidate("a", 0.29)])
             .is_match());
         assert!(!Matcher::default().decide(vec![]).is_match());
+        let heeded = Matcher::default()
+            .decide_heeding(vec![candidate("a", 0.61), candidate("b", 0.5)], |c| {
+                c.name == "a"
+            });
+        assert!(heeded.overruled);
+        assert_eq!(heeded.matched.map(|c| c.name), Some("b".to_owned()));
+        let heeded = Matcher::default()
+            .decide_heeding(vec![candidate("a", 0.61), candidate("b", 0.2)], |c| {
+                c.name == "a"
+            });
+        assert!(heeded.overruled && heeded.matched.is_none());
         let strict = Matcher::default().with_threshold(Some(Threshold::new(0.7).unwrap()));
         assert!(!strict.decide(vec![candidate("a", 0.61)]).is_match());
         assert!(

@@ -104,6 +104,8 @@ pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), Se
     tokio::spawn(async move { sweeping.app.persons().sweep_expired_forever().await });
     let calibrating = Arc::clone(&state);
     tokio::spawn(async move { calibrating.app.calibrator().calibrate_forever().await });
+    let forgetting = Arc::clone(&state);
+    tokio::spawn(async move { forgetting.app.sweep_captures_forever().await });
     tokio::spawn(return_memory_when_idle(Arc::clone(&state), uploads));
     let router = api::router(state, &config.http, config.bind);
     let listener = tokio::net::TcpListener::bind(config.bind)

@@ -12,6 +12,7 @@ use facerec_vision::{Analysis, IngestLimits};
 
 use crate::access::Access;
 use crate::calibration::Calibrator;
+use crate::captures::Review;
 use crate::engine::Engine;
 use crate::error::AppResult;
 use crate::persons::Persons;
@@ -24,6 +25,7 @@ pub struct App {
     access: Access,
     calibrator: Calibrator,
     persons: Persons,
+    pub(crate) review: Review,
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
     pub(crate) model: ModelId,
@@ -60,6 +62,7 @@ impl App {
         Self {
             access: Access::new(Arc::clone(&store)),
             persons: Persons::new(Arc::clone(&store), retention.sweep_every),
+            review: Review::start(Arc::clone(&store), quality),
             engine,
             store,
             calibrator,
@@ -132,8 +135,18 @@ impl App {
         image: Bytes,
         selection: Selection,
     ) -> AppResult<Analysis> {
+        self.analyze_keeping(image, selection, false).await
+    }
+
+    /// As [`App::analyze_selecting`]; with `chips`, each face keeps its chip (a capture).
+    pub(crate) async fn analyze_keeping(
+        &self,
+        image: Bytes,
+        selection: Selection,
+        chips: bool,
+    ) -> AppResult<Analysis> {
         self.engine
-            .analyze(image, self.limits, move |d| selection.apply(d))
+            .analyze(image, self.limits, move |d| selection.apply(d), chips)
             .await?
     }
 }

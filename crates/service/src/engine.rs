@@ -79,7 +79,8 @@ impl Engine {
         })
     }
 
-    /// Decodes and analyzes `image` on a worker, embedding the faces `select` keeps.
+    /// Decodes and analyzes `image` on a worker, embedding the faces `select` keeps (with their
+    /// chips as JPEGs when `chips`).
     ///
     /// With the test-only feature `fault-injection`, an image starting with `facerec:test:panic`
     /// panics on its worker instead: the faults tests drive a real server into a worker panic
@@ -89,6 +90,7 @@ impl Engine {
         image: bytes::Bytes,
         limits: IngestLimits,
         select: impl FnOnce(Vec<Detection>) -> Result<Vec<Detection>, E> + Send + 'static,
+        chips: bool,
     ) -> Result<Result<Analysis, E>, EngineError>
     where
         E: From<VisionError> + From<RuntimeError> + Send + 'static,
@@ -98,7 +100,7 @@ impl Engine {
             if image.starts_with(b"facerec:test:panic") {
                 panic!("a fault injected by a test");
             }
-            analyzer.analyze_bytes_selecting(&image, &limits, select)
+            analyzer.analyze_bytes_selecting(&image, &limits, select, chips)
         })
         .await
     }

@@ -9,6 +9,7 @@
 pub mod access;
 mod app;
 mod calibration;
+pub mod captures;
 mod config;
 pub mod engine;
 mod error;
@@ -25,6 +26,7 @@ pub mod tickets;
 pub use access::Access;
 pub use app::{App, Load, Readiness};
 pub use calibration::{CalibrationConfig, Calibrator};
+pub use captures::{CaptureContext, NameTarget, Named, Review};
 pub use config::{default_workers, AppConfig, EngineConfig, StartError};
 pub use engine::{Engine, EngineError};
 pub use error::{AppError, AppResult};

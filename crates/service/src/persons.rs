@@ -27,6 +27,9 @@ pub struct PersonExport {
     pub audit_events: Vec<AuditEvent>,
     /// More events exist than were exported.
     pub audit_events_truncated: bool,
+    /// The captured faces named for them, or rejected for them, newest first (at most
+    /// [`crate::captures::MAX_LIST`]); never their chips.
+    pub captures: Vec<facerec_core::capture::Capture>,
 }
 
 impl PersonExport {
@@ -91,11 +94,21 @@ impl Persons {
             .await?;
         let audit_events_truncated = audit_events.len() > limit as usize;
         audit_events.truncate(limit as usize);
+        let of_person = facerec_core::capture::CaptureFilter {
+            person: Some(id),
+            limit: crate::captures::MAX_LIST,
+            ..Default::default()
+        };
+        let captures = self
+            .store
+            .list_captures(caller.collection_id(), &of_person)
+            .await?;
         Ok(PersonExport {
             person,
             faces,
             audit_events,
             audit_events_truncated,
+            captures,
         })
     }
 

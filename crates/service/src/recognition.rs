@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use facerec_core::calibration::Calibration;
+use facerec_core::capture::{
+    CaptureMode, CapturePolicy, ChipJpeg, Decision, NewCapture, SeenCluster,
+};
 use facerec_core::{Caller, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
 use crate::app::App;
+use crate::captures::CaptureContext;
 use crate::error::{AppError, AppResult};
 use crate::selection::{FacePick, Selection};
 
@@ -16,6 +20,8 @@ use crate::selection::{FacePick, Selection};
 pub struct RecognizedFace {
     pub face: AnalyzedFace,
     pub recognition: Recognition,
+    /// With capture on, an unknown face's cluster: the stable id of a stranger seen again.
+    pub unknown: Option<SeenCluster>,
 }
 
 /// A recognized photo: its upright size, the threshold used, and every face with its verdict.
@@ -36,6 +42,8 @@ pub struct RecognizeOptions {
     pub threshold: Option<Threshold>,
     pub top_k: usize,
     pub max_faces: usize,
+    /// Where the photo came from, for the captures of a collection that keeps them.
+    pub capture: CaptureContext,
 }
 
 impl Default for RecognizeOptions {
@@ -44,6 +52,7 @@ impl Default for RecognizeOptions {
             threshold: None,
             top_k: crate::ranges::TOP_K.default as usize,
             max_faces: crate::ranges::MAX_FACES.default as usize,
+            capture: CaptureContext::route("/v1/recognize"),
         }
     }
 }
@@ -78,17 +87,36 @@ impl App {
         image: Bytes,
         options: &RecognizeOptions,
     ) -> AppResult<RecognizedImage> {
+        let policy = CapturePolicy::of(&caller.collection.settings);
+        let capturing = policy.mode != CaptureMode::Off;
         let analysis = self
-            .analyze_selecting(image, Selection::Strongest(options.max_faces))
+            .analyze_keeping(image, Selection::Strongest(options.max_faces), capturing)
             .await?;
         let calibration = self.calibrator().calibration(&caller.collection);
         let matcher = Matcher::new(calibration.threshold()).with_threshold(options.threshold);
         let mut faces = Vec::with_capacity(analysis.faces.len());
-        for face in analysis.faces {
+        for mut face in analysis.faces {
             let recognition = self
                 .identify(caller, &face.embedding, &matcher, options.top_k)
                 .await?;
-            faces.push(RecognizedFace { face, recognition });
+            let chip = face.chip.take();
+            let unknown = match capturing {
+                true => {
+                    let seen = Seen {
+                        face: &face,
+                        chip,
+                        recognition: &recognition,
+                        calibration: &calibration,
+                    };
+                    self.capture(caller, &policy, seen, &options.capture).await
+                }
+                false => None,
+            };
+            faces.push(RecognizedFace {
+                face,
+                recognition,
+                unknown,
+            });
         }
         Ok(RecognizedImage {
             width: analysis.width,
@@ -99,7 +127,9 @@ impl App {
         })
     }
 
-    /// Searches one embedding and decides. The store answers candidates with their names.
+    /// Searches one embedding and decides. The store answers candidates with their names. A
+    /// candidate the face is closer to a capture rejected for ("not this person") than to their
+    /// own faces is passed over.
     pub(crate) async fn identify(
         &self,
         caller: &Caller,
@@ -111,7 +141,99 @@ impl App {
             .store
             .search(caller.collection_id(), embedding, &self.model, top_k.max(1))
             .await?;
-        Ok(matcher.decide(candidates))
+        let contenders: Vec<PersonId> = candidates
+            .iter()
+            .filter(|c| matcher.accepts(c.similarity))
+            .map(|c| c.person_id)
+            .collect();
+        if contenders.is_empty() {
+            return Ok(matcher.decide(candidates));
+        }
+        let rejections = self
+            .store
+            .rejections(caller.collection_id(), &contenders)
+            .await?;
+        Ok(matcher.decide_heeding(candidates, |c| {
+            rejections.iter().any(|r| {
+                r.person == c.person_id
+                    && r.embedding.similarity(embedding).value() > c.similarity.value()
+            })
+        }))
+    }
+
+    /// Keeps a face of a collection that captures (through the queue: never waited for) and
+    /// answers an unknown face's cluster. A failure here costs the capture, never the answer.
+    async fn capture(
+        &self,
+        caller: &Caller,
+        policy: &CapturePolicy,
+        seen: Seen<'_>,
+        context: &CaptureContext,
+    ) -> Option<SeenCluster> {
+        let recognition = seen.recognition;
+        let threshold = recognition.threshold;
+        let now = chrono::Utc::now();
+        let cluster = match recognition.matched {
+            Some(_) => None,
+            None => self
+                .store
+                .cluster_for(
+                    caller.collection_id(),
+                    &seen.face.embedding,
+                    &self.model,
+                    threshold.value(),
+                )
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "finding a capture's cluster failed"))
+                .ok()
+                .flatten(),
+        };
+        let kept = policy.mode.keeps(recognition.is_match());
+        let (Some(chip), true) = (seen.chip, kept) else {
+            return cluster;
+        };
+        let proposed = cluster.map(|c| c.cluster_id).unwrap_or_default();
+        let decision = match &recognition.matched {
+            Some(m) => Decision::Known {
+                person: m.person_id,
+                similarity: m.similarity,
+                estimated_fpir: (!seen.calibration.weak)
+                    .then(|| seen.calibration.estimated_fpir(m.similarity.value())),
+            },
+            None => Decision::Unknown {
+                best: recognition.best().map(|c| c.similarity),
+            },
+        };
+        let face = seen.face;
+        self.review.keep(
+            caller.collection_id(),
+            NewCapture {
+                embedding: face.embedding.clone(),
+                model: self.model.clone(),
+                chip,
+                det_score: face.detection.score,
+                quality: face.quality,
+                bbox: face.detection.bbox,
+                decision,
+                threshold,
+                source: context
+                    .source
+                    .clone()
+                    .unwrap_or_else(|| caller.default_source()),
+                route: context.route,
+                seen_at: now,
+                proposed_cluster: proposed,
+                max: policy.max,
+            },
+        );
+        match recognition.matched {
+            Some(_) => None,
+            None => Some(cluster.unwrap_or(SeenCluster {
+                cluster_id: proposed,
+                seen: 1,
+                first_seen: now,
+            })),
+        }
     }
 
     /// 1:N for an embedding a client computed earlier (e.g. from a detection's `embedding`): any
@@ -321,6 +443,14 @@ impl App {
             .await?;
         analysis.faces.into_iter().next().ok_or(AppError::NoFace)
     }
+}
+
+/// A face as a recognition saw it, for its capture.
+struct Seen<'a> {
+    face: &'a AnalyzedFace,
+    chip: Option<ChipJpeg>,
+    recognition: &'a Recognition,
+    calibration: &'a Calibration,
 }
 
 /// An embedding sent by a client, normalized once here, of the model's length.

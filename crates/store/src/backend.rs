@@ -3,8 +3,9 @@
 
 use std::ops::DerefMut;
 
+use facerec_core::capture::Neighbour;
 use facerec_core::store::StoreResult;
-use facerec_core::{Candidate, CollectionId, Face, FaceId, ModelId, PersonId};
+use facerec_core::{Candidate, CaptureId, CollectionId, Face, FaceId, ModelId, PersonId};
 use facerec_types::NormalizedEmbedding;
 use sqlx::{Database, Pool};
 
@@ -12,6 +13,16 @@ use sqlx::{Database, Pool};
 pub(crate) enum Change {
     FaceAdded(CollectionId, Face),
     FacesRemoved(Vec<FaceId>),
+    /// A capture stored, or its embedding replaced by a better sighting.
+    CaptureStored(CollectionId, CaptureId, ModelId, NormalizedEmbedding),
+    CapturesRemoved(Vec<CaptureId>),
+}
+
+impl Change {
+    /// Whether it deleted rows that must then be erased from the files.
+    pub(crate) fn removes(&self) -> bool {
+        matches!(self, Self::FacesRemoved(_) | Self::CapturesRemoved(_))
+    }
 }
 
 /// What each backend's store does its own way; every operation in `ops/` is written over these.
@@ -44,4 +55,14 @@ pub(crate) trait Hooks: Sync {
         k: usize,
         except: Option<PersonId>,
     ) -> StoreResult<Vec<Candidate>>;
+    /// The collection's captures (of this model) nearest the probe at or above `min`, best first,
+    /// at most `limit`, each backend searching its own way.
+    async fn capture_neighbours(
+        &self,
+        collection: CollectionId,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        min: f32,
+        limit: usize,
+    ) -> StoreResult<Vec<Neighbour>>;
 }

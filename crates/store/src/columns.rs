@@ -1,7 +1,7 @@
 //! The two column types whose storage differs between the backends. Each knows how it is kept in
 //! SQLite and in PostgreSQL, so the statements and row mappings in `crate::statements` are written once.
 
-use facerec_core::{CollectionId, FaceId, KeyId, PersonId};
+use facerec_core::{CaptureId, ClusterId, CollectionId, FaceId, KeyId, PersonId};
 use facerec_types::NormalizedEmbedding;
 use pgvector::Vector;
 use sqlx::encode::IsNull;
@@ -41,7 +41,7 @@ macro_rules! id_conversions {
         }
     )*};
 }
-id_conversions!(CollectionId, KeyId);
+id_conversions!(CollectionId, KeyId, CaptureId, ClusterId);
 
 impl From<Id> for PersonId {
     fn from(id: Id) -> Self {

@@ -29,6 +29,7 @@
 
 mod backend;
 pub mod backup;
+mod capture_index;
 mod columns;
 mod error;
 pub mod exact_index;

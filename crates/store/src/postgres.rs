@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use facerec_core::capture::{Capture, Neighbour};
 use facerec_core::store::StoreResult;
 use facerec_core::{Candidate, CollectionId, ModelId, PersonId, StoreError};
 use facerec_types::{NormalizedEmbedding, Similarity};
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 use crate::backend::{Change, Hooks};
 use crate::columns::Id;
 use crate::error::db_error;
+use crate::rows::CaptureRow;
 use crate::statements::{collection_columns, person_columns};
 use crate::{redact, StoreOptions};
 
@@ -47,6 +49,8 @@ const SELECT_COLLECTION_FOR_WRITE: &str = concat!(
 const LOCK_NAME: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
 #[path = "ops/bind.rs"]
 mod bind;
+#[path = "ops/captures.rs"]
+mod captures;
 #[path = "ops/catalogue.rs"]
 mod catalogue;
 #[path = "ops/gallery.rs"]
@@ -333,6 +337,47 @@ impl Hooks for PostgresStore {
         hits.truncate(k);
         Ok(hits)
     }
+
+    /// The HNSW index over captures finds the nearest; their similarities are exact.
+    async fn capture_neighbours(
+        &self,
+        collection: CollectionId,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        min: f32,
+        limit: usize,
+    ) -> StoreResult<Vec<Neighbour>> {
+        // The limit in the text, as for faces: a small literal limit keeps the index scan.
+        let statement = format!(
+            "SELECT {}, (embedding <#> $1) * -1 AS nearness FROM captures
+             WHERE collection_id = $2 AND model_name = $3 AND model_sha256 = $4
+             ORDER BY embedding <#> $1 LIMIT {}",
+            crate::statements::capture_columns!(),
+            limit.max(1)
+        );
+        let rows = sqlx::query(&statement)
+            .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
+            .bind(Id::from(collection))
+            .bind(&model.name)
+            .bind(&model.sha256)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let mut neighbours = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::{FromRow, Row};
+            let similarity: f64 = row.try_get("nearness").map_err(db_error)?;
+            if (similarity as f32) < min {
+                continue;
+            }
+            let capture = Capture::try_from(CaptureRow::from_row(&row).map_err(db_error)?)?;
+            neighbours.push(Neighbour {
+                capture,
+                similarity: Similarity::new(similarity as f32),
+            });
+        }
+        Ok(neighbours)
+    }
 }
 
 /// Pause before a VACUUM, so that a burst of deletions is vacuumed once.
@@ -350,7 +395,7 @@ async fn vacuum_after_deletions(connect: PgConnectOptions, wake: Arc<Notify>) {
         }
         tokio::time::sleep(VACUUM_BATCH).await;
         let vacuumed = match PgConnection::connect_with(&connect).await {
-            Ok(mut conn) => sqlx::query("VACUUM faces, persons")
+            Ok(mut conn) => sqlx::query("VACUUM faces, persons, captures")
                 .execute(&mut conn)
                 .await
                 .map(drop),

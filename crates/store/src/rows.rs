@@ -2,11 +2,12 @@
 //! stores an id and an embedding).
 
 use chrono::{DateTime, Utc};
+use facerec_core::capture::{Capture, CaptureStatus, Source};
 use facerec_core::{
     Actor, ApiKey, AuditAction, AuditEvent, Collection, Consent, Face, FaceEntry, FaceId, ModelId,
     Person, PersonId, Scopes, StoreError,
 };
-use facerec_types::FaceQuality;
+use facerec_types::{BoundingBox, FaceQuality};
 use sqlx::types::Json;
 use sqlx::FromRow;
 
@@ -174,6 +175,57 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
             last_used_at: row.last_used_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct CaptureRow {
+    pub(crate) id: Id,
+    status: String,
+    person_id: Option<Id>,
+    rejected_person_id: Option<Id>,
+    cluster_id: Option<Id>,
+    similarity: Option<f32>,
+    threshold: f32,
+    estimated_fpir: Option<f64>,
+    source: String,
+    route: String,
+    first_seen: DateTime<Utc>,
+    seen_at: DateTime<Utc>,
+    sightings: i64,
+    det_score: f32,
+    quality: Json<FaceQuality>,
+    bbox: Json<[f32; 4]>,
+    has_chip: bool,
+}
+
+impl TryFrom<CaptureRow> for Capture {
+    type Error = StoreError;
+    fn try_from(row: CaptureRow) -> Result<Self, StoreError> {
+        let status = CaptureStatus::parse(&row.status).ok_or_else(|| {
+            StoreError::Database(format!("capture with unknown status '{}'", row.status))
+        })?;
+        let [x1, y1, x2, y2] = row.bbox.0;
+        Ok(Capture {
+            id: row.id.into(),
+            status,
+            person_id: row.person_id.map(Into::into),
+            rejected_person_id: row.rejected_person_id.map(Into::into),
+            cluster_id: row.cluster_id.map(Into::into),
+            similarity: row.similarity,
+            threshold: row.threshold,
+            estimated_fpir: row.estimated_fpir,
+            // Written checked; a source that no longer checks is shown as what it became.
+            source: Source::new(&row.source).unwrap_or_else(|_| Source::from_label(&row.source)),
+            route: row.route,
+            first_seen: row.first_seen,
+            seen_at: row.seen_at,
+            sightings: u32::try_from(row.sightings).unwrap_or(u32::MAX),
+            det_score: row.det_score,
+            quality: row.quality.0,
+            bbox: BoundingBox { x1, y1, x2, y2 },
+            has_chip: row.has_chip,
         })
     }
 }

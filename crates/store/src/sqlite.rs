@@ -12,8 +12,9 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use facerec_core::capture::{Capture, Neighbour};
 use facerec_core::store::StoreResult;
-use facerec_core::{Candidate, CollectionId, FaceId, ModelId, PersonId, StoreError};
+use facerec_core::{Candidate, CaptureId, CollectionId, FaceId, ModelId, PersonId, StoreError};
 use facerec_types::embedding::dot;
 use facerec_types::{NormalizedEmbedding, Similarity};
 use sqlx::sqlite::{
@@ -23,9 +24,11 @@ use sqlx::{Connection, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
 use crate::backend::{Change, Hooks};
+use crate::capture_index::CaptureIndex;
 use crate::columns::{Embedding, Id};
 use crate::error::db_error;
 use crate::exact_index::{top_persons, ExactIndex};
+use crate::rows::CaptureRow;
 use crate::statements::{SELECT_COLLECTION, SELECT_PERSON};
 use crate::StoreOptions;
 
@@ -44,6 +47,8 @@ const SELECT_COLLECTION_FOR_WRITE: &str = SELECT_COLLECTION;
 const LOCK_NAME: Option<&str> = None;
 #[path = "ops/bind.rs"]
 mod bind;
+#[path = "ops/captures.rs"]
+mod captures;
 #[path = "ops/catalogue.rs"]
 mod catalogue;
 #[path = "ops/gallery.rs"]
@@ -63,6 +68,8 @@ pub struct SqliteStore {
     connect: SqliteConnectOptions,
     readers: SqlitePool,
     index: Arc<RwLock<ExactIndex>>,
+    /// The captured faces' embeddings, for grouping and searching them.
+    captures: RwLock<CaptureIndex>,
     /// Held for the store's lifetime: a second process on the same file is refused.
     _lock: File,
 }
@@ -110,6 +117,7 @@ impl SqliteStore {
             connect,
             readers,
             index: Arc::new(RwLock::new(ExactIndex::new())),
+            captures: RwLock::new(CaptureIndex::default()),
             _lock: lock,
         };
         store.fold_missing_names().await?;
@@ -140,6 +148,22 @@ impl SqliteStore {
         }
         tracing::info!(faces = index.len(), path = %self.path.display(), "loaded the exact index");
         *self.index.write().expect("index lock") = index;
+        let rows: Vec<(Id, Id, String, String, Embedding)> = sqlx::query_as(
+            "SELECT id, collection_id, model_name, model_sha256, embedding FROM captures",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        let mut captures = CaptureIndex::default();
+        for (id, collection, name, sha256, embedding) in rows {
+            let model = ModelId { name, sha256 };
+            captures.insert(
+                &shard(collection.into(), &model),
+                id.into(),
+                embedding.0.as_slice(),
+            );
+        }
+        *self.captures.write().expect("capture index lock") = captures;
         Ok(())
     }
 }
@@ -190,6 +214,17 @@ impl Hooks for SqliteStore {
             Change::FacesRemoved(faces) => {
                 for face in faces {
                     index.remove_face(face);
+                }
+            }
+            Change::CaptureStored(collection, id, model, embedding) => self
+                .captures
+                .write()
+                .expect("capture index lock")
+                .insert(&shard(collection, &model), id, embedding.as_slice()),
+            Change::CapturesRemoved(ids) => {
+                let mut captures = self.captures.write().expect("capture index lock");
+                for id in ids {
+                    captures.remove(id);
                 }
             }
         }
@@ -275,9 +310,68 @@ impl Hooks for SqliteStore {
             .take(k)
             .collect())
     }
+
+    async fn capture_neighbours(
+        &self,
+        collection: CollectionId,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        min: f32,
+        limit: usize,
+    ) -> StoreResult<Vec<Neighbour>> {
+        self.nearest_captures(collection, probe, model, min, limit)
+            .await
+    }
 }
 
 impl SqliteStore {
+    /// The nearest captures in memory, then their rows; a capture whose row is gone (deleted with
+    /// its person or collection, which the index does not see) leaves the index here.
+    async fn nearest_captures(
+        &self,
+        collection: CollectionId,
+        probe: &NormalizedEmbedding,
+        model: &ModelId,
+        min: f32,
+        limit: usize,
+    ) -> StoreResult<Vec<Neighbour>> {
+        let hits = self.captures.read().expect("capture index lock").nearest(
+            &shard(collection, model),
+            probe.as_slice(),
+            min,
+            limit,
+        );
+        let ids: Vec<CaptureId> = hits.iter().map(|h| h.0).collect();
+        let rows: Vec<CaptureRow> = self
+            .by_ids(
+                concat!(crate::statements::capture_columns!(), " FROM captures"),
+                &ids,
+            )
+            .await?;
+        let mut rows: HashMap<CaptureId, Capture> = rows
+            .into_iter()
+            .map(|row| Capture::try_from(row).map(|c| (c.id, c)))
+            .collect::<StoreResult<_>>()?;
+        let mut neighbours = Vec::with_capacity(hits.len());
+        let mut gone = Vec::new();
+        for (id, similarity) in hits {
+            match rows.remove(&id) {
+                Some(capture) => neighbours.push(Neighbour {
+                    capture,
+                    similarity: Similarity::new(similarity),
+                }),
+                None => gone.push(id),
+            }
+        }
+        if !gone.is_empty() {
+            let mut captures = self.captures.write().expect("capture index lock");
+            for id in gone {
+                captures.remove(id);
+            }
+        }
+        Ok(neighbours)
+    }
+
     /// The stored embeddings of the faces that still exist among `ids`.
     async fn embeddings(
         &self,

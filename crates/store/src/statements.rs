@@ -232,3 +232,93 @@ pub(crate) use {collection_columns, person_columns};
 /// Calibrations kept per collection (the newest is in force; the others are history for the
 /// operator).
 pub(crate) const CALIBRATIONS_KEPT: i64 = 10;
+
+/// A capture's columns as [`crate::rows::CaptureRow`] reads them (never its embedding or chip).
+macro_rules! capture_columns {
+    () => {
+        "id, status, person_id, rejected_person_id, cluster_id, similarity, threshold, \
+         estimated_fpir, source, route, first_seen, seen_at, sightings, det_score, quality, bbox, \
+         chip IS NOT NULL AS has_chip"
+    };
+}
+pub(crate) use capture_columns;
+pub(crate) const INSERT_CAPTURE: &str = "INSERT INTO captures (id, collection_id, status, \
+     person_id, cluster_id, similarity, threshold, estimated_fpir, source, route, first_seen, \
+     seen_at, sightings, det_score, quality, bbox, model_name, model_sha256, embedding, chip) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, $12, $13, $14, $15, $16, $17, $18)";
+/// Another sighting of a capture: `$3`, whether this one is better (its chip, embedding and
+/// detection replace the old ones).
+pub(crate) const SIGHTED_AGAIN: &str =
+    "UPDATE captures SET seen_at = $2, sightings = sightings + 1, \
+     det_score = CASE WHEN $3 THEN $4 ELSE det_score END, \
+     quality = CASE WHEN $3 THEN $5 ELSE quality END, \
+     bbox = CASE WHEN $3 THEN $6 ELSE bbox END, \
+     embedding = CASE WHEN $3 THEN $7 ELSE embedding END, \
+     chip = CASE WHEN $3 THEN $8 ELSE chip END, \
+     similarity = CASE WHEN $3 THEN $9 ELSE similarity END WHERE id = $1";
+pub(crate) const SELECT_CAPTURE: &str = concat!(
+    "SELECT ",
+    capture_columns!(),
+    " FROM captures WHERE id = $1 AND collection_id = $2"
+);
+pub(crate) const SELECT_CAPTURE_CHIP: &str =
+    "SELECT chip FROM captures WHERE id = $1 AND collection_id = $2";
+pub(crate) const SELECT_CAPTURE_EMBEDDING: &str =
+    "SELECT embedding, model_name, model_sha256 FROM captures WHERE id = $1 AND collection_id = $2";
+/// `$2`..`$6`: status, source, cluster, person (named or rejected for), seen since; `$7`: before
+/// this id; `$8`: the limit. Newest first.
+pub(crate) const LIST_CAPTURES: &str = concat!(
+    "SELECT ",
+    capture_columns!(),
+    " FROM captures WHERE collection_id = $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+     AND (CAST($3 AS TEXT) IS NULL OR source = $3) AND ($4 IS NULL OR cluster_id = $4) \
+     AND ($5 IS NULL OR person_id = $5 OR rejected_person_id = $5) AND ($6 IS NULL OR seen_at >= $6) \
+     AND ($7 IS NULL OR id < $7) ORDER BY id DESC LIMIT $8"
+);
+pub(crate) const COUNT_CAPTURES_IN: &str = "SELECT count(*) FROM captures WHERE collection_id = $1";
+/// The oldest `$2` captures of a collection, to stay within its bound.
+pub(crate) const EVICT_CAPTURES: &str = "DELETE FROM captures WHERE id IN \
+     (SELECT id FROM captures WHERE collection_id = $1 ORDER BY id LIMIT $2) RETURNING id";
+pub(crate) const DELETE_CAPTURES_BEFORE: &str =
+    "DELETE FROM captures WHERE collection_id = $1 AND seen_at < $2 RETURNING id";
+pub(crate) const DELETE_CAPTURE: &str =
+    "DELETE FROM captures WHERE id = $1 AND collection_id = $2 RETURNING id";
+pub(crate) const DELETE_CLUSTER_CAPTURES: &str =
+    "DELETE FROM captures WHERE cluster_id = $1 RETURNING id";
+pub(crate) const DELETE_CLUSTER: &str = "DELETE FROM capture_clusters WHERE id = $1";
+/// Clusters none of whose captures are left (their aliases go with them).
+pub(crate) const DELETE_EMPTY_CLUSTERS: &str = "DELETE FROM capture_clusters WHERE collection_id = $1 \
+     AND merged_into IS NULL AND NOT EXISTS (SELECT 1 FROM captures WHERE cluster_id = capture_clusters.id)";
+pub(crate) const COLLECTIONS_WITH_CAPTURES: &str = "SELECT DISTINCT collection_id FROM captures";
+/// A cluster id as given out: itself, or the survivor it was merged into.
+pub(crate) const RESOLVE_CLUSTER: &str = "SELECT coalesce(merged_into, id) FROM capture_clusters \
+     WHERE id = $1 AND collection_id = $2";
+pub(crate) const INSERT_CLUSTER: &str =
+    "INSERT INTO capture_clusters (id, collection_id, merged_into, \
+     created_at) VALUES ($1, $2, $3, $4)";
+/// Merges cluster `$2` into `$1`: its captures, itself and its aliases.
+pub(crate) const MOVE_CLUSTER_CAPTURES: &str =
+    "UPDATE captures SET cluster_id = $1 WHERE cluster_id = $2";
+pub(crate) const MERGE_CLUSTER: &str =
+    "UPDATE capture_clusters SET merged_into = $1 WHERE id = $2 OR merged_into = $2";
+/// `$1`: the cluster: captures, sightings, first and last seen.
+pub(crate) const CLUSTER_SUMMARY: &str =
+    "SELECT count(*), CAST(coalesce(sum(sightings), 0) AS BIGINT), min(first_seen), \
+     max(seen_at) FROM captures WHERE cluster_id = $1";
+/// The collection's clusters, most captures first, then the most recently seen.
+pub(crate) const LIST_CLUSTERS: &str = "SELECT cluster_id, count(*), CAST(coalesce(sum(sightings), 0) AS BIGINT), \
+     min(first_seen), max(seen_at) FROM captures WHERE collection_id = $1 AND cluster_id IS NOT NULL \
+     GROUP BY cluster_id ORDER BY count(*) DESC, max(seen_at) DESC LIMIT $2";
+pub(crate) const CLUSTER_SOURCES: &str =
+    "SELECT DISTINCT source FROM captures WHERE cluster_id = $1 ORDER BY source LIMIT 16";
+pub(crate) const CLUSTER_BEST: &str =
+    "SELECT id FROM captures WHERE cluster_id = $1 ORDER BY det_score DESC, id LIMIT $2";
+/// A capture named for a person: out of its cluster, no chip, held against nobody.
+pub(crate) const ASSIGN_CAPTURE: &str = "UPDATE captures SET status = 'known', person_id = $2, \
+     rejected_person_id = NULL, cluster_id = NULL, chip = NULL WHERE id = $1";
+pub(crate) const REJECT_CAPTURE: &str = "UPDATE captures SET status = 'rejected', \
+     rejected_person_id = person_id, person_id = NULL, cluster_id = $2 WHERE id = $1";
+pub(crate) const COUNT_REJECTIONS: &str =
+    "SELECT count(*) FROM captures WHERE collection_id = $1 AND status = 'rejected'";
+pub(crate) const SELECT_REJECTIONS_OF: &str = "SELECT id, embedding FROM captures \
+     WHERE collection_id = $1 AND rejected_person_id = $2 AND status = 'rejected'";

@@ -165,6 +165,12 @@ error_codes! {
         "no such person";
     FaceNotFound "face_not_found" 404 compreface(404, 44) deepstack(404) ById
         "no such face";
+    CaptureNotFound "capture_not_found" 404 compreface(404, 0) deepstack(404) Own
+        "no such captured face (or it expired)";
+    ClusterNotFound "cluster_not_found" 404 compreface(404, 0) deepstack(404) Own
+        "no such cluster of unknown faces (a merged cluster's id names the one it joined)";
+    CaptureConflict "capture_conflict" 409 compreface(409, 0) deepstack(409) Own
+        "the captured face is not in a state for this: already named for a person, not named for anyone, or its chip is gone";
     ConsentExpired "consent_expired" 410 compreface(404, 42) deepstack(404) WithBody
         "the person's consent has expired: they are matched and compared with no more, and the next sweep deletes them";
     AmbiguousName "ambiguous_name" 409 compreface(409, 0) deepstack(409) Own

@@ -80,3 +80,14 @@ impl std::fmt::Display for ModelId {
         write!(f, "{}@sha256:{}", self.name, self.sha256)
     }
 }
+
+/// An aligned 112×112 face chip, JPEG-encoded: the only pixels facerec ever keeps, and only as a
+/// captured face for review (`facerec_core::capture`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChipJpeg(pub Vec<u8>);
+
+impl std::fmt::Debug for ChipJpeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChipJpeg({} bytes)", self.0.len())
+    }
+}

@@ -11,4 +11,4 @@ mod face;
 
 pub use embedding::{dot, EmbeddingError, NormalizedEmbedding, Similarity};
 pub use error_code::ErrorCode;
-pub use face::{BoundingBox, FaceQuality, ModelId, Point};
+pub use face::{BoundingBox, ChipJpeg, FaceQuality, ModelId, Point};

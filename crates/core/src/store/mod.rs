@@ -1,18 +1,20 @@
 //! The storage contract, in rooms: the [`Catalogue`] every request starts from (collections, keys,
 //! stream tickets), the [`Gallery`] of each collection (persons, faces, search, calibrations, the
-//! audit log), and [`Store`], a database that holds both. Implementations: SQLite (embedded
+//! audit log), the [`Captures`] of what the cameras saw, and [`Store`], a database that holds them. Implementations: SQLite (embedded
 //! default) and PostgreSQL + pgvector (facerec-store). Every method is one transaction: a failure
 //! leaves nothing half-written.
 //!
 //! A new kind of stored fact (captured faces, an event outbox) gets a trait of its own here, a
 //! supertrait of [`Store`], and one file of operations in facerec-store.
 
+mod captures;
 mod catalogue;
 mod gallery;
 
 use async_trait::async_trait;
 
 pub use crate::error::{StoreError, StoreResult};
+pub use captures::Captures;
 pub use catalogue::{Catalogue, TicketBudget};
 pub use gallery::{AuditFilter, Gallery};
 
@@ -24,7 +26,7 @@ pub type In = CollectionId;
 
 /// A database: the catalogue and every collection's gallery.
 #[async_trait]
-pub trait Store: Catalogue + Gallery {
+pub trait Store: Catalogue + Gallery + Captures {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -63,6 +63,7 @@ struct Grant {
     collection: Option<CollectionRef>,
     scopes: Scopes,
     key: Option<facerec_core::KeyId>,
+    label: Option<String>,
 }
 
 fn missing_key() -> ApiError {
@@ -88,6 +89,7 @@ async fn grant(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError>
                 collection: None,
                 scopes: operator,
                 key: None,
+                label: None,
             });
         }
         return Err(missing_key());
@@ -98,6 +100,7 @@ async fn grant(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError>
             collection: configured.collection,
             scopes: configured.scopes.unwrap_or(operator),
             key: None,
+            label: None,
         });
     }
     match state.app.access().key_for_secret(presented).await? {
@@ -106,6 +109,7 @@ async fn grant(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError>
             collection: Some(key.collection_id.into()),
             scopes: key.scopes,
             key: Some(key.id),
+            label: Some(key.label),
         }),
         None => Err(invalid_key()),
     }
@@ -190,6 +194,7 @@ pub async fn authorize(
         collection,
         scopes: grant.scopes,
         key: grant.key,
+        label: grant.label,
     })
 }
 

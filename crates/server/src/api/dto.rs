@@ -216,11 +216,42 @@ pub struct RecognizedFaceDto {
     /// With a match: its 95% upper bound (read this one: the estimate is often exactly 0 at the
     /// threshold); null for an unknown face.
     pub estimated_fpir_upper: Option<f64>,
+    /// An unknown face in a collection that captures: the cluster of strangers it joins, how often
+    /// it was seen (this time included) and since when. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<UnknownDto>,
+    /// Present (true) when a reviewer's "not this person" changed the answer: the best candidate
+    /// was passed over for the runner-up, or for unknown.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub feedback_applied: bool,
+}
+
+/// An unknown face's cluster: the stable id of a stranger seen again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnknownDto {
+    /// The cluster (`GET /v1/clusters/{id}`); it stays valid when merged into another.
+    pub cluster_id: uuid::Uuid,
+    /// Sightings of this stranger, this one included.
+    pub seen: u64,
+    /// When they were first seen (RFC 3339).
+    pub first_seen: chrono::DateTime<chrono::Utc>,
 }
 
 impl RecognizedFaceDto {
+    /// With the cluster an unknown face joins, where the collection captures.
+    pub fn with_unknown(mut self, unknown: Option<facerec_core::capture::SeenCluster>) -> Self {
+        self.unknown = unknown.map(|u| UnknownDto {
+            cluster_id: u.cluster_id.0,
+            seen: u.seen,
+            first_seen: u.first_seen,
+        });
+        self
+    }
+
     pub fn new(face: &AnalyzedFace, recognition: &Recognition, calibration: &Calibration) -> Self {
         Self {
+            unknown: None,
+            feedback_applied: recognition.overruled,
             threshold: recognition.threshold.value(),
             estimated_fpir: (recognition.matched.as_ref())
                 .filter(|_| !calibration.weak)
@@ -488,6 +519,9 @@ pub struct PersonExportDto {
     pub audit_events: Vec<AuditEventDto>,
     /// More events exist than one export holds (10,000).
     pub audit_events_truncated: bool,
+    /// The captured faces named for the person or rejected for them, newest first (at most 500;
+    /// their chips at `GET /v1/captures/{id}/image` while held).
+    pub captures: Vec<super::captures::CaptureDto>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -614,6 +648,10 @@ pub struct RecognizeForm {
     /// Faces recognized, strongest first (default 100).
     #[schema(minimum = 1, maximum = 100)]
     max_faces: Option<u32>,
+    /// The camera or client the photo came from, kept with its captures where the collection
+    /// captures: 1–64 letters, digits, `-`, `_` and `.` (default: the key's label). The query
+    /// parameter `source` says the same.
+    source: Option<String>,
 }
 
 /// Multipart fields of `POST /v1/verify`: `image` and `image2`, or `image` and `person_id`.

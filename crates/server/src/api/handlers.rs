@@ -17,7 +17,18 @@ use super::state::AppState;
 use facerec_core::ErrorCode;
 use facerec_service::access;
 use facerec_service::ranges::{self, Range};
-use facerec_service::{FacePick, RecognizeOptions, Registered, Registration, RegistrationTarget};
+use facerec_service::{
+    CaptureContext, FacePick, RecognizeOptions, Registered, Registration, RegistrationTarget,
+};
+
+/// Where a photo came from (a camera, a client), for the captures of a collection that keeps
+/// them; the form's `source` field says the same.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SourceQuery {
+    /// 1–64 letters, digits, `-`, `_` and `.` (default: the key's label).
+    source: Option<String>,
+}
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -214,16 +225,26 @@ fn registered(r: Registered) -> ApiResult<(StatusCode, HeaderMap, Json<Registere
     responses((status = 200, description = "Every face with its verdict (an image without faces gives an empty list)", body = RecognizeResponse),
               (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
               (status = 503, body = ErrorBody)),
+    params(SourceQuery),
     security(("bearer" = [])))]
 pub async fn recognize(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    Query(query): Query<SourceQuery>,
     mut form: Form,
 ) -> ApiResult<Json<RecognizeResponse>> {
+    let source = (form.text("source"))
+        .or(query.source.as_deref())
+        .map(|s| facerec_core::capture::Source::new(s).map_err(ApiError::bad_request))
+        .transpose()?;
     let options = RecognizeOptions {
         threshold: threshold(&form)?,
         top_k: in_range("top_k", form.parse("top_k")?, ranges::TOP_K)? as usize,
         max_faces: in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)? as usize,
+        capture: CaptureContext {
+            source,
+            route: "/v1/recognize",
+        },
     };
     let result = state
         .app
@@ -234,7 +255,9 @@ pub async fn recognize(
         faces: result
             .faces
             .iter()
-            .map(|f| RecognizedFaceDto::new(&f.face, &f.recognition, calibration))
+            .map(|f| {
+                RecognizedFaceDto::new(&f.face, &f.recognition, calibration).with_unknown(f.unknown)
+            })
             .collect(),
         threshold: result.threshold.value(),
         estimate_weak: calibration.weak,
@@ -445,6 +468,7 @@ pub async fn export_person(
         faces: faces.collect(),
         audit_events: export.audit_events.into_iter().map(Into::into).collect(),
         audit_events_truncated: export.audit_events_truncated,
+        captures: export.captures.into_iter().map(Into::into).collect(),
     }))
 }
 

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod captures;
 pub mod compat;
 pub mod dto;
 pub mod envelope;

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, handlers, stream};
+use super::{admin, captures, handlers, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,11 +18,14 @@ use super::{admin, handlers, stream};
         stream::ticket, stream::stream, admin::me, admin::create_collection,
         admin::list_collections, admin::get_collection, admin::update_collection,
         admin::delete_collection, admin::create_key, admin::list_keys, admin::revoke_key,
-        admin::audit
+        admin::audit, captures::list_captures, captures::get_capture, captures::capture_image,
+        captures::delete_capture, captures::assign_captures, captures::reject_capture,
+        captures::search_captures, captures::list_clusters, captures::get_cluster,
+        captures::delete_cluster, captures::name_cluster
     ),
     servers((url = "/", description = "The server that serves this document")),
     modifiers(&SecuritySchemes),
-    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "collections"), (name = "operations"))
+    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "collections"), (name = "captures"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -47,7 +50,9 @@ impl Modify for SecuritySchemes {
                 || path.starts_with("/v1/collections")
                 || path.starts_with("/v1/keys")
                 || path.starts_with("/v1/persons/")
-                || path.starts_with("/v1/faces/");
+                || path.starts_with("/v1/faces/")
+                || path.starts_with("/v1/captures")
+                || path.starts_with("/v1/clusters");
             // The operations that register a face, and those that write a person's fields.
             let registers = path == "/v1/register" || path == "/v1/persons/{id}/faces";
             let updates_person = path == "/v1/persons/{id}";

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use facerec_core::Scope;
 
 use super::state::AppState;
-use super::{admin, compat, handlers, stream};
+use super::{admin, captures, compat, handlers, stream};
 
 /// How a keyed route's caller proves who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,17 @@ pub fn keyed_routes() -> Vec<Route> {
         row(POST,   "/v1/persons/{id}/faces",                                 Enroll,     Header,         post(handlers::add_face)),
         row(DELETE, "/v1/faces/{id}",                                         Manage,     Header,         delete(handlers::delete_face)),
         row(GET,    "/v1/audit",                                              Manage,     Header,         get(admin::audit)),
+        row(GET,    "/v1/captures",                                           Manage,     Header,         get(captures::list_captures)),
+        row(POST,   "/v1/captures/assign",                                    Manage,     Header,         post(captures::assign_captures)),
+        row(POST,   "/v1/captures/search",                                    Manage,     Header,         post(captures::search_captures)),
+        row(GET,    "/v1/captures/{id}",                                      Manage,     Header,         get(captures::get_capture)),
+        row(DELETE, "/v1/captures/{id}",                                      Manage,     Header,         delete(captures::delete_capture)),
+        row(GET,    "/v1/captures/{id}/image",                                Manage,     Header,         get(captures::capture_image)),
+        row(POST,   "/v1/captures/{id}/reject",                               Manage,     Header,         post(captures::reject_capture)),
+        row(GET,    "/v1/clusters",                                           Manage,     Header,         get(captures::list_clusters)),
+        row(GET,    "/v1/clusters/{id}",                                      Manage,     Header,         get(captures::get_cluster)),
+        row(DELETE, "/v1/clusters/{id}",                                      Manage,     Header,         delete(captures::delete_cluster)),
+        row(POST,   "/v1/clusters/{id}/name",                                 Manage,     Header,         post(captures::name_cluster)),
         row(POST,   "/v1/stream/ticket",                                      Recognize,  Header,         post(stream::ticket)),
         row(GET,    "/v1/stream",                                             Recognize,  HeaderOrTicket, get(stream::stream)),
         row(GET,    "/v1/me",                                                 Recognize,  Header,         get(admin::me)),

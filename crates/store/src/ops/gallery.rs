@@ -517,7 +517,7 @@ pub(super) async fn person_for_write(
 
 /// Adds a face to a person held by this write transaction, unless the same photo is already
 /// theirs (by sha256, for this model).
-async fn add_face_in(
+pub(super) async fn add_face_in(
     tx: &mut Tx<'_>,
     collection: In,
     person: PersonId,

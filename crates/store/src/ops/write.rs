@@ -63,7 +63,7 @@ impl This {
             tx.conn.commit().await.map_err(db_error)?;
             (out, tx.changes)
         };
-        let removed = changes.iter().any(|c| matches!(c, Change::FacesRemoved(_)));
+        let removed = changes.iter().any(Change::removes);
         for change in changes {
             self.committed(change);
         }

@@ -477,6 +477,7 @@ pub(crate) async fn recognize(
         threshold: None,
         top_k: options.prediction_count,
         max_faces: options.limit,
+        capture: facerec_service::CaptureContext::route("compreface"),
     };
     let result = state
         .app

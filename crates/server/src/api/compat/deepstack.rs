@@ -142,6 +142,7 @@ pub(crate) async fn recognize(
     let min_confidence = request.min_confidence(DEFAULT_MIN_CONFIDENCE)?;
     let options = RecognizeOptions {
         top_k: 1,
+        capture: facerec_service::CaptureContext::route("deepstack"),
         ..RecognizeOptions::default()
     };
     let image = request.image("image")?;

@@ -435,6 +435,7 @@ async fn ticket_holder(state: &AppState, ticket: &str) -> Result<Option<Caller>,
         actor,
         collection: state.app.access().collection(&collection.into()).await?,
         scopes: Scopes::NONE.with(Scope::Recognize),
+        label: None,
     };
     // A ticket dies with its key and its collection.
     if state.app.access().lapse(&caller).await?.is_some() {

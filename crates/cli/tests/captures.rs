@@ -1,0 +1,410 @@
+//! Captured faces (#28) on a running server over both backends: off until a collection turns
+//! capture on; then unknown faces are kept, grouped into a cluster whose id the answer gives,
+//! sightings from one source merged; a cluster named becomes a person who is then recognized;
+//! "not this person" changes the answer while the rejected capture is held; captures are bounded,
+//! isolated between collections, need `manage`, and go with their person; bad input answers the
+//! error table's codes.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use support::*;
+
+const KEY: &str = "captures-operator-key-0123456789";
+
+/// `POST /v1/recognize` of a fixture photo from `source`: the answer (200 asserted).
+async fn recognize(server: &Server, photo: &str, source: &str) -> Value {
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(registry_photo(photo), "photo.jpg"))
+        .text("source", source.to_owned());
+    let response = server
+        .client
+        .post(format!("{}/v1/recognize", server.url))
+        .bearer_auth(KEY)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    call(server, Method::GET, path, KEY, None).await
+}
+
+async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    call(server, Method::POST, path, KEY, Some(body)).await
+}
+
+async fn set_capture(server: &Server, settings: Value) {
+    let (status, body) = call(
+        server,
+        Method::PATCH,
+        "/v1/collections/default",
+        KEY,
+        Some(json!({ "settings": settings })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The captures listed by `query` once there are `n` (they are written off the answer's path).
+async fn captures_when(server: &Server, query: &str, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let (status, body) = get(server, &format!("/v1/captures{query}")).await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().unwrap().clone();
+        if items.len() == n {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, body) = get(server, &format!("/v1/captures{query}")).await;
+    panic!("expected {n} captures for {query}, got {body}");
+}
+
+/// The sightings a capture stands for, once they reach `n`.
+async fn sightings_when(server: &Server, id: &str, n: u64) {
+    for _ in 0..100 {
+        let (_, body) = get(server, &format!("/v1/captures/{id}")).await;
+        if body["sightings"] == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("capture {id} never reached {n} sightings");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_captured_grouped_named_and_then_recognized() {
+    for db in [Db::Sqlite, Db::Postgres] {
+        let server = Server::start(db, &["--api-keys", KEY]).await;
+
+        // Off by default: nothing is kept, and the answer names no cluster.
+        let answer = recognize(&server, "vectron/yaoming.jpg", "door").await;
+        assert!(answer["faces"][0].get("unknown").is_none(), "{answer}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(captures_when(&server, "", 0).await.is_empty());
+
+        set_capture(&server, json!({ "capture": "unknown" })).await;
+        let first = recognize(&server, "vectron/yaoming.jpg", "door").await;
+        let unknown = &first["faces"][0]["unknown"];
+        assert_eq!(unknown["seen"], 1, "{first}");
+        let cluster = unknown["cluster_id"].as_str().unwrap().to_owned();
+        let captured = captures_when(&server, "", 1).await;
+        assert_eq!(captured[0]["status"], "unknown");
+        assert_eq!(captured[0]["source"], "door");
+        assert_eq!(captured[0]["cluster_id"], cluster.as_str());
+        assert_eq!(captured[0]["route"], "/v1/recognize");
+        let door = captured[0]["id"].as_str().unwrap().to_owned();
+
+        // The same face from the same source moments later is the same sighting, counted.
+        let again = recognize(&server, "vectron/yaoming.jpg", "door").await;
+        assert_eq!(again["faces"][0]["unknown"]["cluster_id"], cluster.as_str());
+        assert_eq!(again["faces"][0]["unknown"]["seen"], 2);
+        sightings_when(&server, &door, 2).await;
+        // From another source: another capture, in the same cluster.
+        let garden = recognize(&server, "vectron/yaoming.jpg", "garden").await;
+        assert_eq!(
+            garden["faces"][0]["unknown"]["cluster_id"],
+            cluster.as_str()
+        );
+        assert_eq!(garden["faces"][0]["unknown"]["seen"], 3);
+        let captured = captures_when(&server, "", 2).await;
+        assert!(captured.iter().all(|c| c["cluster_id"] == cluster.as_str()));
+
+        let (status, clusters) = get(&server, "/v1/clusters").await;
+        assert_eq!(status, 200, "{clusters}");
+        let listed = &clusters["items"][0];
+        assert_eq!(listed["id"], cluster.as_str());
+        assert_eq!(
+            (listed["count"].as_u64(), listed["seen"].as_u64()),
+            (Some(2), Some(3))
+        );
+        assert_eq!(listed["sources"], json!(["door", "garden"]));
+
+        // The chip: a JPEG of the face, never cached.
+        let response = server
+            .client
+            .get(format!("{}/v1/captures/{door}/image", server.url))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let chip = response.bytes().await.unwrap();
+        let decoded = image::load_from_memory(&chip).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (112, 112));
+
+        // Search back in time: by photo, and from one source only.
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "image",
+                image_part(registry_photo("vectron/yaoming.jpg"), "p.jpg"),
+            )
+            .text("source", "garden");
+        let (status, found) = json(server.post_form("/v1/captures/search", form).await).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+        assert_eq!(found["items"][0]["capture"]["source"], "garden");
+
+        // Naming the cluster needs consent, as a registration does.
+        let name = format!("/v1/clusters/{cluster}/name");
+        let (status, body) = post(&server, &name, json!({ "name": "Yao Ming" })).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("consent_required")),
+            "{body}"
+        );
+        let (status, named) = post(
+            &server,
+            &name,
+            json!({ "name": "Yao Ming", "consent": true, "consent_basis": "asked at the door" }),
+        )
+        .await;
+        assert_eq!(status, 201, "{named}");
+        assert!(named["faces_added"].as_u64().unwrap() >= 1, "{named}");
+        let yao = named["person"]["id"].as_str().unwrap().to_owned();
+        assert!(named["captures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "known"
+                && c["has_image"] == false
+                && c["person_id"] == yao.as_str()));
+        // Named: recognized from now on, and the chips are gone.
+        let recognized = recognize(&server, "vectron/yaoming.jpg", "door").await;
+        assert_eq!(
+            recognized["faces"][0]["match"]["name"], "Yao Ming",
+            "{recognized}"
+        );
+        expect(
+            get(&server, &format!("/v1/captures/{door}/image")).await,
+            409,
+            "capture_conflict",
+        );
+        expect(
+            get(&server, &format!("/v1/clusters/{cluster}")).await,
+            404,
+            "cluster_not_found",
+        );
+        // Naming again what is named: refused, nothing changed.
+        let assign = json!({ "capture_ids": [door], "person_id": yao });
+        expect(
+            post(&server, "/v1/captures/assign", assign).await,
+            409,
+            "capture_conflict",
+        );
+
+        // Not this person: Yao's face in the group photo, named Yao, is rejected; the same face
+        // is then closer to the rejected capture than to Yao's own faces, and is not named Yao.
+        set_capture(&server, json!({ "capture": "all" })).await;
+        // Yao's face: the one most like him (he is the only person registered).
+        let yao_in = |answer: &Value| -> Value {
+            let likeness = |f: &&Value| f["candidates"][0]["similarity"].as_f64().unwrap_or(-1.0);
+            answer["faces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .max_by(|a, b| likeness(a).total_cmp(&likeness(b)))
+                .cloned()
+                .unwrap_or_else(|| panic!("faces: {answer}"))
+        };
+        let group = recognize(&server, "vectron/players.jpg", "gate").await;
+        assert_eq!(yao_in(&group)["match"]["name"], "Yao Ming", "{group}");
+        let known = captures_when(&server, "?status=known&source=gate", 1).await;
+        let gate = known[0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(known[0]["person_id"], yao.as_str());
+        let (status, rejected) =
+            post(&server, &format!("/v1/captures/{gate}/reject"), json!({})).await;
+        assert_eq!(status, 200, "{rejected}");
+        assert_eq!(rejected["status"], "rejected");
+        assert_eq!(rejected["rejected_person_id"], yao.as_str());
+        assert!(rejected["cluster_id"].is_string());
+        let overruled = recognize(&server, "vectron/players.jpg", "porch").await;
+        let face = yao_in(&overruled);
+        assert!(face["match"].is_null(), "{overruled}");
+        assert_eq!(face["feedback_applied"], true);
+        // The photo Yao was named from is still Yao's: it is closer to his faces.
+        let own = recognize(&server, "vectron/yaoming.jpg", "porch").await;
+        assert_eq!(own["faces"][0]["match"]["name"], "Yao Ming", "{own}");
+        // Once the rejection is no longer held, the answer is as before.
+        let (status, _) = call(
+            &server,
+            Method::DELETE,
+            &format!("/v1/captures/{gate}"),
+            KEY,
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        let restored = recognize(&server, "vectron/players.jpg", "porch").await;
+        let face = yao_in(&restored);
+        assert_eq!(face["match"]["name"], "Yao Ming", "{restored}");
+        assert!(face.get("feedback_applied").is_none());
+
+        // Search by a person: when and where they were seen.
+        let (status, found) =
+            post(&server, "/v1/captures/search", json!({ "person_id": yao })).await;
+        assert_eq!(status, 200, "{found}");
+        assert!(!found["items"].as_array().unwrap().is_empty(), "{found}");
+
+        // Bounded: the oldest go first.
+        set_capture(&server, json!({ "capture": "all", "capture_max": 1 })).await;
+        recognize(&server, "vectron/gdp.jpg", "bounded").await;
+        let held = captures_when(&server, "", 1).await;
+        assert_eq!(held[0]["source"], "bounded");
+
+        // A person's export lists the captures named for them; deleting the person deletes them.
+        recognize(&server, "vectron/yaoming.jpg", "last").await;
+        let theirs = captures_when(&server, &format!("?person_id={yao}"), 1).await;
+        let (status, export) = get(&server, &format!("/v1/persons/{yao}/export")).await;
+        assert_eq!(status, 200, "{export}");
+        assert_eq!(export["captures"][0]["id"], theirs[0]["id"], "{export}");
+        let (status, _) = call(
+            &server,
+            Method::DELETE,
+            &format!("/v1/persons/{yao}"),
+            KEY,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        captures_when(&server, &format!("?person_id={yao}"), 0).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_are_a_collections_own_need_manage_and_refuse_bad_input() {
+    for db in [Db::Sqlite, Db::Postgres] {
+        let server = Server::start(db, &["--api-keys", KEY]).await;
+        set_capture(&server, json!({ "capture": "unknown" })).await;
+        recognize(&server, "vectron/yaoming.jpg", "door").await;
+        let captured = captures_when(&server, "", 1).await;
+        let id = captured[0]["id"].as_str().unwrap().to_owned();
+        let cluster = captured[0]["cluster_id"].as_str().unwrap().to_owned();
+
+        // Another collection's keys see nothing of it (404, as if missing)…
+        new_collection(&server, KEY, "elsewhere").await;
+        let theirs = new_key(&server, KEY, "elsewhere", &["recognize", "manage"]).await;
+        for path in [
+            format!("/v1/captures/{id}"),
+            format!("/v1/captures/{id}/image"),
+            format!("/v1/clusters/{cluster}"),
+        ] {
+            let answer = call(&server, Method::GET, &path, &theirs, None).await;
+            assert_eq!(answer.0, 404, "{path}: {}", answer.1);
+        }
+        let (status, listed) = call(&server, Method::GET, "/v1/captures", &theirs, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(listed["items"], json!([]));
+        // …and a key without `manage` cannot review at all.
+        let recognizer = new_key(&server, KEY, "default", &["recognize"]).await;
+        let answer = call(&server, Method::GET, "/v1/captures", &recognizer, None).await;
+        expect(answer, 403, "insufficient_scope");
+
+        // Bad input: the error table's codes, never a 500.
+        expect(
+            get(&server, "/v1/captures/not-a-uuid").await,
+            400,
+            "invalid_request",
+        );
+        let missing = "0190a5f0-0000-7000-8000-000000000000";
+        expect(
+            get(&server, &format!("/v1/captures/{missing}")).await,
+            404,
+            "capture_not_found",
+        );
+        expect(
+            get(&server, &format!("/v1/clusters/{missing}")).await,
+            404,
+            "cluster_not_found",
+        );
+        expect(
+            get(&server, "/v1/captures?limit=0").await,
+            400,
+            "invalid_request",
+        );
+        expect(
+            get(&server, "/v1/captures?limit=100000").await,
+            400,
+            "invalid_request",
+        );
+        expect(
+            get(&server, "/v1/captures?status=maybe").await,
+            400,
+            "invalid_request",
+        );
+        expect(
+            get(&server, "/v1/captures?source=a%20b").await,
+            400,
+            "invalid_request",
+        );
+        let reject = format!("/v1/captures/{id}/reject");
+        expect(
+            post(&server, &reject, json!({})).await,
+            409,
+            "capture_conflict",
+        );
+        let assign = json!({ "capture_ids": [missing], "person_id": missing });
+        expect(
+            post(&server, "/v1/captures/assign", assign).await,
+            404,
+            "capture_not_found",
+        );
+        let assign = json!({ "capture_ids": [], "person_id": missing });
+        expect(
+            post(&server, "/v1/captures/assign", assign).await,
+            400,
+            "invalid_request",
+        );
+        let unknown_person = json!({ "person_id": missing });
+        expect(
+            post(&server, "/v1/captures/search", unknown_person).await,
+            404,
+            "person_not_found",
+        );
+        let blank = {
+            let mut bytes = Vec::new();
+            image::RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]))
+                .write_to(
+                    &mut std::io::Cursor::new(&mut bytes),
+                    image::ImageFormat::Png,
+                )
+                .unwrap();
+            bytes
+        };
+        let form = reqwest::multipart::Form::new().part("image", image_part(blank, "blank.png"));
+        let answer = json(server.post_form("/v1/captures/search", form).await).await;
+        expect(answer, 422, "no_face");
+        let name = json!({ "name": "Nobody", "person_id": missing });
+        expect(
+            post(&server, &format!("/v1/clusters/{cluster}/name"), name).await,
+            400,
+            "invalid_request",
+        );
+
+        // A cluster deleted takes its captures; deleting the collection takes everything.
+        let (status, deleted) = call(
+            &server,
+            Method::DELETE,
+            &format!("/v1/clusters/{cluster}"),
+            KEY,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, deleted["captures_deleted"].as_u64()),
+            (200, Some(1)),
+            "{deleted}"
+        );
+        captures_when(&server, "", 0).await;
+    }
+}
