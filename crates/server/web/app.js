@@ -1,6 +1,7 @@
-// facerec web page: persons, recognition of a photo, live recognition over a WebSocket, the
-// accuracy of the calibrated threshold, and (with an admin or operator key) the collection every
-// view works in, its settings, and collections and keys.
+// facerec web page: persons, recognition of a photo (and naming an unknown face in it), the review
+// of captured faces (strangers grouped, named or assigned; "not this person"; search by photo), live
+// recognition over a WebSocket, the accuracy of the calibrated threshold, and (with an admin or
+// operator key) the collection every view works in, its settings, and collections and keys.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
@@ -8,8 +9,8 @@ const KEY = "facerec.apiKey";
 // The collection chosen with the picker (its id), for keys that may choose (operator and admin).
 const COLLECTION = "facerec.collection";
 
-/// Says `text` in the status line of `view` (persons, recognize, live, accuracy, settings, admin,
-/// key): each view has its own, so a message shows where it belongs.
+/// Says `text` in the status line of `view` (persons, recognize, review, live, accuracy, settings,
+/// admin, key): each view has its own, so a message shows where it belongs.
 function status(view, text, isError = false) {
   const el = $(`#${view}-status`);
   el.textContent = text;
@@ -50,6 +51,9 @@ const startLoad = (kind) => (loads[kind] = (loads[kind] || 0) + 1);
 const isLatest = (kind, n) => loads[kind] === n;
 
 const jsonBody = (value) => ({ headers: { "Content-Type": "application/json" }, body: JSON.stringify(value) });
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const when = (time) => new Date(time).toLocaleString();
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 // ---- tabs and key -----------------------------------------------------------------------------------
 document.querySelectorAll("nav button").forEach((button) =>
@@ -66,6 +70,7 @@ function showTab(name) {
   if (name === "accuracy") loadAccuracy();
   if (name === "admin") loadAdmin();
   if (name === "settings") loadSettings();
+  if (name === "review") loadReview();
 }
 
 $("#api-key").value = sessionStorage.getItem(KEY) || "";
@@ -150,6 +155,17 @@ function reloadViews() {
   canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
   $("#recognize-list").replaceChildren();
   $("#recognize-file").value = "";
+  recognized.file = null;
+  recognized.faces = [];
+  hideNameFace();
+  // Review: another collection's strangers are not this one's.
+  closeCluster();
+  $("#review-clusters").replaceChildren();
+  releaseChips("clusters");
+  $("#review-capture-rows").replaceChildren();
+  releaseChips("captures");
+  $("#review-search-rows").replaceChildren();
+  releaseChips("search");
   if (live.socket) {
     // A stream belongs to the collection its ticket was issued in: open a new one.
     stopLive();
@@ -264,8 +280,38 @@ function drawFaces(ctx, faces, scaleX = 1, scaleY = 1) {
 }
 
 // ---- recognize a photo ----------------------------------------------------------------------------------
+// The photo last recognized and the answer's faces: an unknown one can be named from here.
+const recognized = { file: null, faces: [] };
+
+/// What the list says of a face (its name and similarity, or unknown and how often seen).
+function faceText(face) {
+  if (face.registeredAs) return `${face.registeredAs} (just registered)`;
+  if (face.match) return `${face.match.name} (${face.match.similarity.toFixed(2)})`;
+  if (face.unknown) {
+    return `unknown: seen ${plural(face.unknown.seen, "time")} since ${when(face.unknown.first_seen)}`;
+  }
+  return "unknown";
+}
+
+function showRecognized() {
+  const list = $("#recognize-list");
+  list.replaceChildren(...recognized.faces.map((face, index) => {
+    const li = document.createElement("li");
+    li.dataset.face = String(index);
+    li.dataset.known = String(face.match != null);
+    const text = document.createElement("span");
+    text.textContent = faceText(face);
+    li.append(text);
+    if (face.match == null && !face.registeredAs) {
+      li.append(button("Name this person", () => showNameFace(index)));
+    }
+    return li;
+  }));
+}
+
 $("#recognize-file").addEventListener("change", async (event) => {
   const file = event.target.files[0];
+  hideNameFace();
   if (!file) return;
   const data = new FormData();
   data.append("image", file);
@@ -278,15 +324,538 @@ $("#recognize-file").addEventListener("change", async (event) => {
     const ctx = canvas.getContext("2d");
     ctx.drawImage(bitmap, 0, 0);
     drawFaces(ctx, result.faces);
-    const list = $("#recognize-list");
-    list.replaceChildren(...result.faces.map((f) => {
-      const li = document.createElement("li");
-      li.textContent = f.match ? `${f.match.name} (${f.match.similarity.toFixed(2)})` : "unknown";
-      return li;
-    }));
-    status("recognize", `${result.faces.length} face(s); threshold ${result.threshold.toFixed(2)}.`);
+    recognized.file = file;
+    recognized.faces = result.faces;
+    showRecognized();
+    const unknown = result.faces.filter((f) => f.match == null).length;
+    status("recognize", `${result.faces.length} face(s); threshold ${result.threshold.toFixed(2)}.` +
+      (unknown ? ` Click an unknown face (or "Name this person") to register it.` : ""));
   } catch (error) {
     status("recognize", error.message, true);
+  }
+});
+
+// Clicking an unknown face's box offers to name it.
+$("#recognize-canvas").addEventListener("click", (event) => {
+  const canvas = event.currentTarget;
+  const rect = canvas.getBoundingClientRect();
+  if (!rect.width || !rect.height) return;
+  const x = ((event.clientX - rect.left) * canvas.width) / rect.width;
+  const y = ((event.clientY - rect.top) * canvas.height) / rect.height;
+  const index = recognized.faces.findIndex((f) => f.match == null && !f.registeredAs &&
+    x >= f.bbox[0] && x <= f.bbox[2] && y >= f.bbox[1] && y <= f.bbox[3]);
+  if (index >= 0) showNameFace(index);
+});
+
+function showNameFace(index) {
+  const face = recognized.faces[index];
+  const form = $("#recognize-name-form");
+  form.reset();
+  form.dataset.face = String(index);
+  $("#recognize-name-face").textContent = `face ${index + 1} of ${recognized.faces.length}`;
+  $("#recognize-name-how").textContent = face.unknown
+    ? `This stranger was seen ${plural(face.unknown.seen, "time")} since ${when(face.unknown.first_seen)}: ` +
+      "their captured faces (the best of them) become the new person's faces."
+    : "This face of the photo becomes the new person's face.";
+  form.hidden = false;
+  form.elements.name.focus();
+}
+
+function hideNameFace() {
+  const form = $("#recognize-name-form");
+  form.hidden = true;
+  form.reset();
+  delete form.dataset.face;
+}
+
+$("#recognize-name-cancel").addEventListener("click", hideNameFace);
+
+/// Registers the unknown face `index` of the photo last recognized as `name`: with its cluster of
+/// captured faces where the collection captures (the answer names it), else from the photo (the
+/// face's index, in the order /v1/detect answers for the same photo). What happened, in words.
+async function nameUnknownFace(index, name, basis) {
+  const face = recognized.faces[index];
+  const cluster = face.unknown && face.unknown.cluster_id;
+  if (cluster) {
+    // The answer names the cluster before its capture is written (off the answer's path): it
+    // exists a moment later. One never written (the queue was full) or deleted since: the photo.
+    for (let attempt = 0; attempt < 6; attempt++) {
+      try {
+        const named = await api(`/v1/clusters/${encodeURIComponent(cluster)}/name`,
+          { method: "POST", ...jsonBody({ name, consent: true, consent_basis: basis }) });
+        return `Registered ${named.person.name} from ${plural(named.captures.length, "captured face")} ` +
+          `of this stranger (${plural(named.faces_added, "face")} added).`;
+      } catch (error) {
+        if (error.code !== "cluster_not_found") throw error;
+        await sleep(500);
+      }
+    }
+  }
+  const data = new FormData();
+  data.append("image", recognized.file);
+  data.append("name", name);
+  data.append("consent", "true");
+  data.append("consent_basis", basis);
+  data.append("face", String(index));
+  const result = await api("/v1/register", { method: "POST", body: data });
+  return `Registered ${result.person.name} from face ${index + 1} of this photo.`;
+}
+
+$("#recognize-name-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const index = Number(form.dataset.face);
+  const face = recognized.faces[index];
+  if (!face || !recognized.file) return;
+  const name = form.elements.name.value.trim();
+  const basis = form.elements.consent_basis.value.trim();
+  if (!form.elements.consent.checked) {
+    status("recognize", "Registering needs this person's explicit consent.", true);
+    return;
+  }
+  const submit = form.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    const said = await nameUnknownFace(index, name, basis);
+    face.registeredAs = name;
+    hideNameFace();
+    showRecognized();
+    status("recognize", said);
+    loadPersons();
+  } catch (error) {
+    status("recognize", error.message, true);
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+// ---- review: the faces captured in this collection -------------------------------------------------------
+// Chips are fetched with the key (an <img src> could not send it) and shown from object URLs, one set
+// per area of the view, revoked when that area is drawn again.
+const chips = { urls: {}, generation: {} };
+
+function releaseChips(area) {
+  for (const url of chips.urls[area] || []) URL.revokeObjectURL(url);
+  chips.urls[area] = [];
+  chips.generation[area] = (chips.generation[area] || 0) + 1;
+}
+
+/// The chip of a capture (its aligned 112×112 face) as an <img> of `area`; a capture without one (named
+/// for a person: its chip was deleted) as a placeholder.
+function chipImage(area, capture) {
+  if (capture.has_image === false) {
+    const none = document.createElement("span");
+    none.className = "chip missing";
+    none.textContent = "no image";
+    none.title = "Its chip was deleted when it was named: faces keep no pixels.";
+    return none;
+  }
+  const id = typeof capture === "string" ? capture : capture.id;
+  const img = document.createElement("img");
+  img.className = "chip";
+  img.alt = "captured face";
+  img.dataset.captureId = id;
+  const generation = chips.generation[area] || 0;
+  fetch(`/v1/captures/${encodeURIComponent(id)}/image`, { headers: authHeaders(), cache: "no-store" })
+    .then(async (response) => {
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        const error = (body && body.error) || { code: String(response.status), message: response.statusText };
+        throw new Error(`${error.code}: ${error.message}`);
+      }
+      return response.blob();
+    })
+    .then((blob) => {
+      // Drawn again meanwhile: this image is no longer shown.
+      if ((chips.generation[area] || 0) !== generation) return;
+      const url = URL.createObjectURL(blob);
+      (chips.urls[area] = chips.urls[area] || []).push(url);
+      img.src = url;
+    })
+    .catch((error) => {
+      img.alt = "no image";
+      img.title = error.message;
+      img.classList.add("missing");
+    });
+  return img;
+}
+
+const review = { cluster: null };
+
+function loadReview() {
+  loadCaptureMode();
+  loadClusters();
+  loadCaptures();
+}
+
+/// Whether this collection captures at all: said when it does not (and where to turn it on).
+async function loadCaptureMode() {
+  const n = startLoad("capture-mode");
+  try {
+    const me = await api("/v1/me");
+    if (!isLatest("capture-mode", n)) return;
+    const collection = me.collection;
+    const settings = collection.settings || {};
+    const mode = settings.capture || "off";
+    $("#review-capture-off").hidden = mode !== "off";
+    $("#review-capture-off-text").textContent = `Capture is off in the collection ${collection.name}: ` +
+      "no face recognized here is kept, so nothing new appears below. " +
+      (session.canChoose
+        ? "Turn it on in the Settings view (Capture: unknown or all)."
+        : "A key with the admin scope turns it on in the Settings view (Capture: unknown or all).");
+    $("#review-open-settings").hidden = !session.canChoose;
+    const hours = settings.capture_retention_hours || 72;
+    const max = settings.capture_max || 10000;
+    $("#review-capture-mode").textContent = mode === "off" ? "" :
+      `Capturing ${mode === "all" ? "every face recognized" : "faces nobody was named for"} in ${collection.name}; ` +
+      `each kept ${plural(hours, "hour")}, ${max.toLocaleString("en")} at most.`;
+  } catch (error) {
+    if (isLatest("capture-mode", n)) status("review", error.message, true);
+  }
+}
+
+$("#review-open-settings").addEventListener("click", () => showTab("settings"));
+$("#review-reload").addEventListener("click", () => {
+  status("review", "");
+  loadReview();
+  if (review.cluster) openCluster(review.cluster);
+});
+
+/// The clusters of strangers: the largest first, then the most recently seen (as the API answers).
+async function loadClusters() {
+  const n = startLoad("clusters");
+  try {
+    const list = await api("/v1/clusters?limit=50");
+    if (!isLatest("clusters", n)) return;
+    releaseChips("clusters");
+    $("#review-clusters").replaceChildren(...list.items.map(clusterCard));
+    $("#review-clusters-empty").hidden = list.items.length > 0;
+    return list.items;
+  } catch (error) {
+    if (!isLatest("clusters", n)) return;
+    releaseChips("clusters");
+    $("#review-clusters").replaceChildren();
+    $("#review-clusters-empty").hidden = true;
+    status("review", error.message, true);
+  }
+}
+
+function clusterCard(cluster) {
+  const card = document.createElement("div");
+  card.className = "cluster";
+  card.dataset.clusterId = cluster.id;
+  card.dataset.count = String(cluster.count);
+  card.classList.toggle("open", review.cluster != null && review.cluster.id === cluster.id);
+  const head = document.createElement("div");
+  head.className = "cluster-head";
+  const count = document.createElement("strong");
+  count.className = "cluster-count";
+  count.textContent = plural(cluster.count, "captured face");
+  const meta = document.createElement("span");
+  meta.className = "muted cluster-meta";
+  meta.textContent = `seen ${plural(cluster.seen, "time")}; last ${when(cluster.last_seen)}; ` +
+    `first ${when(cluster.first_seen)}; by ${cluster.sources.join(", ")}`;
+  const open = button("Open", (event) => {
+    event.stopPropagation();
+    openCluster(cluster);
+  });
+  head.append(count, meta, open);
+  const grid = document.createElement("div");
+  grid.className = "chips";
+  grid.append(...cluster.capture_ids.map((id) => chipImage("clusters", id)));
+  card.append(head, grid);
+  card.addEventListener("click", () => openCluster(cluster));
+  return card;
+}
+
+/// One cluster, opened: its captures (to pick some), and what can be done with it.
+async function openCluster(cluster) {
+  const changed = !review.cluster || review.cluster.id !== cluster.id;
+  review.cluster = cluster;
+  document.querySelectorAll("#review-clusters .cluster")
+    .forEach((el) => el.classList.toggle("open", el.dataset.clusterId === cluster.id));
+  const panel = $("#review-cluster");
+  panel.hidden = false;
+  panel.dataset.clusterId = cluster.id;
+  if (changed) {
+    $("#review-name-form").reset();
+    $("#review-assign-form").reset();
+    $("#review-assign-results").replaceChildren();
+  }
+  $("#review-cluster-meta").textContent = `${plural(cluster.count, "captured face")}, seen ` +
+    `${plural(cluster.seen, "time")} by ${cluster.sources.join(", ")}; first ${when(cluster.first_seen)}, ` +
+    `last ${when(cluster.last_seen)}.`;
+  const n = startLoad("cluster");
+  try {
+    const page = await api(`/v1/captures?cluster_id=${encodeURIComponent(cluster.id)}&limit=500`);
+    if (!isLatest("cluster", n) || !review.cluster || review.cluster.id !== cluster.id) return;
+    releaseChips("cluster");
+    $("#review-cluster-captures").replaceChildren(...page.items.map(captureTile));
+  } catch (error) {
+    if (isLatest("cluster", n)) status("review", error.message, true);
+  }
+}
+
+/// A capture of the open cluster: its chip, where and when it was seen, and a box to pick it.
+function captureTile(capture) {
+  const tile = document.createElement("label");
+  tile.className = "pick";
+  tile.dataset.captureId = capture.id;
+  const pick = document.createElement("input");
+  pick.type = "checkbox";
+  pick.name = "capture";
+  pick.value = capture.id;
+  const caption = document.createElement("span");
+  caption.textContent = `${capture.source} · ${when(capture.seen_at)}` +
+    (capture.sightings > 1 ? ` (${capture.sightings}×)` : "");
+  tile.append(chipImage("cluster", capture), caption, pick);
+  return tile;
+}
+
+function closeCluster() {
+  startLoad("cluster");
+  review.cluster = null;
+  const panel = $("#review-cluster");
+  panel.hidden = true;
+  delete panel.dataset.clusterId;
+  releaseChips("cluster");
+  $("#review-cluster-captures").replaceChildren();
+  $("#review-assign-results").replaceChildren();
+  $("#review-name-form").reset();
+  $("#review-assign-form").reset();
+  document.querySelectorAll("#review-clusters .cluster.open").forEach((el) => el.classList.remove("open"));
+}
+
+$("#review-cluster-close").addEventListener("click", closeCluster);
+
+/// After a cluster changed: the lists again; the open cluster still open if it still exists.
+async function afterClusterChange() {
+  const open = review.cluster;
+  const clusters = await loadClusters();
+  const still = open && clusters && clusters.find((c) => c.id === open.id);
+  if (still) openCluster(still); else closeCluster();
+  loadCaptures();
+  loadPersons();
+}
+
+$("#review-name-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const cluster = review.cluster;
+  if (!cluster) return;
+  const form = event.target;
+  const submit = form.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    const named = await api(`/v1/clusters/${encodeURIComponent(cluster.id)}/name`, {
+      method: "POST",
+      ...jsonBody({
+        name: form.elements.name.value.trim(),
+        consent: form.elements.consent.checked,
+        consent_basis: form.elements.consent_basis.value.trim(),
+      }),
+    });
+    await afterClusterChange();
+    status("review", `Named ${named.person.name}: ${plural(named.captures.length, "captured face")} ` +
+      `named for them, ${plural(named.faces_added, "face")} added.`);
+  } catch (error) {
+    status("review", error.message, true);
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+// Assign to a registered person: find them by name, then give them the cluster or the faces picked.
+$("#review-assign-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = event.target.elements.name.value.trim();
+  const results = $("#review-assign-results");
+  try {
+    const page = await api(`/v1/persons?limit=20&name=${encodeURIComponent(name)}`);
+    results.replaceChildren(...page.items.map((person) => {
+      const li = document.createElement("li");
+      li.dataset.personId = person.id;
+      const who = document.createElement("span");
+      who.textContent = Number.isInteger(person.faces)
+        ? `${person.name} (${plural(person.faces, "face")})` : person.name;
+      li.append(who,
+        button("Give them this cluster", () => assignCluster(person)),
+        button("Give them the faces picked", () => assignPicked(person)));
+      return li;
+    }));
+    if (!page.items.length) status("review", `Nobody registered is named like "${name}".`, true);
+    else status("review", "");
+  } catch (error) {
+    status("review", error.message, true);
+  }
+});
+
+async function assignCluster(person) {
+  const cluster = review.cluster;
+  if (!cluster) return;
+  try {
+    const named = await api(`/v1/clusters/${encodeURIComponent(cluster.id)}/name`,
+      { method: "POST", ...jsonBody({ person_id: person.id }) });
+    await afterClusterChange();
+    status("review", `Gave ${named.person.name} this cluster: ${plural(named.captures.length, "captured face")}, ` +
+      `${plural(named.faces_added, "face")} added.`);
+  } catch (error) {
+    status("review", error.message, true);
+  }
+}
+
+async function assignPicked(person) {
+  const ids = [...document.querySelectorAll("#review-cluster-captures input[name=capture]:checked")].map((i) => i.value);
+  if (!ids.length) {
+    status("review", "Pick the faces to give first (the boxes under them).", true);
+    return;
+  }
+  try {
+    const assigned = await api("/v1/captures/assign",
+      { method: "POST", ...jsonBody({ capture_ids: ids, person_id: person.id }) });
+    await afterClusterChange();
+    status("review", `Gave ${assigned.person.name} ${plural(assigned.captures.length, "captured face")}, ` +
+      `${plural(assigned.faces_added, "face")} added.`);
+  } catch (error) {
+    status("review", error.message, true);
+  }
+}
+
+$("#review-cluster-delete").addEventListener("click", async () => {
+  const cluster = review.cluster;
+  if (!cluster) return;
+  if (!confirm(`Delete this stranger's ${plural(cluster.count, "captured face")} for good?`)) return;
+  try {
+    const deleted = await api(`/v1/clusters/${encodeURIComponent(cluster.id)}`, { method: "DELETE" });
+    closeCluster();
+    await afterClusterChange();
+    status("review", `Deleted the cluster and its ${plural(deleted.captures_deleted, "captured face")}.`);
+  } catch (error) {
+    status("review", error.message, true);
+  }
+});
+
+/// The names of the persons `ids` (a map; null for one gone meanwhile).
+async function personNames(ids) {
+  const unique = [...new Set(ids.filter(Boolean))];
+  const named = await Promise.all(unique.map((id) =>
+    api(`/v1/persons/${encodeURIComponent(id)}`).then((p) => [id, p.name], () => [id, null])));
+  return new Map(named);
+}
+
+/// The captures recently named for a person (or marked "not this person"), newest first.
+async function loadCaptures() {
+  const which = $("#review-capture-status").value;
+  const n = startLoad("captures");
+  try {
+    const page = await api(`/v1/captures?status=${encodeURIComponent(which)}&limit=50`);
+    if (!isLatest("captures", n)) return;
+    const names = await personNames(page.items.flatMap((c) => [c.person_id, c.rejected_person_id]));
+    if (!isLatest("captures", n)) return;
+    releaseChips("captures");
+    $("#review-capture-rows").replaceChildren(...page.items.map((c) => captureRow(c, names)));
+    $("#review-captures-empty").hidden = page.items.length > 0;
+  } catch (error) {
+    if (!isLatest("captures", n)) return;
+    releaseChips("captures");
+    $("#review-capture-rows").replaceChildren();
+    status("review", error.message, true);
+  }
+}
+
+$("#review-capture-status").addEventListener("change", () => loadCaptures());
+
+const personLabel = (names, id) => (id ? names.get(id) || `a deleted person (${id.slice(0, 8)})` : "—");
+
+function captureRow(capture, names) {
+  const tr = document.createElement("tr");
+  tr.dataset.captureId = capture.id;
+  tr.dataset.status = capture.status;
+  tr.dataset.hasImage = String(capture.has_image);
+  const face = cell(tr, "");
+  face.append(chipImage("captures", capture));
+  const person = cell(tr, capture.status === "rejected"
+    ? `not ${personLabel(names, capture.rejected_person_id)}` : personLabel(names, capture.person_id));
+  person.dataset.col = "person";
+  cell(tr, capture.similarity == null ? "—" : capture.similarity.toFixed(3)).dataset.col = "similarity";
+  cell(tr, capture.source).dataset.col = "source";
+  const seen = cell(tr, when(capture.seen_at) + (capture.sightings > 1 ? ` (${capture.sightings}×)` : ""));
+  seen.dataset.col = "seen";
+  seen.title = capture.seen_at;
+  const state = cell(tr, capture.status);
+  state.dataset.col = "status";
+  state.classList.toggle("rejected", capture.status === "rejected");
+  const actions = cell(tr, "");
+  if (capture.status === "known") {
+    actions.append(button("Not this person", () => rejectCapture(capture, tr, names)), " ");
+  }
+  actions.append(button("Delete", () => deleteCapture(capture, tr)));
+  return tr;
+}
+
+async function rejectCapture(capture, tr, names) {
+  const who = personLabel(names, capture.person_id);
+  try {
+    const rejected = await api(`/v1/captures/${encodeURIComponent(capture.id)}/reject`, { method: "POST" });
+    // Shown where it was, as it is now: rejected, back with the strangers.
+    tr.dataset.status = rejected.status;
+    const state = tr.querySelector("td[data-col=status]");
+    state.textContent = rejected.status;
+    state.classList.add("rejected");
+    tr.querySelector("td[data-col=person]").textContent = `not ${who}`;
+    for (const b of tr.querySelectorAll("button")) if (b.textContent === "Not this person") b.remove();
+    status("review", `Not ${who}: while this capture is held, a face closer to it than to ${who}'s own faces ` +
+      `is not named ${who}. It is back with the strangers.`);
+    loadClusters();
+  } catch (error) {
+    status("review", error.message, true);
+  }
+}
+
+async function deleteCapture(capture, tr) {
+  if (!confirm("Delete this captured face for good?")) return;
+  try {
+    await api(`/v1/captures/${encodeURIComponent(capture.id)}`, { method: "DELETE" });
+    tr.remove();
+    status("review", "Deleted the captured face.");
+    loadClusters();
+  } catch (error) {
+    status("review", error.message, true);
+  }
+}
+
+// Search back in time: when and where the largest face of a photo was seen.
+$("#review-search-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = event.target.elements.image.files[0];
+  if (!file) return;
+  const data = new FormData();
+  data.append("image", file);
+  const n = startLoad("search");
+  try {
+    const found = await api("/v1/captures/search", { method: "POST", body: data });
+    if (!isLatest("search", n)) return;
+    const names = await personNames(found.items.flatMap((f) => [f.capture.person_id, f.capture.rejected_person_id]));
+    if (!isLatest("search", n)) return;
+    releaseChips("search");
+    $("#review-search-rows").replaceChildren(...found.items.map(({ capture, similarity }) => {
+      const tr = document.createElement("tr");
+      tr.dataset.captureId = capture.id;
+      cell(tr, "").append(chipImage("search", capture));
+      const seen = cell(tr, when(capture.seen_at));
+      seen.dataset.col = "seen";
+      seen.title = capture.seen_at;
+      cell(tr, capture.source).dataset.col = "source";
+      cell(tr, similarity.toFixed(3)).dataset.col = "similarity";
+      const decision = capture.status === "known" ? personLabel(names, capture.person_id)
+        : capture.status === "rejected" ? `not ${personLabel(names, capture.rejected_person_id)}` : "a stranger";
+      cell(tr, decision).dataset.col = "decision";
+      return tr;
+    }));
+    status("review", found.items.length
+      ? `Seen ${plural(found.items.length, "time")} within the captures held (most similar first).`
+      : "Not seen within the captures held.");
+  } catch (error) {
+    if (isLatest("search", n)) status("review", error.message, true);
   }
 });
 
@@ -676,9 +1245,10 @@ $("#new-key-copy").addEventListener("click", async () => {
 });
 
 // ---- the chosen collection's settings (an admin key) ---------------------------------------------------
-// The settings this form edits; any other the collection holds (a newer server's) is sent back as it was,
-// since PATCH /v1/collections/{id} replaces every setting.
-const SETTINGS = ["match_threshold", "target_fpir", "retention_days", "max_streams"];
+// The settings this form edits: numbers, and choices (a <select>); any other the collection holds (a
+// newer server's) is sent back as it was, since PATCH /v1/collections/{id} replaces every setting.
+const SETTINGS = ["match_threshold", "target_fpir", "retention_days", "max_streams", "capture_retention_hours", "capture_max"];
+const CHOICES = ["capture"];
 const settingsState = { collection: null };
 
 function fillSettings(collection) {
@@ -689,7 +1259,11 @@ function fillSettings(collection) {
     const value = collection.settings ? collection.settings[name] : undefined;
     form.elements[name].value = value === undefined || value === null ? "" : String(value);
   }
-  const others = Object.keys(collection.settings || {}).filter((k) => !SETTINGS.includes(k));
+  for (const name of CHOICES) {
+    const value = collection.settings ? collection.settings[name] : undefined;
+    form.elements[name].value = value === undefined || value === null ? "" : String(value);
+  }
+  const others = Object.keys(collection.settings || {}).filter((k) => !SETTINGS.includes(k) && !CHOICES.includes(k));
   $("#settings-meta").textContent = `Collection ${collection.id}; last changed ${new Date(collection.updated_at).toLocaleString()}.` +
     (others.length ? ` Also set, kept as they are: ${others.join(", ")}.` : "");
 }
@@ -727,10 +1301,16 @@ $("#settings-form").addEventListener("submit", async (event) => {
     // Blank: unset, the server's own setting applies.
     if (text === "") delete settings[name]; else settings[name] = Number(text);
   }
+  for (const name of CHOICES) {
+    const value = form.elements[name].value;
+    if (value === "") delete settings[name]; else settings[name] = value;
+  }
   try {
     const updated = await api(`/v1/collections/${encodeURIComponent(collection.id)}`,
       { method: "PATCH", ...jsonBody({ settings }) });
     fillSettings(updated);
+    // The page's own idea of its collection (the Review view says whether it captures).
+    if (session.me && session.me.collection.id === updated.id) session.me.collection = updated;
     status("settings", `Saved the settings of ${updated.name}.`);
   } catch (error) {
     status("settings", error.message, true);

@@ -21,6 +21,9 @@ pub enum AppError {
     NoFace,
     #[error("the image shows {0} faces; send a photo of one person, or ask for face=largest")]
     MultipleFaces(usize),
+    /// `face=<n>` named a face the photo does not have.
+    #[error("face {index} was asked for, but the photo shows {faces} (counted from 0, in the order /v1/detect answers)")]
+    NoSuchFace { index: usize, faces: usize },
     #[error("the face is not good enough to enroll: {0}")]
     PoorQuality(#[from] PoorQuality),
     #[error("registration requires explicit consent (consent=true)")]
@@ -74,6 +77,8 @@ impl AppError {
             Self::Store(e) => e.code(),
             Self::NoFace => ErrorCode::NoFace,
             Self::MultipleFaces(_) => ErrorCode::MultipleFaces,
+            Self::NoSuchFace { faces: 0, .. } => ErrorCode::NoFace,
+            Self::NoSuchFace { .. } => ErrorCode::InvalidRequest,
             Self::PoorQuality(_) => ErrorCode::PoorQuality,
             Self::ConsentRequired => ErrorCode::ConsentRequired,
             Self::AmbiguousName(_) => ErrorCode::AmbiguousName,

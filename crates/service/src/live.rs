@@ -2,17 +2,21 @@
 //! appear and then only now and then (or while their match is uncertain), and named by a vote over
 //! their recent matches. One [`LiveSession`] per stream; the transport (a WebSocket) lives elsewhere.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use facerec_core::calibration::Calibration;
+use facerec_core::capture::{CaptureMode, CapturePolicy, Source};
 use facerec_core::tracking::{TrackIdentity, Tracker, TrackerConfig};
 use facerec_core::{Caller, Matcher, Threshold};
 use facerec_vision::{decode_image, Detection};
 
 use crate::app::App;
+use crate::captures::CaptureContext;
 use crate::error::{AppError, AppResult};
+use crate::recognition::Seen;
 
 /// One stream's state: its tracks, and the calibration and threshold it decides under (both fixed
 /// when it opens, so every frame's estimate belongs to the threshold that decided it).
@@ -22,6 +26,13 @@ pub struct LiveSession<'a> {
     calibration: Arc<Calibration>,
     matcher: Matcher,
     caller: Caller,
+    /// What the collection keeps of the stream's faces, and as coming from where.
+    capture: CapturePolicy,
+    context: CaptureContext,
+    /// The detection score of the best face captured for each track seen in the last frame: a
+    /// track is captured when it is first embedded and again only for a better face (the store
+    /// merges them into one capture), not once per frame.
+    captured: HashMap<u64, f32>,
 }
 
 /// What one frame showed.
@@ -55,6 +66,9 @@ impl App {
             tracker: Tracker::new(tracker),
             matcher: Matcher::new(calibration.threshold()).with_threshold(threshold),
             calibration,
+            capture: CapturePolicy::of(&caller.collection.settings),
+            context: CaptureContext::route("stream"),
+            captured: HashMap::new(),
             caller: caller.clone(),
         }
     }
@@ -68,6 +82,12 @@ pub const MAX_FACES_PER_FRAME: usize = 20;
 impl<'a> LiveSession<'a> {
     pub fn app(&self) -> &'a App {
         self.app
+    }
+
+    /// The source the stream's captures carry (default: the key's label).
+    pub fn captured_as(mut self, source: Option<Source>) -> Self {
+        self.context.source = source;
+        self
     }
 
     /// Whom the stream serves.
@@ -110,19 +130,35 @@ impl<'a> LiveSession<'a> {
             .map(|(a, d)| (a.track_id, d.clone()))
             .unzip();
         let embedded = chosen.len();
+        let capturing = self.capture.mode != CaptureMode::Off;
         if !chosen.is_empty() {
             let faces = app
                 .engine
-                .run(move |analyzer| analyzer.embed_detections(&image, chosen))
+                .run(move |analyzer| analyzer.embed_detections_keeping(&image, chosen, capturing))
                 .await?
                 .map_err(AppError::from)?;
-            for (track, face) in tracks.into_iter().zip(faces) {
+            for (track, mut face) in tracks.into_iter().zip(faces) {
                 let recognition = app
                     .identify(&self.caller, &face.embedding, &self.matcher, 1)
                     .await?;
                 self.tracker.record(track, &recognition);
+                let best = self.captured.get(&track).copied();
+                if capturing && best.is_none_or(|b| face.detection.score > b) {
+                    let seen = Seen {
+                        chip: face.chip.take(),
+                        face: &face,
+                        recognition: &recognition,
+                        calibration: &self.calibration,
+                    };
+                    app.capture(&self.caller, &self.capture, seen, &self.context)
+                        .await;
+                    self.captured.insert(track, face.detection.score);
+                }
             }
         }
+        // Only the tracks of this frame are remembered: bounded by the faces of a frame.
+        self.captured
+            .retain(|track, _| assignments.iter().any(|a| a.track_id == *track));
         let faces = detections
             .into_iter()
             .zip(&assignments)

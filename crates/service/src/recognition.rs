@@ -163,7 +163,7 @@ impl App {
 
     /// Keeps a face of a collection that captures (through the queue: never waited for) and
     /// answers an unknown face's cluster. A failure here costs the capture, never the answer.
-    async fn capture(
+    pub(crate) async fn capture(
         &self,
         caller: &Caller,
         policy: &CapturePolicy,
@@ -446,11 +446,11 @@ impl App {
 }
 
 /// A face as a recognition saw it, for its capture.
-struct Seen<'a> {
-    face: &'a AnalyzedFace,
-    chip: Option<ChipJpeg>,
-    recognition: &'a Recognition,
-    calibration: &'a Calibration,
+pub(crate) struct Seen<'a> {
+    pub(crate) face: &'a AnalyzedFace,
+    pub(crate) chip: Option<ChipJpeg>,
+    pub(crate) recognition: &'a Recognition,
+    pub(crate) calibration: &'a Calibration,
 }
 
 /// An embedding sent by a client, normalized once here, of the model's length.

@@ -12,6 +12,9 @@ pub enum FacePick {
     Only,
     /// Take the largest face.
     Largest,
+    /// Take the n-th face (0-based) in the order detection finds them, strongest first: the order
+    /// `/v1/detect` and `/v1/recognize` answer for the same photo.
+    Index(usize),
 }
 
 /// Which detected faces a use case embeds. The choice is made on detections, before the embedder
@@ -36,6 +39,11 @@ impl Selection {
             }
             Self::Pick(FacePick::Only) => Ok(detections),
             Self::Pick(FacePick::Largest) => Ok(largest(detections).into_iter().collect()),
+            Self::Pick(FacePick::Index(n)) if n >= detections.len() => Err(AppError::NoSuchFace {
+                index: n,
+                faces: detections.len(),
+            }),
+            Self::Pick(FacePick::Index(n)) => Ok(vec![detections.swap_remove(n)]),
         }
     }
 }

@@ -615,7 +615,8 @@ pub struct RegisterForm {
     external_id: Option<String>,
     /// A JSON object.
     metadata: Option<String>,
-    /// `largest` to register the largest face of a group photo.
+    /// Which face of a group photo: `largest`, or its 0-based index in the order `/v1/detect`
+    /// answers for the same photo (strongest detection first).
     face: Option<String>,
 }
 
@@ -628,7 +629,8 @@ pub struct AddFaceForm {
     image: Vec<u8>,
     /// Must be `true`: the person consented to this photo being added.
     consent: bool,
-    /// `largest` to add the largest face of a group photo.
+    /// Which face of a group photo: `largest`, or its 0-based index in the order `/v1/detect`
+    /// answers for the same photo (strongest detection first).
     face: Option<String>,
 }
 

@@ -43,9 +43,13 @@ fn face_pick(form: &Form) -> ApiResult<FacePick> {
     match form.text("face") {
         None => Ok(FacePick::Only),
         Some("largest") => Ok(FacePick::Largest),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "field 'face' must be 'largest', not '{other}'"
-        ))),
+        Some(other) => match other.parse::<usize>() {
+            Ok(n) => Ok(FacePick::Index(n)),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "field 'face' must be 'largest' or a face's index (0, 1, …, in the order \
+                 /v1/detect answers), not '{other}'"
+            ))),
+        },
     }
 }
 

@@ -72,6 +72,9 @@ pub struct StreamQuery {
     tracking: Option<String>,
     /// Overrides the match threshold for this stream.
     threshold: Option<f32>,
+    /// The camera or client, kept with the stream's captures where the collection captures: 1–64
+    /// letters, digits, `-`, `_` and `.` (default: the key's label).
+    source: Option<String>,
 }
 
 /// Live recognition of video frames over a WebSocket.
@@ -115,6 +118,15 @@ pub async fn stream(
         Ok(t) => t,
         Err(message) => return ApiError::bad_request(message).into_response(),
     };
+    let source = match query
+        .source
+        .as_deref()
+        .map(facerec_core::capture::Source::new)
+    {
+        None => None,
+        Some(Ok(source)) => Some(source),
+        Some(Err(message)) => return ApiError::bad_request(message).into_response(),
+    };
     let slot = match state.stream_slots.acquire(&caller) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
@@ -134,7 +146,7 @@ pub async fn stream(
     // message instead of a dropped connection.
     upgrade
         .max_message_size(state.stream_limits.max_frame_bytes.saturating_mul(4))
-        .on_upgrade(move |socket| run(socket, state, caller, tracker, threshold, slot))
+        .on_upgrade(move |socket| run(socket, state, caller, tracker, (threshold, source), slot))
 }
 
 /// A received frame: its number among the binary messages, and among the frames accepted (so the
@@ -227,7 +239,10 @@ async fn run(
     state: Arc<AppState>,
     caller: Caller,
     tracker: TrackerConfig,
-    threshold: Option<facerec_core::Threshold>,
+    (threshold, captured_as): (
+        Option<facerec_core::Threshold>,
+        Option<facerec_core::capture::Source>,
+    ),
     _slot: StreamSlot,
 ) {
     let (sink, source) = socket.split();
@@ -242,7 +257,10 @@ async fn run(
         Arc::clone(&state),
         caller.actor.clone(),
     ));
-    let session = state.app.live_session(&caller, tracker, threshold);
+    let session = state
+        .app
+        .live_session(&caller, tracker, threshold)
+        .captured_as(captured_as);
     let min_interval = Duration::from_secs_f32(1.0 / limits.max_fps.max(0.1));
     tokio::select! {
         () = process_frames(session, frames, &outgoing, min_interval) => {}
