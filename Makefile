@@ -63,7 +63,8 @@ bench: setup-test
 	$(CARGO) bench --locked -p facerec-cli --bench service
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
 	trap 'scripts/pg-test.sh stop' EXIT; \
-	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) bench --locked -p facerec-store --bench search
+	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) bench --locked -p facerec-store --bench search; \
+	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) bench --locked -p facerec-store --bench captures
 
 ## Fuzz every cargo-fuzz target for FUZZ_SECONDS each (nightly; see fuzz/README.md).
 FUZZ_SECONDS ?= 300

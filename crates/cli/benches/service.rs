@@ -7,6 +7,10 @@
 //!    plus InsightFace's embeddings of shared/faces where present), timed, while one client keeps
 //!    calling `/v1/recognize`: its latency before and during the run. `FACEREC_BENCH_ONLY=calibration`
 //!    runs this part alone.
+//! 4. Captures: `/v1/recognize` with the collection's `capture` off and `all`, alternating in rounds
+//!    on one server (1,000 registered faces), for a one-face photo and a 22-face one, each request
+//!    from a new source (every face a new capture). `FACEREC_BENCH_ONLY=captures` runs this part
+//!    alone.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -248,6 +252,11 @@ async fn main() {
         bench_calibration(&model, &yao).await;
         return;
     }
+    if std::env::var("FACEREC_BENCH_ONLY").is_ok_and(|only| only == "captures") {
+        drop(analyzer);
+        bench_captures(&model).await;
+        return;
+    }
     let limits = IngestLimits::default();
     let mut pipeline: Vec<f64> = (0..60)
         .map(|_| {
@@ -403,10 +412,23 @@ async fn wait_calibrated(url: &str) {
 
 /// One `/v1/recognize` of `image`: its latency in ms.
 async fn recognize_once(client: &reqwest::Client, url: &str, image: &[u8]) -> f64 {
-    let form = reqwest::multipart::Form::new().part(
+    recognize_from(client, url, image, None).await
+}
+
+/// One `/v1/recognize` of `image` from `source`: its latency in ms.
+async fn recognize_from(
+    client: &reqwest::Client,
+    url: &str,
+    image: &[u8],
+    source: Option<String>,
+) -> f64 {
+    let mut form = reqwest::multipart::Form::new().part(
         "image",
         reqwest::multipart::Part::bytes(image.to_vec()).file_name("y.jpg"),
     );
+    if let Some(source) = source {
+        form = form.text("source", source);
+    }
     let started = Instant::now();
     let response = client
         .post(format!("{url}/v1/recognize"))
@@ -480,5 +502,75 @@ async fn bench_calibration(model: &ModelId, yao: &[u8]) {
         percentile(&during, 0.5),
         percentile(&during, 0.99),
         during.len()
+    );
+}
+
+/// `/v1/recognize` with capture off and all, alternating on one server: p50 and p90 of each.
+async fn bench_captures(model: &ModelId) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/captures.db", dir.path().display());
+    fill(&database_url, model, 1_000).await;
+    let server = start_server(&database_url, &["--workers", "2"]);
+    wait_calibrated(&server.1).await;
+    let client = reqwest::Client::new();
+    let set = |mode: &'static str| {
+        let (client, url) = (client.clone(), server.1.clone());
+        async move {
+            let body = serde_json::json!({ "settings": { "capture": mode } });
+            let response = client
+                .patch(format!("{url}/v1/collections/default"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            // A collection's settings are trusted for a second by each request's lookup.
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+        }
+    };
+    println!("\nPOST /v1/recognize with capture off and all (alternating rounds of 30, 1 client, 2 workers, SQLite, 1,000 registered)");
+    println!("  photo                  capture   p50 ms   p90 ms   p50 vs off");
+    let mut source = 0u64;
+    for (name, photo) in [
+        ("yaoming.jpg (1 face)", photo("vectron/yaoming.jpg")),
+        ("players.jpg (22 faces)", photo("vectron/players.jpg")),
+    ] {
+        for _ in 0..5 {
+            recognize_once(&client, &server.1, &photo).await; // warm-up
+        }
+        let (mut off, mut all) = (Vec::new(), Vec::new());
+        for _ in 0..4 {
+            for (mode, latencies) in [("off", &mut off), ("all", &mut all)] {
+                set(mode).await;
+                for _ in 0..30 {
+                    source += 1;
+                    let from = Some(format!("bench{source}"));
+                    latencies.push(recognize_from(&client, &server.1, &photo, from).await);
+                }
+            }
+        }
+        off.sort_by(f64::total_cmp);
+        all.sort_by(f64::total_cmp);
+        let base = percentile(&off, 0.5);
+        for (mode, latencies) in [("off", &off), ("all", &all)] {
+            println!(
+                "  {name:<22} {mode:<7} {:>7.2}  {:>7.2}   {:>9.3}x",
+                percentile(latencies, 0.5),
+                percentile(latencies, 0.9),
+                percentile(latencies, 0.5) / base
+            );
+        }
+    }
+    let captures: serde_json::Value = client
+        .get(format!("{}/v1/captures?limit=500", server.1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "  captures held afterwards (listing capped at 500): {}",
+        captures["items"].as_array().map_or(0, Vec::len)
     );
 }
