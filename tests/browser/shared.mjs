@@ -10,41 +10,17 @@
 // Prints one JSON line with what it saw; exits non-zero on failure.
 // FACEREC_WEB_DIR=crates/server/web serves the page's files from disk instead of the server's
 // (to work on the page without rebuilding the binary).
-import { chromium } from "playwright-core";
-import { report } from "./report.mjs";
-import { mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { launch, pageWithKey as openPage, report } from "./report.mjs";
+import { mkdirSync } from "node:fs";
 
 const [base, nameA, nameB, shots] = process.argv.slice(2);
 const operatorKey = process.env.FACEREC_TEST_OPERATOR_KEY;
 const boundKey = process.env.FACEREC_TEST_BOUND_KEY;
 mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  // playwright-core gives every launch a fresh, temporary --user-data-dir.
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 
-/// A fresh browser context whose tab holds `key` where "Use key" puts it (sessionStorage).
-async function pageWithKey(key) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addInitScript((k) => {
-    if (!sessionStorage.getItem("facerec.apiKey")) sessionStorage.setItem("facerec.apiKey", k);
-  }, key);
-  const webDir = process.env.FACEREC_WEB_DIR;
-  if (webDir) {
-    const types = { "index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css" };
-    await context.route(/\/(app\.js|style\.css)?(\?.*)?$/, (route) => {
-      const path = new URL(route.request().url()).pathname.slice(1) || "index.html";
-      route.fulfill({ status: 200, contentType: `${types[path]}; charset=utf-8`, body: readFileSync(join(webDir, path)) });
-    });
-  }
-  const page = await context.newPage();
-  page.on("console", (m) => console.error(`[page] ${m.text()}`));
-  page.on("pageerror", (e) => console.error(`[page error] ${e}`));
-  return page;
-}
+const pageWithKey = (key) => openPage(browser, key);
 
 /// The persons table as shown: one object per row, by column.
 const personRows = (page) =>

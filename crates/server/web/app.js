@@ -299,6 +299,7 @@ function showRecognized() {
     const li = document.createElement("li");
     li.dataset.face = String(index);
     li.dataset.known = String(face.match != null);
+    li.dataset.bbox = face.bbox.map((v) => Math.round(v)).join(",");
     const text = document.createElement("span");
     text.textContent = faceText(face);
     li.append(text);
@@ -776,7 +777,13 @@ function captureRow(capture, names) {
   const person = cell(tr, capture.status === "rejected"
     ? `not ${personLabel(names, capture.rejected_person_id)}` : personLabel(names, capture.person_id));
   person.dataset.col = "person";
-  cell(tr, capture.similarity == null ? "—" : capture.similarity.toFixed(3)).dataset.col = "similarity";
+  // A capture recognized as its person cleared the threshold; one below it (or with no candidate)
+  // was named in review, and its similarity is to someone else.
+  const recognizedAs = capture.similarity != null && capture.similarity >= capture.threshold;
+  const similarity = cell(tr, capture.status === "known" && !recognizedAs ? "— (named in review)"
+    : capture.similarity == null ? "—" : capture.similarity.toFixed(3));
+  similarity.dataset.col = "similarity";
+  if (capture.similarity != null) similarity.title = `best similarity ${capture.similarity.toFixed(3)}, threshold ${capture.threshold.toFixed(3)}`;
   cell(tr, capture.source).dataset.col = "source";
   const seen = cell(tr, when(capture.seen_at) + (capture.sightings > 1 ? ` (${capture.sightings}×)` : ""));
   seen.dataset.col = "seen";
@@ -1261,7 +1268,15 @@ function fillSettings(collection) {
   }
   for (const name of CHOICES) {
     const value = collection.settings ? collection.settings[name] : undefined;
-    form.elements[name].value = value === undefined || value === null ? "" : String(value);
+    const text = value === undefined || value === null ? "" : String(value);
+    const select = form.elements[name];
+    // A choice this page does not know (a newer server's) is shown, and kept, as it is.
+    if (![...select.options].some((o) => o.value === text)) {
+      const option = document.createElement("option");
+      option.value = option.textContent = text;
+      select.append(option);
+    }
+    select.value = text;
   }
   const others = Object.keys(collection.settings || {}).filter((k) => !SETTINGS.includes(k) && !CHOICES.includes(k));
   $("#settings-meta").textContent = `Collection ${collection.id}; last changed ${new Date(collection.updated_at).toLocaleString()}.` +
