@@ -228,6 +228,8 @@ async fn strangers_are_captured_grouped_named_and_then_recognized() {
         assert_eq!(rejected["status"], "rejected");
         assert_eq!(rejected["rejected_person_id"], yao.as_str());
         assert!(rejected["cluster_id"].is_string());
+        let (_, calibration) = get(&server, "/v1/calibration").await;
+        assert_eq!(calibration["observed_false_matches"], 1, "{calibration}");
         let overruled = recognize(&server, "vectron/players.jpg", "porch").await;
         let face = yao_in(&overruled);
         assert!(face["match"].is_null(), "{overruled}");

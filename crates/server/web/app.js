@@ -1015,6 +1015,9 @@ function showRates(c) {
   } else if (c.estimated_fnir === null) {
     parts.push("registered people missed: not measured (no person has two or more photos)");
   }
+  if (isNumber(c.observed_false_matches) && c.observed_false_matches > 0) {
+    parts.push(`reviewers said "not this person" to ${c.observed_false_matches} match${c.observed_false_matches === 1 ? "" : "es"} still held`);
+  }
   $("#accuracy-rates").textContent = parts.length ? `${parts.join("; ")}.` : "";
   const warning = $("#accuracy-fnir-warning");
   const warn = isNumber(c.estimated_fnir) &&

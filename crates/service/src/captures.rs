@@ -295,6 +295,17 @@ impl App {
         }
     }
 
+    /// The calibration in force, and the false matches reviewers observed in the collection
+    /// ("not this person" on captures still held).
+    pub async fn calibration_evidence(
+        &self,
+        caller: &Caller,
+    ) -> AppResult<(Arc<facerec_core::calibration::Calibration>, u64)> {
+        let calibration = self.calibrator().calibration(&caller.collection);
+        let observed = self.store.count_rejections(caller.collection_id()).await?;
+        Ok((calibration, observed))
+    }
+
     /// "Not this person": the capture becomes unknown (in a cluster), held against the person it
     /// was named for while it is kept.
     pub async fn reject_capture(&self, caller: &Caller, id: CaptureId) -> AppResult<Capture> {

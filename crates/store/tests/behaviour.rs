@@ -1775,6 +1775,173 @@ async fn a_search_leaves_one_person_out(store: Arc<dyn Inspect>) {
     assert!(others.iter().all(|o| o.person_id != many.id));
 }
 
+/// A capture for the store's tests: `embedding`, unknown or named for `person`, seen at `at`.
+fn new_capture(
+    embedding: NormalizedEmbedding,
+    person: Option<PersonId>,
+    source: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> capture::NewCapture {
+    use capture::*;
+    NewCapture {
+        embedding,
+        model: model(),
+        chip: ChipJpeg(vec![0xFF, 0xD8, 0xFF, 0xD9]),
+        det_score: 0.8,
+        quality: FaceQuality {
+            face_size_px: 100.0,
+            interocular_px: 40.0,
+            frontality: 0.9,
+            embedding_norm: 20.0,
+        },
+        bbox: facerec_types::BoundingBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 100.0,
+            y2: 100.0,
+        },
+        decision: match person {
+            Some(person) => Decision::Known {
+                person,
+                similarity: facerec_types::Similarity::new(0.8),
+                estimated_fpir: None,
+            },
+            None => Decision::Unknown { best: None },
+        },
+        threshold: Threshold::new(0.3).unwrap(),
+        source: Source::new(source).unwrap(),
+        route: "test",
+        seen_at: at,
+        proposed_cluster: ClusterId::new(),
+        max: 1_000,
+    }
+}
+
+/// Captured faces at the store: a capture linking two clusters merges them into the older, whose
+/// id the merged one still resolves to; a rejection is held while its capture is, and lifted when
+/// it expires; the oldest go beyond the bound; another collection sees none of it.
+async fn captures_cluster_expire_and_stay_bounded(store: Arc<dyn Inspect>) {
+    let c = CollectionId::DEFAULT;
+    let actor = Actor::local_operator();
+    let now = chrono::Utc::now();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(28);
+    let (a, b) = (random_unit(&mut rng), random_unit(&mut rng));
+    let first = store
+        .capture(c, new_capture(a.clone(), None, "cam-a", now))
+        .await
+        .unwrap();
+    let second = store
+        .capture(c, new_capture(b.clone(), None, "cam-b", now))
+        .await
+        .unwrap();
+    let (x, y) = (
+        first.capture.cluster_id.unwrap(),
+        second.capture.cluster_id.unwrap(),
+    );
+    assert_ne!(x, y, "two strangers, two clusters");
+    // Halfway between them: similar to both (~0.7), so it links their clusters.
+    let between: Vec<f32> = a
+        .as_slice()
+        .iter()
+        .zip(b.as_slice())
+        .map(|(p, q)| p + q)
+        .collect();
+    let between = NormalizedEmbedding::normalize(&between).unwrap().0;
+    let link = store
+        .capture(c, new_capture(between, None, "cam-c", now))
+        .await
+        .unwrap();
+    let survivor = link.capture.cluster_id.unwrap();
+    assert_eq!(survivor, x.min(y), "the older cluster survives");
+    let merged = store.get_cluster(c, x.max(y)).await.unwrap();
+    assert_eq!((merged.id, merged.count), (survivor, 3));
+    assert_eq!(
+        store
+            .cluster_for(c, &a, &model(), 0.3)
+            .await
+            .unwrap()
+            .unwrap()
+            .cluster_id,
+        survivor
+    );
+
+    // A rejection is held against its person while its capture is kept.
+    let (alice, _) = store
+        .register(
+            c,
+            new_person("Alice"),
+            new_face(random_unit(&mut rng), "alice.jpg"),
+            &actor,
+        )
+        .await
+        .unwrap();
+    let seen = now - chrono::TimeDelta::hours(3);
+    let named = store
+        .capture(
+            c,
+            new_capture(random_unit(&mut rng), Some(alice.id), "door", seen),
+        )
+        .await
+        .unwrap();
+    let rejected = store
+        .reject_capture(c, named.capture.id, 0.3, &actor)
+        .await
+        .unwrap();
+    assert_eq!(rejected.status, capture::CaptureStatus::Rejected);
+    assert_eq!(store.rejections(c, &[alice.id]).await.unwrap().len(), 1);
+    assert_eq!(store.count_rejections(c).await.unwrap(), 1);
+    // Expired (seen three hours ago, kept two): gone, and the rejection with it.
+    let deleted = store
+        .delete_captures_before(c, now - chrono::TimeDelta::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(store.rejections(c, &[alice.id]).await.unwrap().is_empty());
+    assert!(matches!(
+        store.get_capture(c, named.capture.id).await,
+        Err(StoreError::CaptureNotFound(_))
+    ));
+
+    // Another collection sees none of it.
+    let other = store
+        .create_collection(
+            NewCollection {
+                name: "elsewhere".into(),
+                settings: CollectionSettings::default(),
+            },
+            &actor,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_cluster(other.id, survivor).await,
+        Err(StoreError::ClusterNotFound(_))
+    ));
+    assert!(store
+        .cluster_for(other.id, &a, &model(), 0.3)
+        .await
+        .unwrap()
+        .is_none());
+
+    // The bound: the oldest go first.
+    let mut bounded = new_capture(random_unit(&mut rng), None, "bounded", now);
+    bounded.max = 2;
+    let kept = store.capture(c, bounded).await.unwrap();
+    assert_eq!(kept.evicted, 2);
+    let left = store
+        .list_captures(
+            c,
+            &capture::CaptureFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
+    assert_eq!(left[0].id, kept.capture.id, "newest first");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1814,6 +1981,7 @@ on_both_backends!(
     a_search_leaves_one_person_out,
     attempts_are_remembered_once,
     collections_are_isolated,
+    captures_cluster_expire_and_stay_bounded,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

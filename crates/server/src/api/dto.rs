@@ -323,6 +323,9 @@ pub struct VerifyResponse {
 pub struct CalibrationDto {
     /// The threshold every decision uses (unless a request names its own).
     pub effective_threshold: f32,
+    /// Matches reviewers said were wrong ("not this person" on a captured face), while those
+    /// captures are held: false matches observed in this collection, beside the estimate.
+    pub observed_false_matches: u64,
     /// `--match-threshold`: never gone below.
     pub floor_threshold: f32,
     /// `--target-fpir`: the share of strangers that may be named.
@@ -405,6 +408,7 @@ pub struct HistogramsDto {
 impl From<&Calibration> for CalibrationDto {
     fn from(c: &Calibration) -> Self {
         Self {
+            observed_false_matches: 0,
             effective_threshold: c.effective_threshold.value(),
             floor_threshold: c.floor_threshold.value(),
             target_fpir: c.target_fpir,

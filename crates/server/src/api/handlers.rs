@@ -321,10 +321,12 @@ pub async fn verify(
 pub async fn calibration(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-) -> Json<CalibrationDto> {
-    Json(CalibrationDto::from(
-        &*state.app.calibrator().calibration(&caller.collection),
-    ))
+) -> ApiResult<Json<CalibrationDto>> {
+    let (calibration, observed) = state.app.calibration_evidence(&caller).await?;
+    Ok(Json(CalibrationDto {
+        observed_false_matches: observed,
+        ..CalibrationDto::from(&*calibration)
+    }))
 }
 
 /// Recalibrate the match threshold now.
@@ -340,8 +342,12 @@ pub async fn recalibrate(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<CalibrationDto>> {
     let calibrator = state.app.calibrator();
-    let calibration = calibrator.calibrate_on_demand(&caller.collection).await?;
-    Ok(Json(CalibrationDto::from(&*calibration)))
+    calibrator.calibrate_on_demand(&caller.collection).await?;
+    let (calibration, observed) = state.app.calibration_evidence(&caller).await?;
+    Ok(Json(CalibrationDto {
+        observed_false_matches: observed,
+        ..CalibrationDto::from(&*calibration)
+    }))
 }
 
 /// Detect the faces of a photo, without matching them.
