@@ -408,6 +408,80 @@ async fn captures_are_a_collections_own_need_manage_and_refuse_bad_input() {
             "{deleted}"
         );
         captures_when(&server, "", 0).await;
+
+        // The compatible APIs' recognitions are captured too, under their route.
+        let form = reqwest::multipart::Form::new().part(
+            "image",
+            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+        );
+        let (status, body) = json(server.post_form("/v1/vision/face/recognize", form).await).await;
+        assert_eq!(status, 200, "{body}");
+        let via = captures_when(&server, "", 1).await;
+        assert_eq!(via[0]["route"], "deepstack");
+        let capture = via[0]["id"].as_str().unwrap().to_owned();
+
+        // Assigned to a registered person: named for them, their face, its chip gone; audited.
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "image",
+                image_part(registry_photo("vectron/players.jpg"), "p.jpg"),
+            )
+            .text("name", "Somebody Else")
+            .text("consent", "true")
+            .text("face", "0");
+        let (status, registered) = json(server.post_form("/v1/register", form).await).await;
+        assert_eq!(status, 201, "{registered}");
+        let person = registered["person"]["id"].as_str().unwrap().to_owned();
+        let assign = json!({ "capture_ids": [capture], "person_id": person });
+        let (status, assigned) = post(&server, "/v1/captures/assign", assign).await;
+        assert_eq!(status, 200, "{assigned}");
+        assert_eq!(assigned["faces_added"], 1, "{assigned}");
+        let named = &assigned["captures"][0];
+        assert_eq!(named["status"], "known");
+        assert_eq!(named["has_image"], false);
+        assert_eq!(named["person_id"], person.as_str());
+        let (_, faces) = get(&server, &format!("/v1/persons/{person}/faces")).await;
+        assert_eq!(faces["items"].as_array().map_or(0, Vec::len), 2, "{faces}");
+        let (_, audit) = get(&server, &format!("/v1/audit?person_id={person}")).await;
+        let reviewed = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "captures_reviewed" && e["details"]["what"] == "assigned");
+        assert!(reviewed, "{audit}");
+
+        // A collection deleted takes its captures and clusters with it.
+        let gone = new_collection(&server, KEY, "gone").await;
+        let settings = json!({ "settings": { "capture": "unknown" } });
+        let path = format!("/v1/collections/{gone}");
+        let (status, _) = call(&server, Method::PATCH, &path, KEY, Some(settings)).await;
+        assert_eq!(status, 200);
+        let form = reqwest::multipart::Form::new().part(
+            "image",
+            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+        );
+        let response = server
+            .client
+            .post(format!("{}/v1/recognize", server.url))
+            .bearer_auth(KEY)
+            .header("x-facerec-collection", "gone")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = json(response).await;
+        assert_eq!(status, 200, "{answer}");
+        let stranger = answer["faces"][0]["unknown"]["cluster_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, _) = call(&server, Method::DELETE, &path, KEY, None).await;
+        assert_eq!(status, 200);
+        expect(
+            get(&server, &format!("/v1/clusters/{stranger}")).await,
+            404,
+            "cluster_not_found",
+        );
     }
 }
 

@@ -45,6 +45,8 @@ const SELECT_PERSON_FOR_WRITE: &str = SELECT_PERSON;
 const SELECT_COLLECTION_FOR_WRITE: &str = SELECT_COLLECTION;
 /// One writer: registrations by name are serialized without a lock.
 const LOCK_NAME: Option<&str> = None;
+/// SQLite in WAL mode with `synchronous = NORMAL` already commits without waiting for a flush.
+const CAPTURE_COMMIT: Option<&str> = None;
 #[path = "ops/bind.rs"]
 mod bind;
 #[path = "ops/captures.rs"]

@@ -53,6 +53,7 @@ fn source(text: Option<&str>) -> ApiResult<Option<Source>> {
 /// A captured face, without its embedding or chip (`GET /v1/captures/{id}/image`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CaptureDto {
+    /// The capture's id (UUID).
     pub id: Uuid,
     /// `known` (named for a person), `unknown` (in a cluster), or `rejected` (a reviewer said "not
     /// this person": in a cluster, and held against that person).
@@ -410,7 +411,9 @@ pub struct ClusterDto {
     pub count: u64,
     /// Its sightings.
     pub seen: u64,
+    /// When it was first seen (RFC 3339).
     pub first_seen: DateTime<Utc>,
+    /// When it was last seen (RFC 3339).
     pub last_seen: DateTime<Utc>,
     /// The sources it was seen from.
     #[schema(value_type = Vec<String>)]

@@ -66,6 +66,9 @@ impl Captures for This {
             )
             .await?;
         self.write(async |tx| {
+            if let Some(relaxed) = super::CAPTURE_COMMIT {
+                tx.run([sqlx::query(relaxed)], Taken::Nothing).await?;
+            }
             let known = match &new.decision {
                 Decision::Known { person, .. } => Some(*person),
                 Decision::Unknown { .. } => None,

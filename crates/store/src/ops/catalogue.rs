@@ -96,8 +96,10 @@ impl Catalogue for This {
         Collection::check_deletable(id)?;
         self.write(async |tx| {
             let collection = collection_for_write(tx, id, Lock::Row).await?;
-            let mut deleted = Vec::with_capacity(3);
+            let mut deleted = Vec::with_capacity(4);
+            // Captures first: those named for a person would go with them anyway.
             for statement in [
+                DELETE_CAPTURES_OF_COLLECTION,
                 DELETE_FACES_OF_COLLECTION,
                 DELETE_PERSONS_OF_COLLECTION,
                 DELETE_KEYS_OF_COLLECTION,
@@ -108,7 +110,8 @@ impl Catalogue for This {
                     .map_err(db_error)?;
                 deleted.push(ids);
             }
-            let [faces, persons, keys] = <[_; 3]>::try_from(deleted).expect("three statements");
+            let [captures, faces, persons, keys] =
+                <[_; 4]>::try_from(deleted).expect("four statements");
             let faces: Vec<FaceId> = faces.into_iter().map(FaceId::from).collect();
             let deleted = DeletedCollection {
                 persons_deleted: persons.len() as u64,
@@ -129,6 +132,12 @@ impl Catalogue for This {
             ];
             tx.run(statements, Taken::Nothing).await?;
             tx.changed(Change::FacesRemoved(faces));
+            tx.changed(Change::CapturesRemoved(
+                captures
+                    .into_iter()
+                    .map(facerec_core::CaptureId::from)
+                    .collect(),
+            ));
             Ok(deleted)
         })
         .await
