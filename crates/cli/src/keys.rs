@@ -18,7 +18,7 @@ pub enum KeysCommand {
     Create(CreateKeyArgs),
     /// List the database's keys (never their secrets)
     List(ListKeysArgs),
-    /// Revoke a key: refused on every server within a second or two
+    /// Revoke a key: refused on every server within a second (keys are trusted for 1 s)
     Revoke(RevokeKeyArgs),
 }
 

@@ -57,8 +57,7 @@ impl DatabaseArgs {
 #[derive(Debug, Clone, Args)]
 pub struct MatchArgs {
     /// The floor of the match threshold: the lowest cosine similarity that names someone; each
-    /// collection's calibration raises it as far as its gallery needs (README: "Matching
-    /// threshold")
+    /// collection's calibration raises it as far as its gallery needs (docs/CALIBRATION.md)
     #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = Threshold::default())]
     pub match_threshold: Threshold,
     /// Enrollment: smallest face accepted (shorter box side, pixels)

@@ -193,7 +193,7 @@ async fn kill_9_during_a_backup_leaves_no_torn_copy() {
     assert_eq!(persons_in(dest, None).await, PERSONS);
 }
 
-/// PostgreSQL is backed up with its own tools, as the README says: `pg_dump` while the server
+/// PostgreSQL is backed up with its own tools, as docs/OPERATIONS.md says: `pg_dump` while the server
 /// serves, `pg_restore` into a new database, and a server on the restored database recognizes the
 /// same persons.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

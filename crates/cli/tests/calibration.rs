@@ -452,7 +452,7 @@ async fn calibrate_gallery_with(
 /// Over shared/faces: the estimate equals brute force; held-out strangers (the single-photo
 /// identities) are named at most at the target's rate plus its confidence interval, while the
 /// registered people's other photos are still named first; a larger gallery's threshold is at least
-/// a smaller one's. Prints the table the README shows.
+/// a smaller one's. Prints the table docs/CALIBRATION.md shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ../shared/faces; `make test` includes it where that folder exists"]
 async fn calibration_over_shared_faces() {
@@ -538,7 +538,7 @@ async fn calibration_over_shared_faces() {
     let strict = stricter["effective_threshold"].as_f64().unwrap() as f32;
     assert!(strict >= threshold, "{strict} < {threshold}");
 
-    // The README's table: gallery size → effective threshold → FNIR there.
+    // docs/CALIBRATION.md's table: gallery size → effective threshold → FNIR there.
     let mut previous = f64::MIN;
     for size in [10, 20, 40, gallery.len()] {
         let c = calibrate_gallery(&gallery[..size]).await;

@@ -101,7 +101,7 @@ async fn two_replicas_on_one_postgres_behave_as_one_service() {
     assert_eq!(recognized_name(&a, &photo).await, serde_json::Value::Null);
 }
 
-/// The per-key rate limit is counted by each replica on its own, as the README says: with two
+/// The per-key rate limit is counted by each replica on its own, as docs/DEPLOYMENT.md says: with two
 /// replicas a key gets the limit from each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_replica_counts_the_rate_limit_on_its_own() {

@@ -1,4 +1,4 @@
-//! Prints the README's table of what the CompreFace- and DeepStack-compatible APIs report
+//! Prints docs/COMPATIBLE-APIS.md's table of what the CompreFace- and DeepStack-compatible APIs report
 //! ([`Matcher::compat_score`]) for a cosine, and the false match and false non-match rates that
 //! cosine gives as a threshold on `../shared/faces` (InsightFace's own embeddings of the 282 photos
 //! of `images/`, the largest face of each).

@@ -349,7 +349,7 @@ fn search_chances(sampled_faces: &[u64], gallery: Gallery) -> u64 {
 /// scoring above it are one photo twice, not two persons: the same photo scores 1.00 with itself
 /// (0.99999994 or 1.0000001, as its floats round), a re-encoded or re-cropped copy above 0.95,
 /// while different photos of one person rarely pass 0.85 and different persons stay below 0.5 on
-/// `shared/faces` (README, "Matching threshold"). A threshold above it would miss nearly every
+/// `shared/faces` (docs/CALIBRATION.md, "Matching threshold"). A threshold above it would miss nearly every
 /// registered person for the sake of a pair no useful threshold excludes (a registration made
 /// twice), so the choice does not try.
 const HIGHEST_CHOICE: f32 = 0.9;

@@ -258,7 +258,7 @@ macro_rules! scopes {
                 match s { $($name => Some(Self::$variant),)* _ => None }
             }
 
-            /// What it allows, in one line (the README's scope table).
+            /// What it allows, in one line (docs/COLLECTIONS-AND-KEYS.md's scope table).
             pub fn description(self) -> &'static str {
                 match self { $(Self::$variant => $doc,)* }
             }

@@ -10,7 +10,7 @@ use crate::domain::{FaceId, PersonId};
 /// Chosen on `../shared/faces` (282 single-face photos of 80 people, InsightFace's own embeddings):
 /// at 0.30, 0 of 543 same-person pairs are rejected and 4 of 39,078 different-person pairs are
 /// accepted (0.010%; three are Serena vs Venus Williams). 0.5 would reject 15.8% of genuine pairs,
-/// and the 0.7 of the original design 76%. See README, "Matching threshold".
+/// and the 0.7 of the original design 76%. See docs/CALIBRATION.md, "Matching threshold".
 pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.30;
 
 /// A similarity threshold, within [-1, 1]: checked once where it enters (a flag, a request, a

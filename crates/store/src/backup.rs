@@ -8,7 +8,7 @@
 //! final name. A restore checks the sha256, the integrity and the schema version of the copy, refuses
 //! while a process holds the database, and replaces it by a rename.
 //!
-//! PostgreSQL has its own tools (`pg_dump`/`pg_restore`, README).
+//! PostgreSQL has its own tools (`pg_dump`/`pg_restore`, docs/OPERATIONS.md).
 
 use std::fs::File;
 use std::io::Read;
@@ -52,7 +52,7 @@ fn db(err: sqlx::Error) -> StoreError {
 pub fn sqlite_path(url: &str) -> Result<PathBuf, StoreError> {
     if !url.starts_with("sqlite:") {
         return Err(StoreError::Database(
-            "backup and restore are for SQLite; for PostgreSQL use pg_dump and pg_restore (README)"
+            "backup and restore are for SQLite; for PostgreSQL use pg_dump and pg_restore (docs/OPERATIONS.md)"
                 .into(),
         ));
     }

@@ -84,7 +84,7 @@ impl Default for HnswOptions {
         // Measured on random 512-d vectors (docs/BENCHMARKS.md): m 32 / ef_construction 128 gives
         // recall@1 1.000 at 100k from ef_search 100 (9 ms) and 0.994 at 1M with ef_search 400 (43 ms);
         // pgvector's defaults (16 / 64) stay at 0.81 at 1M. ef_search 100 is the default because most
-        // deployments hold far fewer than 1M faces; larger ones raise it (README, Limits).
+        // deployments hold far fewer than 1M faces; larger ones raise it (docs/CONFIGURATION.md, Limits).
         Self {
             m: 32,
             ef_construction: 128,

@@ -1,7 +1,7 @@
 //! Every error code facerec answers with, in one table: its HTTP status on `/v1`, how CompreFace's
 //! and DeepStack's clients receive it, where the OpenAPI document lists it, and what it means.
 //! Errors of every layer name a row ([`ErrorCode`]); the HTTP envelope, both compatible dialects,
-//! the OpenAPI descriptions and the README's table are derived from it (a test holds the README to
+//! the OpenAPI descriptions and docs/API.md's table are derived from it (a test holds docs/API.md to
 //! it). No code string is written anywhere else.
 
 /// Where the OpenAPI document lists a code among an operation's refusals.
@@ -84,7 +84,7 @@ macro_rules! error_codes {
                 match self { $(Self::$variant => Documented::$documented,)* }
             }
 
-            /// What it means, in one line (the OpenAPI document and the README say this).
+            /// What it means, in one line (the OpenAPI document and docs/API.md say this).
             pub fn description(self) -> &'static str {
                 match self { $(Self::$variant => $description,)* }
             }

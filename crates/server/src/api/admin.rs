@@ -338,7 +338,7 @@ pub async fn list_keys(
 /// Revoke an API key.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "collections",
     params(("id" = Uuid, Path)),
-    responses((status = 200, description = "Revoked (on every replica within a second or two)", body = KeyDto),
+    responses((status = 200, description = "Revoked (on every replica within a second: keys are trusted for 1 s)", body = KeyDto),
               (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn revoke_key(

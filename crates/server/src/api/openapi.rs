@@ -212,7 +212,7 @@ fn enumerate_codes_and_scopes(components: &mut utoipa::openapi::Components) {
                 .schema_type(Type::String)
                 .enum_values(Some(codes.clone()))
                 .description(Some(
-                    "Stable, machine-readable: clients branch on this (README, the error table).",
+                    "Stable, machine-readable: clients branch on this (docs/API.md, the error table).",
                 ));
             object.properties.insert("code".into(), code.into());
         }
@@ -221,7 +221,7 @@ fn enumerate_codes_and_scopes(components: &mut utoipa::openapi::Components) {
                 .schema_type(Type::String)
                 .enum_values(Some(scopes()));
             let list = ArrayBuilder::new().items(scope).description(Some(
-                "Scopes: what the key may do (README, the scope table).",
+                "Scopes: what the key may do (docs/COLLECTIONS-AND-KEYS.md, the scope table).",
             ));
             object.properties.insert("scopes".into(), list.into());
         }
