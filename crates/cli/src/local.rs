@@ -13,7 +13,9 @@ use facerec_service::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
 
+use crate::remote::{Refusal, Remote, RemoteArgs};
 use crate::settings::{files_below, DatabaseArgs, ServiceArgs};
 
 /// The service on the configured database, with `workers` inference workers (each with one-thread
@@ -157,6 +159,8 @@ pub struct EnrollArgs {
     #[command(flatten)]
     collection: CollectionArg,
     #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
     service: ServiceArgs,
 }
 
@@ -173,6 +177,23 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             "no photos found: expected {}/<person name>/<photos>",
             args.dir.display()
         );
+    }
+    if let Some(remote) = Remote::new(&args.remote, &args.collection.collection) {
+        let mut outcomes = Vec::with_capacity(total);
+        for (name, photos) in &people {
+            for photo in photos {
+                let outcome = match std::fs::read(photo) {
+                    Ok(bytes) => {
+                        let (basis, largest) = (&args.consent_basis, args.largest_face);
+                        remote.enroll(name, bytes, basis, largest).await
+                    }
+                    Err(e) => Err((ErrorCode::UnreadableFile.to_string(), e.to_string())),
+                };
+                outcomes.push((photo.clone(), outcome));
+            }
+        }
+        print_enrolled(people.len(), total, outcomes.into_iter());
+        return Ok(ExitCode::SUCCESS);
     }
     let workers = args.workers.unwrap_or_else(default_workers);
     let app = local_app(&args.service, workers).await?;
@@ -198,7 +219,13 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
         .try_collect()
         .await?;
     bar.finish_and_clear();
-    print_enrolled(people.len(), total, outcomes.into_iter().flatten());
+    let outcomes = outcomes.into_iter().flatten().map(|(photo, outcome)| {
+        (
+            photo,
+            outcome.map_err(|e| (e.code().to_string(), e.to_string())),
+        )
+    });
+    print_enrolled(people.len(), total, outcomes);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -223,7 +250,7 @@ fn people_in(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<PathBuf>>> {
 fn print_enrolled(
     people: usize,
     total: usize,
-    outcomes: impl Iterator<Item = (PathBuf, AppResult<Added>)>,
+    outcomes: impl Iterator<Item = (PathBuf, Result<Added, Refusal>)>,
 ) {
     let (mut added, mut present) = (0, 0);
     let mut refused: Vec<(PathBuf, String, String)> = Vec::new();
@@ -231,7 +258,7 @@ fn print_enrolled(
         match outcome {
             Ok(Added::Created) => added += 1,
             Ok(Added::AlreadyPresent) => present += 1,
-            Err(e) => refused.push((photo, e.code().to_string(), e.to_string())),
+            Err((code, message)) => refused.push((photo, code, message)),
         }
     }
     println!(
@@ -314,10 +341,31 @@ pub struct IdentifyArgs {
     #[command(flatten)]
     collection: CollectionArg,
     #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
     service: ServiceArgs,
 }
 
 pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(remote) = Remote::new(&args.remote, &args.collection.collection) {
+        let mut failed = 0;
+        for path in &args.images {
+            let result = match std::fs::read(path) {
+                Ok(bytes) => remote
+                    .recognize(bytes)
+                    .await
+                    .map(|faces| faces.iter().map(Shown::from_answer).collect()),
+                Err(e) => Err((ErrorCode::UnreadableFile.to_string(), e.to_string())),
+            };
+            failed += usize::from(result.is_err());
+            print_identified(&path.display().to_string(), result, args.json);
+        }
+        return Ok(if failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let app = local_app(&args.service, default_workers()).await?;
     // Decide as a server on this database would.
     let caller = app
@@ -339,7 +387,7 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
             Ok(bytes) => app
                 .recognize(&caller, bytes.into(), &options)
                 .await
-                .map(|r| r.faces)
+                .map(|r| r.faces.iter().map(Shown::from_face).collect())
                 .map_err(|e| (e.code().to_string(), e.to_string())),
             Err(e) => Err((ErrorCode::UnreadableFile.to_string(), e.to_string())),
         };
@@ -353,35 +401,68 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A face as `identify` prints it: its box, the person named (or none) and the closest candidate,
+/// each `{person_id, name, similarity}` as the HTTP API answers them.
+struct Shown {
+    bbox: Value,
+    matched: Value,
+    best: Value,
+}
+
+impl Shown {
+    fn from_face(face: &RecognizedFace) -> Self {
+        let candidate = |c: &facerec_core::Candidate| serde_json::json!({ "person_id": c.person_id, "name": c.name, "similarity": c.similarity.value() });
+        Self {
+            bbox: serde_json::json!(face.face.detection.bbox.to_array()),
+            matched: face
+                .recognition
+                .matched
+                .as_ref()
+                .map_or(Value::Null, candidate),
+            best: face.recognition.best().map_or(Value::Null, candidate),
+        }
+    }
+
+    /// A face of `/v1/recognize`'s answer.
+    fn from_answer(face: &Value) -> Self {
+        let candidate = |c: &Value| serde_json::json!({ "person_id": c["person_id"], "name": c["name"], "similarity": c["similarity"] });
+        Self {
+            bbox: face["bbox"].clone(),
+            matched: if face["match"].is_null() {
+                Value::Null
+            } else {
+                candidate(&face["match"])
+            },
+            best: face["candidates"].get(0).map_or(Value::Null, candidate),
+        }
+    }
+}
+
 /// One photo's line: who is in it, or why it could not be read (text, or JSON with `--json`).
-fn print_identified(
-    shown: &str,
-    result: Result<Vec<RecognizedFace>, (String, String)>,
-    json: bool,
-) {
+fn print_identified(shown: &str, result: Result<Vec<Shown>, Refusal>, json: bool) {
+    let name = |c: &Value| c["name"].as_str().unwrap_or("?").to_owned();
+    let similarity = |c: &Value| c["similarity"].as_f64().unwrap_or(f64::NAN);
     match (result, json) {
         (Ok(faces), true) => {
-            let faces: Vec<serde_json::Value> = faces
+            let faces: Vec<Value> = faces
                 .iter()
-                .map(|f| {
-                    serde_json::json!({
-                        "bbox": f.face.detection.bbox.to_array(),
-                        "match": f.recognition.matched,
-                        "best": f.recognition.best(),
-                    })
-                })
+                .map(|f| serde_json::json!({ "bbox": f.bbox, "match": f.matched, "best": f.best }))
                 .collect();
             println!("{}", serde_json::json!({ "path": shown, "faces": faces }));
         }
         (Ok(faces), false) => {
             let names: Vec<String> = faces
                 .iter()
-                .map(|f| match (&f.recognition.matched, f.recognition.best()) {
-                    (Some(m), _) => format!("{} ({:.2})", m.name, m.similarity.value()),
-                    (None, Some(b)) => {
-                        format!("unknown (closest: {} {:.2})", b.name, b.similarity.value())
+                .map(|f| match (f.matched.is_null(), f.best.is_null()) {
+                    (false, _) => format!("{} ({:.2})", name(&f.matched), similarity(&f.matched)),
+                    (true, false) => {
+                        format!(
+                            "unknown (closest: {} {:.2})",
+                            name(&f.best),
+                            similarity(&f.best)
+                        )
                     }
-                    (None, None) => "unknown".to_owned(),
+                    (true, true) => "unknown".to_owned(),
                 })
                 .collect();
             let list = if names.is_empty() {

@@ -3,6 +3,7 @@
 mod analyze;
 mod keys;
 mod local;
+mod remote;
 mod serve;
 mod settings;
 mod vision_args;

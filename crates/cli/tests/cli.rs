@@ -188,3 +188,74 @@ fn subcommands_list_their_own_flags() {
     assert!(report["faces"][0]["landmarks"].is_array(), "{report}");
     assert!(report["faces"][0].get("kps").is_none(), "{report}");
 }
+
+/// Beside a running server, which holds its SQLite file, `enroll` and `identify` work through it
+/// (`--url`, `--key`): the same counts and answers as on the database, and a re-run adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_and_identify_through_a_running_server() {
+    const KEY: &str = "cli-remote-operator-key-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/facerec.db", dir.path().display());
+    let server = Server::start(Db::Url(db.clone()), &["--api-keys", KEY]).await;
+    let people = dir.path().join("people");
+    std::fs::create_dir_all(people.join("Yao_Ming")).unwrap();
+    std::fs::write(
+        people.join("Yao_Ming").join("a.jpg"),
+        registry_photo("vectron/yaoming.jpg"),
+    )
+    .unwrap();
+    let people = people.to_str().unwrap();
+    // On the database itself: the server holds it.
+    let locked = facerec(&["enroll", people, "--consent"], &db);
+    assert!(!locked.status.success(), "{}", stdout(&locked));
+    let through = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", &server.url, "--key", KEY]);
+        facerec(&all, "sqlite:///nonexistent/never-opened.db")
+    };
+    let first = stdout(&through(&["enroll", people, "--consent"]));
+    assert!(
+        first.contains("1 people, 1 photos: 1 faces added"),
+        "{first}"
+    );
+    let again = stdout(&through(&["enroll", people, "--consent"]));
+    assert!(
+        again.contains("0 faces added, 1 already registered"),
+        "{again}"
+    );
+    let players = workspace().join("vendor/fixtures/registry/vectron/players.jpg");
+    let identified = through(&["identify", players.to_str().unwrap()]);
+    let text = stdout(&identified);
+    assert!(identified.status.success(), "{text}");
+    assert_eq!(text.matches("Yao Ming (").count(), 1, "{text}");
+    assert!(text.contains("unknown (closest: Yao Ming"), "{text}");
+    let json_line = stdout(&through(&["identify", "--json", players.to_str().unwrap()]));
+    let answer: serde_json::Value = serde_json::from_str(json_line.trim()).unwrap();
+    let named: Vec<&serde_json::Value> = answer["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["match"]["name"] == "Yao Ming")
+        .collect();
+    assert_eq!(named.len(), 1, "{answer}");
+    // A wrong key: the server's refusal, said per photo, and a failing exit.
+    let wrong = facerec(
+        &[
+            "identify",
+            players.to_str().unwrap(),
+            "--url",
+            &server.url,
+            "--key",
+            "not-a-key-of-this-server-000000",
+        ],
+        &db,
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        stdout(&wrong).contains("error invalid_api_key"),
+        "{}",
+        stdout(&wrong)
+    );
+    let (_, persons) = json(server.get("/v1/persons?name=yao").await).await;
+    assert_eq!(persons["total"], 1, "{persons}");
+}
