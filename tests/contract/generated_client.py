@@ -24,6 +24,40 @@ spec_path = work / "openapi.json"
 spec_path.write_bytes(urllib.request.urlopen(f"{base}/openapi.json").read())
 validate(read_from_filename(str(spec_path))[0])
 
+# Every request and response body has an example, and each example is valid for its schema.
+import jsonschema  # noqa: E402  (openapi-spec-validator's own dependency)
+import referencing  # noqa: E402
+
+document = json.loads(spec_path.read_text())
+schemas = document["components"]["schemas"]
+registry = referencing.Registry().with_resource(
+    "urn:facerec", referencing.Resource.from_contents(document, referencing.jsonschema.DRAFT202012)
+)
+bodies = set()
+for path, item in document["paths"].items():
+    for method, operation in item.items():
+        if not isinstance(operation, dict):
+            continue
+        contents = [operation.get("requestBody", {}).get("content", {})]
+        contents += [r.get("content", {}) for s, r in operation.get("responses", {}).items() if s.startswith("2")]
+        for content in contents:
+            for media, body in content.items():
+                ref = body.get("schema", {}).get("$ref", "")
+                if ref:
+                    bodies.add(ref.rsplit("/", 1)[1])
+                elif media != "image/jpeg":
+                    sys.exit(f"{method.upper()} {path}: a {media} body without a named schema")
+missing = sorted(name for name in bodies if not schemas[name].get("examples"))
+if missing:
+    sys.exit(f"bodies without an example: {missing}")
+for name in sorted(bodies):
+    # A form's file fields hold a placeholder string: a string is what `format: binary` types.
+    example = schemas[name]["examples"][0]
+    schema = {"$ref": f"urn:facerec#/components/schemas/{name}"}
+    errors = list(jsonschema.Draft202012Validator(schema, registry=registry).iter_errors(example))
+    if errors:
+        sys.exit(f"the example of {name} does not fit its schema: {errors[0].message} at {list(errors[0].absolute_path)}")
+
 # The generator runs its formatter (ruff, installed beside it) from PATH.
 bin_dir = pathlib.Path(sys.executable).parent
 env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -47,7 +81,7 @@ from facerec_client.types import File  # noqa: E402
 data = pathlib.Path(photo).read_bytes()
 image = lambda: File(payload=io.BytesIO(data), file_name="photo.jpg", mime_type="image/jpeg")  # noqa: E731
 client = AuthenticatedClient(base_url=base, token=key)
-seen = {"generator_warnings": warnings}
+seen = {"generator_warnings": warnings, "examples_checked": len(bodies)}
 
 registered = register.sync_detailed(
     client=client,

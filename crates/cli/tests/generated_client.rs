@@ -36,6 +36,8 @@ async fn a_generated_client_registers_recognizes_and_deletes() {
     );
     let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(seen["generator_warnings"], serde_json::json!([]), "{seen}");
+    // Every request and response body has an example that fits its schema (the script checks).
+    assert!(seen["examples_checked"].as_u64() >= Some(40), "{seen}");
     assert!(seen["registered"].is_string(), "{seen}");
     assert_eq!(seen["recognized"], "Generated Client", "{seen}");
     assert_eq!(seen["after_delete"], 404, "{seen}");

@@ -43,6 +43,7 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
         enumerate_codes_and_scopes(components);
+        add_examples(components);
         for (path, item) in openapi.paths.paths.iter_mut() {
             // The operations that write to the database (persons, faces, stream tickets).
             let stores = path == "/v1/register"
@@ -224,6 +225,29 @@ fn enumerate_codes_and_scopes(components: &mut utoipa::openapi::Components) {
                 "Scopes: what the key may do (docs/COLLECTIONS-AND-KEYS.md, the scope table).",
             ));
             object.properties.insert("scopes".into(), list.into());
+        }
+    }
+}
+
+/// An example of every request and response body, from `examples.json`: what a real run of this
+/// version answered (ids and times differ on each run; long lists cut to two items), and for the
+/// forms, the fields a client sends. The contract test validates each against its schema.
+const EXAMPLES: &str = include_str!("examples.json");
+
+fn add_examples(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let examples: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(EXAMPLES).expect("examples.json is a JSON object");
+    for (name, schema) in components.schemas.iter_mut() {
+        let Some(example) = examples.get(name) else {
+            continue;
+        };
+        match schema {
+            RefOr::T(Schema::Object(object)) => object.examples = vec![example.clone()],
+            // A body that flattens another (`CreatedKeyDto` is a `KeyDto` and its secret).
+            RefOr::T(Schema::AllOf(all_of)) => all_of.examples = vec![example.clone()],
+            _ => {}
         }
     }
 }
