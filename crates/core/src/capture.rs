@@ -215,8 +215,10 @@ pub struct NewCapture {
     pub quality: FaceQuality,
     pub bbox: BoundingBox,
     pub decision: Decision,
-    /// The threshold the decision was taken at; clusters are joined at it too.
+    /// The threshold the decision was taken at (a request may name its own).
     pub threshold: Threshold,
+    /// The collection's threshold in force: clusters are joined at it, whatever a request asked.
+    pub join_at: Threshold,
     pub source: Source,
     /// The route that recognized it (`/v1/recognize`, `stream`, `compreface`, `deepstack`).
     pub route: &'static str,

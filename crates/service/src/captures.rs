@@ -56,10 +56,23 @@ impl Review {
         QUEUE - self.queue.capacity()
     }
 
+    /// Captures, newest first; a merged cluster's id lists its survivor's.
     pub async fn list(&self, caller: &Caller, filter: &CaptureFilter) -> AppResult<Vec<Capture>> {
+        let mut filter = filter.clone();
+        if let Some(cluster) = filter.cluster {
+            match self
+                .store
+                .get_cluster(caller.collection_id(), cluster)
+                .await
+            {
+                Ok(found) => filter.cluster = Some(found.id),
+                Err(facerec_core::StoreError::ClusterNotFound(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(self
             .store
-            .list_captures(caller.collection_id(), filter)
+            .list_captures(caller.collection_id(), &filter)
             .await?)
     }
 
@@ -125,7 +138,8 @@ impl Review {
     }
 
     /// Names a cluster (by its id or a merged id): all its captures go to the person, and its best
-    /// [`FACES_FROM_CLUSTER`] that are good enough become their faces.
+    /// [`FACES_FROM_CLUSTER`] (of its first [`MAX_LIST`]) that are good enough become their faces.
+    /// A larger cluster is named in batches of [`MAX_LIST`], the first with the faces.
     pub async fn name_cluster(
         &self,
         caller: &Caller,
@@ -138,23 +152,45 @@ impl Review {
             limit: MAX_LIST,
             ..CaptureFilter::default()
         };
-        let captures = self
-            .store
-            .list_captures(caller.collection_id(), &filter)
-            .await?;
-        let ids: Vec<CaptureId> = captures.iter().map(|c| c.id).collect();
-        let as_faces = self.enrollable(captures, FACES_FROM_CLUSTER);
-        if matches!(to, NameFor::New(_)) && as_faces.is_empty() {
-            return Err(AppError::Store(facerec_core::StoreError::InvalidPerson(
-                "none of this cluster's faces is good enough to enroll (the enrollment quality \
-                 policy): assign them to an existing person, or register a photo"
-                    .into(),
-            )));
+        let mut to = to;
+        let mut named: Option<Assigned> = None;
+        loop {
+            let captures = self
+                .store
+                .list_captures(caller.collection_id(), &filter)
+                .await?;
+            if captures.is_empty() {
+                break;
+            }
+            let ids: Vec<CaptureId> = captures.iter().map(|c| c.id).collect();
+            let as_faces = match named {
+                None => self.enrollable(captures, FACES_FROM_CLUSTER),
+                Some(_) => Vec::new(),
+            };
+            if matches!(to, NameFor::New(_)) && as_faces.is_empty() {
+                return Err(AppError::Store(facerec_core::StoreError::InvalidPerson(
+                    "none of this cluster's faces is good enough to enroll (the enrollment \
+                     quality policy): assign them to an existing person, or register a photo"
+                        .into(),
+                )));
+            }
+            let batch = self
+                .store
+                .assign_captures(caller.collection_id(), &ids, to, &as_faces, &caller.actor)
+                .await?;
+            to = NameFor::Existing(batch.person.id);
+            named = Some(match named {
+                None => batch,
+                Some(mut all) => {
+                    all.captures.extend(batch.captures);
+                    all.faces_added += batch.faces_added;
+                    all
+                }
+            });
         }
-        Ok(self
-            .store
-            .assign_captures(caller.collection_id(), &ids, to, &as_faces, &caller.actor)
-            .await?)
+        named.ok_or(AppError::Store(facerec_core::StoreError::ClusterNotFound(
+            id,
+        )))
     }
 
     /// The best `n` captures that pass the enrollment quality policy and still hold their chip

@@ -151,7 +151,7 @@ impl App {
         }
         let rejections = self
             .store
-            .rejections(caller.collection_id(), &contenders)
+            .rejections(caller.collection_id(), &contenders, &self.model)
             .await?;
         Ok(matcher.decide_heeding(candidates, |c| {
             rejections.iter().any(|r| {
@@ -172,6 +172,8 @@ impl App {
     ) -> Option<SeenCluster> {
         let recognition = seen.recognition;
         let threshold = recognition.threshold;
+        // Strangers are grouped at the collection's threshold, not at one a request asked for.
+        let join_at = seen.calibration.threshold();
         let now = chrono::Utc::now();
         let cluster = match recognition.matched {
             Some(_) => None,
@@ -181,7 +183,7 @@ impl App {
                     caller.collection_id(),
                     &seen.face.embedding,
                     &self.model,
-                    threshold.value(),
+                    join_at.value(),
                 )
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "finding a capture's cluster failed"))
@@ -216,6 +218,7 @@ impl App {
                 bbox: face.detection.bbox,
                 decision,
                 threshold,
+                join_at,
                 source: context
                     .source
                     .clone()

@@ -58,6 +58,7 @@ fn capture(embedding: NormalizedEmbedding, model: &ModelId, source: String) -> N
         },
         decision: Decision::Unknown { best: None },
         threshold: Threshold::new(THRESHOLD).unwrap(),
+        join_at: Threshold::new(THRESHOLD).unwrap(),
         source: Source::new(&source).unwrap(),
         route: "bench",
         seen_at: Utc::now(),

@@ -16,12 +16,18 @@ pub(crate) enum Change {
     /// A capture stored, or its embedding replaced by a better sighting.
     CaptureStored(CollectionId, CaptureId, ModelId, NormalizedEmbedding),
     CapturesRemoved(Vec<CaptureId>),
+    /// Chips set to NULL (captures named for a person): nothing to update, but the old pages
+    /// must be erased as a deletion's are.
+    ChipsErased,
 }
 
 impl Change {
     /// Whether it deleted rows that must then be erased from the files.
     pub(crate) fn removes(&self) -> bool {
-        matches!(self, Self::FacesRemoved(_) | Self::CapturesRemoved(_))
+        matches!(
+            self,
+            Self::FacesRemoved(_) | Self::CapturesRemoved(_) | Self::ChipsErased
+        )
     }
 }
 

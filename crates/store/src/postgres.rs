@@ -396,6 +396,8 @@ impl Hooks for PostgresStore {
                 similarity: Similarity::new(similarity as f32),
             });
         }
+        // An iterative scan in relaxed order may answer slightly out of order.
+        neighbours.sort_by(|a, b| b.similarity.value().total_cmp(&a.similarity.value()));
         Ok(neighbours)
     }
 }

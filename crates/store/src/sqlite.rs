@@ -229,6 +229,7 @@ impl Hooks for SqliteStore {
                     captures.remove(id);
                 }
             }
+            Change::ChipsErased => {}
         }
     }
 

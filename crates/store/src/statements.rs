@@ -176,6 +176,9 @@ pub(crate) const DELETE_FACES_OF_COLLECTION: &str =
     "DELETE FROM faces WHERE collection_id = $1 RETURNING id";
 pub(crate) const DELETE_PERSONS_OF_COLLECTION: &str =
     "DELETE FROM persons WHERE collection_id = $1 RETURNING id";
+/// A person's captures: named for them, or rejected for them.
+pub(crate) const DELETE_CAPTURES_OF_PERSON: &str = "DELETE FROM captures WHERE collection_id = $1 \
+     AND (person_id = $2 OR rejected_person_id = $2) RETURNING id";
 pub(crate) const DELETE_CAPTURES_OF_COLLECTION: &str =
     "DELETE FROM captures WHERE collection_id = $1 RETURNING id";
 pub(crate) const DELETE_KEYS_OF_COLLECTION: &str =
@@ -323,4 +326,5 @@ pub(crate) const REJECT_CAPTURE: &str = "UPDATE captures SET status = 'rejected'
 pub(crate) const COUNT_REJECTIONS: &str =
     "SELECT count(*) FROM captures WHERE collection_id = $1 AND status = 'rejected'";
 pub(crate) const SELECT_REJECTIONS_OF: &str = "SELECT id, embedding FROM captures \
-     WHERE collection_id = $1 AND rejected_person_id = $2 AND status = 'rejected'";
+     WHERE collection_id = $1 AND rejected_person_id = $2 AND status = 'rejected' \
+     AND model_name = $3 AND model_sha256 = $4";

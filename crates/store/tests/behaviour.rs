@@ -1809,6 +1809,7 @@ fn new_capture(
             None => Decision::Unknown { best: None },
         },
         threshold: Threshold::new(0.3).unwrap(),
+        join_at: Threshold::new(0.3).unwrap(),
         source: Source::new(source).unwrap(),
         route: "test",
         seen_at: at,
@@ -1853,6 +1854,16 @@ async fn captures_cluster_expire_and_stay_bounded(store: Arc<dyn Inspect>) {
         .unwrap();
     let survivor = link.capture.cluster_id.unwrap();
     assert_eq!(survivor, x.min(y), "the older cluster survives");
+    // The same face from the same source again: one capture seen twice, and the cluster id its
+    // answer gave (before the first was written) resolves to the capture's cluster.
+    let mut again = new_capture(a.clone(), None, "cam-a", now);
+    let told = again.proposed_cluster;
+    again.proposed_cluster = told;
+    let sighting = store.capture(c, again).await.unwrap();
+    assert!(sighting.merged_sighting);
+    assert_eq!(sighting.capture.id, first.capture.id);
+    assert_eq!(sighting.capture.sightings, 2);
+    assert_eq!(store.get_cluster(c, told).await.unwrap().id, survivor);
     let merged = store.get_cluster(c, x.max(y)).await.unwrap();
     assert_eq!((merged.id, merged.count), (survivor, 3));
     assert_eq!(
@@ -1888,7 +1899,23 @@ async fn captures_cluster_expire_and_stay_bounded(store: Arc<dyn Inspect>) {
         .await
         .unwrap();
     assert_eq!(rejected.status, capture::CaptureStatus::Rejected);
-    assert_eq!(store.rejections(c, &[alice.id]).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .rejections(c, &[alice.id], &model())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let other_model = ModelId {
+        name: "another".into(),
+        sha256: "0".repeat(64),
+    };
+    assert!(store
+        .rejections(c, &[alice.id], &other_model)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.count_rejections(c).await.unwrap(), 1);
     // Expired (seen three hours ago, kept two): gone, and the rejection with it.
     let deleted = store
@@ -1896,7 +1923,11 @@ async fn captures_cluster_expire_and_stay_bounded(store: Arc<dyn Inspect>) {
         .await
         .unwrap();
     assert_eq!(deleted, 1);
-    assert!(store.rejections(c, &[alice.id]).await.unwrap().is_empty());
+    assert!(store
+        .rejections(c, &[alice.id], &model())
+        .await
+        .unwrap()
+        .is_empty());
     assert!(matches!(
         store.get_capture(c, named.capture.id).await,
         Err(StoreError::CaptureNotFound(_))

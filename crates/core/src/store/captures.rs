@@ -85,9 +85,13 @@ pub trait Captures: Send + Sync {
         actor: &Actor,
     ) -> StoreResult<Capture>;
 
-    /// The rejections held against these persons.
-    async fn rejections(&self, collection: In, persons: &[PersonId])
-        -> StoreResult<Vec<Rejection>>;
+    /// The rejections held against these persons, of captures embedded by this model.
+    async fn rejections(
+        &self,
+        collection: In,
+        persons: &[PersonId],
+        model: &ModelId,
+    ) -> StoreResult<Vec<Rejection>>;
 
     /// Rejected captures in the collection: observed false matches, for the calibration's evidence.
     async fn count_rejections(&self, collection: In) -> StoreResult<u64>;

@@ -61,7 +61,7 @@ impl Captures for This {
                 collection,
                 &new.embedding,
                 &new.model,
-                new.threshold.value(),
+                new.join_at.value(),
                 NEIGHBOURS,
             )
             .await?;
@@ -95,6 +95,22 @@ impl Captures for This {
                     ));
                 }
                 let capture = capture_in(tx, collection, id).await?;
+                // The cluster the answer named for this sighting stays valid: an alias of this
+                // capture's, when it is not that cluster already.
+                if let Some(cluster) = capture.cluster_id.filter(|_| known.is_none()) {
+                    if resolve(tx, collection, new.proposed_cluster)
+                        .await?
+                        .is_none()
+                    {
+                        let alias = insert_cluster(
+                            collection,
+                            new.proposed_cluster,
+                            Some(cluster),
+                            new.seen_at,
+                        );
+                        tx.run([alias], Taken::Nothing).await?;
+                    }
+                }
                 return Ok(Captured {
                     capture,
                     merged_sighting: true,
@@ -307,6 +323,7 @@ impl Captures for This {
             let event = NewAuditEvent::captures_reviewed("assigned", Some(person.id), ids.len());
             statements.push(bind::audit(collection, event, actor));
             tx.run(statements, Taken::Nothing).await?;
+            tx.changed(Change::ChipsErased);
             for capture in &mut captures {
                 *capture = capture_in(tx, collection, capture.id).await?;
             }
@@ -362,12 +379,15 @@ impl Captures for This {
         &self,
         collection: In,
         persons: &[PersonId],
+        model: &ModelId,
     ) -> StoreResult<Vec<Rejection>> {
         let mut rejections = Vec::new();
         for &person in persons {
             let rows: Vec<(Id, Embedding)> = sqlx::query_as(SELECT_REJECTIONS_OF)
                 .bind(Id::from(collection))
                 .bind(Id::from(person))
+                .bind(model.name.clone())
+                .bind(model.sha256.clone())
                 .fetch_all(self.readers())
                 .await
                 .map_err(db_error)?;
@@ -577,21 +597,22 @@ async fn join_cluster(
     proposed: ClusterId,
     now: DateTime<Utc>,
 ) -> StoreResult<ClusterId> {
-    let linked: BTreeSet<ClusterId> = near
+    // The neighbours were read before this transaction: a cluster merged or deleted since is
+    // resolved (to its survivor, or to nothing) here.
+    let mut linked: BTreeSet<ClusterId> = BTreeSet::new();
+    for cluster in near
         .iter()
         .filter(|n| n.capture.status.is_clustered())
         .filter_map(|n| n.capture.cluster_id)
-        .collect();
-    let proposed_exists: Option<Id> = sqlx::query_scalar(RESOLVE_CLUSTER)
-        .bind(Id::from(proposed))
-        .bind(Id::from(collection))
-        .fetch_optional(tx.conn())
-        .await
-        .map_err(db_error)?;
+        .collect::<BTreeSet<_>>()
+    {
+        linked.extend(resolve(tx, collection, cluster).await?);
+    }
+    let proposed_exists = resolve(tx, collection, proposed).await?;
     // UUIDv7: the smallest is the oldest, which keeps its id.
     let Some(&survivor) = linked.first() else {
         return match proposed_exists {
-            Some(survivor) => Ok(survivor.into()),
+            Some(survivor) => Ok(survivor),
             None => {
                 tx.run(
                     [insert_cluster(collection, proposed, None, now)],
@@ -620,6 +641,21 @@ async fn join_cluster(
     }
     tx.run(statements, Taken::Nothing).await?;
     Ok(survivor)
+}
+
+/// A cluster id as given out, as the transaction sees it: itself, its survivor, or nothing.
+async fn resolve(
+    tx: &mut Tx<'_>,
+    collection: In,
+    cluster: ClusterId,
+) -> StoreResult<Option<ClusterId>> {
+    let survivor: Option<Id> = sqlx::query_scalar(RESOLVE_CLUSTER)
+        .bind(Id::from(cluster))
+        .bind(Id::from(collection))
+        .fetch_optional(tx.conn())
+        .await
+        .map_err(db_error)?;
+    Ok(survivor.map(ClusterId::from))
 }
 
 /// Drops the collection's oldest captures beyond `max`: how many.

@@ -8,15 +8,16 @@ use facerec_core::person::{apply_patch, check_dimension, face_from_new, person_f
 use facerec_core::retry::{Attempt, IdempotencyKey, Remembered};
 use facerec_core::store::{In, StoreResult};
 use facerec_core::{
-    Actor, Added, AuditEvent, AuditFilter, Candidate, CollectionId, DeletedPerson, Face, FaceEntry,
-    FaceId, Gallery, ModelId, NewAuditEvent, NewFace, NewPerson, Page, PageRequest, Person,
-    PersonId, PersonPatch, RegisteredNamed, StoreError,
+    Actor, Added, AuditEvent, AuditFilter, Candidate, CaptureId, CollectionId, DeletedPerson, Face,
+    FaceEntry, FaceId, Gallery, ModelId, NewAuditEvent, NewFace, NewPerson, Page, PageRequest,
+    Person, PersonId, PersonPatch, RegisteredNamed, StoreError,
 };
 use facerec_types::NormalizedEmbedding;
 
 use super::write::Tx;
 use super::{bind, This};
 use crate::backend::{Change, Hooks};
+use crate::columns::Id;
 use crate::error::{db_error, Taken};
 
 #[async_trait::async_trait]
@@ -485,6 +486,18 @@ impl This {
                 .map(FaceId::from)
                 .collect();
             let faces_deleted = faces.len() as u64;
+            // Their captures go with them (a cascade would too, unseen by SQLite's index).
+            let captures: Vec<CaptureId> =
+                sqlx::query_scalar(crate::statements::DELETE_CAPTURES_OF_PERSON)
+                    .bind(Id::from(collection))
+                    .bind(Id::from(id))
+                    .fetch_all(tx.conn())
+                    .await
+                    .map_err(db_error)?
+                    .into_iter()
+                    .map(|c: Id| CaptureId::from(c))
+                    .collect();
+            tx.changed(Change::CapturesRemoved(captures));
             let statements = [
                 bind::delete_person_row(id),
                 bind::audit(collection, event(id, faces_deleted), actor),
