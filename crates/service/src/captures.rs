@@ -51,11 +51,6 @@ impl Review {
         }
     }
 
-    /// Captures waiting to be written.
-    pub fn pending(&self) -> usize {
-        QUEUE - self.queue.capacity()
-    }
-
     /// Captures, newest first; a merged cluster's id lists its survivor's.
     pub async fn list(&self, caller: &Caller, filter: &CaptureFilter) -> AppResult<Vec<Capture>> {
         let mut filter = filter.clone();
@@ -125,11 +120,7 @@ impl Review {
         }
         let as_faces = self.enrollable(candidates, ids.len());
         if matches!(to, NameFor::New(_)) && as_faces.is_empty() {
-            return Err(AppError::Store(facerec_core::StoreError::InvalidPerson(
-                "none of these captured faces is good enough to enroll (the enrollment quality \
-                 policy): assign them to an existing person, or register a photo"
-                    .into(),
-            )));
+            return Err(none_enrollable());
         }
         Ok(self
             .store
@@ -168,11 +159,7 @@ impl Review {
                 Some(_) => Vec::new(),
             };
             if matches!(to, NameFor::New(_)) && as_faces.is_empty() {
-                return Err(AppError::Store(facerec_core::StoreError::InvalidPerson(
-                    "none of this cluster's faces is good enough to enroll (the enrollment \
-                     quality policy): assign them to an existing person, or register a photo"
-                        .into(),
-                )));
+                return Err(none_enrollable());
             }
             let batch = self
                 .store
@@ -232,6 +219,15 @@ impl Review {
         }
         Ok(deleted)
     }
+}
+
+/// A new person needs a face: none of the captures named passes the enrollment quality policy.
+fn none_enrollable() -> AppError {
+    AppError::Store(facerec_core::StoreError::InvalidPerson(
+        "none of these captured faces is good enough to enroll (the enrollment quality policy): \
+         assign them to an existing person, or register a photo"
+            .into(),
+    ))
 }
 
 /// Writes queued captures one at a time, until the app is dropped.

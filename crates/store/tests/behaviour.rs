@@ -1856,9 +1856,8 @@ async fn captures_cluster_expire_and_stay_bounded(store: Arc<dyn Inspect>) {
     assert_eq!(survivor, x.min(y), "the older cluster survives");
     // The same face from the same source again: one capture seen twice, and the cluster id its
     // answer gave (before the first was written) resolves to the capture's cluster.
-    let mut again = new_capture(a.clone(), None, "cam-a", now);
+    let again = new_capture(a.clone(), None, "cam-a", now);
     let told = again.proposed_cluster;
-    again.proposed_cluster = told;
     let sighting = store.capture(c, again).await.unwrap();
     assert!(sighting.merged_sighting);
     assert_eq!(sighting.capture.id, first.capture.id);

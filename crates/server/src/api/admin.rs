@@ -17,18 +17,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::dto::AuditEventDto;
-use super::error::{ApiError, ErrorBody};
+use super::error::{body, ApiError, Body, ErrorBody};
 use super::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// A JSON body, its rejection as our `invalid_request`.
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn body<T>(body: Body<T>) -> ApiResult<T> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CollectionDto {

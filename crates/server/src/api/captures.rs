@@ -17,19 +17,11 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::dto::PersonDto;
-use super::error::{ApiError, ErrorBody};
+use super::error::{body, ApiError, Body, ErrorBody};
 use super::form::Form;
 use super::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// A JSON body, its rejection as our `invalid_request`.
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn body<T>(body: Body<T>) -> ApiResult<T> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
 
 fn id<T: std::str::FromStr>(what: &str, text: &str) -> ApiResult<T> {
     text.parse()

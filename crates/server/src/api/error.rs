@@ -186,3 +186,13 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// A JSON body as a handler takes it: its rejection (malformed, wrong type, unknown field) is
+/// answered by [`body`] as our `invalid_request`, with serde's words.
+pub type Body<T> = Result<axum::Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The body, or the 400 that says what is wrong with it.
+pub fn body<T>(body: Body<T>) -> Result<T, ApiError> {
+    body.map(|axum::Json(b)| b)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}

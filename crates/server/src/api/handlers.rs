@@ -491,9 +491,9 @@ pub async fn update_person(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    body: Result<Json<PersonPatchDto>, axum::extract::rejection::JsonRejection>,
+    patch: super::error::Body<PersonPatchDto>,
 ) -> ApiResult<Json<PersonDto>> {
-    let Json(patch) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let patch = super::error::body(patch)?;
     if matches!(&patch.metadata, Some(m) if !m.is_object()) {
         return Err(ApiError::bad_request("'metadata' must be a JSON object"));
     }
