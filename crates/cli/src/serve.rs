@@ -109,6 +109,69 @@ pub struct ServeArgs {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub background: BackgroundArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
+}
+
+/// Where events go besides webhooks (docs/EVENTS.md).
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// Deliver webhooks to loopback, private, link-local and other non-public addresses too (a
+    /// home network's Home Assistant, say). Off by default: a key with `admin` could otherwise
+    /// make the server reach what only it can reach (cloud metadata, the database)
+    #[arg(long, env = "FACEREC_WEBHOOK_ALLOW_PRIVATE_NETWORKS")]
+    pub webhook_allow_private_networks: bool,
+    /// Publish events to this MQTT broker: mqtt://user:pass@host:1883 or mqtts://…:8883
+    #[arg(long, env = "FACEREC_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
+    /// The first level of every topic facerec publishes
+    #[arg(long, env = "FACEREC_MQTT_TOPIC_PREFIX", default_value = "facerec", value_parser = topic_level)]
+    pub mqtt_topic_prefix: String,
+    /// Home Assistant's discovery prefix; empty: no discovery
+    #[arg(
+        long,
+        env = "FACEREC_MQTT_DISCOVERY_PREFIX",
+        default_value = "homeassistant"
+    )]
+    pub mqtt_discovery_prefix: String,
+    /// Certificate authorities (PEM) an mqtts:// broker is checked against [default: the system's]
+    #[arg(long, env = "FACEREC_MQTT_CA_FILE")]
+    pub mqtt_ca_file: Option<PathBuf>,
+}
+
+/// A topic level: no wildcards, no separators, not empty.
+fn topic_level(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(['/', '+', '#', '\0']) {
+        return Err(format!(
+            "'{text}' is not one MQTT topic level (no '/', '+' or '#')"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+impl EventArgs {
+    pub fn integrations(&self) -> facerec_integrations::IntegrationsConfig {
+        let discovery = self.mqtt_discovery_prefix.trim();
+        facerec_integrations::IntegrationsConfig {
+            webhook_addresses: self.addresses(),
+            mqtt: self
+                .mqtt_url
+                .as_ref()
+                .map(|url| facerec_integrations::MqttConfig {
+                    url: url.clone(),
+                    prefix: self.mqtt_topic_prefix.clone(),
+                    discovery_prefix: (!discovery.is_empty()).then(|| discovery.to_owned()),
+                    ca_file: self.mqtt_ca_file.clone(),
+                    frigate_topic: None,
+                }),
+        }
+    }
+
+    pub fn addresses(&self) -> facerec_core::events::AddressPolicy {
+        facerec_core::events::AddressPolicy {
+            allow_private: self.webhook_allow_private_networks,
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -119,6 +182,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut app = args.service.app_config(args.workers, args.queue)?;
     args.background.apply(&mut app);
+    app.webhook_addresses = args.events.addresses();
+    let integrations = args.events.integrations();
+    integrations.check().map_err(anyhow::Error::msg)?;
     let config = ServerConfig {
         app,
         bind: args.bind,
@@ -167,6 +233,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Beyond loopback without configured keys: refused before the models load unless the
     // database holds an admin key (`facerec_server::check_exposure`).
     let store = args.service.database.open().await?;
-    facerec_server::serve(config, store).await?;
+    facerec_server::serve(config, store, |app| {
+        facerec_integrations::start(app, integrations)
+    })
+    .await?;
     Ok(())
 }

@@ -182,6 +182,7 @@ impl ServiceArgs {
             quality: self.matching.quality(),
             retention: self.retention.retention(),
             calibration: self.calibration.calibration()?,
+            webhook_addresses: Default::default(),
         })
     }
 }

@@ -3,6 +3,7 @@
 use facerec_types::{EmbeddingError, ErrorCode};
 
 use crate::domain::{CaptureId, ClusterId, FaceId, KeyId, PersonId};
+use crate::events::WebhookId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,6 +19,10 @@ pub enum StoreError {
     /// that names nobody, a capture whose chip is gone).
     #[error("capture {0}: {1}")]
     CaptureConflict(CaptureId, String),
+    #[error("webhook {0} not found")]
+    WebhookNotFound(WebhookId),
+    #[error("invalid webhook: {0}")]
+    InvalidWebhook(String),
     /// No collection of this name or id (or none the caller may see).
     #[error("collection '{0}' not found")]
     CollectionNotFound(String),
@@ -80,6 +85,8 @@ impl StoreError {
             Self::CaptureNotFound(_) => ErrorCode::CaptureNotFound,
             Self::ClusterNotFound(_) => ErrorCode::ClusterNotFound,
             Self::CaptureConflict(..) => ErrorCode::CaptureConflict,
+            Self::WebhookNotFound(_) => ErrorCode::WebhookNotFound,
+            Self::InvalidWebhook(_) => ErrorCode::InvalidWebhook,
             Self::CollectionNotFound(_) | Self::CollectionDeleted => ErrorCode::CollectionNotFound,
             Self::CollectionExists(_) => ErrorCode::CollectionExists,
             Self::InvalidCollection(_) | Self::DefaultCollection => ErrorCode::InvalidCollection,

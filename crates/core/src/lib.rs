@@ -10,6 +10,7 @@ pub mod collection;
 pub mod domain;
 pub mod enrollment;
 mod error;
+pub mod events;
 pub mod matching;
 pub mod person;
 pub mod retry;
@@ -27,7 +28,7 @@ pub use facerec_types::{error_code, ErrorCode};
 pub use matching::{
     Candidate, DetectionScale, Matcher, Recognition, Threshold, DEFAULT_MATCH_THRESHOLD,
 };
-pub use store::{AuditFilter, Captures, Catalogue, Gallery, Store, TicketBudget};
+pub use store::{AuditFilter, Captures, Catalogue, Gallery, Outbox, Store, TicketBudget};
 
 /// Length of the embeddings stored and compared (ArcFace: 512).
 pub const EMBEDDING_DIM: usize = 512;

@@ -199,6 +199,14 @@ impl Tracker {
         })
     }
 
+    /// How many recognitions a track's name rests on (its votes, at most the window).
+    pub fn votes(&self, track_id: u64) -> usize {
+        self.tracks
+            .iter()
+            .find(|t| t.id == track_id)
+            .map_or(0, |t| t.votes.len())
+    }
+
     pub fn active_tracks(&self) -> usize {
         self.tracks.len()
     }

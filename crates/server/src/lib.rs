@@ -67,7 +67,13 @@ pub fn check_exposure(config: &ServerConfig, in_force: KeysInForce) -> Result<()
 }
 
 /// Loads the models over `store`, then serves until SIGINT/SIGTERM, finishing requests in flight.
-pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), ServeError> {
+/// Serves until a shutdown signal. `started` runs once the app is up, before the first request:
+/// where the command line starts what works beside the server (the event dispatcher, bridges).
+pub async fn serve(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    started: impl FnOnce(Arc<App>) -> Result<(), String>,
+) -> Result<(), ServeError> {
     let in_force = store
         .keys_in_force(chrono::Utc::now())
         .await
@@ -81,7 +87,8 @@ pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), Se
     // Each upload needs one inference job (verify with two photos, two): as many as the pool can
     // run or hold.
     let uploads = config.app.engine.workers + config.app.engine.queue;
-    let app = App::start(config.app.clone(), store).await?;
+    let app = Arc::new(App::start(config.app.clone(), store).await?);
+    started(Arc::clone(&app)).map_err(ServeError::Config)?;
     let state = Arc::new(AppState {
         app,
         keys: config.keys.clone(),

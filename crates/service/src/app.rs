@@ -15,6 +15,7 @@ use crate::calibration::Calibrator;
 use crate::captures::Review;
 use crate::engine::Engine;
 use crate::error::AppResult;
+use crate::events::Events;
 use crate::persons::Persons;
 use crate::retention::Retention;
 use crate::selection::Selection;
@@ -26,6 +27,7 @@ pub struct App {
     calibrator: Calibrator,
     persons: Persons,
     pub(crate) review: Review,
+    events: Events,
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
     pub(crate) model: ModelId,
@@ -57,9 +59,11 @@ impl App {
         quality: QualityPolicy,
         limits: IngestLimits,
         retention: Retention,
+        webhook_addresses: facerec_core::events::AddressPolicy,
     ) -> Self {
         let model = engine.model().clone();
         Self {
+            events: Events::start(Arc::clone(&store), webhook_addresses),
             access: Access::new(Arc::clone(&store)),
             persons: Persons::new(Arc::clone(&store), retention.sweep_every),
             review: Review::start(Arc::clone(&store), quality),
@@ -81,6 +85,11 @@ impl App {
     /// The threshold in force per collection.
     pub fn calibrator(&self) -> &Calibrator {
         &self.calibrator
+    }
+
+    /// Events (what decisions tell the house) and the webhooks they go to.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// What is stored about persons.

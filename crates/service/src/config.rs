@@ -64,6 +64,8 @@ pub struct AppConfig {
     pub quality: QualityPolicy,
     pub retention: Retention,
     pub calibration: CalibrationConfig,
+    /// Where webhooks may deliver (`--webhook-allow-private-networks`).
+    pub webhook_addresses: facerec_core::events::AddressPolicy,
 }
 
 /// Why the app could not start.
@@ -96,6 +98,7 @@ impl App {
             config.quality,
             config.ingest,
             config.retention,
+            config.webhook_addresses,
         ))
     }
 }

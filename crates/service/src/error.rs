@@ -60,6 +60,9 @@ pub enum AppError {
     /// The caller's key lacks the scope.
     #[error("this needs the scope '{0}', which the key does not have")]
     InsufficientScope(Scope),
+    /// A webhook's address is not one the operator allows events to go to.
+    #[error("{0}")]
+    WebhookAddressRefused(String),
     /// A failure of facerec itself (the log has the details).
     #[error("{0}")]
     Internal(String),
@@ -91,6 +94,7 @@ impl AppError {
             Self::DuplicateExternalId { .. } => ErrorCode::DuplicateExternalId,
             Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Self::CalibrationTooSoon(_) => ErrorCode::RateLimited,
+            Self::WebhookAddressRefused(_) => ErrorCode::WebhookAddressRefused,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }

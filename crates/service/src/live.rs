@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use facerec_core::calibration::Calibration;
-use facerec_core::capture::{CaptureMode, CapturePolicy, Source};
-use facerec_core::tracking::{TrackIdentity, Tracker, TrackerConfig};
-use facerec_core::{Caller, Matcher, Threshold};
+use facerec_core::capture::{CaptureMode, CapturePolicy, SeenCluster, Source};
+use facerec_core::tracking::{Assignment, TrackIdentity, Tracker, TrackerConfig};
+use facerec_core::{Caller, Matcher, PersonId, Threshold};
 use facerec_vision::{decode_image, Detection};
 
 use crate::app::App;
 use crate::captures::CaptureContext;
 use crate::error::{AppError, AppResult};
+use crate::events::Decided;
 use crate::recognition::Seen;
 
 /// One stream's state: its tracks, and the calibration and threshold it decides under (both fixed
@@ -33,7 +34,16 @@ pub struct LiveSession<'a> {
     /// track is captured when it is first embedded and again only for a better face (the store
     /// merges them into one capture), not once per frame.
     captured: HashMap<u64, f32>,
+    /// What each track of the last frame was announced as (an event per track when its name
+    /// settles, not per frame): a person, or `None` for unknown.
+    announced: HashMap<u64, Option<PersonId>>,
+    /// The cluster each unknown track of the last frame was captured into.
+    clusters: HashMap<u64, SeenCluster>,
 }
+
+/// An unknown track is announced once it rests on this many recognitions (a known one as soon as
+/// a majority of its votes names someone).
+const UNKNOWN_SETTLES_AFTER: usize = 2;
 
 /// What one frame showed.
 #[derive(Debug, Clone)]
@@ -69,6 +79,8 @@ impl App {
             capture: CapturePolicy::of(&caller.collection.settings),
             context: CaptureContext::route("stream"),
             captured: HashMap::new(),
+            announced: HashMap::new(),
+            clusters: HashMap::new(),
             caller: caller.clone(),
         }
     }
@@ -150,15 +162,24 @@ impl<'a> LiveSession<'a> {
                         recognition: &recognition,
                         calibration: &self.calibration,
                     };
-                    app.capture(&self.caller, &self.capture, seen, &self.context)
-                        .await;
+                    if let Some(cluster) = app
+                        .capture(&self.caller, &self.capture, seen, &self.context)
+                        .await
+                    {
+                        self.clusters.insert(track, cluster);
+                    }
                     self.captured.insert(track, face.detection.score);
                 }
             }
         }
+        if app.events().wanted(self.caller.collection_id()) {
+            self.announce(&detections, &assignments);
+        }
         // Only the tracks of this frame are remembered: bounded by the faces of a frame.
-        self.captured
-            .retain(|track, _| assignments.iter().any(|a| a.track_id == *track));
+        let current = |track: &u64| assignments.iter().any(|a| a.track_id == *track);
+        self.captured.retain(|track, _| current(track));
+        self.announced.retain(|track, _| current(track));
+        self.clusters.retain(|track, _| current(track));
         let faces = detections
             .into_iter()
             .zip(&assignments)
@@ -173,5 +194,37 @@ impl<'a> LiveSession<'a> {
             embedded,
             faces,
         })
+    }
+
+    /// Tells the house about the tracks whose name settled since they were last announced: a
+    /// track named someone (again, if it changed), an unknown track once.
+    fn announce(&mut self, detections: &[Detection], assignments: &[Assignment]) {
+        let source = self
+            .context
+            .source
+            .clone()
+            .unwrap_or_else(|| self.caller.default_source());
+        for (detection, a) in detections.iter().zip(assignments) {
+            let identity = self.tracker.identity(a.track_id);
+            let now = identity.as_ref().map(|i| i.person_id);
+            let settled = match (&identity, self.announced.get(&a.track_id)) {
+                (Some(_), announced) => announced != Some(&now),
+                (None, None) => self.tracker.votes(a.track_id) >= UNKNOWN_SETTLES_AFTER,
+                (None, Some(_)) => false,
+            };
+            if !settled {
+                continue;
+            }
+            let decided = Decided {
+                detection,
+                person: identity.map(|i| (i.person_id, i.name, i.similarity)),
+                best: None,
+                threshold: self.matcher.threshold(),
+                calibration: &self.calibration,
+                unknown: self.clusters.get(&a.track_id),
+            };
+            self.app.events().emit(decided.event(&self.caller, &source));
+            self.announced.insert(a.track_id, now);
+        }
     }
 }

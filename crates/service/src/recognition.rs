@@ -13,6 +13,7 @@ use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 use crate::app::App;
 use crate::captures::CaptureContext;
 use crate::error::{AppError, AppResult};
+use crate::events::Decided;
 use crate::selection::{FacePick, Selection};
 
 /// One face of a recognized image.
@@ -94,6 +95,16 @@ impl App {
             .await?;
         let calibration = self.calibrator().calibration(&caller.collection);
         let matcher = Matcher::new(calibration.threshold()).with_threshold(options.threshold);
+        let telling = self.events().wanted(caller.collection_id());
+        let source = options
+            .capture
+            .source
+            .clone()
+            .unwrap_or_else(|| caller.default_source());
+        if telling && analysis.faces.is_empty() {
+            self.events()
+                .emit(crate::events::no_face_event(caller, &source));
+        }
         let mut faces = Vec::with_capacity(analysis.faces.len());
         for mut face in analysis.faces {
             let recognition = self
@@ -112,6 +123,10 @@ impl App {
                 }
                 false => None,
             };
+            if telling {
+                let decided = Decided::face(&face, &recognition, &calibration, unknown.as_ref());
+                self.events().emit(decided.event(caller, &source));
+            }
             faces.push(RecognizedFace {
                 face,
                 recognition,

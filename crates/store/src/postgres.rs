@@ -50,6 +50,8 @@ const LOCK_NAME: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtextexten
 /// A capture's commit does not wait for the WAL flush: a crash of PostgreSQL itself may lose the
 /// last moment's captures (never a person, a face or anything else), a crash of facerec nothing
 /// committed; the flush was half of a capture's time.
+/// Taken by every append to the event outbox: events commit in `seq` order (`ops/outbox.rs`).
+const LOCK_EVENTS: Option<&str> = Some("SELECT pg_advisory_xact_lock(7202201)");
 const CAPTURE_COMMIT: Option<&str> = Some("SET LOCAL synchronous_commit = off");
 #[path = "ops/bind.rs"]
 mod bind;
@@ -62,6 +64,8 @@ mod gallery;
 #[cfg(feature = "testing")]
 #[path = "ops/inspect.rs"]
 mod inspect;
+#[path = "ops/outbox.rs"]
+mod outbox;
 #[path = "ops/store.rs"]
 mod store;
 #[path = "ops/write.rs"]

@@ -229,3 +229,90 @@ impl TryFrom<CaptureRow> for Capture {
         })
     }
 }
+
+#[derive(FromRow)]
+pub(crate) struct SinkRow {
+    id: String,
+    kind: String,
+    collection_id: Option<Id>,
+    url: Option<String>,
+    events: Json<facerec_core::events::EventTypes>,
+    secret: Option<String>,
+    created_at: DateTime<Utc>,
+    cursor: i64,
+    attempts: i64,
+    first_failed_at: Option<DateTime<Utc>>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+}
+
+impl TryFrom<SinkRow> for facerec_core::events::Sink {
+    type Error = StoreError;
+    fn try_from(row: SinkRow) -> Result<Self, StoreError> {
+        use facerec_core::events::*;
+        let corrupt = |what: &str| StoreError::Database(format!("event sink {}: {what}", row.id));
+        let id = SinkId::parse(&row.id).ok_or_else(|| corrupt("unknown id"))?;
+        let state = SinkState {
+            cursor: row.cursor,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            first_failed_at: row.first_failed_at,
+            next_attempt_at: row.next_attempt_at,
+            last_error: row.last_error.clone(),
+        };
+        let webhook = match (id, row.kind.as_str()) {
+            (SinkId::Webhook(webhook), "webhook") => Some(Webhook {
+                id: webhook,
+                collection: row
+                    .collection_id
+                    .ok_or_else(|| corrupt("a webhook without a collection"))?
+                    .into(),
+                url: WebhookUrl::new(row.url.as_deref().unwrap_or_default())
+                    .map_err(|e| corrupt(&e))?,
+                events: row.events.0.clone(),
+                secret: WebhookSecret(row.secret.clone().unwrap_or_default()),
+                created_at: row.created_at,
+                state: state.clone(),
+            }),
+            (SinkId::Mqtt, "mqtt") => None,
+            _ => return Err(corrupt("its kind does not match its id")),
+        };
+        Ok(Sink {
+            id,
+            collection: row.collection_id.map(Into::into),
+            events: row.events.0,
+            webhook,
+            state,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct DeliveryRow {
+    seq: i64,
+    event_id: Id,
+    event_type: String,
+    status: String,
+    attempts: i64,
+    reason: Option<String>,
+    at: DateTime<Utc>,
+}
+
+impl TryFrom<DeliveryRow> for facerec_core::events::Delivery {
+    type Error = StoreError;
+    fn try_from(row: DeliveryRow) -> Result<Self, StoreError> {
+        use facerec_core::events::*;
+        Ok(Delivery {
+            seq: row.seq,
+            event_id: row.event_id.0,
+            event_type: EventType::parse(&row.event_type).ok_or_else(|| {
+                StoreError::Database(format!("a delivery of unknown type '{}'", row.event_type))
+            })?,
+            status: DeliveryStatus::parse(&row.status).ok_or_else(|| {
+                StoreError::Database(format!("a delivery of unknown status '{}'", row.status))
+            })?,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            reason: row.reason,
+            at: row.at,
+        })
+    }
+}

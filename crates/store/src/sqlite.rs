@@ -46,6 +46,8 @@ const SELECT_COLLECTION_FOR_WRITE: &str = SELECT_COLLECTION;
 /// One writer: registrations by name are serialized without a lock.
 const LOCK_NAME: Option<&str> = None;
 /// SQLite in WAL mode with `synchronous = NORMAL` already commits without waiting for a flush.
+/// SQLite has one writer: events commit in `seq` order by themselves.
+const LOCK_EVENTS: Option<&str> = None;
 const CAPTURE_COMMIT: Option<&str> = None;
 #[path = "ops/bind.rs"]
 mod bind;
@@ -58,6 +60,8 @@ mod gallery;
 #[cfg(feature = "testing")]
 #[path = "ops/inspect.rs"]
 mod inspect;
+#[path = "ops/outbox.rs"]
+mod outbox;
 #[path = "ops/store.rs"]
 mod store;
 #[path = "ops/write.rs"]

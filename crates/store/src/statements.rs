@@ -328,3 +328,65 @@ pub(crate) const COUNT_REJECTIONS: &str =
 pub(crate) const SELECT_REJECTIONS_OF: &str = "SELECT id, embedding FROM captures \
      WHERE collection_id = $1 AND rejected_person_id = $2 AND status = 'rejected' \
      AND model_name = $3 AND model_sha256 = $4";
+
+// The event outbox (`ops/outbox.rs`).
+pub(crate) const SELECT_COLLECTION_NAME: &str = "SELECT name FROM collections WHERE id = $1";
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (id, collection_id, type, person_id, \
+     created_at, data) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const EVENTS_HEAD: &str = "SELECT COALESCE(max(seq), 0) FROM events";
+/// Beyond the bound, the oldest (`$1`: how many may stay).
+pub(crate) const DROP_EVENTS_BEYOND: &str =
+    "DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - $1";
+pub(crate) const EVENTS_AFTER: &str =
+    "SELECT seq, data FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
+pub(crate) const EVENTS_AFTER_IN: &str = "SELECT seq, data FROM events WHERE seq > $1 AND \
+     seq <= $2 AND collection_id = $4 ORDER BY seq LIMIT $3";
+/// Events every destination driven lately (`$1`: since when) has taken.
+pub(crate) const DELETE_TAKEN_EVENTS: &str = "DELETE FROM events WHERE seq <= COALESCE((SELECT \
+     min(cursor) FROM event_sinks WHERE kind = 'webhook' OR lease_until > $1), \
+     (SELECT max(seq) FROM events))";
+pub(crate) const DELETE_OLD_EVENTS: &str = "DELETE FROM events WHERE created_at < $1";
+pub(crate) const DELETE_EVENTS_OF_PERSON: &str =
+    "DELETE FROM events WHERE collection_id = $1 AND person_id = $2";
+/// Collections with a webhook, and `mqtt` when the MQTT destination was driven lately (`$1`).
+pub(crate) const EVENT_DESTINATIONS: &str = "SELECT DISTINCT kind, collection_id FROM event_sinks \
+     WHERE kind = 'webhook' OR lease_until > $1";
+macro_rules! sink_columns {
+    () => {
+        "id, kind, collection_id, url, events, secret, created_at, cursor, attempts, \
+         first_failed_at, next_attempt_at, last_error"
+    };
+}
+pub(crate) const SELECT_SINKS: &str = concat!("SELECT ", sink_columns!(), " FROM event_sinks");
+pub(crate) const SELECT_WEBHOOKS: &str = concat!(
+    "SELECT ",
+    sink_columns!(),
+    " FROM event_sinks WHERE kind = 'webhook' AND collection_id = $1 ORDER BY created_at, id"
+);
+pub(crate) const SELECT_WEBHOOK: &str = concat!(
+    "SELECT ",
+    sink_columns!(),
+    " FROM event_sinks WHERE kind = 'webhook' AND collection_id = $1 AND id = $2"
+);
+pub(crate) const COUNT_WEBHOOKS: &str =
+    "SELECT count(*) FROM event_sinks WHERE kind = 'webhook' AND collection_id = $1";
+pub(crate) const INSERT_SINK: &str = "INSERT INTO event_sinks (id, kind, collection_id, url, \
+     events, secret, created_at, cursor) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+     (SELECT COALESCE(max(seq), 0) FROM events)) ON CONFLICT (id) DO NOTHING";
+pub(crate) const DELETE_WEBHOOK: &str =
+    "DELETE FROM event_sinks WHERE kind = 'webhook' AND collection_id = $1 AND id = $2";
+/// `$1`: the sink, `$2`: the owner, `$3`: until when, `$4`: now.
+pub(crate) const LEASE_SINK: &str = "UPDATE event_sinks SET lease_owner = $2, lease_until = $3 \
+     WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < $4) \
+     RETURNING cursor, attempts, first_failed_at, next_attempt_at, last_error";
+pub(crate) const ADVANCE_SINK: &str = "UPDATE event_sinks SET cursor = $3, attempts = $4, \
+     first_failed_at = $5, next_attempt_at = $6, last_error = $7, lease_until = $8 \
+     WHERE id = $1 AND lease_owner = $2";
+pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO event_deliveries (sink_id, seq, event_id, \
+     event_type, status, attempts, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (sink_id, seq) DO NOTHING";
+/// Keeps the newest `$2` entries of a sink's log.
+pub(crate) const TRIM_DELIVERIES: &str = "DELETE FROM event_deliveries WHERE sink_id = $1 AND \
+     seq < (SELECT seq FROM event_deliveries WHERE sink_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)";
+pub(crate) const SELECT_DELIVERIES: &str = "SELECT seq, event_id, event_type, status, attempts, \
+     reason, at FROM event_deliveries WHERE sink_id = $1 ORDER BY seq DESC LIMIT $2";

@@ -8,7 +8,7 @@ use facerec_store::StoreOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
 /// The schema version this build migrates to.
-const NEWEST: i64 = 8;
+const NEWEST: i64 = 9;
 
 const FIXTURE_SQLITE: &str = include_str!("fixtures/schema-v3-sqlite.sql");
 const FIXTURE_POSTGRES: &str = include_str!("fixtures/schema-v3-postgres.sql");

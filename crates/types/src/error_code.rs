@@ -171,6 +171,12 @@ error_codes! {
         "no such cluster of unknown faces (a merged cluster's id names the one it joined)";
     CaptureConflict "capture_conflict" 409 compreface(409, 0) deepstack(409) Own
         "the captured face is not in a state for this: already named for a person, not named for anyone, or its chip is gone";
+    WebhookNotFound "webhook_not_found" 404 compreface(404, 0) deepstack(404) Own
+        "no such webhook in this collection";
+    InvalidWebhook "invalid_webhook" 422 compreface(400, 26) deepstack(400) Own
+        "a webhook's url is not http(s) with a host, its events name an unknown type, or the collection holds its limit of webhooks";
+    WebhookAddressRefused "webhook_address_refused" 422 compreface(400, 26) deepstack(400) Own
+        "the webhook's address is loopback, private, link-local (cloud metadata) or reserved: refused unless the operator allows private networks";
     ConsentExpired "consent_expired" 410 compreface(404, 42) deepstack(404) WithBody
         "the person's consent has expired: they are matched and compared with no more, and the next sweep deletes them";
     AmbiguousName "ambiguous_name" 409 compreface(409, 0) deepstack(409) Own

@@ -1,6 +1,8 @@
 //! Starts the real `facerec` binary on a free port and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod mqtt;
+pub mod receiver;
 pub mod video;
 
 use std::io::{BufRead, BufReader};

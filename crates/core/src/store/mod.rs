@@ -10,6 +10,7 @@
 mod captures;
 mod catalogue;
 mod gallery;
+mod outbox;
 
 use async_trait::async_trait;
 
@@ -17,6 +18,7 @@ pub use crate::error::{StoreError, StoreResult};
 pub use captures::Captures;
 pub use catalogue::{Catalogue, TicketBudget};
 pub use gallery::{AuditFilter, Gallery};
+pub use outbox::Outbox;
 
 use crate::domain::CollectionId;
 
@@ -26,7 +28,7 @@ pub type In = CollectionId;
 
 /// A database: the catalogue and every collection's gallery.
 #[async_trait]
-pub trait Store: Catalogue + Gallery + Captures {
+pub trait Store: Catalogue + Gallery + Captures + Outbox {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

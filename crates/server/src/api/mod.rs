@@ -24,6 +24,7 @@ mod routes;
 pub mod state;
 pub mod stream;
 mod web;
+pub mod webhooks;
 
 pub use self::layers::HttpLimits;
 pub use self::metrics::metrics_handle;

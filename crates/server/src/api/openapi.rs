@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, captures, handlers, stream};
+use super::{admin, captures, handlers, stream, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,11 +21,13 @@ use super::{admin, captures, handlers, stream};
         admin::audit, captures::list_captures, captures::get_capture, captures::capture_image,
         captures::delete_capture, captures::assign_captures, captures::reject_capture,
         captures::search_captures, captures::list_clusters, captures::get_cluster,
-        captures::delete_cluster, captures::name_cluster
+        captures::delete_cluster, captures::name_cluster, webhooks::create_webhook,
+        webhooks::list_webhooks, webhooks::get_webhook, webhooks::delete_webhook,
+        webhooks::list_deliveries
     ),
     servers((url = "/", description = "The server that serves this document")),
     modifiers(&SecuritySchemes),
-    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "collections"), (name = "captures"), (name = "operations"))
+    tags((name = "registration"), (name = "recognition"), (name = "persons"), (name = "stream"), (name = "collections"), (name = "captures"), (name = "events"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -53,7 +55,8 @@ impl Modify for SecuritySchemes {
                 || path.starts_with("/v1/persons/")
                 || path.starts_with("/v1/faces/")
                 || path.starts_with("/v1/captures")
-                || path.starts_with("/v1/clusters");
+                || path.starts_with("/v1/clusters")
+                || path.starts_with("/v1/webhooks");
             // The operations that register a face, and those that write a person's fields.
             let registers = path == "/v1/register" || path == "/v1/persons/{id}/faces";
             let updates_person = path == "/v1/persons/{id}";

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use facerec_core::Scope;
 
 use super::state::AppState;
-use super::{admin, captures, compat, handlers, stream};
+use super::{admin, captures, compat, handlers, stream, webhooks};
 
 /// How a keyed route's caller proves who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,11 @@ pub fn keyed_routes() -> Vec<Route> {
         row(POST,   "/v1/keys",                                               Admin,      Header,         post(admin::create_key)),
         row(GET,    "/v1/keys",                                               Admin,      Header,         get(admin::list_keys)),
         row(DELETE, "/v1/keys/{id}",                                          Admin,      Header,         delete(admin::revoke_key)),
+        row(POST,   "/v1/webhooks",                                           Admin,      Header,         post(webhooks::create_webhook)),
+        row(GET,    "/v1/webhooks",                                           Admin,      Header,         get(webhooks::list_webhooks)),
+        row(GET,    "/v1/webhooks/{id}",                                      Admin,      Header,         get(webhooks::get_webhook)),
+        row(DELETE, "/v1/webhooks/{id}",                                      Admin,      Header,         delete(webhooks::delete_webhook)),
+        row(GET,    "/v1/webhooks/{id}/deliveries",                           Admin,      Header,         get(webhooks::list_deliveries)),
         // CompreFace's: a key is its collection, as a CompreFace recognition service is.
         row(GET,    "/api/v1/recognition/subjects",                           Manage,     Header,         get(cf::list_subjects)),
         row(GET,    "/api/v1/recognition/subjects/",                          Manage,     Header,         get(cf::list_subjects)),

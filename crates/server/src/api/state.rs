@@ -11,7 +11,7 @@ use super::stream::slots::{StreamLimits, StreamSlots};
 
 /// What every handler can reach. Handlers reach the core only through `app`'s use cases.
 pub struct AppState {
-    pub app: App,
+    pub app: Arc<App>,
     pub keys: ApiKeys,
     pub rate_limit: Option<RateLimit>,
     /// Stream frames per second per key.

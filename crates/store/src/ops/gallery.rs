@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use facerec_core::events::{EventCollection, EventData, EventPerson, EventType};
 use facerec_core::person::{apply_patch, check_dimension, face_from_new, person_from_new};
 use facerec_core::retry::{Attempt, IdempotencyKey, Remembered};
 use facerec_core::store::{In, StoreResult};
@@ -504,6 +505,30 @@ impl This {
             ];
             tx.run(statements, Taken::Nothing).await?;
             tx.changed(Change::FacesRemoved(faces));
+            // Events about them not yet delivered go too, and the destinations are told to forget
+            // them (MQTT's retained topics, Home Assistant's entities), in this transaction.
+            let forget = sqlx::query(crate::statements::DELETE_EVENTS_OF_PERSON)
+                .bind(Id::from(collection))
+                .bind(Id::from(id));
+            tx.run([forget], Taken::Nothing).await?;
+            let name: String = sqlx::query_scalar(crate::statements::SELECT_COLLECTION_NAME)
+                .bind(Id::from(collection))
+                .fetch_one(tx.conn())
+                .await
+                .map_err(db_error)?;
+            let mut deleted = EventData::new(
+                EventType::PersonDeleted,
+                EventCollection {
+                    id: collection,
+                    name,
+                },
+                None,
+            );
+            deleted.person = Some(EventPerson {
+                id,
+                name: person.name.clone(),
+            });
+            super::outbox::append_in(tx, &[deleted]).await?;
             Ok(Some(DeletedPerson {
                 person,
                 faces_deleted,
