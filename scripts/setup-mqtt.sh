@@ -5,7 +5,7 @@
 # tests fail and say to run `make setup-test`.
 set -euo pipefail
 missing=()
-for tool in mosquitto mosquitto_sub mosquitto_passwd; do
+for tool in mosquitto mosquitto_sub mosquitto_pub mosquitto_passwd; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
 [ ${#missing[@]} -eq 0 ] && { echo "setup-mqtt: ready"; exit 0; }

@@ -137,6 +137,43 @@ pub struct EventArgs {
     /// Certificate authorities (PEM) an mqtts:// broker is checked against [default: the system's]
     #[arg(long, env = "FACEREC_MQTT_CA_FILE")]
     pub mqtt_ca_file: Option<PathBuf>,
+    /// Frigate's API (e.g. http://frigate:5000): the bridge recognizes the people Frigate tracks
+    /// (its events come from the broker of --mqtt-url) and names them back there
+    #[arg(long, env = "FACEREC_FRIGATE_URL")]
+    pub frigate_url: Option<String>,
+    /// Frigate's MQTT topic prefix
+    #[arg(long, env = "FACEREC_FRIGATE_TOPIC_PREFIX", default_value = "frigate", value_parser = topic_level)]
+    pub frigate_topic_prefix: String,
+    /// The labels of Frigate's tracked objects the bridge looks at, comma-separated
+    #[arg(
+        long,
+        env = "FACEREC_FRIGATE_LABELS",
+        value_delimiter = ',',
+        default_value = "person"
+    )]
+    pub frigate_labels: Vec<String>,
+    /// Snapshots taken per Frigate event at most, until someone is named
+    #[arg(long, env = "FACEREC_FRIGATE_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub frigate_attempts: u32,
+    /// Camera → collection, comma-separated (front_door=family,garage=staff); other cameras
+    /// recognize in --frigate-collection
+    #[arg(long, env = "FACEREC_FRIGATE_CAMERAS", value_delimiter = ',', value_parser = camera_collection)]
+    pub frigate_cameras: Vec<(String, String)>,
+    /// The collection of the cameras --frigate-cameras does not name
+    #[arg(long, env = "FACEREC_FRIGATE_COLLECTION", default_value = "default")]
+    pub frigate_collection: String,
+}
+
+/// `camera=collection`.
+fn camera_collection(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((camera, collection))
+            if !camera.trim().is_empty() && !collection.trim().is_empty() =>
+        {
+            Ok((camera.trim().to_owned(), collection.trim().to_owned()))
+        }
+        _ => Err(format!("'{text}' is not camera=collection")),
+    }
 }
 
 /// A topic level: no wildcards, no separators, not empty.
@@ -163,6 +200,22 @@ impl EventArgs {
                     discovery_prefix: (!discovery.is_empty()).then(|| discovery.to_owned()),
                     ca_file: self.mqtt_ca_file.clone(),
                     frigate_topic: None,
+                }),
+            frigate: self
+                .frigate_url
+                .as_ref()
+                .map(|url| facerec_integrations::FrigateConfig {
+                    url: url.clone(),
+                    topic: self.frigate_topic_prefix.clone(),
+                    labels: self
+                        .frigate_labels
+                        .iter()
+                        .map(|l| l.trim().to_owned())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                    attempts: self.frigate_attempts,
+                    cameras: self.frigate_cameras.iter().cloned().collect(),
+                    collection: self.frigate_collection.clone(),
                 }),
         }
     }

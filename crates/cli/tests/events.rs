@@ -28,26 +28,7 @@ async fn recognize(server: &Server, image: Vec<u8>, source: &str) -> Value {
 }
 
 async fn register_yao(server: &Server) -> String {
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "image",
-            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
-        )
-        .text("name", "Yao Ming")
-        .text("consent", "true");
-    let (status, body) = json(server.post_form("/v1/register", form).await).await;
-    assert_eq!(status, 201, "{body}");
-    body["person"]["id"].as_str().unwrap().to_owned()
-}
-
-/// A photo without a face: a grey square.
-fn no_face() -> Vec<u8> {
-    let image = image::RgbImage::from_pixel(200, 200, image::Rgb([128, 128, 128]));
-    let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    png
+    register_person(server, "vectron/yaoming.jpg", "Yao Ming").await
 }
 
 async fn create_webhook(server: &Server, url: &str, events: Option<&[&str]>) -> (u16, Value) {
@@ -108,7 +89,7 @@ async fn webhooks_are_signed_in_order_and_survive_an_endpoint_down_and_a_kill() 
     let group = recognize(&server, registry_photo("vectron/players.jpg"), "garage").await;
     let faces = group["faces"].as_array().unwrap();
     assert!(faces.len() >= 3, "{group}");
-    recognize(&server, no_face(), "porch").await;
+    recognize(&server, grey_png(), "porch").await;
     let expected = 1 + faces.len() + 1;
     let received = receiver.wait_for(20, |r| r.len() >= expected).await;
     for delivery in &received {
@@ -430,7 +411,7 @@ async fn mqtt_tells_home_assistant_and_forgets_a_deleted_person() {
     // The broker restarted mid-run: what happened while it was down arrives afterwards.
     broker.stop();
     recognize(&server, registry_photo("vectron/yaoming.jpg"), "garage").await;
-    recognize(&server, no_face(), "garage").await;
+    recognize(&server, grey_png(), "garage").await;
     broker.restart();
     let subscriber = Subscriber::start(&broker, &["facerec/#"]);
     let garage = subscriber

@@ -16,6 +16,7 @@ use facerec_vision::{AnalyzedFace, Detection};
 use tokio::sync::mpsc;
 
 use crate::error::{AppError, AppResult};
+use crate::recognition::RecognizedImage;
 
 /// Events waiting to be written to the outbox, at most; beyond it they are dropped and counted
 /// (`facerec_events_dropped_total{reason="queue"}`), so that telling never slows an answer.
@@ -77,6 +78,40 @@ impl Events {
     pub(crate) fn wanted(&self, collection: CollectionId) -> bool {
         let destinations = self.destinations.read().unwrap_or_else(|e| e.into_inner());
         destinations.every || destinations.collections.contains(&collection)
+    }
+
+    /// Tells what a recognized photo showed: an event per face, or `face.none` when it showed
+    /// none; each naming the Frigate event it came from, if any.
+    pub fn tell_recognized(
+        &self,
+        caller: &Caller,
+        source: &Source,
+        image: &RecognizedImage,
+        frigate_event_id: Option<&str>,
+    ) {
+        if !self.wanted(caller.collection_id()) {
+            return;
+        }
+        let events: Vec<EventData> = match image.faces.is_empty() {
+            true => vec![no_face_event(caller, source)],
+            false => image
+                .faces
+                .iter()
+                .map(|f| {
+                    Decided::face(
+                        &f.face,
+                        &f.recognition,
+                        &image.calibration,
+                        f.unknown.as_ref(),
+                    )
+                    .event(caller, source)
+                })
+                .collect(),
+        };
+        for mut event in events {
+            event.frigate_event_id = frigate_event_id.map(str::to_owned);
+            self.emit(event);
+        }
     }
 
     /// Queues an event; when the queue is full it is dropped and counted, never waited for.
@@ -195,11 +230,6 @@ impl Events {
             .record_progress(sink, owner, until, progress)
             .await?)
     }
-
-    /// Queues an event made elsewhere (the Frigate bridge's `face.none`).
-    pub fn tell(&self, event: EventData) {
-        self.emit(event);
-    }
 }
 
 fn invalid(message: String) -> AppError {
@@ -276,7 +306,7 @@ impl<'a> Decided<'a> {
 }
 
 /// The event a photo (or a Frigate snapshot) without a usable face makes.
-pub(crate) fn no_face_event(caller: &Caller, source: &Source) -> EventData {
+fn no_face_event(caller: &Caller, source: &Source) -> EventData {
     EventData::new(EventType::NoFace, collection_of(caller), Some(source))
 }
 

@@ -13,7 +13,6 @@ use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 use crate::app::App;
 use crate::captures::CaptureContext;
 use crate::error::{AppError, AppResult};
-use crate::events::Decided;
 use crate::selection::{FacePick, Selection};
 
 /// One face of a recognized image.
@@ -45,6 +44,9 @@ pub struct RecognizeOptions {
     pub max_faces: usize,
     /// Where the photo came from, for the captures of a collection that keeps them.
     pub capture: CaptureContext,
+    /// Whether each face becomes an event (the Frigate bridge tells once per Frigate event
+    /// instead, when its attempts end).
+    pub tell: bool,
 }
 
 impl Default for RecognizeOptions {
@@ -54,6 +56,7 @@ impl Default for RecognizeOptions {
             top_k: crate::ranges::TOP_K.default as usize,
             max_faces: crate::ranges::MAX_FACES.default as usize,
             capture: CaptureContext::route("/v1/recognize"),
+            tell: true,
         }
     }
 }
@@ -95,16 +98,6 @@ impl App {
             .await?;
         let calibration = self.calibrator().calibration(&caller.collection);
         let matcher = Matcher::new(calibration.threshold()).with_threshold(options.threshold);
-        let telling = self.events().wanted(caller.collection_id());
-        let source = options
-            .capture
-            .source
-            .clone()
-            .unwrap_or_else(|| caller.default_source());
-        if telling && analysis.faces.is_empty() {
-            self.events()
-                .emit(crate::events::no_face_event(caller, &source));
-        }
         let mut faces = Vec::with_capacity(analysis.faces.len());
         for mut face in analysis.faces {
             let recognition = self
@@ -123,23 +116,28 @@ impl App {
                 }
                 false => None,
             };
-            if telling {
-                let decided = Decided::face(&face, &recognition, &calibration, unknown.as_ref());
-                self.events().emit(decided.event(caller, &source));
-            }
             faces.push(RecognizedFace {
                 face,
                 recognition,
                 unknown,
             });
         }
-        Ok(RecognizedImage {
+        let image = RecognizedImage {
             width: analysis.width,
             height: analysis.height,
             threshold: matcher.threshold(),
             faces,
             calibration,
-        })
+        };
+        if options.tell {
+            let source = options
+                .capture
+                .source
+                .clone()
+                .unwrap_or_else(|| caller.default_source());
+            self.events().tell_recognized(caller, &source, &image, None);
+        }
+        Ok(image)
     }
 
     /// Searches one embedding and decides. The store answers candidates with their names. A

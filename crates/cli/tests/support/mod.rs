@@ -403,3 +403,25 @@ pub async fn new_key(server: &Server, admin: &str, collection: &str, scopes: &[&
     assert_eq!(status, 201, "{body}");
     body["key"].as_str().unwrap().to_owned()
 }
+
+/// Registers `photo` (a fixture) as `name`, with consent, through `/v1/register` (201 asserted):
+/// the person's id.
+pub async fn register_person(server: &Server, photo: &str, name: &str) -> String {
+    let form = reqwest::multipart::Form::new()
+        .part("image", image_part(registry_photo(photo), "photo.jpg"))
+        .text("name", name.to_owned())
+        .text("consent", "true");
+    let (status, body) = json(server.post_form("/v1/register", form).await).await;
+    assert_eq!(status, 201, "{body}");
+    body["person"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A photo without a face: a grey square (PNG).
+pub fn grey_png() -> Vec<u8> {
+    let image = image::RgbImage::from_pixel(200, 200, image::Rgb([128, 128, 128]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}

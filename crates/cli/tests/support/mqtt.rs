@@ -110,6 +110,16 @@ impl Broker {
         self.run();
     }
 
+    /// Publishes one message with `mosquitto_pub` (QoS 1).
+    pub fn publish(&self, topic: &str, payload: &str) {
+        let status = Command::new(tool("mosquitto_pub"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1"])
+            .args(["-t", topic, "-m", payload])
+            .status()
+            .unwrap();
+        assert!(status.success(), "mosquitto_pub to {topic}");
+    }
+
     /// The retained messages on `topics` now: (topic, payload).
     pub fn retained(&self, topics: &[&str]) -> Vec<(String, String)> {
         let mut command = Command::new(tool("mosquitto_sub"));

@@ -249,6 +249,7 @@ pub async fn recognize(
             source,
             route: "/v1/recognize",
         },
+        tell: true,
     };
     let result = state
         .app

@@ -478,6 +478,7 @@ pub(crate) async fn recognize(
         top_k: options.prediction_count,
         max_faces: options.limit,
         capture: facerec_service::CaptureContext::route("compreface"),
+        tell: true,
     };
     let result = state
         .app
