@@ -63,6 +63,7 @@ bench: setup-test
 	scripts/bench-attacks.py "$(TARGET_DIR)/release/facerec"
 	$(CARGO) bench --locked -p facerec-vision --bench pipeline
 	$(CARGO) bench --locked -p facerec-cli --bench service
+	$(CARGO) bench --locked -p facerec-cli --bench events
 	@url=$$(scripts/pg-test.sh start) || exit 1; \
 	trap 'scripts/pg-test.sh stop' EXIT; \
 	FACEREC_TEST_DATABASE_URL="$$url" $(CARGO) bench --locked -p facerec-store --bench search; \

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use support::video::frame_from;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -67,19 +67,9 @@ async fn streamed_name(server: &Server) -> Option<String> {
         .send(Message::Binary(frame_from(&yao()).into()))
         .await
         .unwrap();
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
-            .await
-            .expect("an answer")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = message {
-            let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-            return answer["faces"][0]["match"]["name"]
-                .as_str()
-                .map(str::to_owned);
-        }
-    }
+    reply(&mut socket).await["faces"][0]["match"]["name"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn identify(database_url: &str) -> String {

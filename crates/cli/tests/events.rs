@@ -503,3 +503,39 @@ async fn a_broker_that_refuses_the_login_changes_no_answer() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--mqtt-url"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_stream_tells_once_per_track_when_its_name_settles() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let receiver = Receiver::start().await;
+    let server = start(Db::Sqlite, &["--webhook-allow-private-networks"]).await;
+    let yao = register_yao(&server).await;
+    let (status, created) = create_webhook(&server, &receiver.url, None).await;
+    assert_eq!(status, 201, "{created}");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut socket = open_stream(&server, "?source=hall", Some(KEY))
+        .await
+        .unwrap();
+    let frame = support::video::frame_from(&registry_photo("vectron/yaoming.jpg"));
+    for _ in 0..15 {
+        socket
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .unwrap();
+        reply(&mut socket).await;
+    }
+    receiver.wait_for(20, |r| !r.is_empty()).await;
+    // Fifteen frames of one face: one track, one event.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received: Vec<_> = receiver
+        .received()
+        .into_iter()
+        .filter(|d| d.body["data"]["source"] == "hall")
+        .collect();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let event = &received[0].body["data"];
+    assert_eq!(event["type"], "face.recognized", "{event}");
+    assert_eq!(event["person"]["id"], yao.as_str());
+    drop(socket);
+}

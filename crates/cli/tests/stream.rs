@@ -10,19 +10,6 @@ use support::video::frame_from;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn reply(socket: &mut Socket) -> serde_json::Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
-            .await
-            .expect("an answer")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
 async fn register_yao(server: &Server) {
     let form = reqwest::multipart::Form::new()
         .part(

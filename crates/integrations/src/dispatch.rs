@@ -84,10 +84,30 @@ enum Deliverer {
 }
 
 impl Deliverer {
-    async fn deliver(&self, event: &Event) -> Result<(), String> {
+    /// Delivers the events a destination takes, in order: how many of them went (a prefix), and
+    /// why the next did not. A webhook takes one request per event; MQTT one batch for all.
+    async fn deliver(&self, events: &[&Event]) -> (usize, Option<String>) {
         match self {
-            Self::Webhook(sender, webhook) => sender.send(webhook, event).await,
-            Self::Mqtt(mqtt) => mqtt.send(event).await,
+            Self::Webhook(sender, webhook) => {
+                for (done, event) in events.iter().enumerate() {
+                    if let Err(why) = sender.send(webhook, event).await {
+                        return (done, Some(why));
+                    }
+                }
+                (events.len(), None)
+            }
+            Self::Mqtt(mqtt) => match mqtt.send(events).await {
+                Ok(()) => (events.len(), None),
+                Err(why) => (0, Some(why)),
+            },
+        }
+    }
+
+    /// Events delivered at once, at most: a webhook's are recorded as they go.
+    fn batch(&self) -> usize {
+        match self {
+            Self::Webhook(..) => 1,
+            Self::Mqtt(_) => BATCH as usize,
         }
     }
 }
@@ -144,56 +164,70 @@ async fn drive(app: Arc<App>, owner: String, mut sink: Sink, deliverer: Delivere
         let mut log = Vec::new();
         let mut recorded_at = tokio::time::Instant::now();
         let mut stopped = false;
-        for event in &events {
-            if !sink.events.contains(event.data.kind) {
-                state.cursor = event.seq;
-                continue;
+        let mut pending = events.iter().peekable();
+        while pending.peek().is_some() {
+            // The next events it takes (skipping, and passing over, those it does not).
+            let mut chunk: Vec<&Event> = Vec::new();
+            while let Some(event) = pending.peek() {
+                if !sink.events.contains(event.data.kind) {
+                    if chunk.is_empty() {
+                        state.cursor = event.seq;
+                        pending.next();
+                        continue;
+                    }
+                    break;
+                }
+                if chunk.len() == deliverer.batch() {
+                    break;
+                }
+                chunk.push(event);
+                pending.next();
+            }
+            if chunk.is_empty() {
+                break;
             }
             let now = Utc::now();
-            match deliverer.deliver(event).await {
-                Ok(()) => {
-                    let latency = (Utc::now() - event.data.time).num_milliseconds().max(0);
-                    metrics::histogram!("facerec_event_delivery_seconds", "sink" => kind)
-                        .record(latency as f64 / 1000.0);
-                    metrics::counter!("facerec_events_delivered_total", "sink" => kind)
-                        .increment(1);
+            let (done, failure) = deliverer.deliver(&chunk).await;
+            for event in &chunk[..done] {
+                let latency = (Utc::now() - event.data.time).num_milliseconds().max(0);
+                metrics::histogram!("facerec_event_delivery_seconds", "sink" => kind)
+                    .record(latency as f64 / 1000.0);
+                metrics::counter!("facerec_events_delivered_total", "sink" => kind).increment(1);
+                log.push(entry(
+                    event,
+                    DeliveryStatus::Delivered,
+                    state.attempts + 1,
+                    None,
+                ));
+                state = SinkState {
+                    cursor: event.seq,
+                    ..SinkState::default()
+                };
+            }
+            if let Some(reason) = failure {
+                let event = chunk[done];
+                let first = *state.first_failed_at.get_or_insert(now);
+                state.attempts += 1;
+                if now - first >= RETRY_FOR {
+                    tracing::warn!(sink = %sink.id.key(), event = %event.data.id, %reason, "giving up on an event");
+                    metrics::counter!("facerec_events_failed_total", "sink" => kind).increment(1);
                     log.push(entry(
                         event,
-                        DeliveryStatus::Delivered,
-                        state.attempts + 1,
-                        None,
+                        DeliveryStatus::Failed,
+                        state.attempts,
+                        Some(reason),
                     ));
                     state = SinkState {
                         cursor: event.seq,
                         ..SinkState::default()
                     };
-                }
-                Err(reason) => {
-                    let first = *state.first_failed_at.get_or_insert(now);
-                    state.attempts += 1;
-                    if now - first >= RETRY_FOR {
-                        tracing::warn!(sink = %sink.id.key(), event = %event.data.id, %reason, "giving up on an event");
-                        metrics::counter!("facerec_events_failed_total", "sink" => kind)
-                            .increment(1);
-                        log.push(entry(
-                            event,
-                            DeliveryStatus::Failed,
-                            state.attempts,
-                            Some(reason),
-                        ));
-                        state = SinkState {
-                            cursor: event.seq,
-                            ..SinkState::default()
-                        };
-                    } else {
-                        tracing::debug!(sink = %sink.id.key(), %reason, attempts = state.attempts, "delivery failed; retrying later");
-                        metrics::counter!("facerec_events_retried_total", "sink" => kind)
-                            .increment(1);
-                        state.next_attempt_at = Some(now + backoff(state.attempts, rand::random()));
-                        state.last_error = Some(reason);
-                        stopped = true;
-                        break;
-                    }
+                } else {
+                    tracing::debug!(sink = %sink.id.key(), %reason, attempts = state.attempts, "delivery failed; retrying later");
+                    metrics::counter!("facerec_events_retried_total", "sink" => kind).increment(1);
+                    state.next_attempt_at = Some(now + backoff(state.attempts, rand::random()));
+                    state.last_error = Some(reason);
+                    stopped = true;
+                    break;
                 }
             }
             if recorded_at.elapsed() >= RECORD_EVERY {

@@ -100,6 +100,12 @@ impl Mqtt {
     ) -> Result<Arc<Self>, String> {
         let options = options(&config)?;
         let (client, mut eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
+        // Each batch waits for its acknowledgements: without TCP_NODELAY, Nagle's algorithm and
+        // delayed ACKs cost ~40 ms a batch (12 events a second measured, docs/BENCHMARKS.md).
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        network.set_connection_timeout(10);
+        eventloop.set_network_options(network);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
         let last_by_source = Arc::new(Mutex::new(HashMap::new()));
@@ -178,12 +184,15 @@ impl Mqtt {
         }))
     }
 
-    /// Publishes what one event says: `Err` says why it was not delivered (to be retried).
-    pub async fn send(&self, event: &Event) -> Result<(), String> {
-        let messages = self.messages(&event.data);
+    /// Publishes what some events say, in order, as one batch (the broker acknowledges each
+    /// message; the batch waits once): `Err` says why they were not all delivered (to be retried,
+    /// all of them).
+    pub async fn send(&self, events: &[&Event]) -> Result<(), String> {
+        let messages = events.iter().flat_map(|e| self.messages(&e.data)).collect();
         self.publish_all(messages).await?;
-        if event.data.kind == EventType::PersonDeleted {
-            if let Some(person) = &event.data.person {
+        for event in events {
+            if let (EventType::PersonDeleted, Some(person)) = (event.data.kind, &event.data.person)
+            {
                 let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
                 announced.retain(|key| !key.contains(&person.id.to_string()));
             }

@@ -273,6 +273,22 @@ pub async fn call(
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The next JSON answer on a stream (within 30 s).
+pub async fn reply(socket: &mut Socket) -> serde_json::Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("an answer")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
 /// Opens `/v1/stream{query}`, with the key as a bearer header when given.
 pub async fn open_stream(
     server: &Server,

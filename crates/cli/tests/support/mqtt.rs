@@ -151,6 +151,8 @@ pub struct Received {
     pub retained: bool,
     pub topic: String,
     pub payload: String,
+    /// When it was read.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// `mosquitto_sub` on some topics, collecting what arrives.
@@ -185,6 +187,7 @@ impl Subscriber {
                     retained: r == "1",
                     topic: t.to_owned(),
                     payload: p.to_owned(),
+                    at: chrono::Utc::now(),
                 });
             }
         });

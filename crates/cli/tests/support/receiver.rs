@@ -21,6 +21,8 @@ pub struct Delivery {
     pub signature: String,
     pub body: serde_json::Value,
     pub raw: Vec<u8>,
+    /// When it arrived.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Default)]
@@ -87,6 +89,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         signature: header("webhook-signature"),
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
         raw: body.to_vec(),
+        at: chrono::Utc::now(),
     };
     shared.received.lock().unwrap().push(delivery);
     let status = StatusCode::from_u16(shared.status.load(Ordering::SeqCst)).unwrap();
