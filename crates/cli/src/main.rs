@@ -6,6 +6,8 @@ mod local;
 mod remote;
 mod serve;
 mod settings;
+#[cfg(test)]
+mod settings_table;
 mod vision_args;
 
 use std::io::IsTerminal;
@@ -146,5 +148,33 @@ fn default_directives(level: &str) -> String {
     match level.trim() {
         plain @ ("info" | "debug" | "trace") => format!("{plain},sqlx=warn,ort=warn"),
         filter => filter.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// docs/CONFIGURATION.md's settings table is `facerec serve --help`'s text, rendered.
+    #[test]
+    fn the_configuration_page_says_what_help_says() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        let serve = cli.find_subcommand("serve").unwrap();
+        let expected = super::settings_table::render(serve);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGURATION.md");
+        let page = std::fs::read_to_string(path).unwrap();
+        let start = "<!-- settings: rendered from `facerec serve`'s flags (crates/cli/src/settings_table.rs) -->\n";
+        let end = "<!-- end of settings -->";
+        let found = page
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(table, _)| table.trim_end().to_owned() + "\n");
+        assert_eq!(
+            found.as_deref(),
+            Some(expected.as_str()),
+            "the settings table of docs/CONFIGURATION.md differs from the flags' help; put this \
+             between its markers:\n{expected}"
+        );
     }
 }

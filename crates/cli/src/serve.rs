@@ -18,10 +18,11 @@ use crate::settings::{BackgroundArgs, ServiceArgs};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Without API keys only loopback addresses are allowed.
+    /// Address to listen on. Without API keys (operator keys, or an `admin` key in the database)
+    /// only loopback addresses are accepted
     #[arg(long, env = "FACEREC_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
-    /// API keys, comma-separated (kept only as hashes in memory)
+    /// API keys, comma-separated: held only as sha256 hashes, compared in constant time
     #[arg(
         long,
         env = "FACEREC_API_KEYS",
@@ -29,7 +30,8 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub api_keys: Vec<String>,
-    /// File with one API key per line (plain or sha256:<hex>)
+    /// File with one API key per line, plain or `sha256:<hex>`; plain keys of 16 characters at
+    /// least (`facerec keys generate`)
     #[arg(long, env = "FACEREC_API_KEYS_FILE")]
     pub api_keys_file: Option<PathBuf>,
     /// Inference workers (each holds its own model sessions) [default: CPU cores]

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// sqlite://path/to/file.db (embedded, the default) or postgres://user:pass@host/db
+    /// sqlite://path/to/file.db (embedded, the default) or postgres://user:pass@host/db; its schema
+    /// is migrated when opened, and a database written by a newer facerec is refused
+    /// (`database_too_new`, naming both versions), unchanged
     #[arg(
         long,
         env = "FACEREC_DATABASE_URL",
@@ -20,7 +22,7 @@ pub struct DatabaseArgs {
     /// A PostgreSQL hot standby for searches and reads (writes stay on --database-url)
     #[arg(long, env = "FACEREC_DATABASE_READ_URL")]
     pub database_read_url: Option<String>,
-    /// Database connections (PostgreSQL pool size; SQLite readers)
+    /// Database connections: PostgreSQL's pool (8), SQLite's readers (4) [default: 8 or 4]
     #[arg(long, env = "FACEREC_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
     /// PostgreSQL HNSW index: graph degree (applies when the index is built)
@@ -29,7 +31,8 @@ pub struct DatabaseArgs {
     /// PostgreSQL HNSW index: build-time candidate list (applies when the index is built)
     #[arg(long, env = "FACEREC_HNSW_EF_CONSTRUCTION", default_value_t = HnswOptions::default().ef_construction)]
     pub hnsw_ef_construction: u32,
-    /// PostgreSQL HNSW index: query-time candidate list (recall vs speed)
+    /// PostgreSQL HNSW index: query-time candidate list (recall vs speed); past ~300k faces set
+    /// 400 (docs/CONFIGURATION.md, Limits)
     #[arg(long, env = "FACEREC_HNSW_EF_SEARCH", default_value_t = HnswOptions::default().ef_search)]
     pub hnsw_ef_search: u32,
 }

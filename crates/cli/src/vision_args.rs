@@ -23,7 +23,8 @@ pub struct VisionArgs {
     /// models are; lib/ beside the binary of a `make dist` tree]
     #[arg(long, env = "FACEREC_ORT_LIB")]
     pub ort_lib: Option<PathBuf>,
-    /// Inference device: cpu, cuda or cuda:N
+    /// Inference device: cpu, or cuda / cuda:N with a CUDA build of ONNX Runtime (else a clear
+    /// error at start)
     #[arg(long, env = "FACEREC_DEVICE", default_value = "cpu")]
     pub device: Device,
     /// Threads inside one inference
