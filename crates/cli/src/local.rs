@@ -16,13 +16,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::remote::{Refusal, Remote, RemoteArgs};
-use crate::settings::{files_below, DatabaseArgs, ServiceArgs};
+use crate::settings::{files_below, DatabaseArgs, EnrollingArgs, ServiceArgs};
 
 /// The service on the configured database, with `workers` inference workers (each with one-thread
 /// sessions) and room in the queue for `workers` x `workers` jobs (enroll's people and photos side
 /// by side).
-async fn local_app(service: &ServiceArgs, workers: usize) -> anyhow::Result<App> {
-    let config = service.app_config(Some(workers), workers * workers)?;
+async fn local_app(
+    service: &ServiceArgs,
+    workers: usize,
+    enrolling: Option<&EnrollingArgs>,
+) -> anyhow::Result<App> {
+    let mut config = service.app_config(Some(workers), workers * workers)?;
+    if let Some(enrolling) = enrolling {
+        enrolling.apply(&mut config);
+    }
     Ok(App::start(config, service.database.open().await?).await?)
 }
 
@@ -47,7 +54,7 @@ pub struct CollectionArg {
 
 /// Recalibrates the match threshold now and records it (a running server adopts it at its next look).
 pub async fn calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
-    let app = local_app(&args.service, 1).await?;
+    let app = local_app(&args.service, 1, None).await?;
     let caller = app
         .access()
         .local_operator(&args.collection.collection)
@@ -162,6 +169,8 @@ pub struct EnrollArgs {
     remote: RemoteArgs,
     #[command(flatten)]
     service: ServiceArgs,
+    #[command(flatten)]
+    enrolling: EnrollingArgs,
 }
 
 pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
@@ -196,7 +205,7 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let workers = args.workers.unwrap_or_else(default_workers);
-    let app = local_app(&args.service, workers).await?;
+    let app = local_app(&args.service, workers, Some(&args.enrolling)).await?;
     let caller = app
         .access()
         .local_operator(&args.collection.collection)
@@ -366,7 +375,7 @@ pub async fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
-    let app = local_app(&args.service, default_workers()).await?;
+    let app = local_app(&args.service, default_workers(), None).await?;
     // Decide as a server on this database would.
     let caller = app
         .access()

@@ -14,7 +14,7 @@ use facerec_server::listen::ConnectionLimits;
 use facerec_server::ServerConfig;
 use facerec_service::EngineConfig;
 
-use crate::settings::{BackgroundArgs, ServiceArgs};
+use crate::settings::{BackgroundArgs, EnrollingArgs, ServiceArgs};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -109,6 +109,8 @@ pub struct ServeArgs {
     pub allow_embeddings: bool,
     #[command(flatten)]
     pub service: ServiceArgs,
+    #[command(flatten)]
+    pub enrolling: EnrollingArgs,
     #[command(flatten)]
     pub background: BackgroundArgs,
     #[command(flatten)]
@@ -236,6 +238,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         keys.add_file(file).map_err(anyhow::Error::msg)?;
     }
     let mut app = args.service.app_config(args.workers, args.queue)?;
+    args.enrolling.apply(&mut app);
     args.background.apply(&mut app);
     app.webhook_addresses = args.events.addresses();
     let integrations = args.events.integrations();

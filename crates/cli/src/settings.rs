@@ -63,6 +63,27 @@ pub struct MatchArgs {
     /// collection's calibration raises it as far as its gallery needs (docs/CALIBRATION.md)
     #[arg(long, env = "FACEREC_MATCH_THRESHOLD", default_value_t = Threshold::default())]
     pub match_threshold: Threshold,
+}
+
+/// What registering needs besides the service: the enrollment quality policy and how long a
+/// consent holds (`serve` and `enroll` only).
+#[derive(Debug, Clone, Args)]
+pub struct EnrollingArgs {
+    #[command(flatten)]
+    pub quality: QualityArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+impl EnrollingArgs {
+    pub fn apply(&self, config: &mut AppConfig) {
+        config.quality = self.quality.quality();
+        config.retention = self.retention.retention();
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QualityArgs {
     /// Enrollment: smallest face accepted (shorter box side, pixels)
     #[arg(long, env = "FACEREC_MIN_FACE_PX", default_value_t = QualityPolicy::default().min_face_px)]
     pub min_face_px: f32,
@@ -77,7 +98,7 @@ pub struct MatchArgs {
     pub min_embedding_norm: f32,
 }
 
-impl MatchArgs {
+impl QualityArgs {
     pub fn quality(&self) -> QualityPolicy {
         QualityPolicy {
             min_face_px: self.min_face_px,
@@ -162,8 +183,6 @@ pub struct ServiceArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
-    pub retention: RetentionArgs,
-    #[command(flatten)]
     pub calibration: CalibrationArgs,
     #[command(flatten)]
     pub matching: MatchArgs,
@@ -182,8 +201,9 @@ impl ServiceArgs {
             engine,
             ingest: self.vision.ingest_limits(),
             threshold: self.matching.match_threshold,
-            quality: self.matching.quality(),
-            retention: self.retention.retention(),
+            // `EnrollingArgs::apply` sets them for the commands that register.
+            quality: QualityPolicy::default(),
+            retention: Retention::default(),
             calibration: self.calibration.calibration()?,
             webhook_addresses: Default::default(),
         })

@@ -171,10 +171,26 @@ fn subcommands_list_their_own_flags() {
         assert!(output.status.success());
         String::from_utf8(output.stdout).unwrap()
     };
-    for flag in ["--calibration-check-secs", "--retention-sweep-secs"] {
+    for flag in [
+        "--calibration-check-secs",
+        "--retention-sweep-secs",
+        "--mqtt-url",
+        "--webhook-allow-private-networks",
+        "--frigate-url",
+    ] {
         assert!(help("serve").contains(flag), "serve lists {flag}");
         for once in ["identify", "enroll", "calibrate"] {
             assert!(!help(once).contains(flag), "{once} does not list {flag}");
+        }
+    }
+    // Enrollment's quality policy and a consent's default lifetime: only where people are
+    // registered.
+    for flag in ["--min-face-px", "--retention-days"] {
+        for registers in ["serve", "enroll"] {
+            assert!(help(registers).contains(flag), "{registers} lists {flag}");
+        }
+        for reads in ["identify", "calibrate"] {
+            assert!(!help(reads).contains(flag), "{reads} does not list {flag}");
         }
     }
     let analyzed = Command::new(env!("CARGO_BIN_EXE_facerec"))
