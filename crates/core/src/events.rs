@@ -28,8 +28,8 @@ pub const MAX_WEBHOOKS: u64 = 16;
 /// A webhook URL's length, at most.
 pub const MAX_URL_LEN: usize = 2_048;
 
-/// The kinds of event. `person.deleted` tells the destinations to forget someone (MQTT clears their
-/// retained topics and Home Assistant entities).
+/// The kinds of event. `person.deleted` and `collection.deleted` tell the destinations to forget
+/// (MQTT clears the retained topics and Home Assistant entities about them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
     #[serde(rename = "face.recognized")]
@@ -40,14 +40,17 @@ pub enum EventType {
     NoFace,
     #[serde(rename = "person.deleted")]
     PersonDeleted,
+    #[serde(rename = "collection.deleted")]
+    CollectionDeleted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         Self::Recognized,
         Self::Unknown,
         Self::NoFace,
         Self::PersonDeleted,
+        Self::CollectionDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl EventType {
             Self::Unknown => "face.unknown",
             Self::NoFace => "face.none",
             Self::PersonDeleted => "person.deleted",
+            Self::CollectionDeleted => "collection.deleted",
         }
     }
 
@@ -66,11 +70,17 @@ impl EventType {
             Self::Unknown => "unknown",
             Self::NoFace => "none",
             Self::PersonDeleted => "person_deleted",
+            Self::CollectionDeleted => "collection_deleted",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// A deletion: destinations must hear of it to forget (never dropped while MQTT may need it).
+    pub fn forgets(self) -> bool {
+        matches!(self, Self::PersonDeleted | Self::CollectionDeleted)
     }
 }
 
@@ -78,7 +88,8 @@ impl EventType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventPerson {
     pub id: PersonId,
-    pub name: String,
+    /// `None` in `person.deleted`: the name is not kept past the deletion.
+    pub name: Option<String>,
 }
 
 /// The collection an event happened in.
@@ -232,7 +243,9 @@ impl SinkId {
     }
 }
 
-/// A webhook URL: http or https, with a host, no credentials in it, at most [`MAX_URL_LEN`].
+/// A webhook URL: http or https, with a host, no credentials in it, at most [`MAX_URL_LEN`]; kept
+/// as the `url` crate writes it (the WHATWG parser reqwest connects with), so that the host checked
+/// is the host connected to (`http://2130706433/` is `http://127.0.0.1/`, `\` a `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct WebhookUrl(String);
@@ -243,42 +256,36 @@ impl WebhookUrl {
         if text.len() > MAX_URL_LEN {
             return Err(format!("url is longer than {MAX_URL_LEN} characters"));
         }
-        let Some((scheme, rest)) = text.split_once("://") else {
-            return Err(format!("url '{text}' is not an http(s) URL"));
-        };
-        if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        let url = url::Url::parse(text).map_err(|e| format!("url '{text}' is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
-                "url scheme '{scheme}' is not allowed: webhooks are http or https"
+                "url scheme '{}' is not allowed: webhooks are http or https",
+                url.scheme()
             ));
         }
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if authority.is_empty() {
+        if url.host().is_none() {
             return Err(format!("url '{text}' names no host"));
         }
-        if authority.contains('@') {
+        if !url.username().is_empty() || url.password().is_some() {
             return Err(
                 "url must not carry credentials: the signature authenticates facerec".into(),
             );
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("url must not contain spaces or control characters".into());
-        }
-        Ok(Self(text.to_owned()))
+        Ok(Self(url.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The host, when it is an IP address written out (checked before any connection).
+    /// The host, when it is an IP address (checked before any connection: such a host is
+    /// connected to without resolving).
     pub fn ip_literal(&self) -> Option<IpAddr> {
-        let rest = self.0.split_once("://")?.1;
-        let authority = rest.split(['/', '?', '#']).next()?;
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next()?,
-            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-        };
-        host.parse().ok()
+        match url::Url::parse(&self.0).ok()?.host()? {
+            url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+            url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+            url::Host::Domain(_) => None,
+        }
     }
 }
 
@@ -311,50 +318,74 @@ impl AddressPolicy {
         if self.allow_private {
             return Ok(());
         }
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        let why = match ip {
-            IpAddr::V4(v4) => {
-                let [a, b, ..] = v4.octets();
-                if v4.is_loopback() {
-                    Some("a loopback address")
-                } else if v4.is_private() {
-                    Some("a private address")
-                } else if v4.is_link_local() {
-                    Some("a link-local address (cloud metadata lives there)")
-                } else if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() {
-                    Some("not a unicast address")
-                } else if a == 100 && (64..128).contains(&b) {
-                    Some("a shared (carrier-grade NAT) address")
-                } else if a == 0 || a >= 240 {
-                    Some("a reserved address")
-                } else {
-                    None
-                }
-            }
-            IpAddr::V6(v6) => {
-                let first = v6.segments()[0];
-                if v6.is_loopback() {
-                    Some("a loopback address")
-                } else if v6.is_unspecified() || v6.is_multicast() {
-                    Some("not a unicast address")
-                } else if first & 0xfe00 == 0xfc00 {
-                    Some("a private (unique local) address")
-                } else if first & 0xffc0 == 0xfe80 {
-                    Some("a link-local address")
-                } else {
-                    None
-                }
-            }
-        };
-        match why {
+        match refusal(ip) {
             Some(why) => Err(format!(
                 "{ip} is {why}: refused (the operator may allow private networks with \
                  --webhook-allow-private-networks)"
             )),
             None => Ok(()),
+        }
+    }
+}
+
+/// Why an address is not a public one, if it is not.
+fn refusal(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_private() {
+                Some("a private address")
+            } else if v4.is_link_local() {
+                Some("a link-local address (cloud metadata lives there)")
+            } else if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() {
+                Some("not a unicast address")
+            } else if a == 100 && (64..128).contains(&b) {
+                Some("a shared (carrier-grade NAT) address")
+            } else if (a == 192 && b == 0 && c == 0) || (a == 198 && (18..20).contains(&b)) {
+                Some("a special-purpose address")
+            } else if a == 0 || a >= 240 {
+                Some("a reserved address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            // An IPv4 address inside: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64
+            // (64:ff9b::/96, 64:ff9b:1::/48) and 6to4 (2002::/16) reach it.
+            let embedded = if let Some(v4) = v6.to_ipv4_mapped() {
+                Some(v4)
+            } else if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                v6.to_ipv4()
+            } else if (s[0] == 0x64 && s[1] == 0xff9b) || s[0] == 0x2002 {
+                let [.., w, x, y, z] = v6.octets();
+                let v4 = match s[0] {
+                    0x2002 => {
+                        let o = v6.octets();
+                        std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5])
+                    }
+                    _ => std::net::Ipv4Addr::new(w, x, y, z),
+                };
+                Some(v4)
+            } else {
+                None
+            };
+            if let Some(v4) = embedded {
+                return refusal(IpAddr::V4(v4));
+            }
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if v6.is_unspecified() || v6.is_multicast() {
+                Some("not a unicast address")
+            } else if s[0] & 0xfe00 == 0xfc00 {
+                Some("a private (unique local) address")
+            } else if s[0] & 0xffc0 == 0xfe80 || s[0] & 0xffc0 == 0xfec0 {
+                Some("a link-local or site-local address")
+            } else {
+                None
+            }
         }
     }
 }
@@ -395,6 +426,9 @@ pub struct Webhook {
 pub struct SinkState {
     /// The last event taken (delivered or given up on).
     pub cursor: i64,
+    /// The event the failures below are about; another one (that event deleted meanwhile) starts
+    /// afresh.
+    pub failing_seq: Option<i64>,
     /// Failed attempts at the event after the cursor.
     pub attempts: u32,
     pub first_failed_at: Option<DateTime<Utc>>,
@@ -482,7 +516,7 @@ mod tests {
             "ftp://example.com",
             "file:///etc/passwd",
             "example.com/hook",
-            "http:///path",
+            "http://",
             "https://user:pw@example.com/",
             "gopher://127.0.0.1:70/",
         ] {
@@ -490,6 +524,24 @@ mod tests {
         }
         let url = WebhookUrl::new("http://[::1]:8080/x").unwrap();
         assert_eq!(url.ip_literal(), Some("::1".parse().unwrap()));
+        // Written the ways a URL parser reads as an address, they are that address.
+        for (written, address) in [
+            ("http://2130706433/", "127.0.0.1"),
+            ("http://0:6379/", "0.0.0.0"),
+            ("http://127.1/", "127.0.0.1"),
+            ("http://0x7f.0.0.1/", "127.0.0.1"),
+            ("http://127.0.0.1./", "127.0.0.1"),
+            ("http://%31%32%37.0.0.1/", "127.0.0.1"),
+            ("http://127.0.0.1\\hook", "127.0.0.1"),
+            ("http://2852039166/latest", "169.254.169.254"),
+        ] {
+            let url = WebhookUrl::new(written).unwrap();
+            assert_eq!(
+                url.ip_literal(),
+                Some(address.parse().unwrap()),
+                "{written}"
+            );
+        }
         let url = WebhookUrl::new("http://169.254.169.254/latest").unwrap();
         assert_eq!(url.ip_literal(), Some("169.254.169.254".parse().unwrap()));
         assert_eq!(
@@ -515,10 +567,21 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "fec0::1",
+            "192.0.0.8",
+            "198.18.0.1",
         ] {
             assert!(strict.check(refused.parse().unwrap()).is_err(), "{refused}");
         }
-        for allowed in ["93.184.216.34", "2606:4700::1111", "1.1.1.1"] {
+        for allowed in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "1.1.1.1",
+            "64:ff9b::5db8:d822",
+        ] {
             assert!(strict.check(allowed.parse().unwrap()).is_ok(), "{allowed}");
         }
         let open = AddressPolicy {

@@ -199,6 +199,12 @@ impl Tracker {
         })
     }
 
+    /// Whether the track is still followed (seen lately, or missed for fewer than `max_missed`
+    /// frames).
+    pub fn is_tracked(&self, track_id: u64) -> bool {
+        self.tracks.iter().any(|t| t.id == track_id)
+    }
+
     /// How many recognitions a track's name rests on (its votes, at most the window).
     pub fn votes(&self, track_id: u64) -> usize {
         self.tracks

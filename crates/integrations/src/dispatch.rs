@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use facerec_core::events::*;
 use facerec_service::App;
 use tokio::task::JoinHandle;
@@ -55,13 +55,21 @@ pub async fn run(app: Arc<App>, deliverers: Deliverers) {
                 continue;
             }
         };
+        // A destination deleted meanwhile (a webhook) stops being driven.
+        running.retain(|id, task| {
+            let listed = sinks.iter().any(|s| s.id == *id);
+            if !listed {
+                task.abort();
+            }
+            listed
+        });
         for sink in sinks {
             if running.contains_key(&sink.id) {
                 continue;
             }
             let deliverer = match (&sink.webhook, &deliverers.mqtt) {
                 (Some(webhook), _) => {
-                    Deliverer::Webhook(deliverers.webhooks.clone(), webhook.clone())
+                    Deliverer::Webhook(deliverers.webhooks.clone(), Box::new(webhook.clone()))
                 }
                 (None, Some(mqtt)) if sink.id == SinkId::Mqtt => Deliverer::Mqtt(Arc::clone(mqtt)),
                 // The MQTT destination, on a replica without MQTT.
@@ -79,7 +87,7 @@ pub async fn run(app: Arc<App>, deliverers: Deliverers) {
 }
 
 enum Deliverer {
-    Webhook(WebhookSender, Webhook),
+    Webhook(WebhookSender, Box<Webhook>),
     Mqtt(Arc<Mqtt>),
 }
 
@@ -113,28 +121,35 @@ impl Deliverer {
 }
 
 /// Drives one destination while this replica holds its lease (it ends when another holds it, or
-/// the destination is deleted; the next look for destinations tries again).
+/// the destination is deleted; the next look for destinations tries again). The lease is renewed
+/// with each record of progress, and taken again once half of it has passed: an idle destination
+/// costs a read every [`POLL`], not a write.
 async fn drive(app: Arc<App>, owner: String, mut sink: Sink, deliverer: Deliverer) {
     let kind = sink.id.kind();
+    let mut held_until: Option<DateTime<Utc>> = None;
     loop {
-        let until = Utc::now() + LEASE;
-        let state = match app.events().lease(sink.id, &owner, until).await {
-            Ok(Some(state)) => state,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "leasing an event destination failed");
-                tokio::time::sleep(DESTINATIONS_EVERY).await;
-                continue;
+        if held_until.is_none_or(|until| until - Utc::now() < LEASE / 2) {
+            let until = Utc::now() + LEASE;
+            match app.events().lease(sink.id, &owner, until).await {
+                Ok(Some(state)) => {
+                    sink.state = state;
+                    held_until = Some(until);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "leasing an event destination failed");
+                    tokio::time::sleep(DESTINATIONS_EVERY).await;
+                    continue;
+                }
             }
-        };
-        if let Some(next) = state.next_attempt_at {
+        }
+        if let Some(next) = sink.state.next_attempt_at {
             let wait = (next - Utc::now()).to_std().unwrap_or_default();
             if !wait.is_zero() {
                 tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
                 continue;
             }
         }
-        sink.state = state;
         let (events, head) = match app.events().pending(&sink, BATCH).await {
             Ok(found) => found,
             Err(e) => {
@@ -145,17 +160,22 @@ async fn drive(app: Arc<App>, owner: String, mut sink: Sink, deliverer: Delivere
         };
         let saw_all = events.len() < BATCH as usize;
         if events.is_empty() {
-            if head > sink.state.cursor {
+            // Nothing after the cursor: it moves to the head; a failure whose event is gone
+            // (pruned, or its person deleted) is over.
+            if head > sink.state.cursor || sink.state.attempts > 0 {
+                let state = SinkState {
+                    cursor: head.max(sink.state.cursor),
+                    ..SinkState::default()
+                };
                 let progress = Progress {
-                    state: SinkState {
-                        cursor: head,
-                        ..sink.state.clone()
-                    },
+                    state: state.clone(),
                     log: Vec::new(),
                 };
-                if !record(&app, &sink, &owner, progress).await {
-                    return;
+                match record(&app, &sink, &owner, progress).await {
+                    Some(until) => held_until = Some(until),
+                    None => return,
                 }
+                sink.state = state;
             }
             tokio::time::sleep(POLL).await;
             continue;
@@ -186,6 +206,13 @@ async fn drive(app: Arc<App>, owner: String, mut sink: Sink, deliverer: Delivere
             if chunk.is_empty() {
                 break;
             }
+            // Failures counted for an event that is gone are not this one's.
+            if state.attempts > 0 && state.failing_seq != Some(chunk[0].seq) {
+                state = SinkState {
+                    cursor: state.cursor,
+                    ..SinkState::default()
+                };
+            }
             let now = Utc::now();
             let (done, failure) = deliverer.deliver(&chunk).await;
             for event in &chunk[..done] {
@@ -208,6 +235,7 @@ async fn drive(app: Arc<App>, owner: String, mut sink: Sink, deliverer: Delivere
                 let event = chunk[done];
                 let first = *state.first_failed_at.get_or_insert(now);
                 state.attempts += 1;
+                state.failing_seq = Some(event.seq);
                 if now - first >= RETRY_FOR {
                     tracing::warn!(sink = %sink.id.key(), event = %event.data.id, %reason, "giving up on an event");
                     metrics::counter!("facerec_events_failed_total", "sink" => kind).increment(1);
@@ -235,7 +263,7 @@ async fn drive(app: Arc<App>, owner: String, mut sink: Sink, deliverer: Delivere
                     state: state.clone(),
                     log: std::mem::take(&mut log),
                 };
-                if !record(&app, &sink, &owner, progress).await {
+                if record(&app, &sink, &owner, progress).await.is_none() {
                     return;
                 }
                 recorded_at = tokio::time::Instant::now();
@@ -244,9 +272,15 @@ async fn drive(app: Arc<App>, owner: String, mut sink: Sink, deliverer: Delivere
         if !stopped && saw_all && state.attempts == 0 {
             state.cursor = state.cursor.max(head);
         }
-        if !record(&app, &sink, &owner, Progress { state, log }).await {
-            return;
+        let progress = Progress {
+            state: state.clone(),
+            log,
+        };
+        match record(&app, &sink, &owner, progress).await {
+            Some(until) => held_until = Some(until),
+            None => return,
         }
+        sink.state = state;
     }
 }
 
@@ -262,9 +296,9 @@ fn entry(event: &Event, status: DeliveryStatus, attempts: u32, reason: Option<St
     }
 }
 
-/// Records progress and renews the lease: `false` when this replica lost it (or the destination
-/// is gone), and should stop driving it.
-async fn record(app: &App, sink: &Sink, owner: &str, progress: Progress) -> bool {
+/// Records progress and renews the lease: until when it is held, or `None` when this replica lost
+/// it (or the destination is gone) and should stop driving it.
+async fn record(app: &App, sink: &Sink, owner: &str, progress: Progress) -> Option<DateTime<Utc>> {
     let until = Utc::now() + LEASE;
     for _ in 0..3 {
         match app
@@ -272,7 +306,7 @@ async fn record(app: &App, sink: &Sink, owner: &str, progress: Progress) -> bool
             .record(sink.id, owner, until, progress.clone())
             .await
         {
-            Ok(held) => return held,
+            Ok(held) => return held.then_some(until),
             Err(e) => {
                 tracing::warn!(error = %e, "recording an event destination's progress failed");
                 tokio::time::sleep(DESTINATIONS_EVERY).await;
@@ -280,5 +314,5 @@ async fn record(app: &App, sink: &Sink, owner: &str, progress: Progress) -> bool
         }
     }
     // Not recorded: the events after the last recorded cursor are delivered again (at least once).
-    false
+    None
 }

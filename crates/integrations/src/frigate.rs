@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use facerec_core::capture::Source;
+use facerec_core::events::EventData;
 use facerec_core::{Actor, CollectionRef};
-use facerec_service::{App, CaptureContext, RecognizeOptions, RecognizedImage};
+use facerec_service::{App, CaptureContext, RecognizeOptions};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -88,11 +89,17 @@ fn parse(payload: &[u8]) -> Result<Message, String> {
             .ok_or_else(|| format!("after.{field} is missing or not a short string"))
     };
     let id = text("id")?;
-    // An id goes into a URL path: Frigate's are `<time>.<fraction>-<random>`.
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    {
+    // An id goes into a URL path: Frigate's are `<seconds>.<fraction>-<random>`.
+    let shaped = id.split_once('-').is_some_and(|(time, random)| {
+        time.split_once('.').is_some_and(|(s, f)| {
+            !s.is_empty()
+                && !f.is_empty()
+                && s.chars().all(|c| c.is_ascii_digit())
+                && f.chars().all(|c| c.is_ascii_digit())
+        }) && !random.is_empty()
+            && random.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    if !shaped {
         return Err(format!("after.id '{id}' is not a Frigate event id"));
     }
     let camera = text("camera")?;
@@ -122,8 +129,9 @@ struct Tracked {
     attempts: u32,
     /// The events were told (named, or the attempts ended).
     told: bool,
-    /// The last snapshot recognized, preferring one that showed faces.
-    last: Option<RecognizedImage>,
+    /// What the last snapshot recognized would tell (preferring one that showed faces): its
+    /// events, not the recognition (no embeddings held).
+    last: Option<(bool, Vec<EventData>)>,
 }
 
 fn count(what: &'static str, outcome: &'static str) {
@@ -202,11 +210,8 @@ impl Bridge {
         let ended = message.kind == Kind::End || state.attempts >= self.config.attempts;
         if !state.told && ended {
             state.told = true;
-            if let (Some(image), Some(caller)) = (&state.last, self.caller(&message.camera).await) {
-                let source = Source::from_label(&message.camera);
-                self.app
-                    .events()
-                    .tell_recognized(&caller, &source, image, Some(&message.id));
+            if let Some((_, events)) = state.last.take() {
+                self.app.events().tell(events);
             }
         }
     }
@@ -269,8 +274,12 @@ impl Bridge {
             return;
         }
         let showed_faces = !image.faces.is_empty();
-        if showed_faces || state.last.as_ref().is_none_or(|l| l.faces.is_empty()) {
-            state.last = Some(image);
+        if showed_faces || state.last.as_ref().is_none_or(|(faces, _)| !faces) {
+            let events = self
+                .app
+                .events()
+                .events_of(&caller, &source, &image, Some(&message.id));
+            state.last = Some((showed_faces, events));
         }
     }
 
@@ -358,6 +367,13 @@ mod tests {
         );
         // Frigate sets sub_label as [name, score] (or [null, null] once cleared): tolerated.
         let named = br#"{"type":"end","after":{"id":"1.2-x","camera":"c","label":"person","sub_label":["Alice",0.93]}}"#;
+        assert!(
+            parse(br#"{"type":"new","after":{"id":"..","camera":"c","label":"person"}}"#).is_err()
+        );
+        assert!(parse(
+            br#"{"type":"new","after":{"id":"1.2-../x","camera":"c","label":"person"}}"#
+        )
+        .is_err());
         assert_eq!(parse(named).unwrap().kind, Kind::End);
         for bad in [
             &b"not json"[..],

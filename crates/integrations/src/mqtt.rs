@@ -1,11 +1,16 @@
 //! The MQTT destination: every event on `<prefix>/<collection>/events`, the last decision per
 //! source and the last sighting per person retained, `<prefix>/available` retained (`online`;
 //! `offline` as the last will), and Home Assistant discovery — per source an `event` entity, per
-//! person a "last seen" timestamp sensor. A `person.deleted` event clears everything retained
-//! about that person (their topics, their entity, a source's last decision that names them).
-//! QoS 1 throughout; a batch counts as delivered when the broker acknowledged each message.
+//! person a "last seen" timestamp sensor. QoS 1 throughout; a batch counts as delivered when the
+//! broker acknowledged each of its messages.
+//!
+//! What the broker retains about collections and persons is read back from it (facerec subscribes
+//! to its own retained topics and to the discovery configurations), so that `person.deleted` and
+//! `collection.deleted` clear all of it — also what an earlier run published — and nothing about a
+//! deleted person stays on the broker.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,18 +18,23 @@ use facerec_core::events::{Event, EventData, EventType};
 use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Packet, QoS, Transport};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Messages the client may hold before `publish` waits (one batch of events at a time).
 const CLIENT_CAPACITY: usize = 256;
-/// How long the broker has to acknowledge a batch.
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a batch may take, from its first message queued to its last acknowledgement.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnection backoff: from 1 s, doubling, at most 30 s.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// After subscribing, the broker sends its retained messages: the connection is used for events
+/// once they had this long to arrive.
+const RETAINED_SETTLE: Duration = Duration::from_secs(1);
 /// Discovery configurations this process remembers having published (per entity), at most;
 /// beyond it they are published again, which is harmless.
 const ANNOUNCED_MAX: usize = 10_000;
-/// Sources whose retained last decision this process remembers the person of, at most.
-const LAST_BY_SOURCE_MAX: usize = 10_000;
+/// Retained topics about collections and persons followed, at most; beyond it a deletion cannot
+/// clear those it does not know (counted: `facerec_mqtt_retained_untracked_total`).
+pub const RETAINED_MAX: usize = 100_000;
 
 /// How to reach the broker and name the topics.
 #[derive(Debug, Clone)]
@@ -42,18 +52,92 @@ pub struct MqttConfig {
     pub frigate_topic: Option<String>,
 }
 
-/// A connection to the broker, kept up by its own task.
-pub struct Mqtt {
+impl MqttConfig {
+    /// Refuses a setting that cannot work (not an MQTT URL, an unreadable CA file, a wildcard in a
+    /// prefix) before anything starts.
+    pub fn check(&self) -> Result<(), String> {
+        let prefixes = [Some(&self.prefix), self.discovery_prefix.as_ref()];
+        for prefix in prefixes.into_iter().flatten() {
+            if prefix.is_empty() || prefix.contains(['+', '#', '\0']) || prefix.starts_with('/') {
+                return Err(format!(
+                    "MQTT topic prefix '{prefix}' must be a topic without wildcards ('+', '#')"
+                ));
+            }
+        }
+        options(self).map(|_| ())
+    }
+}
+
+/// What a retained topic is about: a collection, and a person when it names one.
+#[derive(Debug, Clone, PartialEq)]
+struct About {
+    collection: String,
+    person: Option<String>,
+}
+
+/// The retained topics about collections and persons, as the broker holds them.
+#[derive(Default)]
+struct Retained(HashMap<String, About>);
+
+impl Retained {
+    fn set(&mut self, topic: &str, about: Option<About>) {
+        match about {
+            Some(about) if self.0.len() < RETAINED_MAX || self.0.contains_key(topic) => {
+                self.0.insert(topic.to_owned(), about);
+            }
+            Some(_) => metrics::counter!("facerec_mqtt_retained_untracked_total").increment(1),
+            None => {
+                self.0.remove(topic);
+            }
+        }
+    }
+
+    fn about_person(&self, person: &str) -> Vec<String> {
+        self.matching(|a| a.person.as_deref() == Some(person))
+    }
+
+    fn about_collection(&self, collection: &str) -> Vec<String> {
+        self.matching(|a| a.collection == collection)
+    }
+
+    fn matching(&self, keep: impl Fn(&About) -> bool) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, a)| keep(a))
+            .map(|(t, _)| t.clone())
+            .collect();
+        topics.sort();
+        topics
+    }
+}
+
+/// A connection to the broker, kept up by its own task (stopped with it).
+struct Link {
     client: AsyncClient,
+    ready: watch::Receiver<bool>,
+    acks: mpsc::UnboundedReceiver<u16>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The MQTT destination.
+pub struct Mqtt {
     config: MqttConfig,
-    connected: watch::Receiver<bool>,
-    acks: tokio::sync::Mutex<mpsc::UnboundedReceiver<u16>>,
+    frigate: Option<mpsc::Sender<bytes::Bytes>>,
+    /// The connection; after a batch that failed half-way it is replaced, so that nothing of that
+    /// batch (its messages still queued, its late acknowledgements) mixes with the next.
+    link: tokio::sync::Mutex<Link>,
     /// Discovery configurations published since the last (re)connection: a broker that restarted
     /// without persistence, or Home Assistant starting (`<discovery>/status` `online`), hears them
     /// again with the next event of each entity.
     announced: Arc<Mutex<HashSet<String>>>,
-    /// `<prefix>/<collection>/sources/<source>/last` → the person its retained message names.
-    last_by_source: Arc<Mutex<HashMap<String, String>>>,
+    retained: Arc<Mutex<Retained>>,
 }
 
 /// One message to publish.
@@ -61,6 +145,8 @@ struct Message {
     topic: String,
     payload: Vec<u8>,
     retain: bool,
+    /// A retained message's subject (`None` clears the topic).
+    about: Option<About>,
 }
 
 impl Message {
@@ -69,7 +155,16 @@ impl Message {
             topic,
             payload: payload.to_string().into_bytes(),
             retain,
+            about: None,
         }
+    }
+
+    fn about(mut self, collection: &str, person: Option<String>) -> Self {
+        self.about = Some(About {
+            collection: collection.to_owned(),
+            person,
+        });
+        self
     }
 
     /// An empty retained message: the broker forgets the topic's retained message (and Home
@@ -79,15 +174,8 @@ impl Message {
             topic,
             payload: Vec::new(),
             retain: true,
+            about: None,
         }
-    }
-}
-
-impl MqttConfig {
-    /// Refuses a setting that cannot work (not an MQTT URL, an unreadable CA file) before anything
-    /// starts.
-    pub fn check(&self) -> Result<(), String> {
-        options(self).map(|_| ())
     }
 }
 
@@ -98,89 +186,15 @@ impl Mqtt {
         config: MqttConfig,
         frigate: Option<mpsc::Sender<bytes::Bytes>>,
     ) -> Result<Arc<Self>, String> {
-        let options = options(&config)?;
-        let (client, mut eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
-        // Each batch waits for its acknowledgements: without TCP_NODELAY, Nagle's algorithm and
-        // delayed ACKs cost ~40 ms a batch (12 events a second measured, docs/BENCHMARKS.md).
-        let mut network = rumqttc::NetworkOptions::new();
-        network.set_tcp_nodelay(true);
-        network.set_connection_timeout(10);
-        eventloop.set_network_options(network);
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        let (connected_tx, connected) = watch::channel(false);
-        let last_by_source = Arc::new(Mutex::new(HashMap::new()));
-        let availability = format!("{}/available", config.prefix);
-        let last_topics = format!("{}/+/sources/+/last", config.prefix);
-        let frigate_events = config.frigate_topic.as_ref().map(|t| format!("{t}/events"));
-        let subscriber = client.clone();
-        let remembered = Arc::clone(&last_by_source);
         let announced = Arc::new(Mutex::new(HashSet::new()));
-        let forget = Arc::clone(&announced);
-        let ha_status = config
-            .discovery_prefix
-            .as_ref()
-            .map(|d| format!("{d}/status"));
-        let prefix = config.prefix.clone();
-        tokio::spawn(async move {
-            let mut wait = Duration::from_secs(1);
-            loop {
-                match eventloop.poll().await {
-                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                        wait = Duration::from_secs(1);
-                        tracing::info!("connected to the MQTT broker");
-                        metrics::gauge!("facerec_mqtt_connected").set(1.0);
-                        // Never awaited here: the event loop must keep polling for them to go.
-                        let _ =
-                            subscriber.try_publish(&availability, QoS::AtMostOnce, true, "online");
-                        // Retained last decisions tell which person each names (to clear them
-                        // when that person is deleted), also those of earlier runs.
-                        let _ = subscriber.try_subscribe(&last_topics, QoS::AtLeastOnce);
-                        if let Some(topic) = &frigate_events {
-                            let _ = subscriber.try_subscribe(topic, QoS::AtLeastOnce);
-                        }
-                        if let Some(topic) = &ha_status {
-                            let _ = subscriber.try_subscribe(topic, QoS::AtLeastOnce);
-                        }
-                        forget.lock().unwrap_or_else(|e| e.into_inner()).clear();
-                        let _ = connected_tx.send(true);
-                    }
-                    Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
-                        let _ = ack_tx.send(ack.pkid);
-                    }
-                    Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
-                        if frigate_events.as_deref() == Some(publish.topic.as_str()) {
-                            if let Some(bridge) = &frigate {
-                                if bridge.try_send(publish.payload.clone()).is_err() {
-                                    metrics::counter!("facerec_frigate_messages_total", "outcome" => "dropped").increment(1);
-                                }
-                            }
-                        } else if ha_status.as_deref() == Some(publish.topic.as_str()) {
-                            if publish.payload.as_ref() == b"online" {
-                                forget.lock().unwrap_or_else(|e| e.into_inner()).clear();
-                            }
-                        } else if publish.topic.starts_with(&prefix) {
-                            remember_last(&remembered, &publish.topic, &publish.payload);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = connected_tx.send(false);
-                        metrics::gauge!("facerec_mqtt_connected").set(0.0);
-                        metrics::counter!("facerec_mqtt_connection_errors_total").increment(1);
-                        tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "the MQTT broker cannot be reached");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(RECONNECT_MAX);
-                    }
-                }
-            }
-        });
+        let retained = Arc::new(Mutex::new(Retained::default()));
+        let link = open(&config, &frigate, &announced, &retained)?;
         Ok(Arc::new(Self {
-            client,
             config,
-            connected,
-            acks: tokio::sync::Mutex::new(ack_rx),
+            frigate,
+            link: tokio::sync::Mutex::new(link),
             announced,
-            last_by_source,
+            retained,
         }))
     }
 
@@ -188,14 +202,16 @@ impl Mqtt {
     /// message; the batch waits once): `Err` says why they were not all delivered (to be retried,
     /// all of them).
     pub async fn send(&self, events: &[&Event]) -> Result<(), String> {
-        let messages = events.iter().flat_map(|e| self.messages(&e.data)).collect();
+        let messages: Vec<Message> = events.iter().flat_map(|e| self.messages(&e.data)).collect();
+        let kept: Vec<(String, Option<About>)> = messages
+            .iter()
+            .filter(|m| m.retain)
+            .map(|m| (m.topic.clone(), m.about.clone()))
+            .collect();
         self.publish_all(messages).await?;
-        for event in events {
-            if let (EventType::PersonDeleted, Some(person)) = (event.data.kind, &event.data.person)
-            {
-                let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
-                announced.retain(|key| !key.contains(&person.id.to_string()));
-            }
+        let mut retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, about) in kept {
+            retained.set(&topic, about);
         }
         Ok(())
     }
@@ -205,38 +221,45 @@ impl Mqtt {
         let collection = &event.collection.name;
         let base = format!("{prefix}/{collection}");
         let mut messages = vec![Message::json(format!("{base}/events"), json!(event), false)];
-        if event.kind == EventType::PersonDeleted {
-            let Some(person) = &event.person else {
+        let retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        match event.kind {
+            EventType::PersonDeleted => {
+                let Some(person) = &event.person else {
+                    return messages;
+                };
+                let id = person.id.to_string();
+                let mut topics: Vec<String> = vec![format!("{base}/persons/{id}/last_seen")];
+                if let Some(discovery) = &self.config.discovery_prefix {
+                    topics.push(format!(
+                        "{discovery}/sensor/{}/config",
+                        person_object(collection, &id)
+                    ));
+                }
+                topics.extend(retained.about_person(&id));
+                topics.sort();
+                topics.dedup();
+                messages.extend(topics.into_iter().map(Message::clear));
+                let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+                announced.retain(|key| !key.contains(&id));
                 return messages;
-            };
-            let id = person.id.to_string();
-            messages.push(Message::clear(format!("{base}/persons/{id}/last_seen")));
-            if let Some(discovery) = &self.config.discovery_prefix {
-                messages.push(Message::clear(format!(
-                    "{discovery}/sensor/{}/config",
-                    person_object(collection, &id)
-                )));
             }
-            let mut last = self
-                .last_by_source
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let naming: Vec<String> = last
-                .iter()
-                .filter(|(_, p)| **p == id)
-                .map(|(topic, _)| topic.clone())
-                .collect();
-            for topic in naming {
-                last.remove(&topic);
-                messages.push(Message::clear(topic));
+            EventType::CollectionDeleted => {
+                messages.extend(
+                    retained
+                        .about_collection(collection)
+                        .into_iter()
+                        .map(Message::clear),
+                );
+                return messages;
             }
-            return messages;
+            _ => {}
         }
+        drop(retained);
         let Some(source) = &event.source else {
             return messages;
         };
         let source_base = format!("{base}/sources/{source}");
-        let person_name = event.person.as_ref().map(|p| p.name.clone());
+        let person_name = event.person.as_ref().and_then(|p| p.name.clone());
         // Home Assistant's event entity: `event_type` and attributes, never retained (a retained
         // event would fire again on every restart; Home Assistant ignores them).
         messages.push(Message::json(
@@ -256,22 +279,11 @@ impl Mqtt {
             }),
             false,
         ));
-        let last_topic = format!("{source_base}/last");
-        {
-            let mut last = self
-                .last_by_source
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match &event.person {
-                Some(p) if last.len() < LAST_BY_SOURCE_MAX || last.contains_key(&last_topic) => {
-                    last.insert(last_topic.clone(), p.id.to_string());
-                }
-                _ => {
-                    last.remove(&last_topic);
-                }
-            }
-        }
-        messages.push(Message::json(last_topic, json!(event), true));
+        let person_id = event.person.as_ref().map(|p| p.id.to_string());
+        messages.push(
+            Message::json(format!("{source_base}/last"), json!(event), true)
+                .about(collection, person_id.clone()),
+        );
         if let Some(discovery) = &self.config.discovery_prefix {
             let object = source_object(collection, source);
             let config = json!({
@@ -282,30 +294,30 @@ impl Mqtt {
                 "availability_topic": format!("{prefix}/available"),
                 "device": device(collection),
             });
-            self.announce(
-                &mut messages,
-                format!("{discovery}/event/{object}/config"),
-                config,
-            );
+            let topic = format!("{discovery}/event/{object}/config");
+            self.announce(&mut messages, topic, config, collection, None);
         }
-        if let Some(person) = &event.person {
-            let id = person.id.to_string();
+        if let (Some(person), Some(id)) = (&event.person, person_id) {
+            let name = person.name.clone().unwrap_or_default();
             let state_topic = format!("{base}/persons/{id}/last_seen");
-            messages.push(Message::json(
-                state_topic.clone(),
-                json!({
-                    "time": event.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-                    "name": person.name,
-                    "source": source,
-                    "similarity": event.similarity,
-                    "event_id": event.id,
-                }),
-                true,
-            ));
+            messages.push(
+                Message::json(
+                    state_topic.clone(),
+                    json!({
+                        "time": event.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                        "name": name,
+                        "source": source,
+                        "similarity": event.similarity,
+                        "event_id": event.id,
+                    }),
+                    true,
+                )
+                .about(collection, Some(id.clone())),
+            );
             if let Some(discovery) = &self.config.discovery_prefix {
                 let object = person_object(collection, &id);
                 let config = json!({
-                    "name": format!("{} last seen", person.name),
+                    "name": format!("{name} last seen"),
                     "unique_id": object,
                     "device_class": "timestamp",
                     "state_topic": state_topic,
@@ -314,18 +326,22 @@ impl Mqtt {
                     "availability_topic": format!("{prefix}/available"),
                     "device": device(collection),
                 });
-                self.announce(
-                    &mut messages,
-                    format!("{discovery}/sensor/{object}/config"),
-                    config,
-                );
+                let topic = format!("{discovery}/sensor/{object}/config");
+                self.announce(&mut messages, topic, config, collection, Some(id));
             }
         }
         messages
     }
 
-    /// A discovery configuration, unless this process published the same one already.
-    fn announce(&self, messages: &mut Vec<Message>, topic: String, config: serde_json::Value) {
+    /// A discovery configuration, unless this process published the same one since it connected.
+    fn announce(
+        &self,
+        messages: &mut Vec<Message>,
+        topic: String,
+        config: serde_json::Value,
+        collection: &str,
+        person: Option<String>,
+    ) {
         let key = format!("{topic} {config}");
         let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
         if announced.contains(&key) {
@@ -336,37 +352,265 @@ impl Mqtt {
         }
         announced.retain(|k| !k.starts_with(&format!("{topic} ")));
         announced.insert(key);
-        messages.push(Message::json(topic, config, true));
+        messages.push(Message::json(topic, config, true).about(collection, person));
     }
 
     async fn publish_all(&self, messages: Vec<Message>) -> Result<(), String> {
-        if !*self.connected.borrow() {
+        let mut link = self.link.lock().await;
+        if !*link.ready.borrow() {
             return Err("not connected to the MQTT broker".into());
         }
-        // One batch at a time: the acknowledgements counted are this batch's.
-        let mut acks = self.acks.lock().await;
-        while acks.try_recv().is_ok() {}
+        while link.acks.try_recv().is_ok() {}
         let count = messages.len();
-        for m in messages {
-            self.client
-                .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-                .await
-                .map_err(|e| format!("cannot publish: {e}"))?;
+        let deadline = tokio::time::Instant::now() + BATCH_TIMEOUT;
+        let batch = async {
+            for m in messages {
+                link.client
+                    .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+                    .await
+                    .map_err(|e| format!("cannot publish: {e}"))?;
+            }
+            for _ in 0..count {
+                if link.acks.recv().await.is_none() {
+                    return Err("the MQTT connection closed".to_owned());
+                }
+            }
+            Ok(())
+        };
+        let outcome = match tokio::time::timeout_at(deadline, batch).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!(
+                "the MQTT broker did not take the batch within {} s",
+                BATCH_TIMEOUT.as_secs()
+            )),
+        };
+        if outcome.is_err() {
+            // A new connection: what is left of this batch goes with the old one.
+            *link = open(&self.config, &self.frigate, &self.announced, &self.retained)?;
         }
-        let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
-        for _ in 0..count {
-            match tokio::time::timeout_at(deadline, acks.recv()).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err("the MQTT connection closed".into()),
-                Err(_) => {
-                    return Err(format!(
-                        "the MQTT broker did not acknowledge within {} s",
-                        ACK_TIMEOUT.as_secs()
-                    ))
+        outcome
+    }
+}
+
+/// Opens a connection and starts the task that keeps it: it subscribes to what it follows, says
+/// `online`, and is ready for events once the retained messages had time to arrive.
+fn open(
+    config: &MqttConfig,
+    frigate: &Option<mpsc::Sender<bytes::Bytes>>,
+    announced: &Arc<Mutex<HashSet<String>>>,
+    retained: &Arc<Mutex<Retained>>,
+) -> Result<Link, String> {
+    let options = options(config)?;
+    let (client, mut eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
+    // Each batch waits for its acknowledgements: without TCP_NODELAY, Nagle's algorithm and
+    // delayed ACKs cost ~40 ms a batch (12 events a second measured, docs/BENCHMARKS.md).
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(10);
+    eventloop.set_network_options(network);
+    let (ack_tx, acks) = mpsc::unbounded_channel();
+    let (ready_tx, ready) = watch::channel(false);
+    let ready_tx = Arc::new(ready_tx);
+    let follows = Follows::new(config);
+    let frigate = frigate.clone();
+    let announced = Arc::clone(announced);
+    let retained = Arc::clone(retained);
+    let subscriber = client.clone();
+    // Which connection a delayed "ready" belongs to.
+    let epoch = Arc::new(AtomicU64::new(0));
+    let task = tokio::spawn(async move {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match eventloop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    wait = Duration::from_secs(1);
+                    tracing::info!("connected to the MQTT broker");
+                    metrics::gauge!("facerec_mqtt_connected").set(1.0);
+                    announced.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    let mine = epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                    tokio::spawn(settle(
+                        subscriber.clone(),
+                        follows.clone(),
+                        Arc::clone(&ready_tx),
+                        Arc::clone(&epoch),
+                        mine,
+                    ));
+                }
+                Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
+                    let _ = ack_tx.send(ack.pkid);
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
+                    follows.heard(
+                        &publish.topic,
+                        &publish.payload,
+                        &frigate,
+                        &announced,
+                        &retained,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    epoch.fetch_add(1, Ordering::SeqCst);
+                    let _ = ready_tx.send(false);
+                    metrics::gauge!("facerec_mqtt_connected").set(0.0);
+                    metrics::counter!("facerec_mqtt_connection_errors_total").increment(1);
+                    tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "the MQTT broker cannot be reached");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RECONNECT_MAX);
                 }
             }
         }
-        Ok(())
+    });
+    Ok(Link {
+        client,
+        ready,
+        acks,
+        task,
+    })
+}
+
+/// After a connection: subscribe, say `online`, let the retained messages arrive, then be ready
+/// (unless the connection was lost or renewed meanwhile).
+async fn settle(
+    client: AsyncClient,
+    follows: Follows,
+    ready: Arc<watch::Sender<bool>>,
+    epoch: Arc<AtomicU64>,
+    mine: u64,
+) {
+    let filters = follows
+        .filters()
+        .into_iter()
+        .map(|path| rumqttc::SubscribeFilter::new(path, QoS::AtLeastOnce));
+    if let Err(e) = client.subscribe_many(filters).await {
+        tracing::warn!(error = %e, "cannot subscribe on the MQTT broker");
+        return;
+    }
+    if let Err(e) = client
+        .publish(follows.availability(), QoS::AtMostOnce, true, "online")
+        .await
+    {
+        tracing::warn!(error = %e, "cannot say online on the MQTT broker");
+        return;
+    }
+    tokio::time::sleep(RETAINED_SETTLE).await;
+    if epoch.load(Ordering::SeqCst) == mine {
+        let _ = ready.send(true);
+    }
+}
+
+/// The topics a connection follows, and what it does with what it hears there.
+#[derive(Clone)]
+struct Follows {
+    prefix: String,
+    discovery: Option<String>,
+    frigate_events: Option<String>,
+}
+
+impl Follows {
+    fn new(config: &MqttConfig) -> Self {
+        Self {
+            prefix: config.prefix.clone(),
+            discovery: config.discovery_prefix.clone(),
+            frigate_events: config.frigate_topic.as_ref().map(|t| format!("{t}/events")),
+        }
+    }
+
+    fn availability(&self) -> String {
+        format!("{}/available", self.prefix)
+    }
+
+    fn filters(&self) -> Vec<String> {
+        let p = &self.prefix;
+        let mut filters = vec![
+            format!("{p}/+/persons/+/last_seen"),
+            format!("{p}/+/sources/+/last"),
+        ];
+        if let Some(d) = &self.discovery {
+            filters.extend([
+                format!("{d}/sensor/+/config"),
+                format!("{d}/event/+/config"),
+                format!("{d}/status"),
+            ]);
+        }
+        filters.extend(self.frigate_events.clone());
+        filters
+    }
+
+    fn heard(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        frigate: &Option<mpsc::Sender<bytes::Bytes>>,
+        announced: &Mutex<HashSet<String>>,
+        retained: &Mutex<Retained>,
+    ) {
+        if self.frigate_events.as_deref() == Some(topic) {
+            if let Some(bridge) = frigate {
+                if bridge
+                    .try_send(bytes::Bytes::copy_from_slice(payload))
+                    .is_err()
+                {
+                    metrics::counter!("facerec_frigate_messages_total", "outcome" => "dropped")
+                        .increment(1);
+                }
+            }
+            return;
+        }
+        if let Some(d) = &self.discovery {
+            if topic == format!("{d}/status") {
+                if payload == b"online" {
+                    announced.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                }
+                return;
+            }
+        }
+        if let Some(about) = self.about(topic, payload) {
+            let about = (!payload.is_empty()).then_some(about);
+            retained
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set(topic, about);
+        }
+    }
+
+    /// What a retained topic of facerec's is about (`None`: not one of facerec's).
+    fn about(&self, topic: &str, payload: &[u8]) -> Option<About> {
+        let ours = |state_topic: &str| -> Option<(String, Vec<String>)> {
+            let rest = state_topic.strip_prefix(&format!("{}/", self.prefix))?;
+            let parts: Vec<String> = rest.split('/').map(str::to_owned).collect();
+            Some((parts.first()?.clone(), parts))
+        };
+        if let Some(d) = &self.discovery {
+            if topic.starts_with(&format!("{d}/")) && topic.ends_with("/config") {
+                if payload.is_empty() {
+                    // A cleared configuration: forgotten whatever it was.
+                    return Some(About {
+                        collection: String::new(),
+                        person: None,
+                    });
+                }
+                let config: serde_json::Value = serde_json::from_slice(payload).ok()?;
+                let (collection, rest) = ours(config.get("state_topic")?.as_str()?)?;
+                let person = match rest.as_slice() {
+                    [_, kind, id, _] if kind == "persons" => Some(id.clone()),
+                    _ => None,
+                };
+                return Some(About { collection, person });
+            }
+        }
+        let (collection, rest) = ours(topic)?;
+        let person = match rest.as_slice() {
+            [_, kind, id, last] if kind == "persons" && last == "last_seen" => Some(id.clone()),
+            [_, kind, _, last] if kind == "sources" && last == "last" => {
+                serde_json::from_slice::<EventData>(payload)
+                    .ok()
+                    .and_then(|e| e.person)
+                    .map(|p| p.id.to_string())
+            }
+            _ => return None,
+        };
+        Some(About { collection, person })
     }
 }
 
@@ -402,22 +646,6 @@ fn device(collection: &str) -> serde_json::Value {
         "model": "face recognition",
         "sw_version": env!("CARGO_PKG_VERSION"),
     })
-}
-
-fn remember_last(into: &Mutex<HashMap<String, String>>, topic: &str, payload: &[u8]) {
-    let mut last = into.lock().unwrap_or_else(|e| e.into_inner());
-    let person = serde_json::from_slice::<EventData>(payload)
-        .ok()
-        .and_then(|e| e.person)
-        .map(|p| p.id.to_string());
-    match person {
-        Some(p) if last.len() < LAST_BY_SOURCE_MAX || last.contains_key(topic) => {
-            last.insert(topic.to_owned(), p);
-        }
-        _ => {
-            last.remove(topic);
-        }
-    }
 }
 
 fn options(config: &MqttConfig) -> Result<MqttOptions, String> {

@@ -89,10 +89,32 @@ impl Events {
         image: &RecognizedImage,
         frigate_event_id: Option<&str>,
     ) {
-        if !self.wanted(caller.collection_id()) {
-            return;
+        if self.wanted(caller.collection_id()) {
+            for event in self.events_of(caller, source, image, frigate_event_id) {
+                self.emit(event);
+            }
         }
-        let events: Vec<EventData> = match image.faces.is_empty() {
+    }
+
+    /// Tells events made earlier (the Frigate bridge's, once a Frigate event's attempts end),
+    /// where they are wanted.
+    pub fn tell(&self, events: Vec<EventData>) {
+        for event in events {
+            if self.wanted(event.collection.id) {
+                self.emit(event);
+            }
+        }
+    }
+
+    /// The events a recognized photo makes: one per face, or `face.none`.
+    pub fn events_of(
+        &self,
+        caller: &Caller,
+        source: &Source,
+        image: &RecognizedImage,
+        frigate_event_id: Option<&str>,
+    ) -> Vec<EventData> {
+        let mut events: Vec<EventData> = match image.faces.is_empty() {
             true => vec![no_face_event(caller, source)],
             false => image
                 .faces
@@ -108,10 +130,10 @@ impl Events {
                 })
                 .collect(),
         };
-        for mut event in events {
+        for event in &mut events {
             event.frigate_event_id = frigate_event_id.map(str::to_owned);
-            self.emit(event);
         }
+        events
     }
 
     /// Queues an event; when the queue is full it is dropped and counted, never waited for.
@@ -290,7 +312,10 @@ impl<'a> Decided<'a> {
         event.det_score = Some(self.detection.score);
         match self.person {
             Some((id, name, similarity)) => {
-                event.person = Some(EventPerson { id, name });
+                event.person = Some(EventPerson {
+                    id,
+                    name: Some(name),
+                });
                 event.similarity = Some(similarity);
                 event.estimated_fpir =
                     (!self.calibration.weak).then(|| self.calibration.estimated_fpir(similarity));
@@ -323,7 +348,19 @@ async fn write_events(store: Arc<dyn Store>, mut pending: mpsc::Receiver<EventDa
     while pending.recv_many(&mut batch, BATCH).await > 0 {
         let events = std::mem::take(&mut batch);
         let count = events.len() as u64;
-        match store.append_events(events).await {
+        // A database that is briefly busy or failing over costs no event: three tries.
+        let mut tries = 0;
+        let outcome = loop {
+            tries += 1;
+            match store.append_events(events.clone()).await {
+                Err(e) if tries < 3 => {
+                    tracing::debug!(error = %e, "writing events to the outbox failed; again");
+                    tokio::time::sleep(Duration::from_millis(250 * tries)).await;
+                }
+                outcome => break outcome,
+            }
+        };
+        match outcome {
             Ok(dropped) if dropped > 0 => {
                 metrics::counter!("facerec_events_dropped_total", "reason" => "outbox_full")
                     .increment(dropped)

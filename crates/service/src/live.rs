@@ -178,8 +178,11 @@ impl<'a> LiveSession<'a> {
         // Only the tracks of this frame are remembered: bounded by the faces of a frame.
         let current = |track: &u64| assignments.iter().any(|a| a.track_id == *track);
         self.captured.retain(|track, _| current(track));
-        self.announced.retain(|track, _| current(track));
-        self.clusters.retain(|track, _| current(track));
+        // What was told of a track is kept while the tracker follows it (a face missed for a
+        // frame is not announced again when it is back): bounded by the tracker's tracks.
+        let tracker = &self.tracker;
+        self.announced.retain(|track, _| tracker.is_tracked(*track));
+        self.clusters.retain(|track, _| tracker.is_tracked(*track));
         let faces = detections
             .into_iter()
             .zip(&assignments)

@@ -240,6 +240,7 @@ pub(crate) struct SinkRow {
     secret: Option<String>,
     created_at: DateTime<Utc>,
     cursor: i64,
+    failing_seq: Option<i64>,
     attempts: i64,
     first_failed_at: Option<DateTime<Utc>>,
     next_attempt_at: Option<DateTime<Utc>>,
@@ -254,6 +255,7 @@ impl TryFrom<SinkRow> for facerec_core::events::Sink {
         let id = SinkId::parse(&row.id).ok_or_else(|| corrupt("unknown id"))?;
         let state = SinkState {
             cursor: row.cursor,
+            failing_seq: row.failing_seq,
             attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
             first_failed_at: row.first_failed_at,
             next_attempt_at: row.next_attempt_at,

@@ -334,18 +334,43 @@ pub(crate) const SELECT_COLLECTION_NAME: &str = "SELECT name FROM collections WH
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (id, collection_id, type, person_id, \
      created_at, data) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const EVENTS_HEAD: &str = "SELECT COALESCE(max(seq), 0) FROM events";
-/// Beyond the bound, the oldest (`$1`: how many may stay).
-pub(crate) const DROP_EVENTS_BEYOND: &str =
-    "DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - $1";
+/// The deletions, which destinations need in order to forget (kept while MQTT may need them).
+macro_rules! forgetting {
+    () => {
+        "('person.deleted', 'collection.deleted')"
+    };
+}
+/// Beyond the bound, the oldest but deletions (`$1`: how many may stay).
+pub(crate) const DROP_EVENTS_BEYOND: &str = concat!(
+    "DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - $1 AND type NOT IN ",
+    forgetting!()
+);
+pub(crate) const PERSON_EXISTS: &str = "SELECT count(*) FROM persons WHERE id = $1";
 pub(crate) const EVENTS_AFTER: &str =
     "SELECT seq, data FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
 pub(crate) const EVENTS_AFTER_IN: &str = "SELECT seq, data FROM events WHERE seq > $1 AND \
      seq <= $2 AND collection_id = $4 ORDER BY seq LIMIT $3";
-/// Events every destination driven lately (`$1`: since when) has taken.
-pub(crate) const DELETE_TAKEN_EVENTS: &str = "DELETE FROM events WHERE seq <= COALESCE((SELECT \
-     min(cursor) FROM event_sinks WHERE kind = 'webhook' OR lease_until > $1), \
-     (SELECT max(seq) FROM events))";
-pub(crate) const DELETE_OLD_EVENTS: &str = "DELETE FROM events WHERE created_at < $1";
+/// Events every destination driven lately (`$1`: since when) has taken; deletions once every
+/// destination has.
+pub(crate) const DELETE_TAKEN_EVENTS: &str = concat!(
+    "DELETE FROM events WHERE seq <= COALESCE((SELECT min(cursor) FROM event_sinks WHERE \
+     kind = 'webhook' OR lease_until > $1), (SELECT max(seq) FROM events)) AND type NOT IN ",
+    forgetting!()
+);
+pub(crate) const DELETE_TAKEN_DELETIONS: &str = concat!(
+    "DELETE FROM events WHERE seq <= COALESCE((SELECT min(cursor) FROM event_sinks), \
+     (SELECT max(seq) FROM events)) AND type IN ",
+    forgetting!()
+);
+/// Past their age (`$1`), but deletions; deletions past `$2`.
+pub(crate) const DELETE_OLD_EVENTS: &str = concat!(
+    "DELETE FROM events WHERE (created_at < $1 AND type NOT IN ",
+    forgetting!(),
+    ") OR created_at < $2"
+);
+/// The MQTT destination no replica has driven since `$1`.
+pub(crate) const DELETE_FORGOTTEN_MQTT: &str =
+    "DELETE FROM event_sinks WHERE kind = 'mqtt' AND COALESCE(lease_until, created_at) < $1";
 pub(crate) const DELETE_EVENTS_OF_PERSON: &str =
     "DELETE FROM events WHERE collection_id = $1 AND person_id = $2";
 /// Collections with a webhook, and `mqtt` when the MQTT destination was driven lately (`$1`).
@@ -353,7 +378,7 @@ pub(crate) const EVENT_DESTINATIONS: &str = "SELECT DISTINCT kind, collection_id
      WHERE kind = 'webhook' OR lease_until > $1";
 macro_rules! sink_columns {
     () => {
-        "id, kind, collection_id, url, events, secret, created_at, cursor, attempts, \
+        "id, kind, collection_id, url, events, secret, created_at, cursor, failing_seq, attempts, \
          first_failed_at, next_attempt_at, last_error"
     };
 }
@@ -378,10 +403,11 @@ pub(crate) const DELETE_WEBHOOK: &str =
 /// `$1`: the sink, `$2`: the owner, `$3`: until when, `$4`: now.
 pub(crate) const LEASE_SINK: &str = "UPDATE event_sinks SET lease_owner = $2, lease_until = $3 \
      WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < $4) \
-     RETURNING cursor, attempts, first_failed_at, next_attempt_at, last_error";
+     RETURNING cursor, failing_seq, attempts, first_failed_at, next_attempt_at, last_error";
 pub(crate) const ADVANCE_SINK: &str = "UPDATE event_sinks SET cursor = $3, attempts = $4, \
-     first_failed_at = $5, next_attempt_at = $6, last_error = $7, lease_until = $8 \
-     WHERE id = $1 AND lease_owner = $2";
+     first_failed_at = $5, next_attempt_at = $6, last_error = $7, lease_until = $8, \
+     failing_seq = $9 WHERE id = $1 AND lease_owner = $2";
+pub(crate) const DELETE_EVENTS_OF_COLLECTION: &str = "DELETE FROM events WHERE collection_id = $1";
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO event_deliveries (sink_id, seq, event_id, \
      event_type, status, attempts, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
      ON CONFLICT (sink_id, seq) DO NOTHING";

@@ -1972,6 +1972,63 @@ async fn captures_cluster_expire_and_stay_bounded(store: Arc<dyn Inspect>) {
     assert_eq!(left[0].id, kept.capture.id, "newest first");
 }
 
+/// The event outbox: an event about a person deleted meanwhile (queued before the deletion,
+/// written after it) is not written; a deletion removes the person's undelivered events and appends
+/// `person.deleted` without their name, which is kept for the MQTT destination past the outbox's
+/// age while the other events go, until that destination itself is forgotten (30 days undriven).
+async fn the_outbox_forgets_the_deleted(store: Arc<dyn Inspect>) {
+    use facerec_core::events::*;
+    let c = CollectionId::DEFAULT;
+    let collection = EventCollection {
+        id: c,
+        name: "default".into(),
+    };
+    store.ensure_mqtt_sink().await.unwrap();
+    let mqtt = || async {
+        let sinks = store.sinks().await.unwrap();
+        sinks.into_iter().find(|s| s.id == SinkId::Mqtt)
+    };
+    let sink = mqtt().await.expect("the MQTT destination");
+    let person = store
+        .create_person(c, new_person("Ada Lovelace"), &actor())
+        .await
+        .unwrap();
+    let seen = |id: PersonId| {
+        let mut event = EventData::new(EventType::Recognized, collection.clone(), None);
+        event.person = Some(EventPerson {
+            id,
+            name: Some("Ada Lovelace".into()),
+        });
+        event
+    };
+    let kinds = |events: &[Event]| events.iter().map(|e| e.data.kind).collect::<Vec<_>>();
+    store.append_events(vec![seen(person.id)]).await.unwrap();
+    let (events, head) = store.events_after(&sink, 100).await.unwrap();
+    assert_eq!(kinds(&events), [EventType::Recognized]);
+    assert_eq!(head, events[0].seq);
+    store.delete_person(c, person.id, &actor()).await.unwrap();
+    store.append_events(vec![seen(person.id)]).await.unwrap();
+    let (events, _) = store.events_after(&sink, 100).await.unwrap();
+    assert_eq!(kinds(&events), [EventType::PersonDeleted]);
+    let told = events[0].data.person.as_ref().unwrap();
+    assert_eq!((told.id, told.name.as_deref()), (person.id, None));
+    let other = EventData::new(EventType::NoFace, collection.clone(), None);
+    store.append_events(vec![other]).await.unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    // Two days on, nobody drives the MQTT destination: it holds no event back but the deletion.
+    store.prune_events(later).await.unwrap();
+    let (events, _) = store.events_after(&sink, 100).await.unwrap();
+    assert_eq!(kinds(&events), [EventType::PersonDeleted]);
+    let forgotten = chrono::Utc::now() + chrono::Duration::days(31);
+    store.prune_events(forgotten).await.unwrap();
+    assert!(
+        mqtt().await.is_none(),
+        "an MQTT destination undriven for 30 days is forgotten"
+    );
+    let (events, _) = store.events_after(&sink, 100).await.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -2012,6 +2069,7 @@ on_both_backends!(
     attempts_are_remembered_once,
     collections_are_isolated,
     captures_cluster_expire_and_stay_bounded,
+    the_outbox_forgets_the_deleted,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

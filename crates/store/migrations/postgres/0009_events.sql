@@ -6,7 +6,8 @@
 CREATE TABLE events (
     seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id            uuid NOT NULL UNIQUE,
-    collection_id uuid NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    -- No reference: collection.deleted outlives its collection (deleted explicitly with it).
+    collection_id uuid NOT NULL,
     type          text NOT NULL,
     -- No reference: a person.deleted event outlives its person.
     person_id     uuid,
@@ -28,6 +29,7 @@ CREATE TABLE event_sinks (
     secret          text,
     created_at      timestamptz NOT NULL,
     cursor          bigint NOT NULL,
+    failing_seq     bigint,
     attempts        bigint NOT NULL DEFAULT 0,
     first_failed_at timestamptz,
     next_attempt_at timestamptz,

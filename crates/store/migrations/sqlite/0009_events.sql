@@ -4,7 +4,8 @@
 CREATE TABLE events (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     id            TEXT NOT NULL UNIQUE,
-    collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    -- No reference: collection.deleted outlives its collection (deleted explicitly with it).
+    collection_id TEXT NOT NULL,
     type          TEXT NOT NULL,
     -- No reference: a person.deleted event outlives its person.
     person_id     TEXT,
@@ -26,6 +27,7 @@ CREATE TABLE event_sinks (
     secret          TEXT,
     created_at      TEXT NOT NULL,
     cursor          INTEGER NOT NULL,
+    failing_seq     INTEGER,
     attempts        INTEGER NOT NULL DEFAULT 0,
     first_failed_at TEXT,
     next_attempt_at TEXT,

@@ -2,6 +2,7 @@
 //! `crate::ops`).
 
 use chrono::{DateTime, Utc};
+use facerec_core::events::{EventCollection, EventData, EventType};
 use facerec_core::store::{In, StoreResult};
 use facerec_core::{
     Actor, ApiKey, Catalogue, Collection, CollectionId, CollectionPatch, DeletedCollection, FaceId,
@@ -124,6 +125,19 @@ impl Catalogue for This {
                 deleted.persons_deleted,
                 deleted.faces_deleted,
             );
+            // Its events go, and the destinations are told to forget it (MQTT's retained topics).
+            super::outbox::lock_events(tx).await?;
+            let events = bind::by_collection(crate::statements::DELETE_EVENTS_OF_COLLECTION, id);
+            tx.run([events], Taken::Nothing).await?;
+            let forget = EventData::new(
+                EventType::CollectionDeleted,
+                EventCollection {
+                    id,
+                    name: deleted.collection.name.clone(),
+                },
+                None,
+            );
+            super::outbox::append_in(tx, &[forget]).await?;
             let statements = [
                 bind::by_collection(DELETE_CALIBRATIONS_OF_COLLECTION, id),
                 bind::by_collection(DELETE_TICKETS_OF_COLLECTION, id),

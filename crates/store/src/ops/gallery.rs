@@ -506,7 +506,9 @@ impl This {
             tx.run(statements, Taken::Nothing).await?;
             tx.changed(Change::FacesRemoved(faces));
             // Events about them not yet delivered go too, and the destinations are told to forget
-            // them (MQTT's retained topics, Home Assistant's entities), in this transaction.
+            // them (MQTT's retained topics, Home Assistant's entities), in this transaction; after
+            // the appends in flight (which then see them gone).
+            super::outbox::lock_events(tx).await?;
             let forget = sqlx::query(crate::statements::DELETE_EVENTS_OF_PERSON)
                 .bind(Id::from(collection))
                 .bind(Id::from(id));
@@ -524,10 +526,7 @@ impl This {
                 },
                 None,
             );
-            deleted.person = Some(EventPerson {
-                id,
-                name: person.name.clone(),
-            });
+            deleted.person = Some(EventPerson { id, name: None });
             super::outbox::append_in(tx, &[deleted]).await?;
             Ok(Some(DeletedPerson {
                 person,

@@ -15,8 +15,11 @@ use crate::error::{db_error, Taken};
 use crate::rows::{DeliveryRow, SinkRow};
 use crate::statements::*;
 
-/// A destination not driven for this long (no replica has MQTT on any more) holds no event back.
+/// A destination not driven for this long (no replica has MQTT on any more) holds no event back
+/// but the deletions it must hear of.
 const DRIVEN_LATELY: chrono::Duration = chrono::Duration::hours(1);
+/// An MQTT destination not driven for this long is forgotten, and the deletions kept for it go.
+const MQTT_FORGOTTEN_AFTER: chrono::Duration = chrono::Duration::days(30);
 
 #[async_trait::async_trait]
 impl Outbox for This {
@@ -49,7 +52,7 @@ impl Outbox for This {
             Some(_) => EVENTS_AFTER_IN,
             None => EVENTS_AFTER,
         };
-        let mut select = sqlx::query_as::<_, (i64, Json<EventData>)>(query)
+        let mut select = sqlx::query_as::<_, (i64, Json<serde_json::Value>)>(query)
             .bind(sink.state.cursor)
             .bind(head)
             .bind(i64::from(limit));
@@ -57,22 +60,33 @@ impl Outbox for This {
             select = select.bind(Id::from(collection));
         }
         let rows = select.fetch_all(&mut *conn).await.map_err(db_error)?;
+        // An event this facerec cannot read (a newer replica's, in a rolling upgrade) is passed
+        // over, not a stuck destination.
         let events = rows
             .into_iter()
-            .map(|(seq, data)| Event { seq, data: data.0 })
+            .filter_map(|(seq, data)| match serde_json::from_value(data.0) {
+                Ok(data) => Some(Event { seq, data }),
+                Err(e) => {
+                    tracing::warn!(seq, error = %e, "an event this facerec cannot read: passed over");
+                    None
+                }
+            })
             .collect();
         Ok((events, head))
     }
 
     async fn prune_events(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         self.write(async |tx| {
-            sqlx::query(DELETE_TAKEN_EVENTS)
-                .bind(now - DRIVEN_LATELY)
-                .execute(tx.conn())
-                .await
-                .map_err(db_error)?;
+            let forgotten = sqlx::query(DELETE_FORGOTTEN_MQTT).bind(now - MQTT_FORGOTTEN_AFTER);
+            let taken = sqlx::query(DELETE_TAKEN_EVENTS).bind(now - DRIVEN_LATELY);
+            tx.run(
+                [forgotten, taken, sqlx::query(DELETE_TAKEN_DELETIONS)],
+                Taken::Nothing,
+            )
+            .await?;
             let dropped = sqlx::query(DELETE_OLD_EVENTS)
                 .bind(now - OUTBOX_MAX_AGE)
+                .bind(now - MQTT_FORGOTTEN_AFTER)
                 .execute(tx.conn())
                 .await
                 .map_err(db_error)?
@@ -101,7 +115,15 @@ impl Outbox for This {
             .fetch_all(self.fresh_readers())
             .await
             .map_err(db_error)?;
-        rows.into_iter().map(Sink::try_from).collect()
+        // One row this facerec cannot read stops no other destination.
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                Sink::try_from(row)
+                    .inspect_err(|e| tracing::warn!(error = %e, "an event destination passed over"))
+                    .ok()
+            })
+            .collect())
     }
 
     async fn ensure_mqtt_sink(&self) -> StoreResult<()> {
@@ -159,6 +181,7 @@ impl Outbox for This {
                 .bind(state.next_attempt_at)
                 .bind(state.last_error.clone())
                 .bind(until)
+                .bind(state.failing_seq)
                 .execute(tx.conn())
                 .await
                 .map_err(db_error)?
@@ -194,6 +217,10 @@ impl Outbox for This {
     async fn create_webhook(&self, collection: In, new: NewWebhook) -> StoreResult<Webhook> {
         let id = WebhookId::new();
         self.write(async |tx| {
+            // Two creations at once count one after the other.
+            if let Some(lock) = super::bind::lock_name(collection, "\u{1}webhooks") {
+                tx.run([lock], Taken::Nothing).await?;
+            }
             let count: i64 = sqlx::query_scalar(COUNT_WEBHOOKS)
                 .bind(Id::from(collection))
                 .fetch_one(tx.conn())
@@ -274,11 +301,30 @@ impl Outbox for This {
 /// Appends events inside a write (a registration's or a deletion's, or the writer task's own),
 /// in `seq` order: on PostgreSQL under a transaction-level lock, so that they commit in that order.
 pub(super) async fn append_in(tx: &mut Tx<'_>, events: &[EventData]) -> StoreResult<()> {
-    if let Some(lock) = super::LOCK_EVENTS {
-        tx.run([sqlx::query(lock)], Taken::Nothing).await?;
+    lock_events(tx).await?;
+    // An event about a person deleted meanwhile (queued before the deletion, written after it)
+    // is not written: nothing about them is told after `person.deleted`.
+    let mut gone = Vec::new();
+    for e in events.iter().filter(|e| !e.kind.forgets()) {
+        if let Some(person) = &e.person {
+            if gone.contains(&person.id) {
+                continue;
+            }
+            let found: i64 = sqlx::query_scalar(PERSON_EXISTS)
+                .bind(Id::from(person.id))
+                .fetch_one(tx.conn())
+                .await
+                .map_err(db_error)?;
+            if found == 0 {
+                gone.push(person.id);
+            }
+        }
     }
     let mut inserts = Vec::with_capacity(events.len());
-    for e in events {
+    for e in events
+        .iter()
+        .filter(|e| e.kind.forgets() || e.person.as_ref().is_none_or(|p| !gone.contains(&p.id)))
+    {
         let insert = sqlx::query(INSERT_EVENT)
             .bind(Id(e.id))
             .bind(Id::from(e.collection.id))
@@ -289,6 +335,15 @@ pub(super) async fn append_in(tx: &mut Tx<'_>, events: &[EventData]) -> StoreRes
         inserts.push(insert);
     }
     tx.run(inserts, Taken::Nothing).await
+}
+
+/// Appends and the deletions that remove events wait for each other (PostgreSQL: a transaction-level
+/// advisory lock, so that `seq` order is commit order; SQLite's one writer does it there).
+pub(super) async fn lock_events(tx: &mut Tx<'_>) -> StoreResult<()> {
+    if let Some(lock) = super::LOCK_EVENTS {
+        tx.run([sqlx::query(lock)], Taken::Nothing).await?;
+    }
+    Ok(())
 }
 
 async fn webhook_in(tx: &mut Tx<'_>, collection: In, id: WebhookId) -> StoreResult<Webhook> {
@@ -311,6 +366,7 @@ fn webhook_of(row: SinkRow) -> StoreResult<Webhook> {
 #[derive(sqlx::FromRow)]
 struct StateRow {
     cursor: i64,
+    failing_seq: Option<i64>,
     attempts: i64,
     first_failed_at: Option<DateTime<Utc>>,
     next_attempt_at: Option<DateTime<Utc>>,
@@ -321,6 +377,7 @@ impl From<StateRow> for SinkState {
     fn from(row: StateRow) -> Self {
         SinkState {
             cursor: row.cursor,
+            failing_seq: row.failing_seq,
             attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
             first_failed_at: row.first_failed_at,
             next_attempt_at: row.next_attempt_at,
