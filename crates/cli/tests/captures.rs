@@ -102,12 +102,20 @@ async fn strangers_are_captured_grouped_named_and_then_recognized() {
         assert_eq!(captured[0]["cluster_id"], cluster.as_str());
         assert_eq!(captured[0]["route"], "/v1/recognize");
         let door = captured[0]["id"].as_str().unwrap().to_owned();
+        // The answer named the capture it kept.
+        assert_eq!(first["faces"][0]["capture_id"], door.as_str(), "{first}");
 
-        // The same face from the same source moments later is the same sighting, counted.
+        // The same face from the same source moments later is the same sighting, counted; the id
+        // its answer gave names that capture too.
         let again = recognize(&server, "vectron/yaoming.jpg", "door").await;
         assert_eq!(again["faces"][0]["unknown"]["cluster_id"], cluster.as_str());
         assert_eq!(again["faces"][0]["unknown"]["seen"], 2);
         sightings_when(&server, &door, 2).await;
+        let alias = again["faces"][0]["capture_id"].as_str().unwrap();
+        assert_ne!(alias, door);
+        let (status, merged) = get(&server, &format!("/v1/captures/{alias}")).await;
+        assert_eq!(status, 200, "{merged}");
+        assert_eq!(merged["id"], door.as_str());
         // From another source: another capture, in the same cluster.
         let garden = recognize(&server, "vectron/yaoming.jpg", "garden").await;
         assert_eq!(

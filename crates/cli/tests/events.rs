@@ -143,6 +143,25 @@ async fn webhooks_are_signed_in_order_and_survive_an_endpoint_down_and_a_kill() 
         "{deliveries}"
     );
 
+    // Where the collection captures, an event names the capture its answer named.
+    let (status, body) = call(
+        &server,
+        Method::PATCH,
+        "/v1/collections/default",
+        KEY,
+        Some(json!({ "settings": { "capture": "all" } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let before = receiver.received().len();
+    let answer = recognize(&server, registry_photo("vectron/yaoming.jpg"), "kept").await;
+    let kept = answer["faces"][0]["capture_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let received = receiver.wait_for(20, |r| r.len() > before).await;
+    assert_eq!(received[before].body["data"]["capture_id"], kept.as_str());
+
     // The endpoint down for a while: every event arrives afterwards, in order.
     receiver.answer(503, "");
     let before = receiver.received().len();

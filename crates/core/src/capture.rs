@@ -205,6 +205,10 @@ pub enum Decision {
     },
 }
 
+/// Ids an event gave sightings merged into one capture, kept per capture at most (a face seen again
+/// and again from one source): beyond it, a sighting's event names an id that is not kept.
+pub const ALIASES_PER_CAPTURE: i64 = 1_000;
+
 /// A face to capture, as a recognition saw it.
 #[derive(Debug, Clone)]
 pub struct NewCapture {
@@ -226,6 +230,9 @@ pub struct NewCapture {
     /// The cluster the answer named for an unknown face that matched none (so the id the client
     /// was given becomes the cluster's, or an alias of the one it joined meanwhile).
     pub proposed_cluster: ClusterId,
+    /// The id its event gave the capture: the new capture's, or an alias of the sighting it is
+    /// merged into (at most [`ALIASES_PER_CAPTURE`] a capture).
+    pub proposed_id: CaptureId,
     /// Bounds the collection's captures.
     pub max: u32,
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::capture::Source;
-use crate::domain::{ClusterId, CollectionId, PersonId};
+use crate::domain::{CaptureId, ClusterId, CollectionId, PersonId};
 
 /// Events waiting in the outbox, at most (all collections); beyond it the oldest are dropped and
 /// counted (`facerec_events_dropped_total`).
@@ -100,7 +100,7 @@ pub struct EventCollection {
 }
 
 /// What an event says: the payload every destination receives (a webhook's `data`, an MQTT
-/// message). Never an embedding, never pixels: a stranger is named by their cluster's id.
+/// message). Never an embedding, never pixels: a capture is named by its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventData {
     /// Unique: receivers de-duplicate on it (delivery is at least once).
@@ -121,6 +121,9 @@ pub struct EventData {
     #[serde(rename = "box")]
     pub bbox: Option<BoundingBox>,
     pub det_score: Option<f32>,
+    /// The capture kept of this face, when the collection captures (`GET /v1/captures/{id}`,
+    /// with `manage`).
+    pub capture_id: Option<CaptureId>,
     /// An unknown face's cluster (capture on): the stable id of a stranger seen again.
     pub cluster_id: Option<ClusterId>,
     /// How often that stranger was seen.
@@ -143,6 +146,7 @@ impl EventData {
             estimated_fpir: None,
             bbox: None,
             det_score: None,
+            capture_id: None,
             cluster_id: None,
             seen: None,
             frigate_event_id: None,

@@ -43,11 +43,18 @@ impl Review {
     }
 
     /// Queues a capture; when the queue is full it is dropped and counted, never waited for.
-    pub(crate) fn keep(&self, collection: CollectionId, capture: NewCapture) {
+    /// Whether it was queued.
+    pub(crate) fn keep(&self, collection: CollectionId, capture: NewCapture) -> bool {
         match self.queue.try_send((collection, capture)) {
-            Ok(()) => metrics::gauge!("facerec_capture_queue_depth")
-                .set((QUEUE - self.queue.capacity()) as f64),
-            Err(_) => metrics::counter!("facerec_captures_dropped_total").increment(1),
+            Ok(()) => {
+                metrics::gauge!("facerec_capture_queue_depth")
+                    .set((QUEUE - self.queue.capacity()) as f64);
+                true
+            }
+            Err(_) => {
+                metrics::counter!("facerec_captures_dropped_total").increment(1);
+                false
+            }
         }
     }
 

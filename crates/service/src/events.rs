@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use facerec_core::calibration::Calibration;
 use facerec_core::capture::{SeenCluster, Source};
 use facerec_core::events::*;
-use facerec_core::{Caller, CollectionId, PersonId, Recognition, Store, Threshold};
+use facerec_core::{Caller, CaptureId, CollectionId, PersonId, Recognition, Store, Threshold};
 use facerec_vision::{AnalyzedFace, Detection};
 use tokio::sync::mpsc;
 
@@ -125,6 +125,7 @@ impl Events {
                         &f.recognition,
                         &image.calibration,
                         f.unknown.as_ref(),
+                        f.capture,
                     )
                     .event(caller, source)
                 })
@@ -278,6 +279,7 @@ pub(crate) struct Decided<'a> {
     pub threshold: Threshold,
     pub calibration: &'a Calibration,
     pub unknown: Option<&'a SeenCluster>,
+    pub capture: Option<CaptureId>,
 }
 
 impl<'a> Decided<'a> {
@@ -287,6 +289,7 @@ impl<'a> Decided<'a> {
         recognition: &Recognition,
         calibration: &'a Calibration,
         unknown: Option<&'a SeenCluster>,
+        capture: Option<CaptureId>,
     ) -> Self {
         Self {
             detection: &face.detection,
@@ -298,6 +301,7 @@ impl<'a> Decided<'a> {
             threshold: recognition.threshold,
             calibration,
             unknown,
+            capture,
         }
     }
 
@@ -326,6 +330,7 @@ impl<'a> Decided<'a> {
             event.cluster_id = Some(seen.cluster_id);
             event.seen = Some(seen.seen);
         }
+        event.capture_id = self.capture;
         event
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use facerec_core::calibration::Calibration;
 use facerec_core::capture::{CaptureMode, CapturePolicy, SeenCluster, Source};
 use facerec_core::tracking::{Assignment, TrackIdentity, Tracker, TrackerConfig};
-use facerec_core::{Caller, Matcher, PersonId, Threshold};
+use facerec_core::{Caller, CaptureId, Matcher, PersonId, Threshold};
 use facerec_vision::{decode_image, Detection};
 
 use crate::app::App;
@@ -37,8 +37,10 @@ pub struct LiveSession<'a> {
     /// What each track of the last frame was announced as (an event per track when its name
     /// settles, not per frame): a person, or `None` for unknown.
     announced: HashMap<u64, Option<PersonId>>,
-    /// The cluster each unknown track of the last frame was captured into.
+    /// The cluster each unknown track followed was captured into.
     clusters: HashMap<u64, SeenCluster>,
+    /// The capture kept of each track followed.
+    captures: HashMap<u64, CaptureId>,
 }
 
 /// An unknown track is announced once it rests on this many recognitions (a known one as soon as
@@ -81,6 +83,7 @@ impl App {
             captured: HashMap::new(),
             announced: HashMap::new(),
             clusters: HashMap::new(),
+            captures: HashMap::new(),
             caller: caller.clone(),
         }
     }
@@ -162,11 +165,14 @@ impl<'a> LiveSession<'a> {
                         recognition: &recognition,
                         calibration: &self.calibration,
                     };
-                    if let Some(cluster) = app
+                    let (unknown, capture) = app
                         .capture(&self.caller, &self.capture, seen, &self.context)
-                        .await
-                    {
+                        .await;
+                    if let Some(cluster) = unknown {
                         self.clusters.insert(track, cluster);
+                    }
+                    if let Some(capture) = capture {
+                        self.captures.insert(track, capture);
                     }
                     self.captured.insert(track, face.detection.score);
                 }
@@ -183,6 +189,7 @@ impl<'a> LiveSession<'a> {
         let tracker = &self.tracker;
         self.announced.retain(|track, _| tracker.is_tracked(*track));
         self.clusters.retain(|track, _| tracker.is_tracked(*track));
+        self.captures.retain(|track, _| tracker.is_tracked(*track));
         let faces = detections
             .into_iter()
             .zip(&assignments)
@@ -225,6 +232,7 @@ impl<'a> LiveSession<'a> {
                 threshold: self.matcher.threshold(),
                 calibration: &self.calibration,
                 unknown: self.clusters.get(&a.track_id),
+                capture: self.captures.get(&a.track_id).copied(),
             };
             self.app.events().emit(decided.event(&self.caller, &source));
             self.announced.insert(a.track_id, now);

@@ -7,7 +7,9 @@ use facerec_core::calibration::Calibration;
 use facerec_core::capture::{
     CaptureMode, CapturePolicy, ChipJpeg, Decision, NewCapture, SeenCluster,
 };
-use facerec_core::{Caller, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold};
+use facerec_core::{
+    Caller, CaptureId, FaceId, Matcher, NewAuditEvent, PersonId, Recognition, Threshold,
+};
 use facerec_vision::{Analysis, AnalyzedFace, NormalizedEmbedding, Similarity};
 
 use crate::app::App;
@@ -22,6 +24,9 @@ pub struct RecognizedFace {
     pub recognition: Recognition,
     /// With capture on, an unknown face's cluster: the stable id of a stranger seen again.
     pub unknown: Option<SeenCluster>,
+    /// With capture on, the id of the capture kept of this face (written off the answer's path; a
+    /// sighting merged into an earlier capture is found under it too).
+    pub capture: Option<CaptureId>,
 }
 
 /// A recognized photo: its upright size, the threshold used, and every face with its verdict.
@@ -104,7 +109,7 @@ impl App {
                 .identify(caller, &face.embedding, &matcher, options.top_k)
                 .await?;
             let chip = face.chip.take();
-            let unknown = match capturing {
+            let (unknown, capture) = match capturing {
                 true => {
                     let seen = Seen {
                         face: &face,
@@ -114,12 +119,13 @@ impl App {
                     };
                     self.capture(caller, &policy, seen, &options.capture).await
                 }
-                false => None,
+                false => (None, None),
             };
             faces.push(RecognizedFace {
                 face,
                 recognition,
                 unknown,
+                capture,
             });
         }
         let image = RecognizedImage {
@@ -175,14 +181,15 @@ impl App {
     }
 
     /// Keeps a face of a collection that captures (through the queue: never waited for) and
-    /// answers an unknown face's cluster. A failure here costs the capture, never the answer.
+    /// answers an unknown face's cluster, and the id the capture will have (when it was queued).
+    /// A failure here costs the capture, never the answer.
     pub(crate) async fn capture(
         &self,
         caller: &Caller,
         policy: &CapturePolicy,
         seen: Seen<'_>,
         context: &CaptureContext,
-    ) -> Option<SeenCluster> {
+    ) -> (Option<SeenCluster>, Option<CaptureId>) {
         let recognition = seen.recognition;
         let threshold = recognition.threshold;
         // Strangers are grouped at the collection's threshold, not at one a request asked for.
@@ -205,7 +212,7 @@ impl App {
         };
         let kept = policy.mode.keeps(recognition.is_match());
         let (Some(chip), true) = (seen.chip, kept) else {
-            return cluster;
+            return (cluster, None);
         };
         let proposed = cluster.map(|c| c.cluster_id).unwrap_or_default();
         let decision = match &recognition.matched {
@@ -220,7 +227,8 @@ impl App {
             },
         };
         let face = seen.face;
-        self.review.keep(
+        let id = CaptureId::new();
+        let queued = self.review.keep(
             caller.collection_id(),
             NewCapture {
                 embedding: face.embedding.clone(),
@@ -239,17 +247,19 @@ impl App {
                 route: context.route,
                 seen_at: now,
                 proposed_cluster: proposed,
+                proposed_id: id,
                 max: policy.max,
             },
         );
-        match recognition.matched {
+        let unknown = match recognition.matched {
             Some(_) => None,
             None => Some(cluster.unwrap_or(SeenCluster {
                 cluster_id: proposed,
                 seen: 1,
                 first_seen: now,
             })),
-        }
+        };
+        (unknown, queued.then_some(id))
     }
 
     /// 1:N for an embedding a client computed earlier (e.g. from a detection's `embedding`): any

@@ -63,6 +63,7 @@ fn capture(embedding: NormalizedEmbedding, model: &ModelId, source: String) -> N
         route: "bench",
         seen_at: Utc::now(),
         proposed_cluster: ClusterId::new(),
+        proposed_id: CaptureId::new(),
         max: MAX_MAX_CAPTURES,
     }
 }

@@ -416,3 +416,10 @@ pub(crate) const TRIM_DELIVERIES: &str = "DELETE FROM event_deliveries WHERE sin
      seq < (SELECT seq FROM event_deliveries WHERE sink_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)";
 pub(crate) const SELECT_DELIVERIES: &str = "SELECT seq, event_id, event_type, status, attempts, \
      reason, at FROM event_deliveries WHERE sink_id = $1 ORDER BY seq DESC LIMIT $2";
+
+/// The capture an id names: its own, or the one it was merged into (`capture_aliases`).
+pub(crate) const RESOLVE_CAPTURE: &str = "SELECT capture_id FROM capture_aliases WHERE alias = $1";
+pub(crate) const COUNT_CAPTURE_ALIASES: &str =
+    "SELECT count(*) FROM capture_aliases WHERE capture_id = $1";
+pub(crate) const INSERT_CAPTURE_ALIAS: &str =
+    "INSERT INTO capture_aliases (alias, capture_id) VALUES ($1, $2) ON CONFLICT (alias) DO NOTHING";

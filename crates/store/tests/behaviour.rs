@@ -1814,6 +1814,7 @@ fn new_capture(
         route: "test",
         seen_at: at,
         proposed_cluster: ClusterId::new(),
+        proposed_id: CaptureId::new(),
         max: 1_000,
     }
 }

@@ -220,6 +220,10 @@ pub struct RecognizedFaceDto {
     /// it was seen (this time included) and since when. Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<UnknownDto>,
+    /// In a collection that captures: the capture kept of this face (`GET /v1/captures/{id}`;
+    /// written just after the answer, so it may take a moment to be found). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_id: Option<uuid::Uuid>,
     /// Present (true) when a reviewer's "not this person" changed the answer: the best candidate
     /// was passed over for the runner-up, or for unknown.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -238,8 +242,14 @@ pub struct UnknownDto {
 }
 
 impl RecognizedFaceDto {
-    /// With the cluster an unknown face joins, where the collection captures.
-    pub fn with_unknown(mut self, unknown: Option<facerec_core::capture::SeenCluster>) -> Self {
+    /// With the capture kept of the face, and the cluster an unknown face joins, where the
+    /// collection captures.
+    pub fn with_capture(
+        mut self,
+        capture: Option<facerec_core::CaptureId>,
+        unknown: Option<facerec_core::capture::SeenCluster>,
+    ) -> Self {
+        self.capture_id = capture.map(|c| c.0);
         self.unknown = unknown.map(|u| UnknownDto {
             cluster_id: u.cluster_id.0,
             seen: u.seen,
@@ -251,6 +261,7 @@ impl RecognizedFaceDto {
     pub fn new(face: &AnalyzedFace, recognition: &Recognition, calibration: &Calibration) -> Self {
         Self {
             unknown: None,
+            capture_id: None,
             feedback_applied: recognition.overruled,
             threshold: recognition.threshold.value(),
             estimated_fpir: (recognition.matched.as_ref())

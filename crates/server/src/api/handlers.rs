@@ -261,7 +261,8 @@ pub async fn recognize(
             .faces
             .iter()
             .map(|f| {
-                RecognizedFaceDto::new(&f.face, &f.recognition, calibration).with_unknown(f.unknown)
+                RecognizedFaceDto::new(&f.face, &f.recognition, calibration)
+                    .with_capture(f.capture, f.unknown)
             })
             .collect(),
         threshold: result.threshold.value(),

@@ -49,3 +49,11 @@ CREATE TABLE event_deliveries (
     at         TEXT NOT NULL,
     PRIMARY KEY (sink_id, seq)
 );
+
+-- The id an answer and its event gave a capture that the writer then merged into an earlier sighting
+-- of the same face: it names that capture (at most 1,000 a capture; ALIASES_PER_CAPTURE).
+CREATE TABLE capture_aliases (
+    alias      TEXT PRIMARY KEY,
+    capture_id TEXT NOT NULL REFERENCES captures (id) ON DELETE CASCADE
+);
+CREATE INDEX capture_aliases_capture ON capture_aliases (capture_id);

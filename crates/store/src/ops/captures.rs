@@ -94,6 +94,18 @@ impl Captures for This {
                         new.embedding.clone(),
                     ));
                 }
+                // The id the answer's event gave this sighting names this capture (bounded).
+                let aliases: i64 = sqlx::query_scalar(COUNT_CAPTURE_ALIASES)
+                    .bind(Id::from(id))
+                    .fetch_one(tx.conn())
+                    .await
+                    .map_err(db_error)?;
+                if aliases < ALIASES_PER_CAPTURE {
+                    let alias = sqlx::query(INSERT_CAPTURE_ALIAS)
+                        .bind(Id::from(new.proposed_id))
+                        .bind(Id::from(id));
+                    tx.run([alias], Taken::Nothing).await?;
+                }
                 let capture = capture_in(tx, collection, id).await?;
                 // The cluster the answer named for this sighting stays valid: an alias of this
                 // capture's, when it is not that cluster already.
@@ -123,7 +135,7 @@ impl Captures for This {
                     join_cluster(tx, collection, &near, new.proposed_cluster, new.seen_at).await?,
                 ),
             };
-            let id = CaptureId::new();
+            let id = new.proposed_id;
             tx.run(
                 [insert_capture(collection, id, &new, cluster)],
                 Taken::Nothing,
@@ -147,6 +159,7 @@ impl Captures for This {
     }
 
     async fn get_capture(&self, collection: In, id: CaptureId) -> StoreResult<Capture> {
+        let id = resolve_capture(self.readers(), id).await?;
         select_capture(collection, id)
             .fetch_optional(self.readers())
             .await
@@ -156,6 +169,7 @@ impl Captures for This {
     }
 
     async fn capture_chip(&self, collection: In, id: CaptureId) -> StoreResult<ChipJpeg> {
+        let id = resolve_capture(self.readers(), id).await?;
         let chip: Option<Option<Vec<u8>>> = sqlx::query_scalar(SELECT_CAPTURE_CHIP)
             .bind(Id::from(id))
             .bind(Id::from(collection))
@@ -177,6 +191,7 @@ impl Captures for This {
         collection: In,
         id: CaptureId,
     ) -> StoreResult<(NormalizedEmbedding, ModelId)> {
+        let id = resolve_capture(self.readers(), id).await?;
         let row: Option<(Embedding, String, String)> = sqlx::query_as(SELECT_CAPTURE_EMBEDDING)
             .bind(Id::from(id))
             .bind(Id::from(collection))
@@ -277,6 +292,7 @@ impl Captures for This {
         self.write(async |tx| {
             let mut captures = Vec::with_capacity(ids.len());
             for &id in ids {
+                let id = resolve_capture(tx.conn(), id).await?;
                 let capture = capture_in(tx, collection, id).await?;
                 if capture.status == CaptureStatus::Known {
                     return Err(StoreError::CaptureConflict(
@@ -343,6 +359,7 @@ impl Captures for This {
         threshold: f32,
         actor: &Actor,
     ) -> StoreResult<Capture> {
+        let id = resolve_capture(self.readers(), id).await?;
         let (embedding, model) = self.capture_embedding(collection, id).await?;
         let near = self
             .capture_neighbours(collection, &embedding, &model, threshold, NEIGHBOURS)
@@ -415,6 +432,7 @@ impl Captures for This {
         id: CaptureId,
         actor: &Actor,
     ) -> StoreResult<()> {
+        let id = resolve_capture(self.readers(), id).await?;
         self.write(async |tx| {
             let deleted: Option<Id> = sqlx::query_scalar(DELETE_CAPTURE)
                 .bind(Id::from(id))
@@ -540,6 +558,20 @@ impl This {
             capture_ids: best.into_iter().map(CaptureId::from).collect(),
         })
     }
+}
+
+/// The capture an id names: its own, or, for the id an answer gave a sighting merged into an
+/// earlier capture, that capture.
+async fn resolve_capture<'e>(
+    executor: impl sqlx::Executor<'e, Database = super::DB>,
+    id: CaptureId,
+) -> StoreResult<CaptureId> {
+    let merged: Option<Id> = sqlx::query_scalar(RESOLVE_CAPTURE)
+        .bind(Id::from(id))
+        .fetch_optional(executor)
+        .await
+        .map_err(db_error)?;
+    Ok(merged.map_or(id, CaptureId::from))
 }
 
 fn select_capture(collection: In, id: CaptureId) -> Select<CaptureRow> {
