@@ -57,6 +57,9 @@ pub const SAME_SIGHTING_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(6
 /// The captures a new one is compared with to find its cluster (and the clusters it links): its
 /// nearest neighbours at or above the threshold.
 pub const NEIGHBOURS: usize = 32;
+/// The captures an answer looks at to name an unknown face's cluster (the writer, with
+/// [`NEIGHBOURS`], decides; a cluster the answer did not see is joined, its id an alias).
+pub const CLUSTER_NEIGHBOURS: usize = 8;
 /// The captures of a cluster that become faces when it is named: its best, by detection score.
 pub const FACES_FROM_CLUSTER: usize = 5;
 /// A cluster lists at most this many capture ids (its best first).

@@ -367,17 +367,17 @@ impl Hooks for PostgresStore {
         // thousand captures it prefers a sequential scan and a sort (50 ms at 10,000) to the HNSW
         // index (~2 ms): with sorting off for this one statement, only the index can order it.
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        // A capture's neighbours need no more than this many candidates (32 at most are asked
-        // for): 40 instead of the faces' 100 halves the search (~1 ms at 10,000, BENCHMARKS.md).
-        for setting in [
-            "SET LOCAL enable_sort = off",
-            "SET LOCAL hnsw.ef_search = 40",
-        ] {
-            sqlx::query(setting)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
+        // A capture's neighbours need few candidates: a few more than asked for (40 for the
+        // writer's 32, 16 for the answer's 8) instead of the faces' 100 (BENCHMARKS.md). Both
+        // settings in one round trip: a capture's read is a few of them, each counts.
+        sqlx::query(
+            "SELECT set_config('enable_sort', 'off', true), \
+             set_config('hnsw.ef_search', $1, true)",
+        )
+        .bind((limit.max(1) + 8).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         let rows = sqlx::query(&statement)
             .bind(pgvector::Vector::from(probe.as_slice().to_vec()))
             .bind(Id::from(collection))

@@ -35,7 +35,7 @@ impl Captures for This {
         threshold: f32,
     ) -> StoreResult<Option<SeenCluster>> {
         let near = self
-            .capture_neighbours(collection, probe, model, threshold, NEIGHBOURS)
+            .capture_neighbours(collection, probe, model, threshold, CLUSTER_NEIGHBOURS)
             .await?;
         let Some(cluster) = near
             .iter()
