@@ -576,6 +576,40 @@ async fn a_stream_keeps_one_capture_per_track_and_register_takes_the_nth_face() 
         )
         .await;
         expect(answer, 400, "invalid_request");
+
+        // face=<x1>,<y1>,<x2>,<y2>: the face a box (here a detected one, a little off) overlaps
+        // most; a box around no face, or one that is not a box, is refused.
+        let m = 5;
+        let b: Vec<f64> = faces[m]["bbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let boxed = reqwest::multipart::Form::new()
+            .part(
+                "image",
+                image_part(registry_photo("vectron/players.jpg"), "p.jpg"),
+            )
+            .text("name", "Sixth Player")
+            .text("consent", "true")
+            .text(
+                "face",
+                format!(
+                    "{},{},{},{}",
+                    b[0] + 2.0,
+                    b[1] - 2.0,
+                    b[2] + 3.0,
+                    b[3] + 1.0
+                ),
+            );
+        let (status, registered) = json(server.post_form("/v1/register", boxed).await).await;
+        assert_eq!(status, 201, "{registered}");
+        assert_eq!(registered["face"]["bbox"], faces[m]["bbox"], "{registered}");
+        for bad in ["1,1,5,5", "10,10,5,5", "1,2,3", "a,b,c,d"] {
+            let answer = json(server.post_form("/v1/register", register(bad.into())).await).await;
+            expect(answer, 400, "invalid_request");
+        }
     }
 }
 

@@ -60,6 +60,9 @@ pub const NEIGHBOURS: usize = 32;
 /// The captures an answer looks at to name an unknown face's cluster (the writer, with
 /// [`NEIGHBOURS`], decides; a cluster the answer did not see is joined, its id an alias).
 pub const CLUSTER_NEIGHBOURS: usize = 8;
+/// The captures similar to a probe a search looks through at most, to find those that pass its
+/// filters (`since`, `source`): PostgreSQL's HNSW search gives at most 1,000 (`hnsw.ef_search`).
+pub const SEARCHED_AT_MOST: usize = 1_000;
 /// The captures of a cluster that become faces when it is named: its best, by detection score.
 pub const FACES_FROM_CLUSTER: usize = 5;
 /// A cluster lists at most this many capture ids (its best first).

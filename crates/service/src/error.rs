@@ -24,6 +24,9 @@ pub enum AppError {
     /// `face=<n>` named a face the photo does not have.
     #[error("face {index} was asked for, but the photo shows {faces} (counted from 0, in the order /v1/detect answers)")]
     NoSuchFace { index: usize, faces: usize },
+    /// `face=<x1>,<y1>,<x2>,<y2>` named a box no detected face overlaps enough.
+    #[error("no face of the {faces} the photo shows overlaps the box given (intersection over union at least 0.3)")]
+    NoFaceInBox { faces: usize },
     #[error("the face is not good enough to enroll: {0}")]
     PoorQuality(#[from] PoorQuality),
     #[error("registration requires explicit consent (consent=true)")]
@@ -82,6 +85,8 @@ impl AppError {
             Self::MultipleFaces(_) => ErrorCode::MultipleFaces,
             Self::NoSuchFace { faces: 0, .. } => ErrorCode::NoFace,
             Self::NoSuchFace { .. } => ErrorCode::InvalidRequest,
+            Self::NoFaceInBox { faces: 0 } => ErrorCode::NoFace,
+            Self::NoFaceInBox { .. } => ErrorCode::InvalidRequest,
             Self::PoorQuality(_) => ErrorCode::PoorQuality,
             Self::ConsentRequired => ErrorCode::ConsentRequired,
             Self::AmbiguousName(_) => ErrorCode::AmbiguousName,

@@ -1,11 +1,11 @@
 //! Which detected faces a use case embeds: chosen on detections, before the embedder runs.
 
-use facerec_vision::Detection;
+use facerec_vision::{BoundingBox, Detection};
 
 use crate::error::{AppError, AppResult};
 
 /// Which face of a multi-face photo to enroll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum FacePick {
     /// Refuse photos with more than one face.
     #[default]
@@ -15,7 +15,14 @@ pub enum FacePick {
     /// Take the n-th face (0-based) in the order detection finds them, strongest first: the order
     /// `/v1/detect` and `/v1/recognize` answer for the same photo.
     Index(usize),
+    /// Take the face whose box overlaps this one most (a box a client drew, or one an earlier
+    /// answer gave): at least [`BOX_OVERLAP`] of intersection over union.
+    Box(BoundingBox),
 }
+
+/// How much a detected face must overlap a box given for it (intersection over union): enough
+/// that a box drawn around a face takes it, not its neighbour.
+pub const BOX_OVERLAP: f32 = 0.3;
 
 /// Which detected faces a use case embeds. The choice is made on detections, before the embedder
 /// runs, so faces a use case would discard cost nothing (~10 ms each on CPU).
@@ -44,6 +51,18 @@ impl Selection {
                 faces: detections.len(),
             }),
             Self::Pick(FacePick::Index(n)) => Ok(vec![detections.swap_remove(n)]),
+            Self::Pick(FacePick::Box(wanted)) => {
+                let faces = detections.len();
+                let best = detections
+                    .into_iter()
+                    .map(|d| (d.bbox.iou(&wanted), d))
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .filter(|(overlap, _)| *overlap >= BOX_OVERLAP);
+                match best {
+                    Some((_, face)) => Ok(vec![face]),
+                    None => Err(AppError::NoFaceInBox { faces }),
+                }
+            }
         }
     }
 }

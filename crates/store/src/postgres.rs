@@ -374,7 +374,7 @@ impl Hooks for PostgresStore {
             "SELECT set_config('enable_sort', 'off', true), \
              set_config('hnsw.ef_search', $1, true)",
         )
-        .bind((limit.max(1) + 8).to_string())
+        .bind((limit.max(1) + 8).min(1_000).to_string())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -2030,6 +2030,49 @@ async fn the_outbox_forgets_the_deleted(store: Arc<dyn Inspect>) {
     assert!(events.is_empty(), "{events:?}");
 }
 
+/// A capture search with a filter looks past the nearest it first asks for: the one capture from
+/// `cam-b`, less similar than thirty from other sources, is found with `limit` 1.
+async fn capture_search_filters_look_further(store: Arc<dyn Inspect>) {
+    use facerec_core::capture::{CaptureSearch, Source};
+    let c = CollectionId::DEFAULT;
+    let now = chrono::Utc::now();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+    let face = random_unit(&mut rng);
+    for i in 0..30 {
+        store
+            .capture(
+                c,
+                new_capture(face.clone(), None, &format!("cam-a{i}"), now),
+            )
+            .await
+            .unwrap();
+    }
+    let near: Vec<f32> = face
+        .as_slice()
+        .iter()
+        .zip(random_unit(&mut rng).as_slice())
+        .map(|(f, n)| f + 0.2 * n)
+        .collect();
+    let near = NormalizedEmbedding::normalize(&near).unwrap().0;
+    store
+        .capture(c, new_capture(near, None, "cam-b", now))
+        .await
+        .unwrap();
+    let source = Source::new("cam-b").unwrap();
+    let search = CaptureSearch {
+        threshold: 0.5,
+        since: None,
+        source: Some(&source),
+        limit: 1,
+    };
+    let found = store
+        .search_captures(c, &face, &model(), search)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].capture.source.as_str(), "cam-b");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -2071,6 +2114,7 @@ on_both_backends!(
     collections_are_isolated,
     captures_cluster_expire_and_stay_bounded,
     the_outbox_forgets_the_deleted,
+    capture_search_filters_look_further,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

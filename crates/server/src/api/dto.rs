@@ -630,8 +630,9 @@ pub struct RegisterForm {
     external_id: Option<String>,
     /// A JSON object.
     metadata: Option<String>,
-    /// Which face of a group photo: `largest`, or its 0-based index in the order `/v1/detect`
-    /// answers for the same photo (strongest detection first).
+    /// Which face of a group photo: `largest`, its 0-based index in the order `/v1/detect`
+    /// answers for the same photo (strongest detection first), or a box `x1,y1,x2,y2` (pixels)
+    /// around it (the face overlapping it most, at least 0.3 intersection over union).
     face: Option<String>,
 }
 
@@ -644,8 +645,9 @@ pub struct AddFaceForm {
     image: Vec<u8>,
     /// Must be `true`: the person consented to this photo being added.
     consent: bool,
-    /// Which face of a group photo: `largest`, or its 0-based index in the order `/v1/detect`
-    /// answers for the same photo (strongest detection first).
+    /// Which face of a group photo: `largest`, its 0-based index in the order `/v1/detect`
+    /// answers for the same photo (strongest detection first), or a box `x1,y1,x2,y2` (pixels)
+    /// around it (the face overlapping it most, at least 0.3 intersection over union).
     face: Option<String>,
 }
 

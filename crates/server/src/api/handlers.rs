@@ -40,16 +40,37 @@ fn in_range(name: &'static str, value: Option<u64>, range: Range) -> ApiResult<u
 }
 
 fn face_pick(form: &Form) -> ApiResult<FacePick> {
+    let refused = |other: &str| {
+        ApiError::bad_request(format!(
+            "field 'face' must be 'largest', a face's index (0, 1, …, in the order /v1/detect \
+             answers), or a box 'x1,y1,x2,y2' in the photo's pixels, not '{other}'"
+        ))
+    };
     match form.text("face") {
         None => Ok(FacePick::Only),
         Some("largest") => Ok(FacePick::Largest),
-        Some(other) => match other.parse::<usize>() {
-            Ok(n) => Ok(FacePick::Index(n)),
-            Err(_) => Err(ApiError::bad_request(format!(
-                "field 'face' must be 'largest' or a face's index (0, 1, …, in the order \
-                 /v1/detect answers), not '{other}'"
-            ))),
-        },
+        Some(other) if other.contains(',') => {
+            let corners: Vec<f32> = other
+                .split(',')
+                .map(|v| v.trim().parse::<f32>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| refused(other))?;
+            match corners[..] {
+                [x1, y1, x2, y2] if corners.iter().all(|v| v.is_finite()) && x2 > x1 && y2 > y1 => {
+                    Ok(FacePick::Box(facerec_vision::BoundingBox {
+                        x1,
+                        y1,
+                        x2,
+                        y2,
+                    }))
+                }
+                _ => Err(refused(other)),
+            }
+        }
+        Some(other) => other
+            .parse::<usize>()
+            .map(FacePick::Index)
+            .map_err(|_| refused(other)),
     }
 }
 

@@ -229,17 +229,26 @@ impl Captures for This {
         model: &ModelId,
         search: CaptureSearch<'_>,
     ) -> StoreResult<Vec<Neighbour>> {
-        // The filters come after the search: ask for more, keep those that pass.
-        let wanted = search.limit.saturating_mul(4);
-        let near = self
-            .capture_neighbours(collection, probe, model, search.threshold, wanted)
-            .await?;
-        Ok(near
-            .into_iter()
-            .filter(|n| search.since.is_none_or(|at| n.capture.seen_at >= at))
-            .filter(|n| search.source.is_none_or(|s| n.capture.source == *s))
-            .take(search.limit)
-            .collect())
+        // The filters come after the search: ask for more, keep those that pass, and ask again for
+        // four times as many while too few passed and more may lie beyond (at most
+        // SEARCHED_AT_MOST, the captures of one face a search looks through).
+        let mut wanted = search.limit.saturating_mul(4).max(1);
+        loop {
+            let near = self
+                .capture_neighbours(collection, probe, model, search.threshold, wanted)
+                .await?;
+            let seen_all = near.len() < wanted || wanted >= SEARCHED_AT_MOST;
+            let passing: Vec<Neighbour> = near
+                .into_iter()
+                .filter(|n| search.since.is_none_or(|at| n.capture.seen_at >= at))
+                .filter(|n| search.source.is_none_or(|s| n.capture.source == *s))
+                .take(search.limit)
+                .collect();
+            if passing.len() >= search.limit || seen_all {
+                return Ok(passing);
+            }
+            wanted = wanted.saturating_mul(4).min(SEARCHED_AT_MOST);
+        }
     }
 
     async fn list_clusters(&self, collection: In, limit: u32) -> StoreResult<Vec<Cluster>> {
