@@ -9,8 +9,8 @@
 //!    runs this part alone.
 //! 4. Captures: `/v1/recognize` with the collection's `capture` off and `all`, alternating in rounds
 //!    on one server (1,000 registered faces), for a one-face photo and a 22-face one, each request
-//!    from a new source (every face a new capture). `FACEREC_BENCH_ONLY=captures` runs this part
-//!    alone.
+//!    from a new source (every face a new capture); and a five-face stream's fps, likewise.
+//!    `FACEREC_BENCH_ONLY=captures` runs this part alone.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -558,6 +558,39 @@ async fn bench_captures(model: &ModelId) {
                 percentile(latencies, 0.5),
                 percentile(latencies, 0.9),
                 percentile(latencies, 0.5) / base
+            );
+        }
+    }
+    // A stream: the collection's capture setting is read when a stream opens, so each round opens
+    // its own.
+    let t1 = image::load_from_memory(&photo("insightface/t1.jpg")).unwrap();
+    let five = frame(&t1.crop_imm(0, 40, 1060, 460).to_rgb8());
+    println!(
+        "\nWebSocket stream with capture off and all (alternating rounds of 60 frames, five faces)"
+    );
+    println!("  tracking   capture     fps   p50 ms   fps vs off");
+    for tracking in [true, false] {
+        let (mut off, mut all) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (mode, runs) in [("off", &mut off), ("all", &mut all)] {
+                set(mode).await;
+                runs.push(stream_run(&server.1, &five, tracking, 60).await);
+            }
+        }
+        let mean = |runs: &[(f64, f64, f64, usize)]| {
+            let n = runs.len() as f64;
+            (
+                runs.iter().map(|r| r.0).sum::<f64>() / n,
+                runs.iter().map(|r| r.1).sum::<f64>() / n,
+            )
+        };
+        let (base, _) = mean(&off);
+        for (mode, runs) in [("off", &off), ("all", &all)] {
+            let (fps, p50) = mean(runs);
+            println!(
+                "  {:<9}  {mode:<7}  {fps:>6.1}  {p50:>7.1}   {:>9.3}x",
+                if tracking { "on" } else { "off" },
+                fps / base
             );
         }
     }
