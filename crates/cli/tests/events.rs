@@ -219,7 +219,8 @@ async fn webhooks_are_signed_in_order_and_survive_an_endpoint_down_and_a_kill() 
     receiver.answer(200, "");
     let server = start(Db::Url(url), &["--webhook-allow-private-networks"]).await;
     let received = receiver
-        .wait_for(30, |r| r.iter().filter(|d| d.id == pending).count() >= 2)
+        // The killed server's lease on the webhook (30 s) has to lapse first.
+        .wait_for(75, |r| r.iter().filter(|d| d.id == pending).count() >= 2)
         .await;
     let last = received.iter().rev().find(|d| d.id == pending).unwrap();
     verify(&secret, last).unwrap();
