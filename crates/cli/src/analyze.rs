@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use facerec_core::ErrorCode;
 use facerec_service::{AppError, Engine, EngineConfig};
-use facerec_vision::{Analysis, IngestLimits};
+use facerec_vision::{Analysis, IngestLimits, VisionError};
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -62,7 +62,7 @@ struct ErrorBody {
 /// the models are small, so images split across cores far better than one image across threads),
 /// and prints the results in the order of the arguments.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = EngineConfig::new(args.vision.analyzer_config()?);
+    let mut config = EngineConfig::new(args.vision.pack_set()?);
     config.workers = args.workers.unwrap_or(config.workers).max(1);
     // At most two images per worker are read and in flight, and the queue holds them all (the
     // engine refuses work beyond its queue); `buffered` yields them in input order.
@@ -109,8 +109,11 @@ async fn analyze_file(
         code: ErrorCode::UnreadableFile.as_str(),
         message: format!("cannot read {}: {e}", path.display()),
     })?;
+    let models = engine.default_models();
     engine
-        .run(move |analyzer| analyzer.analyze_bytes(&bytes, &limits))
+        .run(move |analyzers| {
+            analyzers.analyze_bytes_selecting(models, &bytes, &limits, Ok::<_, VisionError>, false)
+        })
         .await
         .map_err(AppError::from)
         .and_then(|analysis| analysis.map_err(AppError::from))

@@ -65,6 +65,14 @@ pub enum CollectionsCommand {
     /// Create a collection
     Create {
         name: String,
+        /// The model pack whose recognizer embeds its faces, for good [default: --default-pack]
+        #[arg(long)]
+        model_pack: Option<String>,
+        /// The pack whose detector finds its faces [default: the model pack's]
+        #[arg(long)]
+        detector_pack: Option<String>,
+        #[command(flatten)]
+        packs: crate::vision_args::PackArgs,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -168,9 +176,28 @@ async fn list_keys(args: ListKeysArgs) -> anyhow::Result<()> {
 
 pub async fn collections(command: CollectionsCommand) -> anyhow::Result<()> {
     match command {
-        CollectionsCommand::Create { name, database } => {
+        CollectionsCommand::Create {
+            name,
+            model_pack,
+            detector_pack,
+            packs,
+            database,
+        } => {
+            // The built-in pack's identity is pinned: naming nothing needs no model file (these
+            // commands run where the models are not).
+            let model = if model_pack.is_none()
+                && detector_pack.is_none()
+                && packs.default_pack == facerec_vision::pack::BUILT_IN_PACK
+            {
+                facerec_core::ModelBinding::built_in()
+            } else {
+                packs
+                    .packs()?
+                    .binding(model_pack.as_deref(), detector_pack.as_deref())?
+            };
             let (access, caller) = admin_access(&database).await?;
             let new = NewCollection {
+                model,
                 name,
                 settings: CollectionSettings::default(),
             };

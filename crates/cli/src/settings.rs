@@ -194,7 +194,7 @@ impl ServiceArgs {
     /// The app's settings, with `workers` inference workers (default: one per core) and room for
     /// `queue` jobs waiting.
     pub fn app_config(&self, workers: Option<usize>, queue: usize) -> anyhow::Result<AppConfig> {
-        let mut engine = EngineConfig::new(self.vision.analyzer_config()?);
+        let mut engine = EngineConfig::new(self.vision.pack_set()?);
         engine.workers = workers.unwrap_or(engine.workers).max(1);
         engine.queue = queue;
         Ok(AppConfig {

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use facerec_vision::{AnalyzerConfig, DetectorConfig, Device, IngestLimits, RuntimeConfig};
+use facerec_service::{ModelPacks, PackSet};
+use facerec_vision::{DetectorConfig, Device, IngestLimits, ModelPack, RuntimeConfig};
 
 /// Where `scripts/setup.sh` puts its downloads, relative to the repository root.
 const VENDOR_DIR: &str = "vendor";
@@ -13,12 +14,40 @@ const ORT_LIBRARY: &str = "onnxruntime/libonnxruntime.so.1.32.0";
 const DIST_MODELS: &str = "models";
 const DIST_ORT_LIBRARY: &str = "lib/libonnxruntime.so.1.32.0";
 
+/// Where the model packs are, and which is the default.
 #[derive(Debug, Clone, Args)]
-pub struct VisionArgs {
-    /// Folder with scrfd_500m_bnkps.onnx and w600k_mbf.onnx [default: vendor/models, found from the
-    /// working directory or beside the binary; models/ beside the binary of a `make dist` tree]
+pub struct PackArgs {
+    /// Folder with scrfd_500m_bnkps.onnx and w600k_mbf.onnx, the built-in pack buffalo_s
+    /// [default: vendor/models, found from the working directory or beside the binary; models/
+    /// beside the binary of a `make dist` tree]
     #[arg(long, env = "FACEREC_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Folder of further model packs, one sub-folder each (buffalo_l, buffalo_m, antelopev2, or
+    /// any with a pack.json); every file is checked by sha256 and shape at start
+    #[arg(long, env = "FACEREC_MODEL_PACKS")]
+    pub model_packs: Option<PathBuf>,
+    /// The pack a new collection is bound to when it names none
+    #[arg(long, env = "FACEREC_DEFAULT_PACK", default_value = facerec_vision::pack::BUILT_IN_PACK)]
+    pub default_pack: String,
+}
+
+impl PackArgs {
+    /// Every pack, each file hashed and checked against its stated sha256.
+    pub fn packs(&self) -> anyhow::Result<ModelPacks> {
+        let models_dir = match &self.models_dir {
+            Some(dir) => dir.clone(),
+            None => find_vendored("models", DIST_MODELS)
+                .context("model folder not found: run `make setup` or set FACEREC_MODELS_DIR")?,
+        };
+        let packs = ModelPack::open_all(&models_dir, self.model_packs.as_deref())?;
+        Ok(ModelPacks::new(packs, &self.default_pack)?)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VisionArgs {
+    #[command(flatten)]
+    pub packs: PackArgs,
     /// Path of libonnxruntime.so [default: vendor/onnxruntime/libonnxruntime.so.1.32.0, found as the
     /// models are; lib/ beside the binary of a `make dist` tree]
     #[arg(long, env = "FACEREC_ORT_LIB")]
@@ -56,30 +85,29 @@ impl VisionArgs {
         }
     }
 
-    pub fn analyzer_config(&self) -> anyhow::Result<AnalyzerConfig> {
-        let models_dir = match &self.models_dir {
-            Some(dir) => dir.clone(),
-            None => find_vendored("models", DIST_MODELS)
-                .context("model folder not found: run `make setup` or set FACEREC_MODELS_DIR")?,
-        };
+    /// The model packs to load: the built-in `buffalo_s` from the models folder, and every
+    /// sub-folder of `--model-packs`; every file hashed and checked here, before anything loads.
+    pub fn pack_set(&self) -> anyhow::Result<PackSet> {
+        let packs = self.packs.packs()?;
         let library = match &self.ort_lib {
             Some(path) => path.clone(),
             None => find_vendored(ORT_LIBRARY, DIST_ORT_LIBRARY).context(
                 "ONNX Runtime library not found: run `make setup` or set FACEREC_ORT_LIB",
             )?,
         };
-        let runtime = RuntimeConfig {
-            library,
-            device: self.device,
-            intra_threads: self.intra_threads,
-        };
-        let mut config = AnalyzerConfig::with_models_dir(&models_dir, runtime);
-        config.detector = DetectorConfig {
-            input_size: self.det_size,
-            score_threshold: self.det_threshold,
-            ..DetectorConfig::default()
-        };
-        Ok(config)
+        Ok(PackSet {
+            packs,
+            runtime: RuntimeConfig {
+                library,
+                device: self.device,
+                intra_threads: self.intra_threads,
+            },
+            detector: DetectorConfig {
+                input_size: self.det_size,
+                score_threshold: self.det_threshold,
+                ..DetectorConfig::default()
+            },
+        })
     }
 }
 

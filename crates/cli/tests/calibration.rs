@@ -47,6 +47,7 @@ async fn write_gallery_in(
         Ok(existing) => existing.id,
         Err(_) => {
             let new = facerec_core::NewCollection {
+                model: facerec_core::ModelBinding::built_in(),
                 name: collection.to_owned(),
                 settings: Default::default(),
             };

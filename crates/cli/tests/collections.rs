@@ -16,23 +16,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const OPERATOR: &str = "operator-key-0123456789";
 
-async fn post_form(
-    server: &Server,
-    path: &str,
-    key: &str,
-    form: reqwest::multipart::Form,
-) -> (u16, serde_json::Value) {
-    let response = server
-        .client
-        .post(format!("{}{path}", server.url))
-        .bearer_auth(key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    json(response).await
-}
-
 async fn create_collection(server: &Server, name: &str) -> String {
     let (status, body) = call(
         server,
@@ -69,7 +52,7 @@ async fn register(server: &Server, key: &str, photo: &[u8]) -> String {
         .text("name", "Yao Ming")
         .text("external_id", "player-11")
         .text("consent", "true");
-    let (status, body) = post_form(server, "/v1/register", key, form).await;
+    let (status, body) = server.post_form_as("/v1/register", key, form).await;
     assert_eq!(status, 201, "{body}");
     body["person"]["id"].as_str().unwrap().to_owned()
 }
@@ -203,14 +186,14 @@ async fn isolation(db: Db) {
     expect(answer, 404, "person_not_found");
     // Recognition names alpha's person; verification against beta's is not found.
     let form = reqwest::multipart::Form::new().part("image", image_part(yao.clone(), "p.jpg"));
-    let (status, body) = post_form(&server, "/v1/recognize", &recognize, form).await;
+    let (status, body) = server.post_form_as("/v1/recognize", &recognize, form).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["faces"][0]["match"]["person_id"], alpha_yao.as_str());
     let form = reqwest::multipart::Form::new()
         .part("image", image_part(yao.clone(), "p.jpg"))
         .text("person_id", beta_yao.clone());
     expect(
-        post_form(&server, "/v1/verify", &recognize, form).await,
+        server.post_form_as("/v1/verify", &recognize, form).await,
         404,
         "person_not_found",
     );

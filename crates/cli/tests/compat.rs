@@ -4,22 +4,10 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::*;
 
 const KEY: &str = "compat-test-key-0001";
 const BASIS: &str = "written consent collected at the front desk";
-
-fn test_venv_python() -> std::path::PathBuf {
-    let python = workspace().join("target/test-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing — run `make setup-test` (scripts/test-venv.sh)",
-        python.display()
-    );
-    python
-}
 
 /// A key of a second collection, `other`, as a CompreFace service of its own would have.
 async fn other_collections_key(server: &Server) -> String {
@@ -52,24 +40,7 @@ async fn other_collections_key(server: &Server) -> String {
 /// collection) and fails with their output if any fails.
 async fn run_clients(server: &Server) {
     let other = other_collections_key(server).await;
-    let output = Command::new(test_venv_python())
-        .arg(workspace().join("tests/compat/clients.py"))
-        .env("FACEREC_URL", &server.url)
-        .env("FACEREC_KEY", KEY)
-        .env("FACEREC_OTHER_KEY", other)
-        .env(
-            "FACEREC_PHOTOS",
-            workspace().join("vendor/fixtures/registry"),
-        )
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "client checks failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all client checks passed"), "{stdout}");
+    run_compat_clients(server, KEY, &other);
 }
 
 /// DeepStack's register, its key in the form as its clients send it.

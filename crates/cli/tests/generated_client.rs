@@ -13,12 +13,7 @@ const KEY: &str = "generated-client-key-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_client_registers_recognizes_and_deletes() {
-    let python = workspace().join("target/test-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing — run `make setup-test` (scripts/test-venv.sh)",
-        python.display()
-    );
+    let python = test_venv_python();
     let server = Server::start(Db::Sqlite, &["--api-keys", KEY]).await;
     let work = tempfile::tempdir().unwrap();
     let photo = workspace().join("vendor/fixtures/registry/vectron/yaoming.jpg");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Actor, CollectionId, KeyId};
+use crate::domain::{Actor, CollectionId, KeyId, ModelId};
 use crate::error::{StoreError, StoreResult};
 use crate::matching::Threshold;
 
@@ -15,6 +15,8 @@ use crate::matching::Threshold;
 pub struct Collection {
     pub id: CollectionId,
     pub name: String,
+    /// The models it was created with, for good: its faces compare only with each other.
+    pub model: ModelBinding,
     pub settings: CollectionSettings,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -45,6 +47,41 @@ pub struct CollectionSettings {
     /// Captured faces held at most; the oldest go first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_max: Option<u32>,
+    /// Side of the detector's square input here (a multiple of 32): larger finds smaller faces,
+    /// at a cost that grows with its square.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_size: Option<u32>,
+}
+
+/// The detector input sides a collection may ask for: InsightFace's 640 is the default; 1280 and
+/// more find the small, distant faces cameras see (a detection costs ~(side/640)² as much).
+pub const DETECTION_SIZES: std::ops::RangeInclusive<u32> = 160..=1920;
+
+/// The models a collection is bound to when it is created: its model pack's recognizer (faces
+/// embedded by another are never compared with its faces) and the detector it finds faces with.
+/// Moving a collection to another pack means enrolling its persons again: no photos are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelBinding {
+    /// The pack whose recognizer embeds this collection's faces (`buffalo_s`, `buffalo_l`, …).
+    pub pack: String,
+    /// That recognizer: its name and its file's sha256.
+    pub recognizer: ModelId,
+    /// The pack whose detector finds faces here (by default the same pack).
+    pub detector_pack: String,
+    /// That detector's file's sha256 when the collection was created.
+    pub detector_sha256: String,
+}
+
+impl ModelBinding {
+    /// The built-in pack, `buffalo_s`: every collection made before model packs is bound to it.
+    pub fn built_in() -> Self {
+        Self {
+            pack: facerec_types::BUILT_IN_PACK.into(),
+            recognizer: ModelId::built_in(),
+            detector_pack: facerec_types::BUILT_IN_PACK.into(),
+            detector_sha256: facerec_types::BUILT_IN_DETECTOR_SHA256.into(),
+        }
+    }
 }
 
 impl CollectionSettings {
@@ -65,6 +102,12 @@ impl CollectionSettings {
         if self.max_streams.is_some_and(|n| n > 10_000) {
             return invalid("max_streams must be at most 10000");
         }
+        if self
+            .detection_size
+            .is_some_and(|s| !DETECTION_SIZES.contains(&s) || !s.is_multiple_of(32))
+        {
+            return invalid("detection_size must be a multiple of 32 within 160..=1920");
+        }
         crate::capture::check_settings(self.capture_retention_hours, self.capture_max)
     }
 }
@@ -84,6 +127,7 @@ impl Collection {
         Ok(Self {
             id: CollectionId::new(),
             name: new.name,
+            model: new.model,
             settings: new.settings,
             created_at: now,
             updated_at: now,
@@ -190,6 +234,7 @@ impl<'de> Deserialize<'de> for CollectionRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewCollection {
     pub name: String,
+    pub model: ModelBinding,
     pub settings: CollectionSettings,
 }
 

@@ -19,7 +19,8 @@ pub mod tracking;
 
 pub use collection::{
     ApiKey, Caller, Collection, CollectionPatch, CollectionRef, CollectionSettings,
-    DeletedCollection, KeysInForce, NewApiKey, NewCollection, Scope, Scopes,
+    DeletedCollection, KeysInForce, ModelBinding, NewApiKey, NewCollection, Scope, Scopes,
+    DETECTION_SIZES,
 };
 pub use domain::*;
 pub use enrollment::{PoorQuality, QualityPolicy};

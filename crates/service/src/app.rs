@@ -7,14 +7,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use facerec_core::{ModelId, QualityPolicy, Store};
+use facerec_core::{
+    Caller, Collection, CollectionPatch, CollectionRef, CollectionSettings, ModelBinding,
+    NewCollection, QualityPolicy, Store,
+};
 use facerec_vision::{Analysis, IngestLimits};
 
 use crate::access::Access;
 use crate::calibration::Calibrator;
 use crate::captures::Review;
-use crate::engine::Engine;
-use crate::error::AppResult;
+use crate::engine::{Engine, LoadedPack, Models};
+use crate::error::{AppError, AppResult};
 use crate::events::Events;
 use crate::persons::Persons;
 use crate::retention::Retention;
@@ -30,7 +33,6 @@ pub struct App {
     events: Events,
     pub(crate) quality: QualityPolicy,
     pub(crate) limits: IngestLimits,
-    pub(crate) model: ModelId,
     pub(crate) retention: Retention,
 }
 
@@ -38,7 +40,10 @@ pub struct App {
 #[derive(Debug, Clone)]
 pub struct Readiness {
     pub database: &'static str,
-    pub model: String,
+    /// The packs loaded, the built-in first.
+    pub packs: Vec<LoadedPack>,
+    /// Which of them a collection gets when it names none.
+    pub default_pack: usize,
     pub workers: usize,
 }
 
@@ -61,7 +66,6 @@ impl App {
         retention: Retention,
         webhook_addresses: facerec_core::events::AddressPolicy,
     ) -> Self {
-        let model = engine.model().clone();
         Self {
             events: Events::start(Arc::clone(&store), webhook_addresses),
             access: Access::new(Arc::clone(&store)),
@@ -72,7 +76,6 @@ impl App {
             calibrator,
             quality,
             limits,
-            model,
             retention,
         }
     }
@@ -97,9 +100,68 @@ impl App {
         &self.persons
     }
 
-    /// The embedding model every stored face is compared under.
-    pub fn model(&self) -> &ModelId {
-        &self.model
+    /// The model packs loaded, the built-in first.
+    pub fn packs(&self) -> &[LoadedPack] {
+        self.engine.packs()
+    }
+
+    /// A new collection's models: the pack it names (else the default) for its recognizer, and
+    /// the pack it names for its detector (else the same pack); refused when one is not loaded,
+    /// or when its detection size does not suit the detector.
+    pub fn model_binding(
+        &self,
+        pack: Option<&str>,
+        detector_pack: Option<&str>,
+        settings: &CollectionSettings,
+    ) -> AppResult<ModelBinding> {
+        let binding = self.engine.offered().binding(pack, detector_pack)?;
+        if let Some(detector) = self.engine.pack(&binding.detector_pack) {
+            check_detection_size(detector, settings)?;
+        }
+        Ok(binding)
+    }
+
+    /// Creates a collection bound to the models asked for (see [`App::model_binding`]).
+    pub async fn create_collection(
+        &self,
+        name: String,
+        pack: Option<&str>,
+        detector_pack: Option<&str>,
+        settings: CollectionSettings,
+        caller: &Caller,
+    ) -> AppResult<Collection> {
+        let model = self.model_binding(pack, detector_pack, &settings)?;
+        let new = NewCollection {
+            name,
+            model,
+            settings,
+        };
+        self.access.create_collection(new, caller).await
+    }
+
+    /// Changes a collection's name or settings; a detection size its detector cannot take is
+    /// refused.
+    pub async fn update_collection(
+        &self,
+        named: &CollectionRef,
+        patch: CollectionPatch,
+        caller: &Caller,
+    ) -> AppResult<Collection> {
+        if let Some(settings) = &patch.settings {
+            let collection = self.access.collection(named).await?;
+            if let Some(detector) = self.engine.pack(&collection.model.detector_pack) {
+                check_detection_size(detector, settings)?;
+            }
+        }
+        self.access.update_collection(named, patch, caller).await
+    }
+
+    /// The models a caller's collection is analyzed with (503 `model_unavailable` when its pack
+    /// is not loaded here).
+    pub(crate) fn models(&self, caller: &Caller) -> AppResult<Models> {
+        self.engine
+            .models(&caller.collection)
+            .map_err(AppError::from)
     }
 
     /// How the compatible APIs report detection scores (from the detector's own threshold).
@@ -121,7 +183,8 @@ impl App {
         }
         Ok(Readiness {
             database: self.store.backend(),
-            model: self.engine.model().to_string(),
+            packs: self.packs().to_vec(),
+            default_pack: self.engine.default_index(),
             workers,
         })
     }
@@ -141,21 +204,44 @@ impl App {
     /// Decodes and analyzes an image on the inference pool, embedding only the selected faces.
     pub(crate) async fn analyze_selecting(
         &self,
+        caller: &Caller,
         image: Bytes,
         selection: Selection,
     ) -> AppResult<Analysis> {
-        self.analyze_keeping(image, selection, false).await
+        self.analyze_keeping(caller, image, selection, false).await
     }
 
     /// As [`App::analyze_selecting`]; with `chips`, each face keeps its chip (a capture).
     pub(crate) async fn analyze_keeping(
         &self,
+        caller: &Caller,
         image: Bytes,
         selection: Selection,
         chips: bool,
     ) -> AppResult<Analysis> {
+        let models = self.models(caller)?;
         self.engine
-            .analyze(image, self.limits, move |d| selection.apply(d), chips)
+            .analyze(
+                models,
+                image,
+                self.limits,
+                move |d| selection.apply(d),
+                chips,
+            )
             .await?
+    }
+}
+
+/// A detection size the collection's detector can take: any multiple of 32 (checked with the
+/// settings), unless its model fixes one.
+fn check_detection_size(detector: &LoadedPack, settings: &CollectionSettings) -> AppResult<()> {
+    match (detector.fixed_detection_size, settings.detection_size) {
+        (Some(fixed), Some(asked)) if fixed != asked => Err(AppError::Store(
+            facerec_core::StoreError::InvalidCollection(format!(
+                "detection_size {asked}: the detector of pack {} takes {fixed} only",
+                detector.pack.name
+            )),
+        )),
+        _ => Ok(()),
     }
 }

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use facerec_core::calibration::{Basis, Calibration, Gallery, Scores, DEFAULT_TARGET_FPIR};
-use facerec_core::{
-    Collection, CollectionId, Matcher, ModelId, PageRequest, PersonId, Store, Threshold,
-};
+use facerec_core::{Collection, CollectionId, Matcher, PageRequest, PersonId, Store, Threshold};
 use facerec_types::embedding::dot;
 use facerec_types::NormalizedEmbedding;
 
@@ -54,8 +52,6 @@ type Sample = BTreeMap<PersonId, Vec<NormalizedEmbedding>>;
 /// Each collection's calibration in force, and the work of keeping it current.
 pub struct Calibrator {
     store: Arc<dyn Store>,
-    /// The model whose faces are measured.
-    model: ModelId,
     /// The configured threshold (`--match-threshold`): the lowest the calibration may settle on
     /// where a collection sets none.
     server_floor: Threshold,
@@ -80,15 +76,9 @@ pub struct Calibrator {
 pub const ON_DEMAND_EVERY: Duration = Duration::from_secs(60);
 
 impl Calibrator {
-    pub fn new(
-        store: Arc<dyn Store>,
-        model: ModelId,
-        floor: Threshold,
-        config: CalibrationConfig,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, floor: Threshold, config: CalibrationConfig) -> Self {
         Self {
             store,
-            model,
             server_floor: floor,
             config,
             calibrations: RwLock::default(),
@@ -121,13 +111,13 @@ impl Calibrator {
             .unwrap_or(self.config.target_fpir)
     }
 
-    /// What a calibration of this collection is made for here: its floor and target, and this
-    /// server's model.
+    /// What a calibration of this collection is made for here: its floor and target, and its
+    /// recognizer.
     pub fn basis(&self, collection: &Collection) -> Basis {
         Basis {
             floor: self.floor(collection),
             target_fpir: self.target_fpir(collection),
-            model: self.model.clone(),
+            model: collection.model.recognizer.clone(),
         }
     }
 
@@ -258,7 +248,7 @@ impl Calibrator {
         let faces = self.store.count_faces(Some(c)).await?;
         let mut sample = self
             .store
-            .sample_faces(c, self.config.max_persons, &self.model)
+            .sample_faces(c, self.config.max_persons, &collection.model.recognizer)
             .await?;
         // Each person's faces in the order they were added (ids are time-ordered UUIDv7).
         sample.sort_by_key(|face| face.id);
@@ -276,7 +266,7 @@ impl Calibrator {
                 // The best of the others, the person left out in the search itself: every probe
                 // is counted, however many faces its person has.
                 let hits = (self.store)
-                    .search_others(c, probe, &self.model, *person, 1)
+                    .search_others(c, probe, &collection.model.recognizer, *person, 1)
                     .await?;
                 best.extend(hits.first().map(|hit| hit.similarity.value()));
             }

@@ -365,7 +365,7 @@ impl App {
         limit: u32,
     ) -> AppResult<Vec<Neighbour>> {
         let analysis = self
-            .analyze_selecting(image, Selection::Pick(FacePick::Largest))
+            .analyze_selecting(caller, image, Selection::Pick(FacePick::Largest))
             .await?;
         let face = analysis.faces.into_iter().next().ok_or(AppError::NoFace)?;
         let found = self
@@ -390,7 +390,8 @@ impl App {
             .list_faces(caller.collection_id(), person)
             .await?;
         let mut found: Vec<Neighbour> = Vec::new();
-        for face in faces.iter().filter(|f| f.model == self.model) {
+        let model = &caller.collection.model.recognizer;
+        for face in faces.iter().filter(|f| f.model == *model) {
             let near = self
                 .captures_near(caller, &face.embedding, since, source, limit)
                 .await?;
@@ -426,7 +427,12 @@ impl App {
         };
         Ok(self
             .store
-            .search_captures(caller.collection_id(), probe, &self.model, search)
+            .search_captures(
+                caller.collection_id(),
+                probe,
+                &caller.collection.model.recognizer,
+                search,
+            )
             .await?)
     }
 

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use facerec_core::{QualityPolicy, Store, StoreError, Threshold};
-use facerec_vision::{AnalyzerConfig, IngestLimits, RuntimeError};
+use facerec_vision::{IngestLimits, RuntimeError};
 
 use crate::app::App;
 use crate::calibration::{CalibrationConfig, Calibrator};
-use crate::engine::Engine;
+use crate::engine::{Engine, PackSet};
 use crate::retention::Retention;
 
 /// One inference worker per core: the models are small, so work splits across images, not threads.
@@ -21,7 +21,8 @@ pub fn default_workers() -> usize {
 /// The inference pool: the models, how many workers run them, how many jobs may wait.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    pub analyzer: AnalyzerConfig,
+    /// The model packs, every worker loads each once.
+    pub packs: PackSet,
     /// Workers, each with its own model sessions.
     pub workers: usize,
     /// Jobs that may wait for a worker before callers are refused (503 over HTTP).
@@ -33,9 +34,9 @@ impl EngineConfig {
     pub const DEFAULT_QUEUE: usize = 16;
 
     /// One worker per core and the default queue.
-    pub fn new(analyzer: AnalyzerConfig) -> Self {
+    pub fn new(packs: PackSet) -> Self {
         Self {
-            analyzer,
+            packs,
             workers: default_workers(),
             queue: Self::DEFAULT_QUEUE,
         }
@@ -44,11 +45,11 @@ impl EngineConfig {
     /// Loads the models on every worker (off the async runtime: it takes a while) and starts them.
     pub async fn start(self) -> Result<Engine, StartError> {
         let Self {
-            analyzer,
+            packs,
             workers,
             queue,
         } = self;
-        tokio::task::spawn_blocking(move || Engine::start(&analyzer, workers, queue))
+        tokio::task::spawn_blocking(move || Engine::start(&packs, workers, queue))
             .await
             .map_err(|e| StartError::Loading(e.to_string()))?
             .map_err(StartError::from)
@@ -84,13 +85,14 @@ impl App {
     pub async fn start(config: AppConfig, store: Arc<dyn Store>) -> Result<Self, StartError> {
         let (workers, queue) = (config.engine.workers, config.engine.queue);
         let engine = config.engine.start().await?;
-        tracing::info!(model = %engine.model(), workers, queue, backend = store.backend(), "models loaded");
-        let calibrator = Calibrator::new(
-            Arc::clone(&store),
-            engine.model().clone(),
-            config.threshold,
-            config.calibration,
-        );
+        let packs: Vec<String> = engine
+            .packs()
+            .iter()
+            .map(|p| p.recognizer.to_string())
+            .collect();
+        tracing::info!(?packs, default = %engine.default_pack().pack.name, workers, queue,
+                       backend = store.backend(), "models loaded");
+        let calibrator = Calibrator::new(Arc::clone(&store), config.threshold, config.calibration);
         Ok(Self::new(
             engine,
             store,

@@ -66,6 +66,12 @@ pub enum AppError {
     /// A webhook's address is not one the operator allows events to go to.
     #[error("{0}")]
     WebhookAddressRefused(String),
+    /// The caller's collection is bound to a model pack this server has not loaded.
+    #[error(transparent)]
+    ModelUnavailable(#[from] crate::engine::Unavailable),
+    /// A new collection named a model pack this server has not loaded.
+    #[error("{0}")]
+    UnknownPack(String),
     /// A failure of facerec itself (the log has the details).
     #[error("{0}")]
     Internal(String),
@@ -88,6 +94,8 @@ impl AppError {
             Self::NoFaceInBox { faces: 0 } => ErrorCode::NoFace,
             Self::NoFaceInBox { .. } => ErrorCode::InvalidRequest,
             Self::PoorQuality(_) => ErrorCode::PoorQuality,
+            Self::ModelUnavailable(_) => ErrorCode::ModelUnavailable,
+            Self::UnknownPack(_) => ErrorCode::InvalidCollection,
             Self::ConsentRequired => ErrorCode::ConsentRequired,
             Self::AmbiguousName(_) => ErrorCode::AmbiguousName,
             Self::OtherModel(_) => ErrorCode::InvalidPerson,

@@ -29,7 +29,7 @@ pub use app::{App, Load, Readiness};
 pub use calibration::{CalibrationConfig, Calibrator};
 pub use captures::{CaptureContext, NameTarget, Named, Review};
 pub use config::{default_workers, AppConfig, EngineConfig, StartError};
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, LoadedPack, ModelPacks, Models, PackSet, Unavailable};
 pub use error::{AppError, AppResult};
 pub use events::{CreatedWebhook, Events};
 pub use live::{LiveFace, LiveFrame, LiveSession};

@@ -126,11 +126,12 @@ impl<'a> LiveSession<'a> {
         let started = Instant::now();
         let app = self.app;
         let limits = app.limits;
+        let models = app.models(&self.caller)?;
         let (image, detections) = app
             .engine
-            .run(move |analyzer| -> AppResult<_> {
+            .run(move |analyzers| -> AppResult<_> {
                 let image = decode_image(&frame, &limits)?;
-                let detections = analyzer.detect(&image)?;
+                let detections = analyzers.detect(models, &image)?;
                 Ok((image, detections))
             })
             .await??;
@@ -149,7 +150,7 @@ impl<'a> LiveSession<'a> {
         if !chosen.is_empty() {
             let faces = app
                 .engine
-                .run(move |analyzer| analyzer.embed_detections_keeping(&image, chosen, capturing))
+                .run(move |analyzers| analyzers.embed(models, &image, chosen, capturing))
                 .await?
                 .map_err(AppError::from)?;
             for (track, mut face) in tracks.into_iter().zip(faces) {

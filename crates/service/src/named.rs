@@ -109,7 +109,7 @@ impl App {
         // One after another: admission counted this request as one upload, so it holds one place in
         // the inference queue at a time.
         for image in request.images {
-            faces.push(self.enrollable_face(image, request.pick).await?);
+            faces.push(self.enrollable_face(caller, image, request.pick).await?);
         }
         Ok(self
             .store

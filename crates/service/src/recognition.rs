@@ -99,7 +99,12 @@ impl App {
         let policy = CapturePolicy::of(&caller.collection.settings);
         let capturing = policy.mode != CaptureMode::Off;
         let analysis = self
-            .analyze_keeping(image, Selection::Strongest(options.max_faces), capturing)
+            .analyze_keeping(
+                caller,
+                image,
+                Selection::Strongest(options.max_faces),
+                capturing,
+            )
             .await?;
         let calibration = self.calibrator().calibration(&caller.collection);
         let matcher = Matcher::new(calibration.threshold()).with_threshold(options.threshold);
@@ -158,7 +163,12 @@ impl App {
     ) -> AppResult<Recognition> {
         let candidates = self
             .store
-            .search(caller.collection_id(), embedding, &self.model, top_k.max(1))
+            .search(
+                caller.collection_id(),
+                embedding,
+                &caller.collection.model.recognizer,
+                top_k.max(1),
+            )
             .await?;
         let contenders: Vec<PersonId> = candidates
             .iter()
@@ -170,7 +180,11 @@ impl App {
         }
         let rejections = self
             .store
-            .rejections(caller.collection_id(), &contenders, &self.model)
+            .rejections(
+                caller.collection_id(),
+                &contenders,
+                &caller.collection.model.recognizer,
+            )
             .await?;
         Ok(matcher.decide_heeding(candidates, |c| {
             rejections.iter().any(|r| {
@@ -202,7 +216,7 @@ impl App {
                 .cluster_for(
                     caller.collection_id(),
                     &seen.face.embedding,
-                    &self.model,
+                    &caller.collection.model.recognizer,
                     join_at.value(),
                 )
                 .await
@@ -232,7 +246,7 @@ impl App {
             caller.collection_id(),
             NewCapture {
                 embedding: face.embedding.clone(),
-                model: self.model.clone(),
+                model: caller.collection.model.recognizer.clone(),
                 chip,
                 det_score: face.detection.score,
                 quality: face.quality,
@@ -332,12 +346,15 @@ impl App {
     /// strongest first); both photos at once.
     pub async fn verify_faces(
         &self,
+        caller: &Caller,
         source: Bytes,
         target: Bytes,
         max_faces: usize,
     ) -> AppResult<FaceComparison> {
-        let (source, target) =
-            tokio::try_join!(self.detect(source, 1), self.detect(target, max_faces))?;
+        let (source, target) = tokio::try_join!(
+            self.detect(caller, source, 1),
+            self.detect(caller, target, max_faces)
+        )?;
         let source = source.faces.into_iter().next().ok_or(AppError::NoFace)?;
         let targets = target
             .faces
@@ -351,8 +368,13 @@ impl App {
     }
 
     /// The faces of a photo (at most `max_faces`, strongest first), embedded, without matching.
-    pub async fn detect(&self, image: Bytes, max_faces: usize) -> AppResult<Analysis> {
-        self.analyze_selecting(image, Selection::Strongest(max_faces))
+    pub async fn detect(
+        &self,
+        caller: &Caller,
+        image: Bytes,
+        max_faces: usize,
+    ) -> AppResult<Analysis> {
+        self.analyze_selecting(caller, image, Selection::Strongest(max_faces))
             .await
     }
 
@@ -365,7 +387,10 @@ impl App {
         threshold: Option<Threshold>,
     ) -> AppResult<Verification> {
         // Both photos at once: the pool has a worker for each.
-        let (a, b) = tokio::try_join!(self.largest_face(first), self.largest_face(second))?;
+        let (a, b) = tokio::try_join!(
+            self.largest_face(caller, first),
+            self.largest_face(caller, second)
+        )?;
         let similarity = a.embedding.similarity(&b.embedding);
         Ok(self.verdict(caller, similarity, threshold, |_| None))
     }
@@ -383,8 +408,9 @@ impl App {
             .store
             .list_faces(caller.collection_id(), person)
             .await?;
-        let probe = self.largest_face(image).await?;
-        let theirs: Vec<_> = faces.iter().filter(|f| f.model == self.model).collect();
+        let probe = self.largest_face(caller, image).await?;
+        let model = &caller.collection.model.recognizer;
+        let theirs: Vec<_> = faces.iter().filter(|f| f.model == *model).collect();
         let best = theirs
             .iter()
             .map(|f| probe.embedding.similarity(&f.embedding))
@@ -411,13 +437,13 @@ impl App {
     ) -> AppResult<Vec<(AnalyzedFace, Similarity)>> {
         let stored = self.store.get_face(caller.collection_id(), face).await?;
         self.consenting(caller, stored.person_id).await?;
-        if stored.model != self.model {
+        if stored.model != caller.collection.model.recognizer {
             return Err(AppError::OtherModel(format!(
                 "face {face} was embedded by another model ({})",
                 stored.model.name
             )));
         }
-        let analysis = self.detect(image, max_faces).await?;
+        let analysis = self.detect(caller, image, max_faces).await?;
         let event = NewAuditEvent::face_compared(stored.person_id, face, analysis.faces.len());
         self.store
             .record(caller.collection_id(), event, &caller.actor)
@@ -463,9 +489,9 @@ impl App {
         }
     }
 
-    async fn largest_face(&self, image: Bytes) -> AppResult<AnalyzedFace> {
+    async fn largest_face(&self, caller: &Caller, image: Bytes) -> AppResult<AnalyzedFace> {
         let analysis = self
-            .analyze_selecting(image, Selection::Pick(FacePick::Largest))
+            .analyze_selecting(caller, image, Selection::Pick(FacePick::Largest))
             .await?;
         analysis.faces.into_iter().next().ok_or(AppError::NoFace)
     }

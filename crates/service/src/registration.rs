@@ -55,9 +55,16 @@ pub const DEFAULT_CONSENT_BASIS: &str =
 impl App {
     /// The face of a photo to enroll: the one face (or the largest, as `pick` says), good enough
     /// for the quality policy, embedded by the current model.
-    pub(crate) async fn enrollable_face(&self, image: Bytes, pick: FacePick) -> AppResult<NewFace> {
+    pub(crate) async fn enrollable_face(
+        &self,
+        caller: &Caller,
+        image: Bytes,
+        pick: FacePick,
+    ) -> AppResult<NewFace> {
         let image_sha256 = hex::encode(Sha256::digest(&image));
-        let analysis = self.analyze_selecting(image, Selection::Pick(pick)).await?;
+        let analysis = self
+            .analyze_selecting(caller, image, Selection::Pick(pick))
+            .await?;
         let face = analysis.faces.into_iter().next().ok_or(AppError::NoFace)?;
         self.quality.check(face.detection.score, &face.quality)?;
         Ok(NewFace {
@@ -65,7 +72,7 @@ impl App {
             det_score: face.detection.score,
             bbox: face.detection.bbox.to_array(),
             quality: face.quality,
-            model: self.model.clone(),
+            model: caller.collection.model.recognizer.clone(),
             image_sha256,
         })
     }
@@ -132,7 +139,9 @@ impl App {
         if !request.consent {
             return Err(AppError::ConsentRequired);
         }
-        let new_face = self.enrollable_face(request.image, request.pick).await?;
+        let new_face = self
+            .enrollable_face(caller, request.image, request.pick)
+            .await?;
         let (c, actor) = (caller.collection_id(), &caller.actor);
         match request.target {
             RegistrationTarget::Existing(person_id) => {

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use facerec_core::capture::{Capture, CaptureStatus, Source};
 use facerec_core::{
-    Actor, ApiKey, AuditAction, AuditEvent, Collection, Consent, Face, FaceEntry, FaceId, ModelId,
-    Person, PersonId, Scopes, StoreError,
+    Actor, ApiKey, AuditAction, AuditEvent, Collection, Consent, Face, FaceEntry, FaceId,
+    ModelBinding, ModelId, Person, PersonId, Scopes, StoreError,
 };
 use facerec_types::{BoundingBox, FaceQuality};
 use sqlx::types::Json;
@@ -132,6 +132,11 @@ pub(crate) struct CollectionRow {
     settings: Json<serde_json::Value>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    model_pack: String,
+    recognizer: String,
+    recognizer_sha256: String,
+    detector_pack: String,
+    detector_sha256: String,
 }
 
 impl TryFrom<CollectionRow> for Collection {
@@ -144,6 +149,15 @@ impl TryFrom<CollectionRow> for Collection {
                 StoreError::Database(format!("collection {}'s settings: {e}", row.name))
             })?,
             name: row.name,
+            model: ModelBinding {
+                pack: row.model_pack,
+                recognizer: ModelId {
+                    name: row.recognizer,
+                    sha256: row.recognizer_sha256,
+                },
+                detector_pack: row.detector_pack,
+                detector_sha256: row.detector_sha256,
+            },
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

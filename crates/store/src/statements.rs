@@ -146,13 +146,14 @@ pub(crate) const INSERT_AUDIT: &str =
 
 macro_rules! collection_columns {
     () => {
-        "id, name, settings, created_at, updated_at"
+        "id, name, settings, created_at, updated_at, model_pack, recognizer, recognizer_sha256, \
+         detector_pack, detector_sha256"
     };
 }
 pub(crate) const INSERT_COLLECTION: &str = concat!(
     "INSERT INTO collections (",
     collection_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 pub(crate) const SELECT_COLLECTION: &str = concat!(
     "SELECT ",

@@ -1437,6 +1437,7 @@ async fn calibration_samples_and_records(store: Arc<dyn Inspect>) {
 async fn collections_are_isolated(store: Arc<dyn Inspect>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(20);
     let collection = |name: &str| NewCollection {
+        model: facerec_core::ModelBinding::built_in(),
         name: name.into(),
         settings: CollectionSettings::default(),
     };
@@ -1674,6 +1675,7 @@ async fn attempts_are_remembered_once(store: Arc<dyn Inspect>) {
     let other = store
         .create_collection(
             facerec_core::NewCollection {
+                model: facerec_core::ModelBinding::built_in(),
                 name: "elsewhere".into(),
                 settings: Default::default(),
             },
@@ -1937,6 +1939,7 @@ async fn captures_cluster_expire_and_stay_bounded(store: Arc<dyn Inspect>) {
     let other = store
         .create_collection(
             NewCollection {
+                model: facerec_core::ModelBinding::built_in(),
                 name: "elsewhere".into(),
                 settings: CollectionSettings::default(),
             },

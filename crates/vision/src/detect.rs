@@ -2,7 +2,7 @@
 
 use image::RgbImage;
 use ort::session::Session;
-use ort::value::TensorRef;
+use ort::value::{TensorRef, ValueType};
 
 pub use facerec_types::{BoundingBox, Point};
 
@@ -52,6 +52,8 @@ impl Default for DetectorConfig {
 pub struct Detector {
     session: Session,
     config: DetectorConfig,
+    /// The input side the model fixes, if it fixes one (InsightFace's exports take any).
+    fixed_side: Option<u32>,
     input: Vec<f32>,
 }
 
@@ -73,12 +75,51 @@ impl Detector {
                 config.input_size
             )));
         }
-        let side = config.input_size as usize;
-        Ok(Self {
+        // [1, 3, H, W], H and W dynamic (-1) or fixed and equal.
+        let fixed_side = match session.inputs().first().map(|i| i.dtype()) {
+            Some(ValueType::Tensor { shape, .. })
+                if shape.len() == 4 && shape[1] == 3 && shape[0] <= 1 =>
+            {
+                match (shape[2], shape[3]) {
+                    (h, w) if h <= 0 && w <= 0 => None,
+                    (h, w) if h == w && h > 0 => Some(h as u32),
+                    _ => {
+                        return Err(signature_error(format!(
+                        "expected input [1, 3, H, W] with a square or dynamic H x W, found {:?}",
+                        shape.to_vec()
+                    )))
+                    }
+                }
+            }
+            other => {
+                return Err(signature_error(format!(
+                    "expected input [1, 3, H, W], found {other:?}"
+                )))
+            }
+        };
+        let detector = Self {
             session,
             config,
-            input: vec![0.0; 3 * side * side],
-        })
+            fixed_side,
+            input: Vec::new(),
+        };
+        detector.check_side(config.input_size)?;
+        Ok(detector)
+    }
+
+    /// The input side the model fixes, if any.
+    pub fn fixed_side(&self) -> Option<u32> {
+        self.fixed_side
+    }
+
+    fn check_side(&self, side: u32) -> Result<(), RuntimeError> {
+        match self.fixed_side {
+            Some(fixed) if fixed != side => Err(RuntimeError::ModelSignature {
+                model: "detector".into(),
+                message: format!("its input is fixed at {fixed}x{fixed}; {side} was asked for"),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -87,7 +128,24 @@ impl Detector {
 
     /// All faces in the image, strongest first, in the image's own coordinates.
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>, RuntimeError> {
-        let side = self.config.input_size;
+        self.detect_at(image, self.config.input_size)
+    }
+
+    /// As [`Detector::detect`], at another input side (a positive multiple of 32).
+    pub fn detect_at(
+        &mut self,
+        image: &RgbImage,
+        side: u32,
+    ) -> Result<Vec<Detection>, RuntimeError> {
+        if side == 0 || !side.is_multiple_of(32) {
+            return Err(RuntimeError::ModelSignature {
+                model: "detector".into(),
+                message: format!("input size {side} is not a positive multiple of 32"),
+            });
+        }
+        self.check_side(side)?;
+        let len = 3 * side as usize * side as usize;
+        self.input.resize(len, 0.0);
         let scale = letterbox(image, side, &mut self.input);
         let shape = [1usize, 3, side as usize, side as usize];
         let tensor = TensorRef::from_array_view((shape, self.input.as_slice()))?;

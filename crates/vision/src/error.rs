@@ -66,6 +66,17 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// A signature error names the file it was found in (a pack has several models).
+    pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            Self::ModelSignature { model, message } => Self::ModelSignature {
+                model: format!("{model} {}", path.display()),
+                message,
+            },
+            other => other,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::LibraryMissing { .. } | Self::LibraryLoad { .. } => ErrorCode::RuntimeUnavailable,

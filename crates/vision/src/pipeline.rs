@@ -1,11 +1,8 @@
 //! The whole face pipeline on one image: detect, align, embed.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use sha2::{Digest, Sha256};
 
 use crate::align::{align_face, FaceChip};
 use crate::detect::{Detection, Detector, DetectorConfig};
@@ -13,6 +10,7 @@ use crate::embed::Embedder;
 use crate::embedding::NormalizedEmbedding;
 use crate::error::{RuntimeError, VisionError};
 use crate::ingest::{decode_image, IngestLimits};
+use crate::pack::sha256_file;
 use crate::quality::FaceQuality;
 use crate::runtime::{open_session, RuntimeConfig};
 use facerec_types::ChipJpeg;
@@ -28,6 +26,11 @@ pub const EMBEDDER_NAME: &str = "buffalo_s/w600k_mbf";
 pub struct AnalyzerConfig {
     pub detector_model: PathBuf,
     pub embedder_model: PathBuf,
+    /// The recognizer's identity when its pack already hashed it; otherwise the built-in name and
+    /// the file's sha256, computed at load.
+    pub recognizer: Option<ModelId>,
+    /// The embedding length the recognizer must produce.
+    pub embedding_size: usize,
     pub runtime: RuntimeConfig,
     pub detector: DetectorConfig,
 }
@@ -38,6 +41,8 @@ impl AnalyzerConfig {
         Self {
             detector_model: models_dir.join(DETECTOR_FILE),
             embedder_model: models_dir.join(EMBEDDER_FILE),
+            recognizer: None,
+            embedding_size: 512,
             runtime,
             detector: DetectorConfig::default(),
         }
@@ -77,19 +82,36 @@ impl FaceAnalyzer {
         let detector = Detector::new(
             open_session(&config.detector_model, &config.runtime)?,
             config.detector,
-        )?;
-        let embedder = Embedder::new(open_session(&config.embedder_model, &config.runtime)?)?;
-        let sha256 = sha256_file(&config.embedder_model).map_err(|e| RuntimeError::ModelLoad {
-            path: config.embedder_model.clone(),
-            message: e.to_string(),
-        })?;
+        )
+        .map_err(|e| e.in_file(&config.detector_model))?;
+        let embedder = Embedder::new(open_session(&config.embedder_model, &config.runtime)?)
+            .map_err(|e| e.in_file(&config.embedder_model))?;
+        if embedder.dim() != config.embedding_size {
+            return Err(RuntimeError::ModelSignature {
+                model: config.embedder_model.display().to_string(),
+                message: format!(
+                    "embeddings of {} values, but {} are expected",
+                    embedder.dim(),
+                    config.embedding_size
+                ),
+            });
+        }
+        let model_id = match &config.recognizer {
+            Some(id) => id.clone(),
+            None => ModelId {
+                name: EMBEDDER_NAME.into(),
+                sha256: sha256_file(&config.embedder_model).map_err(|e| {
+                    RuntimeError::ModelLoad {
+                        path: config.embedder_model.clone(),
+                        message: e.to_string(),
+                    }
+                })?,
+            },
+        };
         Ok(Self {
             detector,
             embedder,
-            model_id: ModelId {
-                name: EMBEDDER_NAME.into(),
-                sha256,
-            },
+            model_id,
         })
     }
 
@@ -145,6 +167,20 @@ impl FaceAnalyzer {
     /// Detection alone.
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>, RuntimeError> {
         self.detector.detect(image)
+    }
+
+    /// Detection at another input side than the configured one (a collection's choice).
+    pub fn detect_at(
+        &mut self,
+        image: &RgbImage,
+        side: u32,
+    ) -> Result<Vec<Detection>, RuntimeError> {
+        self.detector.detect_at(image, side)
+    }
+
+    /// The detector's input side when its model fixes one (otherwise any multiple of 32 works).
+    pub fn fixed_detection_size(&self) -> Option<u32> {
+        self.detector.fixed_side()
     }
 
     /// Aligns and embeds already detected faces (for callers that detect more often than they embed,
@@ -206,18 +242,4 @@ fn chip_jpeg(chip: &FaceChip) -> Option<ChipJpeg> {
             None
         }
     }
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }

@@ -152,6 +152,58 @@ impl Server {
             .await
             .unwrap()
     }
+
+    /// A multipart request with `key`: the status and the answer.
+    pub async fn post_form_as(
+        &self,
+        path: &str,
+        key: &str,
+        form: reqwest::multipart::Form,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        json(response).await
+    }
+}
+
+/// The test venv's Python (`make setup-test`, scripts/test-venv.sh).
+pub fn test_venv_python() -> PathBuf {
+    let python = workspace().join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing — run `make setup-test` (scripts/test-venv.sh)",
+        python.display()
+    );
+    python
+}
+
+/// Runs the compatible APIs' real clients (`tests/compat/clients.py`) against `server` with `key`
+/// and `other`, a key of a second collection; fails with their output if any check fails.
+pub fn run_compat_clients(server: &Server, key: &str, other: &str) {
+    let output = Command::new(test_venv_python())
+        .arg(workspace().join("tests/compat/clients.py"))
+        .env("FACEREC_URL", &server.url)
+        .env("FACEREC_KEY", key)
+        .env("FACEREC_OTHER_KEY", other)
+        .env(
+            "FACEREC_PHOTOS",
+            workspace().join("vendor/fixtures/registry"),
+        )
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "client checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("all client checks passed"), "{stdout}");
 }
 
 impl Drop for Server {
@@ -334,6 +386,7 @@ pub async fn fill(url: &str, name: &str, persons: usize, faces: usize) {
         Ok(existing) => existing.id,
         Err(_) => {
             let new = NewCollection {
+                model: facerec_core::ModelBinding::built_in(),
                 name: name.into(),
                 settings: CollectionSettings::default(),
             };

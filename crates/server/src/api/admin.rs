@@ -9,7 +9,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use facerec_core::{
     ApiKey, AuditFilter, Caller, Collection, CollectionPatch, CollectionRef, CollectionSettings,
-    KeyId, NewCollection, PersonId, Scopes,
+    KeyId, PersonId, Scopes,
 };
 use facerec_service::access::AuditOf;
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,12 @@ pub struct CollectionDto {
     pub id: Uuid,
     /// 1 to 64 of a-z, 0-9, '-' and '_'; unique.
     pub name: String,
+    /// The models it is bound to since it was created: its faces are embedded by this pack's
+    /// recognizer only, and compared with no other's.
+    pub model_pack: ModelPackDto,
     /// What the collection sets for itself (`match_threshold`, `target_fpir`, `retention_days`,
-    /// `max_streams`); an unset one is the server's.
+    /// `max_streams`, `capture`, `capture_retention_hours`, `capture_max`, `detection_size`); an
+    /// unset one is the server's.
     #[schema(value_type = Object)]
     pub settings: CollectionSettings,
     /// When it was created (RFC 3339).
@@ -38,11 +42,33 @@ pub struct CollectionDto {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A collection's model pack.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelPackDto {
+    /// The pack whose recognizer embeds its faces.
+    pub name: String,
+    /// That recognizer's name (`<pack>/<file stem>`).
+    pub recognizer: String,
+    /// That recognizer's file's sha256: the collection is served only where it is loaded.
+    pub recognizer_sha256: String,
+    /// The pack whose detector finds its faces (by default the same).
+    pub detector_pack: String,
+    /// That detector's file's sha256 when the collection was created.
+    pub detector_sha256: String,
+}
+
 impl From<&Collection> for CollectionDto {
     fn from(c: &Collection) -> Self {
         Self {
             id: c.id.0,
             name: c.name.clone(),
+            model_pack: ModelPackDto {
+                name: c.model.pack.clone(),
+                recognizer: c.model.recognizer.name.clone(),
+                recognizer_sha256: c.model.recognizer.sha256.clone(),
+                detector_pack: c.model.detector_pack.clone(),
+                detector_sha256: c.model.detector_sha256.clone(),
+            },
             settings: c.settings,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -55,7 +81,17 @@ impl From<&Collection> for CollectionDto {
 pub struct NewCollectionDto {
     /// 1 to 64 of a-z, 0-9, '-' and '_'.
     pub name: String,
-    /// `match_threshold` (0–1), `target_fpir` (0–1), `retention_days` (1–36,500), `max_streams`.
+    /// The model pack whose recognizer embeds its faces, for good (`GET /ready` lists those
+    /// loaded); default: the server's default pack. Moving to another pack later means enrolling
+    /// its persons again in a new collection.
+    #[serde(default)]
+    pub model_pack: Option<String>,
+    /// The pack whose detector finds its faces; default: `model_pack`'s.
+    #[serde(default)]
+    pub detector_pack: Option<String>,
+    /// `match_threshold` (0–1), `target_fpir` (0–1), `retention_days` (1–36,500), `max_streams`,
+    /// `capture`, `capture_retention_hours`, `capture_max`, `detection_size` (a multiple of 32
+    /// within 160–1920; default `--det-size`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<CollectionSettings>,
@@ -123,11 +159,16 @@ pub async fn create_collection(
     new: Body<NewCollectionDto>,
 ) -> ApiResult<(StatusCode, Json<CollectionDto>)> {
     let new = body(new)?;
-    let new = NewCollection {
-        name: new.name,
-        settings: new.settings.unwrap_or_default(),
-    };
-    let created = state.app.access().create_collection(new, &caller).await?;
+    let created = state
+        .app
+        .create_collection(
+            new.name,
+            new.model_pack.as_deref(),
+            new.detector_pack.as_deref(),
+            new.settings.unwrap_or_default(),
+            &caller,
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json((&created).into())))
 }
 
@@ -173,11 +214,7 @@ pub async fn update_collection(
         name: patch.name,
         settings: patch.settings,
     };
-    let updated = state
-        .app
-        .access()
-        .update_collection(&id, patch, &caller)
-        .await?;
+    let updated = state.app.update_collection(&id, patch, &caller).await?;
     Ok(Json((&updated).into()))
 }
 

@@ -602,10 +602,43 @@ pub struct ReadyResponse {
     pub status: &'static str,
     /// The database backend: `sqlite` or `postgres`.
     pub database: &'static str,
-    /// The embedding model in use: `<name>@sha256:<hex>`.
+    /// The default pack's recognizer: `<name>@sha256:<hex>`.
     pub model: String,
+    /// The pack a new collection is bound to when it names none.
+    pub default_pack: String,
+    /// Every model pack loaded (each once per worker), the built-in first.
+    pub packs: Vec<PackDto>,
     /// Inference workers alive (at least 1).
     pub workers: usize,
+}
+
+/// A model pack this server has loaded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackDto {
+    pub name: String,
+    /// Its recognizer's name (`<pack>/<file stem>`): stored beside every embedding it makes.
+    pub recognizer: String,
+    pub recognizer_sha256: String,
+    pub detector_sha256: String,
+    /// The length of its embeddings.
+    pub embedding_size: usize,
+    /// The input side its detector's model fixes, if it fixes one.
+    pub fixed_detection_size: Option<u32>,
+    pub licence: String,
+}
+
+impl From<&facerec_service::LoadedPack> for PackDto {
+    fn from(p: &facerec_service::LoadedPack) -> Self {
+        Self {
+            name: p.pack.name.clone(),
+            recognizer: p.recognizer.name.clone(),
+            recognizer_sha256: p.recognizer.sha256.clone(),
+            detector_sha256: p.pack.detector.sha256.clone(),
+            embedding_size: p.pack.embedding_size,
+            fixed_detection_size: p.fixed_detection_size,
+            licence: p.pack.licence.clone(),
+        }
+    }
 }
 
 /// Multipart fields of `POST /v1/register` (for the API documentation).

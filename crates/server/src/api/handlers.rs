@@ -101,7 +101,11 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyRe
     Ok(Json(ReadyResponse {
         status: "ready",
         database: readiness.database,
-        model: readiness.model,
+        model: readiness.packs[readiness.default_pack]
+            .recognizer
+            .to_string(),
+        default_pack: readiness.packs[readiness.default_pack].pack.name.clone(),
+        packs: readiness.packs.iter().map(Into::into).collect(),
         workers: readiness.workers,
     }))
 }
@@ -390,7 +394,7 @@ pub async fn detect(
     let max_faces = in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)?;
     let analysis = state
         .app
-        .detect(form.image("image")?, max_faces as usize)
+        .detect(&caller, form.image("image")?, max_faces as usize)
         .await?;
     Ok(Json(DetectResponse {
         faces: analysis

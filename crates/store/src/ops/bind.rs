@@ -280,6 +280,11 @@ pub(super) fn insert_collection(collection: &Collection) -> Statement {
         .bind(Json(settings_json(&collection.settings)))
         .bind(collection.created_at)
         .bind(collection.updated_at)
+        .bind(collection.model.pack.clone())
+        .bind(collection.model.recognizer.name.clone())
+        .bind(collection.model.recognizer.sha256.clone())
+        .bind(collection.model.detector_pack.clone())
+        .bind(collection.model.detector_sha256.clone())
 }
 
 pub(super) fn update_collection_row(collection: &Collection) -> Statement {

@@ -174,12 +174,13 @@ impl FaceOptions {
         Ok(result)
     }
 
-    fn answer(&self, state: &AppState, result: Vec<Value>) -> Json<Value> {
+    fn answer(&self, caller: &Caller, result: Vec<Value>) -> Json<Value> {
         let mut body = json!({ "result": result });
         if self.status {
+            let model = &caller.collection.model;
             body["plugins_versions"] = json!({
-                "detector": "facerec.scrfd_500m",
-                "calculator": format!("facerec.{}", state.app.model().name),
+                "detector": format!("facerec.{}", model.detector_pack),
+                "calculator": format!("facerec.{}", model.recognizer.name),
             });
         }
         Json(body)
@@ -494,11 +495,12 @@ pub(crate) async fn recognize(
             .collect();
         out.insert("subjects".into(), Value::Array(subjects));
     })?;
-    Ok(options.answer(&state, result))
+    Ok(options.answer(&caller, result))
 }
 
 pub(crate) async fn detect(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     call: ImageCall,
 ) -> ApiResult<Json<Value>> {
     let ImageCall {
@@ -506,9 +508,12 @@ pub(crate) async fn detect(
         options,
         mut form,
     } = call;
-    let analysis = state.app.detect(form.image("file")?, options.limit).await?;
+    let analysis = state
+        .app
+        .detect(&caller, form.image("file")?, options.limit)
+        .await?;
     let result = options.result(analysis.faces.iter().map(|f| (f, ())), started, |(), _| {})?;
-    Ok(options.answer(&state, result))
+    Ok(options.answer(&caller, result))
 }
 
 /// The faces of a photo compared with one stored face.
@@ -533,7 +538,7 @@ pub(crate) async fn verify_with_face(
     let result = options.result(compared.iter().map(|(f, s)| (f, *s)), started, |s, out| {
         out.insert("similarity".into(), json!(scale.compat_score(s)));
     })?;
-    Ok(options.answer(&state, result))
+    Ok(options.answer(&caller, result))
 }
 
 /// The strongest face of `source_image` compared with every face of `target_image`.
@@ -550,7 +555,7 @@ pub(crate) async fn verify(
     let (source, target) = (form.image("source_image")?, form.image("target_image")?);
     let compared = state
         .app
-        .verify_faces(source, target, options.limit)
+        .verify_faces(&caller, source, target, options.limit)
         .await?;
     let targets = compared.targets.iter().map(|(f, s)| (f, *s));
     let scale = compat_scale(&state, &caller);
@@ -561,7 +566,7 @@ pub(crate) async fn verify(
         "source_image_face": Value::Object(options.face(&compared.source, started)),
         "face_matches": matches,
     });
-    Ok(options.answer(&state, vec![entry]))
+    Ok(options.answer(&caller, vec![entry]))
 }
 
 #[derive(Deserialize)]

@@ -176,9 +176,10 @@ pub(crate) async fn detect(
     mut request: DeepStackForm,
 ) -> ApiResult<Json<Value>> {
     let min_confidence = request.min_confidence(0.0)?;
+    let image = request.image("image")?;
     let analysis = state
         .app
-        .detect(request.image("image")?, ranges::MAX_FACES.max as usize)
+        .detect(&request.caller, image, ranges::MAX_FACES.max as usize)
         .await?;
     let scale = state.app.detection_scale();
     let predictions: Vec<Value> = analysis
