@@ -211,6 +211,53 @@ async fn a_collection_on_another_pack_works_alone_and_never_meets_default() {
         "{names:?}"
     );
 
+    // The detector's input side is the collection's: smaller finds fewer of a group's faces; a
+    // side that is not a multiple of 32 is refused.
+    let faces_found = |key: String| {
+        let server = &server;
+        async move {
+            let fields = [("max_faces", "100")];
+            let (status, body) =
+                post_photo(server, "/v1/detect", &key, "vectron/players.jpg", &fields).await;
+            assert_eq!(status, 200, "{body}");
+            body["faces"].as_array().unwrap().len()
+        }
+    };
+    let at_640 = faces_found(key.clone()).await;
+    let settings = serde_json::json!({ "settings": { "detection_size": 160 } });
+    let (status, patched) = call(
+        &server,
+        Method::PATCH,
+        "/v1/collections/rotated",
+        KEY,
+        Some(settings),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let at_160 = faces_found(key.clone()).await;
+    assert!(at_160 < at_640, "{at_160} faces at 160, {at_640} at 640");
+    let settings = serde_json::json!({ "settings": { "detection_size": 1000 } });
+    let answer = call(
+        &server,
+        Method::PATCH,
+        "/v1/collections/rotated",
+        KEY,
+        Some(settings),
+    )
+    .await;
+    expect(answer, 422, "invalid_collection");
+    let settings = serde_json::json!({ "settings": {} });
+    let (status, _) = call(
+        &server,
+        Method::PATCH,
+        "/v1/collections/rotated",
+        KEY,
+        Some(settings),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(faces_found(key.clone()).await, at_640);
+
     // Calibration runs per collection, each on its own pack's faces.
     let (status, calibrated) = call(&server, Method::POST, "/v1/calibration", &key, None).await;
     assert_eq!(status, 200, "{calibrated}");

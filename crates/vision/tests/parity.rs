@@ -113,7 +113,10 @@ fn compare(reference: &Reference, ours: &Analysis, problems: &mut Vec<String>) -
 }
 
 fn check_set(name: &str, reference_file: &Path, images: &Path) {
-    let mut analyzer: FaceAnalyzer = support::analyzer();
+    check_set_with(support::analyzer(), name, reference_file, images);
+}
+
+fn check_set_with(mut analyzer: FaceAnalyzer, name: &str, reference_file: &Path, images: &Path) {
     let limits = IngestLimits::default();
     let text = std::fs::read_to_string(reference_file).expect("reference file");
     let mut problems = Vec::new();
@@ -161,4 +164,67 @@ fn matches_insightface_on_registry_photos() {
 fn matches_insightface_on_shared_faces() {
     let dir = support::shared_faces().expect("../shared/faces");
     check_set("shared", &dir.join("reference.jsonl"), &dir);
+}
+
+/// Every pack in `FACEREC_TEST_PACKS=DIR` (a sub-folder each: buffalo_l's files as InsightFace
+/// publishes them, or any pack with a pack.json) against InsightFace's own
+/// `FaceAnalysis(name=<pack>)`, run here by `scripts/insightface-reference.py` with the Python
+/// `FACEREC_INSIGHTFACE_PYTHON` names (one that has the insightface package), on the registry
+/// photos and, where present, `../shared/faces`: held to buffalo_s's bounds.
+#[test]
+#[cfg_attr(
+    not(test_packs),
+    ignore = "needs FACEREC_TEST_PACKS=DIR with buffalo_l's files (the files cannot be fetched here)"
+)]
+fn test_packs_match_insightface() {
+    let dir = std::env::var_os("FACEREC_TEST_PACKS").expect("FACEREC_TEST_PACKS=DIR");
+    let python = std::env::var_os("FACEREC_INSIGHTFACE_PYTHON").unwrap_or("python3".into());
+    let mut packs: Vec<_> = std::fs::read_dir(&dir)
+        .expect("FACEREC_TEST_PACKS is a folder")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    packs.sort();
+    assert!(!packs.is_empty(), "FACEREC_TEST_PACKS holds no pack folder");
+    let mut sets = vec![support::registry_photos()];
+    if let Some(shared) = support::shared_faces() {
+        sets.push((shared.join("reference.jsonl"), shared));
+    }
+    for folder in packs {
+        let pack = facerec_vision::ModelPack::open(&folder).unwrap_or_else(|e| panic!("{e}"));
+        for (set_reference, images) in &sets {
+            let work = tempfile::tempdir().unwrap();
+            let list = work.path().join("photos.txt");
+            let paths: Vec<String> = std::fs::read_to_string(set_reference)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str::<Reference>(l).unwrap().path)
+                .collect();
+            std::fs::write(&list, paths.join("\n")).unwrap();
+            let output = std::process::Command::new(&python)
+                .arg(support::workspace_root().join("scripts/insightface-reference.py"))
+                .args([pack.name.as_str()])
+                .arg(&folder)
+                .arg(&list)
+                .current_dir(images)
+                .output()
+                .expect("the InsightFace Python runs");
+            assert!(
+                output.status.success(),
+                "insightface-reference.py {} (FACEREC_INSIGHTFACE_PYTHON: a Python with \
+                 insightface): {}",
+                pack.name,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let reference = work.path().join("reference.jsonl");
+            std::fs::write(&reference, &output.stdout).unwrap();
+            let analyzer = FaceAnalyzer::load(&pack.analyzer_config(
+                support::runtime(),
+                facerec_vision::DetectorConfig::default(),
+            ))
+            .unwrap_or_else(|e| panic!("{}: {e}", pack.name));
+            check_set_with(analyzer, &pack.name, &reference, images);
+        }
+    }
 }

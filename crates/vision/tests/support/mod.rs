@@ -18,18 +18,20 @@ pub fn analyzer() -> FaceAnalyzer {
     let models = std::env::var_os("FACEREC_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or(vendor.join("models"));
+    let config = AnalyzerConfig::with_models_dir(&models, runtime());
+    FaceAnalyzer::load(&config).unwrap_or_else(|e| panic!("{e} — run `make setup-test` first"))
+}
+
+/// ONNX Runtime as `scripts/setup.sh` lays it out (or as FACEREC_ORT_LIB says), on the CPU.
+pub fn runtime() -> RuntimeConfig {
     let library = std::env::var_os("FACEREC_ORT_LIB")
         .map(PathBuf::from)
-        .unwrap_or(vendor.join("onnxruntime/libonnxruntime.so.1.32.0"));
-    let config = AnalyzerConfig::with_models_dir(
-        &models,
-        RuntimeConfig {
-            library,
-            device: Device::Cpu,
-            intra_threads: 1,
-        },
-    );
-    FaceAnalyzer::load(&config).unwrap_or_else(|e| panic!("{e} — run `make setup-test` first"))
+        .unwrap_or(workspace_root().join("vendor/onnxruntime/libonnxruntime.so.1.32.0"));
+    RuntimeConfig {
+        library,
+        device: Device::Cpu,
+        intra_threads: 1,
+    }
 }
 
 /// The photos fetched from registry packages, described by `fixtures/registry_reference.jsonl`.
