@@ -258,6 +258,36 @@ async fn a_collection_on_another_pack_works_alone_and_never_meets_default() {
     assert_eq!(status, 200);
     assert_eq!(faces_found(key.clone()).await, at_640);
 
+    // A collection may find faces with another pack's detector: the same faces here, embedded by
+    // its own recognizer.
+    let body = serde_json::json!({
+        "name": "mixed", "model_pack": "rotated", "detector_pack": "buffalo_s"
+    });
+    let (status, mixed) = call(&server, Method::POST, "/v1/collections", KEY, Some(body)).await;
+    assert_eq!(status, 201, "{mixed}");
+    assert_eq!(mixed["model_pack"]["name"], "rotated");
+    assert_eq!(mixed["model_pack"]["detector_pack"], "buffalo_s");
+    let mixed_key = new_key(&server, KEY, "mixed", &["recognize", "embeddings"]).await;
+    let theirs_again = embedding(&server, &mixed_key, photo).await;
+    assert!(
+        dot(&theirs, &theirs_again) > 0.99,
+        "{}",
+        dot(&theirs, &theirs_again)
+    );
+
+    // Inference time is measured per pack.
+    let (_, metrics) = call(&server, Method::GET, "/metrics", KEY, None).await;
+    let metrics = metrics.as_str().unwrap_or_default();
+    for pack in ["buffalo_s", "rotated"] {
+        let label = format!("pack=\"{pack}\"");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("facerec_inference_seconds") && l.contains(&label)),
+            "{pack}: {metrics}"
+        );
+    }
+
     // Calibration runs per collection, each on its own pack's faces.
     let (status, calibrated) = call(&server, Method::POST, "/v1/calibration", &key, None).await;
     assert_eq!(status, 200, "{calibrated}");
