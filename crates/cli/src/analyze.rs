@@ -62,7 +62,7 @@ struct ErrorBody {
 /// the models are small, so images split across cores far better than one image across threads),
 /// and prints the results in the order of the arguments.
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = EngineConfig::new(args.vision.pack_set()?);
+    let mut config = EngineConfig::new(args.vision.pack_set()?.default_only());
     config.workers = args.workers.unwrap_or(config.workers).max(1);
     // At most two images per worker are read and in flight, and the queue holds them all (the
     // engine refuses work beyond its queue); `buffered` yields them in input order.

@@ -40,7 +40,8 @@ impl PackArgs {
                 .context("model folder not found: run `make setup` or set FACEREC_MODELS_DIR")?,
         };
         let packs = ModelPack::open_all(&models_dir, self.model_packs.as_deref())?;
-        Ok(ModelPacks::new(packs, &self.default_pack)?)
+        ModelPacks::new(packs, &self.default_pack)
+            .map_err(|e| anyhow::anyhow!("--default-pack: {e}"))
     }
 }
 

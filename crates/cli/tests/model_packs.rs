@@ -410,6 +410,14 @@ async fn a_collection_whose_pack_is_gone_answers_model_unavailable() {
         body["message"].as_str().unwrap().contains("rotated"),
         "{body}"
     );
+    // A stream in that collection is refused at its handshake, not frame after frame.
+    match open_stream(&server, "", Some(&key)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a stream opened in a collection whose pack is gone"),
+    }
     // The default collection is served as ever.
     register(&server, KEY, "vectron/yaoming.jpg", "Yao").await;
     assert_eq!(

@@ -247,6 +247,13 @@ impl Bridge {
         };
         let image = match self.app.recognize(&caller, snapshot, &options).await {
             Ok(image) => image,
+            // The camera's collection is bound to a model pack this server has not loaded: the
+            // operator's to fix, not the snapshot's fault.
+            Err(e) if e.code() == facerec_core::ErrorCode::ModelUnavailable => {
+                tracing::warn!(camera = %message.camera, error = %e, "a Frigate camera's collection cannot be served");
+                count("facerec_frigate_snapshots_total", "model_unavailable");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(%url, error = %e, code = e.code().as_str(), "a Frigate snapshot facerec cannot read");
                 count("facerec_frigate_snapshots_total", "invalid");

@@ -47,6 +47,13 @@ pub struct Readiness {
     pub workers: usize,
 }
 
+impl Readiness {
+    /// The pack a collection gets when it names none.
+    pub fn default_pack(&self) -> &LoadedPack {
+        &self.packs[self.default_pack]
+    }
+}
+
 /// The inference pool's load, for metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
@@ -154,6 +161,12 @@ impl App {
             }
         }
         self.access.update_collection(named, patch, caller).await
+    }
+
+    /// Whether the caller's collection can be served here (503 `model_unavailable` when its pack
+    /// is not loaded): a stream asks before it opens.
+    pub fn check_models(&self, caller: &Caller) -> AppResult<()> {
+        self.models(caller).map(|_| ())
     }
 
     /// The models a caller's collection is analyzed with (503 `model_unavailable` when its pack

@@ -226,6 +226,19 @@ pub struct PackSet {
 }
 
 impl PackSet {
+    /// The default pack alone: for work without a collection (`facerec analyze`), which would
+    /// only pay for the others' memory.
+    pub fn default_only(self) -> Self {
+        let default = self.packs.default_pack().clone();
+        Self {
+            packs: ModelPacks {
+                packs: vec![default],
+                default: 0,
+            },
+            ..self
+        }
+    }
+
     fn configs(&self) -> Vec<AnalyzerConfig> {
         self.packs
             .packs
@@ -325,10 +338,10 @@ impl Engine {
             .ok_or_else(|| Unavailable::new(collection, self.loaded(&binding.pack)))?;
         let detector = find(&binding.detector_pack)
             .ok_or_else(|| Unavailable::new(collection, self.loaded(&binding.detector_pack)))?;
-        let detection_size = collection
-            .settings
-            .detection_size
-            .or(self.packs[detector].fixed_detection_size)
+        // A detector fixed at one side runs at it (a collection's other size is refused when set).
+        let detection_size = self.packs[detector]
+            .fixed_detection_size
+            .or(collection.settings.detection_size)
             .unwrap_or(self.detection_size);
         Ok(Models {
             detector,

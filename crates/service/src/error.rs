@@ -33,7 +33,7 @@ pub enum AppError {
     ConsentRequired,
     #[error("several persons are named '{0}': rename all but one, or name them by id")]
     AmbiguousName(String),
-    /// A stored face or person that the current model cannot be compared with.
+    /// A stored face or person that the collection's recognizer cannot be compared with.
     #[error("{0}")]
     OtherModel(String),
     #[error("invalid embedding: {0}")]

@@ -416,7 +416,7 @@ impl App {
             .map(|f| probe.embedding.similarity(&f.embedding))
             .max_by(|a, b| a.value().total_cmp(&b.value()))
             .ok_or(AppError::OtherModel(format!(
-                "person {person} has no face from the current model"
+                "person {person} has no face from this collection's recognizer"
             )))?;
         // The best of their faces: a stranger has as many chances as they have faces.
         let chances = theirs.len() as f64;

@@ -54,7 +54,7 @@ pub const DEFAULT_CONSENT_BASIS: &str =
 
 impl App {
     /// The face of a photo to enroll: the one face (or the largest, as `pick` says), good enough
-    /// for the quality policy, embedded by the current model.
+    /// for the quality policy, embedded by the collection's recognizer.
     pub(crate) async fn enrollable_face(
         &self,
         caller: &Caller,

@@ -128,7 +128,7 @@ error_codes! {
     CollectionExists "collection_exists" 409 compreface(409, 0) deepstack(409) Own
         "a collection of this name already exists";
     InvalidCollection "invalid_collection" 422 compreface(400, 26) deepstack(400) Own
-        "a collection's name or setting is invalid, or the collection `default` was to be deleted or renamed";
+        "a collection's name or setting is invalid, it names a model pack not loaded here, or the collection `default` was to be deleted or renamed";
     KeyNotFound "key_not_found" 404 compreface(404, 0) deepstack(404) Own
         "no such API key";
     InvalidKey "invalid_key" 422 compreface(400, 26) deepstack(400) Own

@@ -97,14 +97,18 @@ impl Detector {
                 )))
             }
         };
-        let detector = Self {
+        // A model fixed at one side runs at that side: the configured one is for models that
+        // take any.
+        let config = DetectorConfig {
+            input_size: fixed_side.unwrap_or(config.input_size),
+            ..config
+        };
+        Ok(Self {
             session,
             config,
             fixed_side,
             input: Vec::new(),
-        };
-        detector.check_side(config.input_size)?;
-        Ok(detector)
+        })
     }
 
     /// The input side the model fixes, if any.

@@ -231,16 +231,7 @@ impl ModelPack {
     pub fn open_all(models_dir: &Path, packs_dir: Option<&Path>) -> Result<Vec<Self>, PackError> {
         let mut packs = vec![(models_dir.to_owned(), Self::built_in(models_dir)?)];
         if let Some(packs_dir) = packs_dir {
-            let entries = std::fs::read_dir(packs_dir).map_err(|e| {
-                PackError::Invalid(format!("--model-packs {}: {e}", packs_dir.display()))
-            })?;
-            let mut dirs: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect();
-            dirs.sort();
-            for dir in dirs {
+            for dir in pack_folders(packs_dir)? {
                 let pack = Self::open(&dir)?;
                 if let Some((first, _)) = packs.iter().find(|(_, p)| p.name == pack.name) {
                     return Err(PackError::Duplicate {
@@ -334,6 +325,39 @@ impl ModelPack {
     }
 }
 
+/// The sub-folders of `--model-packs`, in name order: each must be a pack.
+fn pack_folders(packs_dir: &Path) -> Result<Vec<PathBuf>, PackError> {
+    let unreadable = |e: std::io::Error| {
+        PackError::Invalid(format!("--model-packs {}: {e}", packs_dir.display()))
+    };
+    if is_pack(packs_dir) {
+        return Err(PackError::Invalid(format!(
+            "--model-packs {} is a pack itself: name the folder that holds the packs, one \
+             sub-folder each",
+            packs_dir.display()
+        )));
+    }
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(packs_dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        // A volume's lost+found and hidden folders (.git, a sync tool's) are not packs.
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if path.is_dir() && !name.starts_with('.') && name != "lost+found" {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Whether `dir` holds a pack's own files (a manifest, or a known pack's).
+fn is_pack(dir: &Path) -> bool {
+    dir.join(MANIFEST).is_file()
+        || KNOWN_PACKS
+            .iter()
+            .any(|k| dir.join(k.detector.0).is_file() && dir.join(k.recognizer.0).is_file())
+}
+
 /// A pack's name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
@@ -388,6 +412,21 @@ mod tests {
                 .contains("buffalo_l (det_10g.onnx + w600k_r50.onnx)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_packs_folder_holds_packs_only() {
+        let packs = tempfile::tempdir().unwrap();
+        for dir in [".git", "lost+found", "b", "a"] {
+            std::fs::create_dir(packs.path().join(dir)).unwrap();
+        }
+        std::fs::write(packs.path().join("notes.txt"), "not a folder").unwrap();
+        let found = pack_folders(packs.path()).unwrap();
+        assert_eq!(found, [packs.path().join("a"), packs.path().join("b")]);
+        // A pack named where the folder of packs is expected is refused, saying so.
+        std::fs::write(packs.path().join(MANIFEST), "{}").unwrap();
+        let e = pack_folders(packs.path()).unwrap_err();
+        assert!(e.to_string().contains("is a pack itself"), "{e}");
     }
 
     #[test]

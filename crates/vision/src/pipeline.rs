@@ -18,8 +18,9 @@ use facerec_types::ChipJpeg;
 /// File names of the InsightFace `buffalo_s` models this project ships with (via `scripts/setup.sh`).
 pub const DETECTOR_FILE: &str = "scrfd_500m_bnkps.onnx";
 pub const EMBEDDER_FILE: &str = "w600k_mbf.onnx";
-/// Embeddings from different models are not comparable; stored faces carry this name.
-pub const EMBEDDER_NAME: &str = "buffalo_s/w600k_mbf";
+/// Embeddings from different models are not comparable; stored faces carry this name (the
+/// built-in pack's recognizer).
+pub const EMBEDDER_NAME: &str = facerec_types::BUILT_IN_RECOGNIZER;
 
 /// Everything needed to load the pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +43,7 @@ impl AnalyzerConfig {
             detector_model: models_dir.join(DETECTOR_FILE),
             embedder_model: models_dir.join(EMBEDDER_FILE),
             recognizer: None,
-            embedding_size: 512,
+            embedding_size: crate::pack::ARCFACE_EMBEDDING_SIZE,
             runtime,
             detector: DetectorConfig::default(),
         }

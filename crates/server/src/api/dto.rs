@@ -615,15 +615,19 @@ pub struct ReadyResponse {
 /// A model pack this server has loaded.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PackDto {
+    /// The pack's name, as `model_pack` names it.
     pub name: String,
     /// Its recognizer's name (`<pack>/<file stem>`): stored beside every embedding it makes.
     pub recognizer: String,
+    /// The sha256 of its recognizer's file (hex).
     pub recognizer_sha256: String,
+    /// The sha256 of its detector's file (hex).
     pub detector_sha256: String,
     /// The length of its embeddings.
     pub embedding_size: usize,
     /// The input side its detector's model fixes, if it fixes one.
     pub fixed_detection_size: Option<u32>,
+    /// Who may use its weights, and how (InsightFace's: non-commercial research only).
     pub licence: String,
 }
 

@@ -101,10 +101,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> ApiResult<Json<ReadyRe
     Ok(Json(ReadyResponse {
         status: "ready",
         database: readiness.database,
-        model: readiness.packs[readiness.default_pack]
-            .recognizer
-            .to_string(),
-        default_pack: readiness.packs[readiness.default_pack].pack.name.clone(),
+        model: readiness.default_pack().recognizer.to_string(),
+        default_pack: readiness.default_pack().pack.name.clone(),
         packs: readiness.packs.iter().map(Into::into).collect(),
         workers: readiness.workers,
     }))

@@ -127,6 +127,9 @@ pub async fn stream(
         Some(Ok(source)) => Some(source),
         Some(Err(message)) => return ApiError::bad_request(message).into_response(),
     };
+    if let Err(e) = state.app.check_models(&caller) {
+        return ApiError::from(e).into_response();
+    }
     let slot = match state.stream_slots.acquire(&caller) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
