@@ -135,6 +135,11 @@ async fn strangers_are_captured_grouped_named_and_then_recognized() {
             (Some(2), Some(3))
         );
         assert_eq!(listed["sources"], json!(["door", "garden"]));
+        assert_eq!(clusters["next_offset"], json!(null), "{clusters}");
+        let (status, past) = get(&server, "/v1/clusters?offset=1").await;
+        assert_eq!((status, past["items"].as_array().unwrap().len()), (200, 0));
+        let (status, _) = get(&server, "/v1/clusters?offset=100001").await;
+        assert_eq!(status, 400);
 
         // The chip: a JPEG of the face, never cached.
         let response = server

@@ -94,11 +94,22 @@ impl Review {
             .await?)
     }
 
-    pub async fn clusters(&self, caller: &Caller, limit: u32) -> AppResult<Vec<Cluster>> {
-        Ok(self
+    /// A page of the collection's clusters (largest, then newest, first), and the offset of the
+    /// next page when there is one.
+    pub async fn clusters(
+        &self,
+        caller: &Caller,
+        limit: u32,
+        offset: u32,
+    ) -> AppResult<(Vec<Cluster>, Option<u32>)> {
+        // One more than asked for says whether another page follows.
+        let mut clusters = self
             .store
-            .list_clusters(caller.collection_id(), limit)
-            .await?)
+            .list_clusters(caller.collection_id(), limit + 1, offset)
+            .await?;
+        let next = (clusters.len() > limit as usize).then(|| offset + limit);
+        clusters.truncate(limit as usize);
+        Ok((clusters, next))
     }
 
     pub async fn cluster(&self, caller: &Caller, id: ClusterId) -> AppResult<Cluster> {

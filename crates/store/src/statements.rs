@@ -311,10 +311,11 @@ pub(crate) const MERGE_CLUSTER: &str =
 pub(crate) const CLUSTER_SUMMARY: &str =
     "SELECT count(*), CAST(coalesce(sum(sightings), 0) AS BIGINT), min(first_seen), \
      max(seen_at) FROM captures WHERE cluster_id = $1";
-/// The collection's clusters, most captures first, then the most recently seen.
+/// The collection's clusters, most captures first, then the most recently seen, then by id (a
+/// total order: pages neither overlap nor skip while nothing changes). `$2` of them after `$3`.
 pub(crate) const LIST_CLUSTERS: &str = "SELECT cluster_id, count(*), CAST(coalesce(sum(sightings), 0) AS BIGINT), \
      min(first_seen), max(seen_at) FROM captures WHERE collection_id = $1 AND cluster_id IS NOT NULL \
-     GROUP BY cluster_id ORDER BY count(*) DESC, max(seen_at) DESC LIMIT $2";
+     GROUP BY cluster_id ORDER BY count(*) DESC, max(seen_at) DESC, cluster_id LIMIT $2 OFFSET $3";
 pub(crate) const CLUSTER_SOURCES: &str =
     "SELECT DISTINCT source FROM captures WHERE cluster_id = $1 ORDER BY source LIMIT 16";
 pub(crate) const CLUSTER_BEST: &str =

@@ -2099,6 +2099,45 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Clusters come a page at a time, largest first, the pages neither overlapping nor skipping one.
+async fn clusters_come_in_pages(store: Arc<dyn Inspect>) {
+    let c = CollectionId::DEFAULT;
+    let now = chrono::Utc::now();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let mut strangers = Vec::new();
+    for i in 0..5 {
+        let face = random_unit(&mut rng);
+        let kept = store
+            .capture(c, new_capture(face.clone(), None, "cam-a", now))
+            .await
+            .unwrap();
+        strangers.push(kept.capture.cluster_id.unwrap());
+        if i == 3 {
+            // Seen again by another camera: the largest cluster.
+            store
+                .capture(c, new_capture(face, None, "cam-b", now))
+                .await
+                .unwrap();
+        }
+    }
+    let mut seen = Vec::new();
+    for offset in [0, 2, 4] {
+        let page = store.list_clusters(c, 2, offset).await.unwrap();
+        assert_eq!(
+            page.len(),
+            if offset == 4 { 1 } else { 2 },
+            "offset {offset}"
+        );
+        seen.extend(page.into_iter().map(|cluster| (cluster.id, cluster.count)));
+    }
+    assert_eq!(seen[0], (strangers[3], 2), "the largest first");
+    let mut ids: Vec<_> = seen.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    strangers.sort();
+    assert_eq!(ids, strangers, "every cluster once");
+    assert!(store.list_clusters(c, 2, 5).await.unwrap().is_empty());
+}
+
 on_both_backends!(
     persons_and_pages,
     bad_input_is_typed,
@@ -2118,6 +2157,7 @@ on_both_backends!(
     captures_cluster_expire_and_stay_bounded,
     the_outbox_forgets_the_deleted,
     capture_search_filters_look_further,
+    clusters_come_in_pages,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

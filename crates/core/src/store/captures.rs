@@ -55,8 +55,14 @@ pub trait Captures: Send + Sync {
         search: CaptureSearch<'_>,
     ) -> StoreResult<Vec<Neighbour>>;
 
-    /// Clusters, most captures first, then the newest.
-    async fn list_clusters(&self, collection: In, limit: u32) -> StoreResult<Vec<Cluster>>;
+    /// Clusters, most captures first, then the newest (then by id, so that pages do not
+    /// overlap): `limit` of them after the first `offset`.
+    async fn list_clusters(
+        &self,
+        collection: In,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Cluster>>;
 
     /// A cluster by its id or by the id of a cluster merged into it.
     async fn get_cluster(&self, collection: In, id: ClusterId) -> StoreResult<Cluster>;

@@ -432,6 +432,8 @@ impl From<Cluster> for ClusterDto {
 pub struct ClustersList {
     /// The largest first, then the most recently seen.
     pub items: Vec<ClusterDto>,
+    /// The `offset` of the next page, when there is one.
+    pub next_offset: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -439,9 +441,14 @@ pub struct ClustersList {
 pub struct ClustersQuery {
     /// 1 to 500 (default 50).
     limit: Option<u32>,
+    /// Clusters to pass over: a previous page's `next_offset` (0 to 100,000; default 0).
+    offset: Option<u32>,
 }
 
-/// List the clusters of strangers (unknown faces grouped by likeness).
+/// Clusters are at most as many as a collection's captures.
+const MAX_CLUSTER_OFFSET: u32 = facerec_core::capture::MAX_MAX_CAPTURES;
+
+/// List the clusters of strangers (unknown faces grouped by likeness), a page at a time.
 #[utoipa::path(get, path = "/v1/clusters", tag = "captures", params(ClustersQuery),
     responses((status = 200, body = ClustersList)), security(("bearer" = [])))]
 pub async fn list_clusters(
@@ -449,13 +456,20 @@ pub async fn list_clusters(
     Extension(caller): Extension<Caller>,
     Query(q): Query<ClustersQuery>,
 ) -> ApiResult<Json<ClustersList>> {
-    let clusters = state
+    let offset = q.offset.unwrap_or(0);
+    if offset > MAX_CLUSTER_OFFSET {
+        return Err(ApiError::bad_request(format!(
+            "offset must be at most {MAX_CLUSTER_OFFSET}"
+        )));
+    }
+    let (clusters, next_offset) = state
         .app
         .review()
-        .clusters(&caller, limit(q.limit, 50)?)
+        .clusters(&caller, limit(q.limit, 50)?, offset)
         .await?;
     Ok(Json(ClustersList {
         items: clusters.into_iter().map(Into::into).collect(),
+        next_offset,
     }))
 }
 

@@ -251,10 +251,16 @@ impl Captures for This {
         }
     }
 
-    async fn list_clusters(&self, collection: In, limit: u32) -> StoreResult<Vec<Cluster>> {
+    async fn list_clusters(
+        &self,
+        collection: In,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<Cluster>> {
         let rows: Vec<(Id, i64, i64, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(LIST_CLUSTERS)
             .bind(Id::from(collection))
             .bind(i64::from(limit))
+            .bind(i64::from(offset))
             .fetch_all(self.readers())
             .await
             .map_err(db_error)?;
