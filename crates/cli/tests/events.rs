@@ -27,6 +27,42 @@ async fn recognize(server: &Server, image: Vec<u8>, source: &str) -> Value {
     body
 }
 
+/// Yao Ming's photo recognized with `key` (200 asserted), as seen by `source`.
+async fn recognize_as(server: &Server, key: &str, source: &str) -> Value {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
+        )
+        .text("source", source.to_owned());
+    let (status, body) = server.post_form_as("/v1/recognize", key, form).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// What the broker retains under the collection `name` (its topics, and the entities whose
+/// configuration names them), once `done` holds for it (within 10 s; then as it is).
+async fn retained_under(
+    broker: &Broker,
+    name: &str,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let prefix = format!("facerec/{name}/");
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held = broker
+            .retained(&["facerec/#", "homeassistant/#"])
+            .into_iter()
+            .filter(|(t, p)| t.starts_with(&prefix) || p.contains(&prefix))
+            .collect();
+        if done(&held) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    held
+}
+
 async fn register_yao(server: &Server) -> String {
     register_person(server, "vectron/yaoming.jpg", "Yao Ming").await
 }
@@ -495,7 +531,7 @@ async fn mqtt_tells_home_assistant_and_forgets_a_deleted_person() {
         "still retained about the deleted person: {left:#?}"
     );
 
-    // A deleted collection leaves nothing on the broker either.
+    // A collection's retained topics go when it is renamed or deleted.
     new_collection(&server, KEY, "garden").await;
     let gardener = new_key(&server, KEY, "garden", &["enroll", "recognize"]).await;
     let form = reqwest::multipart::Form::new()
@@ -515,49 +551,52 @@ async fn mqtt_tells_home_assistant_and_forgets_a_deleted_person() {
         .unwrap();
     assert_eq!(registered.status(), 201);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "image",
-            image_part(registry_photo("vectron/yaoming.jpg"), "y.jpg"),
-        )
-        .text("source", "shed");
-    let answer = server
-        .client
-        .post(format!("{}/v1/recognize", server.url))
-        .bearer_auth(&gardener)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    let garden = |retained: &[(String, String)]| -> Vec<(String, String)> {
-        retained
-            .iter()
-            .filter(|(t, p)| t.starts_with("facerec/garden/") || p.contains("facerec/garden/"))
-            .cloned()
-            .collect()
-    };
-    let mut held = Vec::new();
-    for _ in 0..40 {
-        held = garden(&broker.retained(&["facerec/#", "homeassistant/#"]));
-        if held.len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    recognize_as(&server, &gardener, "shed").await;
+    let held = retained_under(&broker, "garden", |h| h.len() >= 3).await;
     assert!(
         held.len() >= 3,
         "the garden's last decision, last seen and entities: {held:#?}"
     );
-    let (status, _) = call(&server, Method::DELETE, "/v1/collections/garden", KEY, None).await;
+
+    // Renamed, it leaves nothing under its old name; its next decisions come under the new one.
+    let rename = json!({ "name": "orchard" });
+    let (status, renamed) = call(
+        &server,
+        Method::PATCH,
+        "/v1/collections/garden",
+        KEY,
+        Some(rename),
+    )
+    .await;
+    assert_eq!(status, 200, "{renamed}");
+    let held = retained_under(&broker, "garden", <[_]>::is_empty).await;
+    assert!(
+        held.is_empty(),
+        "still retained under the old name: {held:#?}"
+    );
+    let renamed = subscriber
+        .wait_for("facerec/orchard/events", |m| !m.is_empty())
+        .await;
+    let told: Value = serde_json::from_str(&renamed[0].payload).unwrap();
+    assert_eq!(
+        (&told["type"], &told["renamed_from"]),
+        (&json!("collection.renamed"), &json!("garden"))
+    );
+    recognize_as(&server, &gardener, "shed").await;
+    let held = retained_under(&broker, "orchard", |h| h.len() >= 3).await;
+    assert!(held.len() >= 3, "the orchard's retained topics: {held:#?}");
+
+    // A deleted collection leaves nothing on the broker either.
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        "/v1/collections/orchard",
+        KEY,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    for _ in 0..40 {
-        held = garden(&broker.retained(&["facerec/#", "homeassistant/#"]));
-        if held.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let held = retained_under(&broker, "orchard", <[_]>::is_empty).await;
     assert!(
         held.is_empty(),
         "still retained about the deleted collection: {held:#?}"

@@ -42,15 +42,20 @@ pub enum EventType {
     PersonDeleted,
     #[serde(rename = "collection.deleted")]
     CollectionDeleted,
+    /// The collection's name changed (`renamed_from` says from what): what was published under
+    /// the old name is forgotten.
+    #[serde(rename = "collection.renamed")]
+    CollectionRenamed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         Self::Recognized,
         Self::Unknown,
         Self::NoFace,
         Self::PersonDeleted,
         Self::CollectionDeleted,
+        Self::CollectionRenamed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +65,7 @@ impl EventType {
             Self::NoFace => "face.none",
             Self::PersonDeleted => "person.deleted",
             Self::CollectionDeleted => "collection.deleted",
+            Self::CollectionRenamed => "collection.renamed",
         }
     }
 
@@ -71,6 +77,7 @@ impl EventType {
             Self::NoFace => "none",
             Self::PersonDeleted => "person_deleted",
             Self::CollectionDeleted => "collection_deleted",
+            Self::CollectionRenamed => "collection_renamed",
         }
     }
 
@@ -78,9 +85,13 @@ impl EventType {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
     }
 
-    /// A deletion: destinations must hear of it to forget (never dropped while MQTT may need it).
+    /// A deletion or a rename: destinations must hear of it to forget (never dropped while MQTT
+    /// may need it).
     pub fn forgets(self) -> bool {
-        matches!(self, Self::PersonDeleted | Self::CollectionDeleted)
+        matches!(
+            self,
+            Self::PersonDeleted | Self::CollectionDeleted | Self::CollectionRenamed
+        )
     }
 }
 
@@ -129,6 +140,9 @@ pub struct EventData {
     /// How often that stranger was seen.
     pub seen: Option<u64>,
     pub frigate_event_id: Option<String>,
+    /// `collection.renamed`: the name the collection had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 impl EventData {
@@ -150,6 +164,7 @@ impl EventData {
             cluster_id: None,
             seen: None,
             frigate_event_id: None,
+            renamed_from: None,
         }
     }
 }

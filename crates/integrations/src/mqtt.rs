@@ -5,9 +5,9 @@
 //! broker acknowledged each of its messages.
 //!
 //! What the broker retains about collections and persons is read back from it (facerec subscribes
-//! to its own retained topics and to the discovery configurations), so that `person.deleted` and
-//! `collection.deleted` clear all of it — also what an earlier run published — and nothing about a
-//! deleted person stays on the broker.
+//! to its own retained topics and to the discovery configurations), so that `person.deleted`,
+//! `collection.deleted` and `collection.renamed` (the old name's topics) clear all of it — also what
+//! an earlier run published — and nothing about a deleted person stays on the broker.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -250,6 +250,19 @@ impl Mqtt {
                         .into_iter()
                         .map(Message::clear),
                 );
+                return messages;
+            }
+            // What was published under the old name goes; the new name's topics come with the
+            // next events.
+            EventType::CollectionRenamed => {
+                if let Some(old) = &event.renamed_from {
+                    messages.extend(
+                        retained
+                            .about_collection(old)
+                            .into_iter()
+                            .map(Message::clear),
+                    );
+                }
                 return messages;
             }
             _ => {}

@@ -339,7 +339,7 @@ pub(crate) const EVENTS_HEAD: &str = "SELECT COALESCE(max(seq), 0) FROM events";
 /// The deletions, which destinations need in order to forget (kept while MQTT may need them).
 macro_rules! forgetting {
     () => {
-        "('person.deleted', 'collection.deleted')"
+        "('person.deleted', 'collection.deleted', 'collection.renamed')"
     };
 }
 /// Beyond the bound, the oldest but deletions (`$1`: how many may stay).

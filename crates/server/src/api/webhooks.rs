@@ -31,7 +31,7 @@ pub struct NewWebhookDto {
     /// non-public addresses are refused unless the operator allows private networks.
     pub url: String,
     /// The event types it receives (default: all): `face.recognized`, `face.unknown`,
-    /// `face.none`, `person.deleted`.
+    /// `face.none`, `person.deleted`, `collection.deleted`, `collection.renamed`.
     pub events: Option<Vec<String>>,
 }
 

@@ -77,6 +77,7 @@ impl Catalogue for This {
     ) -> StoreResult<Collection> {
         self.write(async |tx| {
             let mut collection = collection_for_write(tx, id, Lock::Row).await?;
+            let old_name = collection.name.clone();
             let changed = collection.apply(patch, Utc::now())?;
             let statements = [
                 bind::update_collection_row(&collection),
@@ -84,6 +85,21 @@ impl Catalogue for This {
             ];
             tx.run(statements, Taken::CollectionName(&collection.name))
                 .await?;
+            if changed.contains(&"name") {
+                // The destinations are told to forget what they hold under the old name (MQTT's
+                // retained topics), after every event sent under it.
+                super::outbox::lock_events(tx).await?;
+                let mut renamed = EventData::new(
+                    EventType::CollectionRenamed,
+                    EventCollection {
+                        id,
+                        name: collection.name.clone(),
+                    },
+                    None,
+                );
+                renamed.renamed_from = Some(old_name);
+                super::outbox::append_in(tx, &[renamed]).await?;
+            }
             Ok(collection)
         })
         .await
