@@ -208,7 +208,7 @@ pub async fn collections(command: CollectionsCommand) -> anyhow::Result<()> {
             let (access, _) = admin_access(&database).await?;
             for c in access.collections().await? {
                 let settings = serde_json::to_string(&c.settings).context("settings")?;
-                println!("{}\t{}\t{settings}", c.id, c.name);
+                println!("{}\t{}\t{}\t{settings}", c.id, c.name, c.model.pack);
             }
         }
         CollectionsCommand::Delete { name, database } => {

@@ -425,3 +425,64 @@ async fn a_collection_whose_pack_is_gone_answers_model_unavailable() {
         ["Yao"]
     );
 }
+
+/// `facerec collections create --model-pack`, offline: the collection is bound to the pack's files
+/// as the server then finds them.
+#[tokio::test]
+async fn the_command_line_binds_a_collection_to_a_pack() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/facerec.db", data.path().display());
+    let packs = tempfile::tempdir().unwrap();
+    let rotated = make_pack("rotated", packs.path());
+    let facerec = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_facerec"))
+            .args(args)
+            .args(["--database-url", &url])
+            .current_dir(workspace())
+            .env("FACEREC_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let packs_dir = packs.path().to_str().unwrap();
+    let (ok, _, stderr) = facerec(&[
+        "collections",
+        "create",
+        "cams",
+        "--model-pack",
+        "rotated",
+        "--model-packs",
+        packs_dir,
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = facerec(&[
+        "collections",
+        "create",
+        "nowhere",
+        "--model-pack",
+        "buffalo_xl",
+    ]);
+    assert!(!ok && stderr.contains("buffalo_xl"), "{stderr}");
+    let (_, listed, _) = facerec(&["collections", "list"]);
+    let cams = listed.lines().find(|l| l.contains("\tcams\t")).unwrap();
+    assert!(cams.contains("\trotated\t"), "{listed}");
+
+    let server = start(Db::Url(url.clone()), Some(packs.path())).await;
+    let (status, shown) = call(&server, Method::GET, "/v1/collections/cams", KEY, None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["model_pack"]["recognizer"], "rotated/recognizer");
+    assert_eq!(
+        shown["model_pack"]["recognizer_sha256"],
+        sha256_of(&rotated.join("recognizer.onnx"))
+    );
+    let key = new_key(&server, KEY, "cams", &["recognize", "enroll"]).await;
+    register(&server, &key, "vectron/yaoming.jpg", "Yao").await;
+    assert_eq!(
+        recognized(&server, &key, "vectron/yaoming.jpg").await.0,
+        ["Yao"]
+    );
+}
