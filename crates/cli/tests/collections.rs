@@ -425,13 +425,7 @@ async fn keys_from_the_command_line_work_against_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/facerec.db", dir.path().display());
     let facerec = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_facerec"))
-            .args(args)
-            .args(["--database-url", &url])
-            .current_dir(workspace())
-            .env("FACEREC_LOG", "warn")
-            .output()
-            .unwrap();
+        let output = facerec_offline(&url, args);
         assert!(
             output.status.success(),
             "{}",

@@ -435,13 +435,7 @@ async fn the_command_line_binds_a_collection_to_a_pack() {
     let packs = tempfile::tempdir().unwrap();
     let rotated = make_pack("rotated", packs.path());
     let facerec = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_facerec"))
-            .args(args)
-            .args(["--database-url", &url])
-            .current_dir(workspace())
-            .env("FACEREC_LOG", "warn")
-            .output()
-            .unwrap();
+        let output = facerec_offline(&url, args);
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),

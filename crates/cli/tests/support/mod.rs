@@ -172,6 +172,18 @@ impl Server {
     }
 }
 
+/// Runs `facerec <args> --database-url <url>` from the workspace (a command that opens the
+/// database itself, beside no server).
+pub fn facerec_offline(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_facerec"))
+        .args(args)
+        .args(["--database-url", url])
+        .current_dir(workspace())
+        .env("FACEREC_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 /// The test venv's Python (`make setup-test`, scripts/test-venv.sh).
 pub fn test_venv_python() -> PathBuf {
     let python = workspace().join("target/test-venv/bin/python");
