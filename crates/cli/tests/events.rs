@@ -48,12 +48,27 @@ async fn retained_under(
     done: impl Fn(&[(String, String)]) -> bool,
 ) -> Vec<(String, String)> {
     let prefix = format!("facerec/{name}/");
+    retained_when(
+        broker,
+        |(t, p)| t.starts_with(&prefix) || p.contains(&prefix),
+        done,
+    )
+    .await
+}
+
+/// The retained (topic, payload) pairs `about` keeps, once `done` holds for them (within 10 s;
+/// then as they are).
+async fn retained_when(
+    broker: &Broker,
+    about: impl Fn(&(String, String)) -> bool,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
     let mut held = Vec::new();
     for _ in 0..40 {
         held = broker
             .retained(&["facerec/#", "homeassistant/#"])
             .into_iter()
-            .filter(|(t, p)| t.starts_with(&prefix) || p.contains(&prefix))
+            .filter(&about)
             .collect();
         if done(&held) {
             break;
@@ -514,18 +529,8 @@ async fn mqtt_tells_home_assistant_and_forgets_a_deleted_person() {
     )
     .await;
     assert_eq!(status, 200);
-    let mut left = Vec::new();
-    for _ in 0..40 {
-        left = broker
-            .retained(&["facerec/#", "homeassistant/#"])
-            .into_iter()
-            .filter(|m| about_yao(m) || m.1.contains("Yao Ming"))
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let about_him = |m: &(String, String)| about_yao(m) || m.1.contains("Yao Ming");
+    let left = retained_when(&broker, about_him, <[_]>::is_empty).await;
     assert!(
         left.is_empty(),
         "still retained about the deleted person: {left:#?}"

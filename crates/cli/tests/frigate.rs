@@ -98,6 +98,21 @@ async fn start_stand_in(frigate: Arc<StandIn>) -> String {
 
 /// A `frigate/events` message as Frigate publishes it (the fields the docs list; the bridge
 /// reads only some).
+/// Publishes a Frigate event message on Frigate's topic.
+fn publish_event(
+    broker: &Broker,
+    kind: &str,
+    id: &str,
+    camera: &str,
+    label: &str,
+    has_snapshot: bool,
+) {
+    broker.publish(
+        "frigate/events",
+        &frigate_event(kind, id, camera, label, has_snapshot),
+    );
+}
+
 fn frigate_event(kind: &str, id: &str, camera: &str, label: &str, has_snapshot: bool) -> String {
     let object = json!({
         "id": id, "camera": camera, "frame_time": 1_700_000_000.5, "snapshot": null,
@@ -183,10 +198,7 @@ async fn the_bridge_names_frigate_s_people_and_tells_the_house_once_per_event() 
 
     // Someone Frigate tracks is named in Frigate and told once, however many updates follow.
     let id = "1700000000.1-yao";
-    broker.publish(
-        "frigate/events",
-        &frigate_event("new", id, "front_door", "person", true),
-    );
+    publish_event(&broker, "new", id, "front_door", "person", true);
     let told = events_of(&subscriber, "default", id, 1).await;
     assert_eq!(told[0]["type"], "face.recognized", "{told:?}");
     assert_eq!(told[0]["person"]["id"], yao.as_str());
@@ -205,48 +217,27 @@ async fn the_bridge_names_frigate_s_people_and_tells_the_house_once_per_event() 
         let score = labels[0].1["subLabelScore"].as_f64().unwrap();
         assert!(score > 0.0 && score <= 1.0, "{score}");
     }
-    broker.publish(
-        "frigate/events",
-        &frigate_event("update", id, "front_door", "person", true),
-    );
-    broker.publish(
-        "frigate/events",
-        &frigate_event("end", id, "front_door", "person", true),
-    );
+    publish_event(&broker, "update", id, "front_door", "person", true);
+    publish_event(&broker, "end", id, "front_door", "person", true);
 
     // Strangers: told as unknown once the attempts (2) are spent, nobody named in Frigate.
     let id = "1700000000.2-strangers";
-    broker.publish(
-        "frigate/events",
-        &frigate_event("new", id, "front_door", "person", true),
-    );
-    broker.publish(
-        "frigate/events",
-        &frigate_event("update", id, "front_door", "person", true),
-    );
+    publish_event(&broker, "new", id, "front_door", "person", true);
+    publish_event(&broker, "update", id, "front_door", "person", true);
     let told = events_of(&subscriber, "default", id, 1).await;
     assert!(told.iter().all(|e| e["type"] == "face.unknown"), "{told:?}");
 
     // A person without a usable face: face.none when the event ends.
     let id = "1700000000.3-noface";
-    broker.publish(
-        "frigate/events",
-        &frigate_event("new", id, "porch", "person", true),
-    );
-    broker.publish(
-        "frigate/events",
-        &frigate_event("end", id, "porch", "person", true),
-    );
+    publish_event(&broker, "new", id, "porch", "person", true);
+    publish_event(&broker, "end", id, "porch", "person", true);
     let told = events_of(&subscriber, "default", id, 1).await;
     assert_eq!(told[0]["type"], "face.none", "{told:?}");
     assert_eq!(told[0]["source"], "porch");
 
     // No snapshot yet: the camera's latest frame.
     let id = "1700000000.6-latest";
-    broker.publish(
-        "frigate/events",
-        &frigate_event("new", id, "front_door", "person", false),
-    );
+    publish_event(&broker, "new", id, "front_door", "person", false);
     let told = events_of(&subscriber, "default", id, 1).await;
     assert_eq!(told[0]["type"], "face.recognized", "{told:?}");
     assert!(*frigate.latest_served.lock().unwrap() >= 1);
@@ -259,25 +250,20 @@ async fn the_bridge_names_frigate_s_people_and_tells_the_house_once_per_event() 
         "frigate/events",
         r#"{"type":"new","after":{"id":"../../api/config","camera":"x","label":"person"}}"#,
     );
-    broker.publish(
-        "frigate/events",
-        &frigate_event("new", "1700000000.7-car", "drive", "car", true),
-    );
-    broker.publish(
-        "frigate/events",
-        &frigate_event("new", "1700000000.4-broken", "front_door", "person", true),
+    publish_event(&broker, "new", "1700000000.7-car", "drive", "car", true);
+    publish_event(
+        &broker,
+        "new",
+        "1700000000.4-broken",
+        "front_door",
+        "person",
+        true,
     );
 
     // A mapped camera recognizes in its collection (staff has nobody: unknown there).
     let id = "1700000000.5-garage";
-    broker.publish(
-        "frigate/events",
-        &frigate_event("new", id, "garage", "person", true),
-    );
-    broker.publish(
-        "frigate/events",
-        &frigate_event("end", id, "garage", "person", true),
-    );
+    publish_event(&broker, "new", id, "garage", "person", true);
+    publish_event(&broker, "end", id, "garage", "person", true);
     let told = events_of(&subscriber, "staff", id, 1).await;
     assert_eq!(told[0]["type"], "face.unknown", "{told:?}");
     assert_eq!(told[0]["collection"]["name"], "staff");

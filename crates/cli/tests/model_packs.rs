@@ -224,37 +224,27 @@ async fn a_collection_on_another_pack_works_alone_and_never_meets_default() {
         }
     };
     let at_640 = faces_found(key.clone()).await;
-    let settings = serde_json::json!({ "settings": { "detection_size": 160 } });
-    let (status, patched) = call(
-        &server,
-        Method::PATCH,
-        "/v1/collections/rotated",
-        KEY,
-        Some(settings),
-    )
-    .await;
+    let set_size = |settings: serde_json::Value| {
+        let server = &server;
+        async move {
+            let body = serde_json::json!({ "settings": settings });
+            call(
+                server,
+                Method::PATCH,
+                "/v1/collections/rotated",
+                KEY,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, patched) = set_size(serde_json::json!({ "detection_size": 160 })).await;
     assert_eq!(status, 200, "{patched}");
     let at_160 = faces_found(key.clone()).await;
     assert!(at_160 < at_640, "{at_160} faces at 160, {at_640} at 640");
-    let settings = serde_json::json!({ "settings": { "detection_size": 1000 } });
-    let answer = call(
-        &server,
-        Method::PATCH,
-        "/v1/collections/rotated",
-        KEY,
-        Some(settings),
-    )
-    .await;
+    let answer = set_size(serde_json::json!({ "detection_size": 1000 })).await;
     expect(answer, 422, "invalid_collection");
-    let settings = serde_json::json!({ "settings": {} });
-    let (status, _) = call(
-        &server,
-        Method::PATCH,
-        "/v1/collections/rotated",
-        KEY,
-        Some(settings),
-    )
-    .await;
+    let (status, _) = set_size(serde_json::json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(faces_found(key.clone()).await, at_640);
 

@@ -198,10 +198,6 @@ impl EventTypes {
     pub fn contains(&self, kind: EventType) -> bool {
         self.0.contains(&kind)
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = EventType> + '_ {
-        self.0.iter().copied()
-    }
 }
 
 impl TryFrom<Vec<String>> for EventTypes {

@@ -20,8 +20,8 @@ use crate::selection::{FacePick, Selection};
 /// (`facerec_captures_dropped_total`), so that capturing never slows an answer.
 pub const QUEUE: usize = 1_024;
 
-/// Captures listed or searched at once, at most.
-pub const MAX_LIST: u32 = 500;
+/// Captures listed, searched or named at once, at most: a page of a listing.
+pub const MAX_LIST: u32 = crate::ranges::PAGE_SIZE.max as u32;
 
 /// Captured faces: the queue that writes them and the store that holds them.
 pub struct Review {
@@ -284,6 +284,13 @@ impl CaptureContext {
             source: None,
             route,
         }
+    }
+
+    /// The source a recognition names: the one given, else the caller's key's label.
+    pub fn source_for(&self, caller: &Caller) -> Source {
+        self.source
+            .clone()
+            .unwrap_or_else(|| caller.default_source())
     }
 }
 

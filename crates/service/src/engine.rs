@@ -338,11 +338,7 @@ impl Engine {
             .ok_or_else(|| Unavailable::new(collection, self.loaded(&binding.pack)))?;
         let detector = find(&binding.detector_pack)
             .ok_or_else(|| Unavailable::new(collection, self.loaded(&binding.detector_pack)))?;
-        // A detector fixed at one side runs at it (a collection's other size is refused when set).
-        let detection_size = self.packs[detector]
-            .fixed_detection_size
-            .or(collection.settings.detection_size)
-            .unwrap_or(self.detection_size);
+        let detection_size = self.side(detector, collection.settings.detection_size);
         Ok(Models {
             detector,
             recognizer,
@@ -361,10 +357,17 @@ impl Engine {
         Models {
             detector: default,
             recognizer: default,
-            detection_size: self.packs[default]
-                .fixed_detection_size
-                .unwrap_or(self.detection_size),
+            detection_size: self.side(default, None),
         }
+    }
+
+    /// The side `detector` runs at: the one its model fixes, else the one asked for, else
+    /// `--det-size` (a collection asking another than a fixed one is refused when it sets it).
+    fn side(&self, detector: usize, asked: Option<u32>) -> u32 {
+        self.packs[detector]
+            .fixed_detection_size
+            .or(asked)
+            .unwrap_or(self.detection_size)
     }
 
     fn loaded(&self, name: &str) -> String {

@@ -357,7 +357,7 @@ async fn write_events(store: Arc<dyn Store>, mut pending: mpsc::Receiver<EventDa
         let mut tries = 0;
         let outcome = loop {
             tries += 1;
-            match store.append_events(events.clone()).await {
+            match store.append_events(&events).await {
                 Err(e) if tries < 3 => {
                     tracing::debug!(error = %e, "writing events to the outbox failed; again");
                     tokio::time::sleep(Duration::from_millis(250 * tries)).await;

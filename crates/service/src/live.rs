@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use facerec_core::calibration::Calibration;
 use facerec_core::capture::{CaptureMode, CapturePolicy, SeenCluster, Source};
-use facerec_core::tracking::{Assignment, TrackIdentity, Tracker, TrackerConfig};
+use facerec_core::tracking::{TrackIdentity, Tracker, TrackerConfig};
 use facerec_core::{Caller, CaptureId, Matcher, PersonId, Threshold};
 use facerec_vision::{decode_image, Detection};
 
@@ -179,8 +179,18 @@ impl<'a> LiveSession<'a> {
                 }
             }
         }
+        // Each track's identity, once for the answer and the events alike.
+        let faces: Vec<LiveFace> = detections
+            .into_iter()
+            .zip(&assignments)
+            .map(|(detection, a)| LiveFace {
+                detection,
+                track_id: a.track_id,
+                identity: self.tracker.identity(a.track_id),
+            })
+            .collect();
         if app.events().wanted(self.caller.collection_id()) {
-            self.announce(&detections, &assignments);
+            self.announce(&faces);
         }
         // Only the tracks of this frame are remembered: bounded by the faces of a frame.
         let current = |track: &u64| assignments.iter().any(|a| a.track_id == *track);
@@ -191,15 +201,6 @@ impl<'a> LiveSession<'a> {
         self.announced.retain(|track, _| tracker.is_tracked(*track));
         self.clusters.retain(|track, _| tracker.is_tracked(*track));
         self.captures.retain(|track, _| tracker.is_tracked(*track));
-        let faces = detections
-            .into_iter()
-            .zip(&assignments)
-            .map(|(detection, a)| LiveFace {
-                detection,
-                track_id: a.track_id,
-                identity: self.tracker.identity(a.track_id),
-            })
-            .collect();
         Ok(LiveFrame {
             took: started.elapsed(),
             embedded,
@@ -209,34 +210,33 @@ impl<'a> LiveSession<'a> {
 
     /// Tells the house about the tracks whose name settled since they were last announced: a
     /// track named someone (again, if it changed), an unknown track once.
-    fn announce(&mut self, detections: &[Detection], assignments: &[Assignment]) {
-        let source = self
-            .context
-            .source
-            .clone()
-            .unwrap_or_else(|| self.caller.default_source());
-        for (detection, a) in detections.iter().zip(assignments) {
-            let identity = self.tracker.identity(a.track_id);
-            let now = identity.as_ref().map(|i| i.person_id);
-            let settled = match (&identity, self.announced.get(&a.track_id)) {
+    fn announce(&mut self, faces: &[LiveFace]) {
+        let source = self.context.source_for(&self.caller);
+        for face in faces {
+            let track = face.track_id;
+            let now = face.identity.as_ref().map(|i| i.person_id);
+            let settled = match (&face.identity, self.announced.get(&track)) {
                 (Some(_), announced) => announced != Some(&now),
-                (None, None) => self.tracker.votes(a.track_id) >= UNKNOWN_SETTLES_AFTER,
+                (None, None) => self.tracker.votes(track) >= UNKNOWN_SETTLES_AFTER,
                 (None, Some(_)) => false,
             };
             if !settled {
                 continue;
             }
             let decided = Decided {
-                detection,
-                person: identity.map(|i| (i.person_id, i.name, i.similarity)),
+                detection: &face.detection,
+                person: face
+                    .identity
+                    .as_ref()
+                    .map(|i| (i.person_id, i.name.clone(), i.similarity)),
                 best: None,
                 threshold: self.matcher.threshold(),
                 calibration: &self.calibration,
-                unknown: self.clusters.get(&a.track_id),
-                capture: self.captures.get(&a.track_id).copied(),
+                unknown: self.clusters.get(&track),
+                capture: self.captures.get(&track).copied(),
             };
             self.app.events().emit(decided.event(&self.caller, &source));
-            self.announced.insert(a.track_id, now);
+            self.announced.insert(track, now);
         }
     }
 }

@@ -55,7 +55,7 @@ pub const MAX_FACES: Range = Range {
     max: 100,
 };
 
-/// Persons or faces per page of a listing.
+/// Persons, faces, captures or clusters per page of a listing.
 pub const PAGE_SIZE: Range = Range {
     min: 1,
     default: 50,
@@ -67,6 +67,13 @@ pub const AUDIT_PAGE: Range = Range {
     min: 1,
     default: 100,
     max: 1_000,
+};
+
+/// A webhook's deliveries per page (its log holds at most as many).
+pub const DELIVERIES_PAGE: Range = Range {
+    min: 1,
+    default: 100,
+    max: facerec_core::events::DELIVERY_LOG_MAX as u64,
 };
 
 /// How deep a listing goes (a larger offset is a client's mistake, not a page).

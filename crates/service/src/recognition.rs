@@ -141,11 +141,7 @@ impl App {
             calibration,
         };
         if options.tell {
-            let source = options
-                .capture
-                .source
-                .clone()
-                .unwrap_or_else(|| caller.default_source());
+            let source = options.capture.source_for(caller);
             self.events().tell_recognized(caller, &source, &image, None);
         }
         Ok(image)
@@ -254,10 +250,7 @@ impl App {
                 decision,
                 threshold,
                 join_at,
-                source: context
-                    .source
-                    .clone()
-                    .unwrap_or_else(|| caller.default_source()),
+                source: context.source_for(caller),
                 route: context.route,
                 seen_at: now,
                 proposed_cluster: proposed,

@@ -253,6 +253,14 @@ pub(crate) struct SinkRow {
     events: Json<facerec_core::events::EventTypes>,
     secret: Option<String>,
     created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    state: StateRow,
+}
+
+/// A destination's state: the columns of `event_sinks` the dispatcher moves (`LEASE_SINK`
+/// returns them alone).
+#[derive(FromRow)]
+pub(crate) struct StateRow {
     cursor: i64,
     failing_seq: Option<i64>,
     attempts: i64,
@@ -261,20 +269,26 @@ pub(crate) struct SinkRow {
     last_error: Option<String>,
 }
 
+impl From<StateRow> for facerec_core::events::SinkState {
+    fn from(row: StateRow) -> Self {
+        Self {
+            cursor: row.cursor,
+            failing_seq: row.failing_seq,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            first_failed_at: row.first_failed_at,
+            next_attempt_at: row.next_attempt_at,
+            last_error: row.last_error,
+        }
+    }
+}
+
 impl TryFrom<SinkRow> for facerec_core::events::Sink {
     type Error = StoreError;
     fn try_from(row: SinkRow) -> Result<Self, StoreError> {
         use facerec_core::events::*;
         let corrupt = |what: &str| StoreError::Database(format!("event sink {}: {what}", row.id));
         let id = SinkId::parse(&row.id).ok_or_else(|| corrupt("unknown id"))?;
-        let state = SinkState {
-            cursor: row.cursor,
-            failing_seq: row.failing_seq,
-            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
-            first_failed_at: row.first_failed_at,
-            next_attempt_at: row.next_attempt_at,
-            last_error: row.last_error.clone(),
-        };
+        let state = SinkState::from(row.state);
         let webhook = match (id, row.kind.as_str()) {
             (SinkId::Webhook(webhook), "webhook") => Some(Webhook {
                 id: webhook,

@@ -2006,18 +2006,18 @@ async fn the_outbox_forgets_the_deleted(store: Arc<dyn Inspect>) {
         event
     };
     let kinds = |events: &[Event]| events.iter().map(|e| e.data.kind).collect::<Vec<_>>();
-    store.append_events(vec![seen(person.id)]).await.unwrap();
+    store.append_events(&[seen(person.id)]).await.unwrap();
     let (events, head) = store.events_after(&sink, 100).await.unwrap();
     assert_eq!(kinds(&events), [EventType::Recognized]);
     assert_eq!(head, events[0].seq);
     store.delete_person(c, person.id, &actor()).await.unwrap();
-    store.append_events(vec![seen(person.id)]).await.unwrap();
+    store.append_events(&[seen(person.id)]).await.unwrap();
     let (events, _) = store.events_after(&sink, 100).await.unwrap();
     assert_eq!(kinds(&events), [EventType::PersonDeleted]);
     let told = events[0].data.person.as_ref().unwrap();
     assert_eq!((told.id, told.name.as_deref()), (person.id, None));
     let other = EventData::new(EventType::NoFace, collection.clone(), None);
-    store.append_events(vec![other]).await.unwrap();
+    store.append_events(&[other]).await.unwrap();
     let later = chrono::Utc::now() + chrono::Duration::days(2);
     // Two days on, nobody drives the MQTT destination: it holds no event back but the deletion.
     store.prune_events(later).await.unwrap();

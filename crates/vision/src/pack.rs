@@ -207,17 +207,14 @@ impl ModelPack {
                 &m.licence,
             );
         }
-        let known = KNOWN_PACKS
-            .iter()
-            .find(|k| dir.join(k.detector.0).is_file() && dir.join(k.recognizer.0).is_file())
-            .ok_or_else(|| PackError::Unrecognized {
-                dir: dir.to_owned(),
-                known: KNOWN_PACKS
-                    .iter()
-                    .map(|k| format!("{} ({} + {})", k.name, k.detector.0, k.recognizer.0))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let known = known_in(dir).ok_or_else(|| PackError::Unrecognized {
+            dir: dir.to_owned(),
+            known: KNOWN_PACKS
+                .iter()
+                .map(|k| format!("{} ({} + {})", k.name, k.detector.0, k.recognizer.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
         Self::checked(
             known.name,
             (&dir.join(known.detector.0), known.detector.1),
@@ -350,12 +347,16 @@ fn pack_folders(packs_dir: &Path) -> Result<Vec<PathBuf>, PackError> {
     Ok(dirs)
 }
 
+/// The known pack whose files `dir` holds, if any.
+fn known_in(dir: &Path) -> Option<&'static KnownPack> {
+    KNOWN_PACKS
+        .iter()
+        .find(|k| dir.join(k.detector.0).is_file() && dir.join(k.recognizer.0).is_file())
+}
+
 /// Whether `dir` holds a pack's own files (a manifest, or a known pack's).
 fn is_pack(dir: &Path) -> bool {
-    dir.join(MANIFEST).is_file()
-        || KNOWN_PACKS
-            .iter()
-            .any(|k| dir.join(k.detector.0).is_file() && dir.join(k.recognizer.0).is_file())
+    dir.join(MANIFEST).is_file() || known_in(dir).is_some()
 }
 
 /// A pack's name: 1 to 64 of `A-Z a-z 0-9 . _ -`.

@@ -11,7 +11,7 @@ use crate::events::*;
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Appends events (in order); beyond [`OUTBOX_MAX`] the oldest are dropped: how many.
-    async fn append_events(&self, events: Vec<EventData>) -> StoreResult<u64>;
+    async fn append_events(&self, events: &[EventData]) -> StoreResult<u64>;
 
     /// The events after a destination's cursor in its collection (every type: the destination
     /// skips those it does not take), oldest first, at most `limit`; and the outbox's head, the

@@ -414,9 +414,7 @@ pub async fn audit(
     Extension(caller): Extension<Caller>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let limit = facerec_service::ranges::AUDIT_PAGE
-        .check("limit", q.limit.map(u64::from))
-        .map_err(|e| ApiError::bad_request(e.to_string()))? as u32;
+    let limit = facerec_service::ranges::AUDIT_PAGE.check("limit", q.limit.map(u64::from))? as u32;
     let filter = AuditFilter {
         person: q.person_id.map(PersonId),
         before_id: q.before_id,

@@ -11,30 +11,21 @@ use chrono::{DateTime, Utc};
 use facerec_core::capture::{Capture, CaptureFilter, CaptureStatus, Cluster, Neighbour, Source};
 use facerec_core::{Caller, CaptureId, ClusterId, PersonId};
 use facerec_service::captures::MAX_LIST;
-use facerec_service::{NameTarget, Named};
+use facerec_service::{ranges, NameTarget, Named};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::dto::PersonDto;
-use super::error::{body, ApiError, Body, ErrorBody};
+use super::error::{body, path_id as id, ApiError, Body, ErrorBody};
 use super::form::Form;
 use super::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn id<T: std::str::FromStr>(what: &str, text: &str) -> ApiResult<T> {
-    text.parse()
-        .map_err(|_| ApiError::bad_request(format!("'{text}' is not a {what} id (UUID)")))
-}
-
-fn limit(value: Option<u32>, default: u32) -> ApiResult<u32> {
-    match value.unwrap_or(default) {
-        n @ 1..=MAX_LIST => Ok(n),
-        n => Err(ApiError::bad_request(format!(
-            "limit must be within 1..={MAX_LIST}, not {n}"
-        ))),
-    }
+/// A page's size: `ranges::PAGE_SIZE` (1 to 500, 50 by default).
+fn limit(value: Option<u32>) -> ApiResult<u32> {
+    Ok(ranges::PAGE_SIZE.check("limit", value.map(u64::from))? as u32)
 }
 
 fn source(text: Option<&str>) -> ApiResult<Option<Source>> {
@@ -161,7 +152,7 @@ pub async fn list_captures(
         person: q.person_id.map(PersonId),
         since: q.since,
         before: q.before.map(CaptureId),
-        limit: limit(q.limit, 50)?,
+        limit: limit(q.limit)?,
     };
     let items = state.app.review().list(&caller, &filter).await?;
     let next_before = (items.len() == filter.limit as usize)
@@ -379,7 +370,7 @@ pub async fn search_captures(
                 PersonId(by.person_id),
                 by.since,
                 source(by.source.as_deref())?.as_ref(),
-                limit(by.limit, 50)?,
+                limit(by.limit)?,
             )
             .await?;
         return Ok(found(near));
@@ -387,7 +378,7 @@ pub async fn search_captures(
     let mut form = <Form as axum::extract::FromRequest<_>>::from_request(request, &state).await?;
     let since = form.parse::<DateTime<Utc>>("since")?;
     let from = source(form.text("source"))?;
-    let n = limit(form.parse("limit")?, 50)?;
+    let n = limit(form.parse("limit")?)?;
     let near = state
         .app
         .search_captures_by_photo(&caller, form.image("image")?, since, from.as_ref(), n)
@@ -465,7 +456,7 @@ pub async fn list_clusters(
     let (clusters, next_offset) = state
         .app
         .review()
-        .clusters(&caller, limit(q.limit, 50)?, offset)
+        .clusters(&caller, limit(q.limit)?, offset)
         .await?;
     Ok(Json(ClustersList {
         items: clusters.into_iter().map(Into::into).collect(),

@@ -119,6 +119,19 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// A number outside its range (`facerec_service::ranges`): 400, saying the range.
+impl From<facerec_service::ranges::OutOfRange> for ApiError {
+    fn from(e: facerec_service::ranges::OutOfRange) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
+/// An id in a path: 400 when it is not one.
+pub fn path_id<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("'{text}' is not a {what} id (UUID)")))
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         let message = match err {

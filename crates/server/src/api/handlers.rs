@@ -16,7 +16,7 @@ use super::form::Form;
 use super::state::AppState;
 use facerec_core::ErrorCode;
 use facerec_service::access;
-use facerec_service::ranges::{self, Range};
+use facerec_service::ranges;
 use facerec_service::{
     CaptureContext, FacePick, RecognizeOptions, Registered, Registration, RegistrationTarget,
 };
@@ -33,12 +33,6 @@ pub struct SourceQuery {
 type ApiResult<T> = Result<T, ApiError>;
 
 /// A number within its documented range (`facerec_service::ranges`), or a 400 that says the range.
-fn in_range(name: &'static str, value: Option<u64>, range: Range) -> ApiResult<u64> {
-    range
-        .check(name, value)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
 fn face_pick(form: &Form) -> ApiResult<FacePick> {
     let refused = |other: &str| {
         ApiError::bad_request(format!(
@@ -266,8 +260,8 @@ pub async fn recognize(
         .transpose()?;
     let options = RecognizeOptions {
         threshold: threshold(&form)?,
-        top_k: in_range("top_k", form.parse("top_k")?, ranges::TOP_K)? as usize,
-        max_faces: in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)? as usize,
+        top_k: ranges::TOP_K.check("top_k", form.parse("top_k")?)? as usize,
+        max_faces: ranges::MAX_FACES.check("max_faces", form.parse("max_faces")?)? as usize,
         capture: CaptureContext {
             source,
             route: "/v1/recognize",
@@ -389,7 +383,7 @@ pub async fn detect(
     if with_embeddings {
         access::require(&caller, Scope::Embeddings)?;
     }
-    let max_faces = in_range("max_faces", form.parse("max_faces")?, ranges::MAX_FACES)?;
+    let max_faces = ranges::MAX_FACES.check("max_faces", form.parse("max_faces")?)?;
     let analysis = state
         .app
         .detect(&caller, form.image("image")?, max_faces as usize)
@@ -431,8 +425,8 @@ pub async fn list_persons(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<PersonsPage>> {
     let page = PageRequest {
-        limit: in_range("limit", q.limit.map(u64::from), ranges::PAGE_SIZE)? as u32,
-        offset: in_range("offset", q.offset, ranges::OFFSET)?,
+        limit: ranges::PAGE_SIZE.check("limit", q.limit.map(u64::from))? as u32,
+        offset: ranges::OFFSET.check("offset", q.offset)?,
         name_contains: q.name.filter(|n| !n.trim().is_empty()),
         expires_before: q.expires_before,
         external_id: q.external_id,

@@ -9,7 +9,6 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use facerec_core::events::{Delivery, Webhook, WebhookId};
 use facerec_core::Caller;
-use facerec_service::events::MAX_DELIVERIES;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -20,8 +19,7 @@ use super::state::AppState;
 type ApiResult<T> = Result<T, ApiError>;
 
 fn webhook_id(text: &str) -> ApiResult<WebhookId> {
-    text.parse()
-        .map_err(|_| ApiError::bad_request(format!("'{text}' is not a webhook id (UUID)")))
+    super::error::path_id("webhook", text)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -214,14 +212,8 @@ pub async fn list_deliveries(
     Path(id): Path<String>,
     Query(q): Query<DeliveriesQuery>,
 ) -> ApiResult<Json<DeliveriesList>> {
-    let limit = match q.limit.unwrap_or(100) {
-        n @ 1..=MAX_DELIVERIES => n,
-        n => {
-            return Err(ApiError::bad_request(format!(
-                "limit must be within 1..={MAX_DELIVERIES}, not {n}"
-            )))
-        }
-    };
+    let limit =
+        facerec_service::ranges::DELIVERIES_PAGE.check("limit", q.limit.map(u64::from))? as u32;
     let deliveries = state
         .app
         .events()

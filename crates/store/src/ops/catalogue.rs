@@ -88,7 +88,6 @@ impl Catalogue for This {
             if changed.contains(&"name") {
                 // The destinations are told to forget what they hold under the old name (MQTT's
                 // retained topics), after every event sent under it.
-                super::outbox::lock_events(tx).await?;
                 let mut renamed = EventData::new(
                     EventType::CollectionRenamed,
                     EventCollection {
@@ -153,7 +152,7 @@ impl Catalogue for This {
                 },
                 None,
             );
-            super::outbox::append_in(tx, &[forget]).await?;
+            super::outbox::append_locked(tx, &[forget]).await?;
             let statements = [
                 bind::by_collection(DELETE_CALIBRATIONS_OF_COLLECTION, id),
                 bind::by_collection(DELETE_TICKETS_OF_COLLECTION, id),

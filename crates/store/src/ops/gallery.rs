@@ -527,7 +527,7 @@ impl This {
                 None,
             );
             deleted.person = Some(EventPerson { id, name: None });
-            super::outbox::append_in(tx, &[deleted]).await?;
+            super::outbox::append_locked(tx, &[deleted]).await?;
             Ok(Some(DeletedPerson {
                 person,
                 faces_deleted,

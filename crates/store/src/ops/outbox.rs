@@ -12,6 +12,7 @@ use super::This;
 use crate::backend::Hooks;
 use crate::columns::Id;
 use crate::error::{db_error, Taken};
+use crate::rows::StateRow;
 use crate::rows::{DeliveryRow, SinkRow};
 use crate::statements::*;
 
@@ -23,12 +24,12 @@ const MQTT_FORGOTTEN_AFTER: chrono::Duration = chrono::Duration::days(30);
 
 #[async_trait::async_trait]
 impl Outbox for This {
-    async fn append_events(&self, events: Vec<EventData>) -> StoreResult<u64> {
+    async fn append_events(&self, events: &[EventData]) -> StoreResult<u64> {
         if events.is_empty() {
             return Ok(0);
         }
         self.write(async |tx| {
-            append_in(tx, &events).await?;
+            append_in(tx, events).await?;
             let dropped = sqlx::query(DROP_EVENTS_BEYOND)
                 .bind(OUTBOX_MAX as i64)
                 .execute(tx.conn())
@@ -302,22 +303,29 @@ impl Outbox for This {
 /// in `seq` order: on PostgreSQL under a transaction-level lock, so that they commit in that order.
 pub(super) async fn append_in(tx: &mut Tx<'_>, events: &[EventData]) -> StoreResult<()> {
     lock_events(tx).await?;
+    append_locked(tx, events).await
+}
+
+/// As [`append_in`], in a write that already holds the events' lock ([`lock_events`]: a deletion
+/// that removes events first).
+pub(super) async fn append_locked(tx: &mut Tx<'_>, events: &[EventData]) -> StoreResult<()> {
     // An event about a person deleted meanwhile (queued before the deletion, written after it)
     // is not written: nothing about them is told after `person.deleted`.
+    // Each person named once (a stream's batch names the same few many times).
+    let named: std::collections::BTreeSet<_> = events
+        .iter()
+        .filter(|e| !e.kind.forgets())
+        .filter_map(|e| e.person.as_ref().map(|p| p.id))
+        .collect();
     let mut gone = Vec::new();
-    for e in events.iter().filter(|e| !e.kind.forgets()) {
-        if let Some(person) = &e.person {
-            if gone.contains(&person.id) {
-                continue;
-            }
-            let found: i64 = sqlx::query_scalar(PERSON_EXISTS)
-                .bind(Id::from(person.id))
-                .fetch_one(tx.conn())
-                .await
-                .map_err(db_error)?;
-            if found == 0 {
-                gone.push(person.id);
-            }
+    for person in named {
+        let found: i64 = sqlx::query_scalar(PERSON_EXISTS)
+            .bind(Id::from(person))
+            .fetch_one(tx.conn())
+            .await
+            .map_err(db_error)?;
+        if found == 0 {
+            gone.push(person);
         }
     }
     let mut inserts = Vec::with_capacity(events.len());
@@ -360,28 +368,4 @@ fn webhook_of(row: SinkRow) -> StoreResult<Webhook> {
     let sink = Sink::try_from(row)?;
     sink.webhook
         .ok_or_else(|| StoreError::Database("a webhook row without its url".into()))
-}
-
-/// A destination's state as `LEASE_SINK` returns it.
-#[derive(sqlx::FromRow)]
-struct StateRow {
-    cursor: i64,
-    failing_seq: Option<i64>,
-    attempts: i64,
-    first_failed_at: Option<DateTime<Utc>>,
-    next_attempt_at: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-}
-
-impl From<StateRow> for SinkState {
-    fn from(row: StateRow) -> Self {
-        SinkState {
-            cursor: row.cursor,
-            failing_seq: row.failing_seq,
-            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
-            first_failed_at: row.first_failed_at,
-            next_attempt_at: row.next_attempt_at,
-            last_error: row.last_error,
-        }
-    }
 }
